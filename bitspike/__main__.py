@@ -1,0 +1,3 @@
+from bitspike.cli import main
+
+raise SystemExit(main())

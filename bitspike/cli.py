@@ -1,0 +1,64 @@
+"""The ``bitspike`` command: one subcommand per step of the data path.
+
+Subcommands are registered in :data:`COMMANDS` (name -> ``"module:Class"``, one-line help). The
+class has static methods ``configure(parser)`` and ``run(args) -> int``; its module is imported
+only when its subcommand runs, so ``bitspike --help`` stays fast and a missing optional dependency (torch, amaranth) only
+matters to the subcommands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bitspike import __version__
+
+#: name -> ("module:Class", one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("sw.cli_artifact:Info", "validate an artifact and print its layers, widths and hashes"),
+    "golden": ("sw.cli_artifact:Golden", "run the integer golden model of an artifact on a dataset"),
+    "random": ("sw.cli_artifact:Random", "write a random integer network (tests, exploration)"),
+    "bram": ("sw.cli_artifact:Bram", "pack an artifact's weights for a folding as $readmemh files"),
+}
+
+
+def _load(target: str):
+    module, _, obj = target.partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, obj) if obj else mod
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bitspike",
+        description="Binary spiking neural networks: train (AGMM), export to an integer model, "
+                    "generate and verify an FPGA accelerator, build bitstreams.")
+    parser.add_argument("--version", action="version", version=f"bitspike {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (target, help_text) in COMMANDS.items():
+        # add_help=False: "--help" after a command reaches that command's own parser.
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.set_defaults(_target=target)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    # Parse the command name first, then let its module add its own options.
+    args, _ = parser.parse_known_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    target = COMMANDS[args.command][0]
+    command = _load(target)
+    sub = argparse.ArgumentParser(prog=f"bitspike {args.command}",
+                                  description=COMMANDS[args.command][1])
+    command.configure(sub)
+    cmd_args = sub.parse_args(argv[argv.index(args.command) + 1:])
+    try:
+        return int(command.run(cmd_args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

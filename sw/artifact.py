@@ -1,0 +1,674 @@
+"""The deployment artifact: the integer model that crosses from software to hardware.
+
+An artifact is a directory::
+
+    manifest.json            schema version, network geometry, widths, file hashes
+    <layer>.weights.hex      one line per neuron, N weight bits as hex (bit i = input i, 1 = +1)
+    <layer>.params.csv       per-neuron integers (bias,threshold,connected | scale,offset)
+
+``docs/artifact.md`` specifies the format; ``docs/arithmetic.md`` the integer semantics. The
+writer is atomic (a temporary directory renamed into place) and the loader validates every
+field, size, range and hash, raising :class:`ArtifactError` that names the file, the field and
+what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from sw import fixedpoint as fx
+from sw.fixedpoint import FixedPoint
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "ArtifactError",
+    "InputSpec",
+    "LIFLayer",
+    "ReadoutLayer",
+    "Artifact",
+    "write_artifact",
+    "load_artifact",
+    "weights_to_hex_lines",
+    "weights_from_hex_lines",
+]
+
+SCHEMA = "bitspike-artifact"
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_LIF_HEADER = "bias,threshold,connected"
+_READOUT_HEADER = "scale,offset"
+
+
+class ArtifactError(ValueError):
+    """An artifact (or an in-memory layer) breaks the format or the integer semantics.
+
+    Attributes
+    ----------
+    file : str or None
+        The file of the artifact the problem is in (``manifest.json``, ``fc1.params.csv``...).
+    field : str or None
+        The field, line or column.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
+        self.file = file
+        self.field = field
+        where = ": ".join(p for p in (file, field) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+def _err(message, file=None, field=None):
+    return ArtifactError(message, file=file, field=field)
+
+
+# ----------------------------------------------------------------------------------------------
+# In-memory model
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a layer receives per input: spikes (1 bit per time step) or unsigned multi-bit values
+    (the first layer only; the same value at every time step, processed bit-serially)."""
+
+    kind: Literal["spike", "multibit"]
+    bits: int = 1
+
+    def __post_init__(self):
+        if self.kind not in ("spike", "multibit"):
+            raise _err(f"must be 'spike' or 'multibit', not {self.kind!r}", field="input.kind")
+        if not isinstance(self.bits, int) or isinstance(self.bits, bool):
+            raise _err(f"must be an int, not {self.bits!r}", field="input.bits")
+        if self.kind == "spike" and self.bits != 1:
+            raise _err(f"must be 1 for spike inputs, not {self.bits}", field="input.bits")
+        if self.kind == "multibit" and not 1 <= self.bits <= 16:
+            raise _err(f"must be between 1 and 16 for multibit inputs, not {self.bits}",
+                       field="input.bits")
+
+    @property
+    def max_value(self) -> int:
+        return fx.input_max(self.bits)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "bits": self.bits}
+
+
+def _int_array(values, name, dtype=np.int64):
+    arr = np.asarray(values)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer)
+                                   or np.issubdtype(arr.dtype, np.bool_)):
+        raise _err(f"must be an integer array, not dtype {arr.dtype}", field=name)
+    return arr.astype(dtype)
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise _err(f"must match {_NAME_RE.pattern} (lower case, digits, '_'), not {name!r}",
+                   field="name")
+
+
+def _check_common(layer, rows_name):
+    _check_name(layer.name)
+    for fname in ("inputs", "neurons", "time_steps"):
+        v = getattr(layer, fname)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise _err(f"must be a positive int, not {v!r}", field=f"{layer.name}.{fname}")
+    if layer.time_steps > 1024:
+        raise _err(f"must be <= 1024, not {layer.time_steps}", field=f"{layer.name}.time_steps")
+    gain = tuple(layer.step_gain)
+    if len(gain) != layer.time_steps or any(
+            not isinstance(g, (int, np.integer)) or g < 1 for g in gain):
+        raise _err(f"must be {layer.time_steps} ints >= 1 (one per time step), not {gain!r}",
+                   field=f"{layer.name}.step_gain")
+    w = np.asarray(layer.weights)
+    if w.shape != (layer.neurons, layer.inputs):
+        raise _err(f"must have shape ({rows_name}={layer.neurons}, inputs={layer.inputs}), "
+                   f"not {w.shape}", field=f"{layer.name}.weights")
+    if w.size and not np.isin(w, (0, 1)).all():
+        raise _err("must hold bits (1 = weight +1, 0 = weight -1)", field=f"{layer.name}.weights")
+
+
+def _check_vector(layer, fname, n):
+    arr = getattr(layer, fname)
+    if arr.shape != (n,):
+        raise _err(f"must have shape ({n},), not {arr.shape}", field=f"{layer.name}.{fname}")
+
+
+@dataclass(frozen=True, eq=False)
+class LIFLayer:
+    """A dense binary layer of leaky integrate-and-fire neurons (docs/arithmetic.md §4).
+
+    Per neuron j and time step t::
+
+        I_j[t] = G[t] * (c_j * (x_j[t] << F) + B_j)
+        h_j[t] = leak(v_j[t-1]) + I_j[t]
+        s_j[t] = h_j[t] >= Θ_j
+        v_j[t] = hard: s ? 0 : h        soft: s ? h - Θ_j : h
+
+    Parameters
+    ----------
+    name : str
+        File-safe layer name.
+    inputs, neurons : int
+        N and M.
+    input : InputSpec
+        Spikes, or multi-bit values (first layer only).
+    time_steps : int
+        T, the same for every layer.
+    membrane : FixedPoint
+        Signed membrane format; ``membrane.frac`` is F, ``membrane.width`` is W, which must be
+        at least :func:`sw.fixedpoint.lif_width`.
+    leak_shift : int or None
+        k of the leak ``v - (v >>> k)``; None is no leak (IF neuron).
+    reset : {"hard", "soft"}
+    step_gain : tuple of int
+        G[t] >= 1 (all ones unless an inference-time gate is folded in).
+    weights : (M, N) array of {0, 1}
+        1 is weight +1, 0 is weight -1.
+    bias, threshold : (M,) int arrays
+        B_j and Θ_j in membrane units (already scaled by 2**F).
+    connected : (M,) array of {0, 1}
+        c_j; 0 for a neuron whose folded input scale is zero (constant-current neuron).
+    """
+
+    name: str
+    inputs: int
+    neurons: int
+    input: InputSpec
+    time_steps: int
+    membrane: FixedPoint
+    leak_shift: int | None
+    reset: Literal["hard", "soft"]
+    step_gain: tuple[int, ...]
+    weights: np.ndarray
+    bias: np.ndarray
+    threshold: np.ndarray
+    connected: np.ndarray
+    kind: str = field(default="lif", init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
+        _check_common(self, "neurons")
+        object.__setattr__(self, "weights", _int_array(self.weights, f"{self.name}.weights",
+                                                       np.uint8))
+        for fname in ("bias", "threshold", "connected"):
+            object.__setattr__(self, fname, _int_array(getattr(self, fname),
+                                                       f"{self.name}.{fname}"))
+            _check_vector(self, fname, self.neurons)
+        if not isinstance(self.membrane, FixedPoint) or not self.membrane.signed:
+            raise _err(f"must be a signed FixedPoint, not {self.membrane!r}",
+                       field=f"{self.name}.membrane")
+        if self.reset not in ("hard", "soft"):
+            raise _err(f"must be 'hard' or 'soft', not {self.reset!r}",
+                       field=f"{self.name}.reset")
+        if self.leak_shift is not None and (
+                not isinstance(self.leak_shift, int) or isinstance(self.leak_shift, bool)
+                or not 1 <= self.leak_shift < self.membrane.width):
+            raise _err(f"must be null (no leak) or an int k with 1 <= k < membrane.width = "
+                       f"{self.membrane.width}, not {self.leak_shift!r}",
+                       field=f"{self.name}.leak_shift")
+        if not np.isin(self.connected, (0, 1)).all():
+            raise _err("must hold 0 or 1", field=f"{self.name}.connected")
+        need = fx.lif_width(self)
+        if need > fx.MAX_WIDTH:
+            raise _err(f"the proven membrane bound needs {need} bits, more than the "
+                       f"{fx.MAX_WIDTH} the integer model allows", field=f"{self.name}.membrane")
+        if self.membrane.width < need:
+            raise _err(f"width {self.membrane.width} is below the {need} bits the proven "
+                       f"bound {fx.membrane_bound(self)} (and the biases/thresholds) need",
+                       field=f"{self.name}.membrane.width")
+
+    @property
+    def frac_bits(self) -> int:
+        return self.membrane.frac
+
+
+@dataclass(frozen=True, eq=False)
+class ReadoutLayer:
+    """The last layer: no spikes, one integer score per class (docs/arithmetic.md §6)::
+
+        S_j = Σ_t G[t] * x_j[t]
+        score_j = A_j * S_j + C_j
+        class = argmax_j score_j   (lowest index wins ties)
+
+    Parameters
+    ----------
+    scale : (M,) int array
+        A_j >= 0 (0 for a class whose folded scale is zero).
+    offset : (M,) int array
+        C_j.
+    score : FixedPoint
+        Signed integer score format (frac 0); its width must be at least
+        :func:`sw.fixedpoint.readout_width`.
+    """
+
+    name: str
+    inputs: int
+    neurons: int
+    input: InputSpec
+    time_steps: int
+    step_gain: tuple[int, ...]
+    weights: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    score: FixedPoint
+    kind: str = field(default="readout", init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
+        _check_common(self, "classes")
+        object.__setattr__(self, "weights", _int_array(self.weights, f"{self.name}.weights",
+                                                       np.uint8))
+        for fname in ("scale", "offset"):
+            object.__setattr__(self, fname, _int_array(getattr(self, fname),
+                                                       f"{self.name}.{fname}"))
+            _check_vector(self, fname, self.neurons)
+        if (self.scale < 0).any():
+            raise _err("must be >= 0 (negative scales are folded into the weights)",
+                       field=f"{self.name}.scale")
+        if not isinstance(self.score, FixedPoint) or not self.score.signed or self.score.frac:
+            raise _err(f"must be a signed FixedPoint with frac 0, not {self.score!r}",
+                       field=f"{self.name}.score")
+        need = fx.readout_width(self)
+        if need > fx.MAX_WIDTH:
+            raise _err(f"the proven score bound needs {need} bits, more than {fx.MAX_WIDTH}",
+                       field=f"{self.name}.score")
+        if self.score.width < need:
+            raise _err(f"width {self.score.width} is below the {need} bits the proven score "
+                       f"bound {fx.readout_score_bound(self)} needs",
+                       field=f"{self.name}.score.width")
+
+    @property
+    def classes(self) -> int:
+        return self.neurons
+
+
+Layer = LIFLayer | ReadoutLayer
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """A whole network: zero or more LIF layers followed by one readout.
+
+    Parameters
+    ----------
+    layers : tuple of LIFLayer / ReadoutLayer
+    metadata : dict
+        Free-form JSON facts about where the model came from (dataset, accuracies, training
+        options). Nothing in the integer semantics depends on it.
+    """
+
+    layers: tuple
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not layers:
+            raise _err("must hold at least one layer (the readout)", field="layers")
+        names = [layer.name for layer in layers]
+        if len(set(names)) != len(names):
+            raise _err(f"layer names must be unique, got {names}", field="layers")
+        for i, layer in enumerate(layers):
+            last = i == len(layers) - 1
+            if not isinstance(layer, (LIFLayer, ReadoutLayer)):
+                raise _err(f"must be LIFLayer or ReadoutLayer, not {type(layer).__name__}",
+                           field=f"layers[{i}]")
+            if last and not isinstance(layer, ReadoutLayer):
+                raise _err(f"the last layer must be a readout, not {layer.kind!r}",
+                           field=f"{layer.name}.kind")
+            if not last and isinstance(layer, ReadoutLayer):
+                raise _err("a readout must be the last layer", field=f"{layer.name}.kind")
+            if layer.time_steps != layers[0].time_steps:
+                raise _err(f"must equal the first layer's time_steps {layers[0].time_steps}, "
+                           f"not {layer.time_steps}", field=f"{layer.name}.time_steps")
+            if i > 0:
+                prev = layers[i - 1]
+                if layer.inputs != prev.neurons:
+                    raise _err(f"must equal the previous layer's neurons {prev.neurons}, "
+                               f"not {layer.inputs}", field=f"{layer.name}.inputs")
+                if layer.input.kind != "spike":
+                    raise _err("only the first layer may take multibit inputs",
+                               field=f"{layer.name}.input.kind")
+        if not isinstance(self.metadata, dict):
+            raise _err("must be a JSON object", field="metadata")
+
+    @property
+    def input(self) -> InputSpec:
+        return self.layers[0].input
+
+    @property
+    def inputs(self) -> int:
+        return self.layers[0].inputs
+
+    @property
+    def classes(self) -> int:
+        return self.layers[-1].neurons
+
+    @property
+    def time_steps(self) -> int:
+        return self.layers[0].time_steps
+
+    @property
+    def lif_layers(self) -> tuple:
+        return self.layers[:-1]
+
+    @property
+    def readout(self) -> ReadoutLayer:
+        return self.layers[-1]
+
+    def input_shape(self, batch: int | None = None) -> tuple:
+        """Shape of a batch of inputs the golden model and the hardware take:
+        ``(B, N)`` values for multibit input, ``(B, T, N)`` spikes otherwise."""
+        core = ((self.inputs,) if self.input.kind == "multibit"
+                else (self.time_steps, self.inputs))
+        return core if batch is None else (batch, *core)
+
+    def summary(self) -> str:
+        parts = [f"{self.inputs}"]
+        parts += [f"{layer.neurons}" for layer in self.layers]
+        return (f"{'-'.join(parts)} T={self.time_steps} input={self.input.kind}"
+                f"{'/' + str(self.input.bits) + 'b' if self.input.kind == 'multibit' else ''}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Data files
+# ----------------------------------------------------------------------------------------------
+
+def weights_to_hex_lines(weights: np.ndarray) -> list[str]:
+    """Canonical weight file: one line per neuron j, the integer ``Σ_i w_ji << i`` as
+    ``ceil(N/4)`` lower-case hex digits (bit i = input i, 1 = weight +1). Padding bits are 0."""
+    weights = np.asarray(weights, dtype=np.uint8)
+    n = weights.shape[1]
+    digits = max(1, fx.ceil_div(n, 4))
+    nbytes = fx.ceil_div(n, 8)
+    packed = np.packbits(weights, axis=1, bitorder="little")
+    return [format(int.from_bytes(row[:nbytes].tobytes(), "little"), f"0{digits}x")
+            for row in packed]
+
+
+def weights_from_hex_lines(lines: list[str], neurons: int, inputs: int,
+                           file: str = "weights") -> np.ndarray:
+    """Inverse of :func:`weights_to_hex_lines`, validating every line."""
+    digits = max(1, fx.ceil_div(inputs, 4))
+    if len(lines) != neurons:
+        raise _err(f"expected {neurons} lines (one per neuron), found {len(lines)}", file=file)
+    out = np.zeros((neurons, inputs), dtype=np.uint8)
+    for j, line in enumerate(lines):
+        if len(line) != digits or not re.fullmatch(r"[0-9a-fA-F]+", line):
+            raise _err(f"expected {digits} hex digits ({inputs} weight bits), found {line!r}",
+                       file=file, field=f"line {j + 1}")
+        value = int(line, 16)
+        if value >> inputs:
+            raise _err(f"bits above input {inputs - 1} must be 0, found {line!r}",
+                       file=file, field=f"line {j + 1}")
+        raw = np.frombuffer(value.to_bytes(fx.ceil_div(inputs, 8) or 1, "little"), np.uint8)
+        out[j] = np.unpackbits(raw, bitorder="little")[:inputs]
+    return out
+
+
+def _params_lines(layer) -> list[str]:
+    if isinstance(layer, LIFLayer):
+        rows = zip(layer.bias, layer.threshold, layer.connected, strict=True)
+        return [_LIF_HEADER] + [f"{int(b)},{int(t)},{int(c)}" for b, t, c in rows]
+    rows = zip(layer.scale, layer.offset, strict=True)
+    return [_READOUT_HEADER] + [f"{int(a)},{int(c)}" for a, c in rows]
+
+
+def _parse_params(lines, header, rows, file):
+    if not lines or lines[0].strip() != header:
+        raise _err(f"expected the header line {header!r}, found "
+                   f"{(lines[0] if lines else '')!r}", file=file, field="line 1")
+    body = lines[1:]
+    if len(body) != rows:
+        raise _err(f"expected {rows} rows after the header (one per neuron), found {len(body)}",
+                   file=file)
+    ncol = header.count(",") + 1
+    out = np.zeros((rows, ncol), dtype=np.int64)
+    for j, line in enumerate(body):
+        cells = line.split(",")
+        if len(cells) != ncol:
+            raise _err(f"expected {ncol} comma-separated integers ({header}), found {line!r}",
+                       file=file, field=f"line {j + 2}")
+        for k, cell in enumerate(cells):
+            if not re.fullmatch(r"-?[0-9]+", cell.strip()):
+                raise _err(f"expected an integer for {header.split(',')[k]!r}, found {cell!r}",
+                           file=file, field=f"line {j + 2}")
+            value = int(cell)
+            if abs(value) >= 1 << fx.MAX_WIDTH:
+                raise _err(f"{header.split(',')[k]} = {value} is out of range "
+                           f"(|value| < 2**{fx.MAX_WIDTH})", file=file, field=f"line {j + 2}")
+            out[j, k] = value
+    return out
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _layer_files(layer) -> dict:
+    return {"weights": f"{layer.name}.weights.hex", "params": f"{layer.name}.params.csv"}
+
+
+def _layer_json(layer) -> dict:
+    obj = {
+        "name": layer.name,
+        "kind": layer.kind,
+        "inputs": layer.inputs,
+        "neurons": layer.neurons,
+        "input": layer.input.to_json(),
+        "time_steps": layer.time_steps,
+        "step_gain": list(layer.step_gain),
+    }
+    if isinstance(layer, LIFLayer):
+        obj.update(membrane=layer.membrane.to_json(), leak_shift=layer.leak_shift,
+                   reset=layer.reset)
+    else:
+        obj.update(score=layer.score.to_json())
+    obj["files"] = _layer_files(layer)
+    return obj
+
+
+def manifest_dict(artifact: Artifact, hashes: dict) -> dict:
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "summary": artifact.summary(),
+        "layers": [_layer_json(layer) for layer in artifact.layers],
+        "hashes": dict(sorted(hashes.items())),
+        "metadata": artifact.metadata,
+    }
+
+
+def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``artifact`` to the directory ``path`` atomically.
+
+    Everything is written into a temporary sibling directory, which is renamed into place only
+    when complete; a failure at any point leaves ``path`` as it was (absent, or the previous
+    artifact when ``overwrite`` is set).
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        files = {}
+        for layer in artifact.layers:
+            names = _layer_files(layer)
+            files[names["weights"]] = "\n".join(weights_to_hex_lines(layer.weights)) + "\n"
+            files[names["params"]] = "\n".join(_params_lines(layer)) + "\n"
+        hashes = {}
+        for name, text in files.items():
+            data = text.encode("ascii")
+            (tmp / name).write_bytes(data)
+            hashes[name] = _sha256(data)
+        manifest = json.dumps(manifest_dict(artifact, hashes), indent=2) + "\n"
+        (tmp / MANIFEST).write_text(manifest)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Loader
+# ----------------------------------------------------------------------------------------------
+
+def _get(obj, key, types, file, where, expected):
+    if not isinstance(obj, dict) or key not in obj:
+        raise _err(f"missing; expected {expected}", file=file, field=f"{where}{key}")
+    value = obj[key]
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise _err(f"expected {expected}, found {value!r}", file=file, field=f"{where}{key}")
+    return value
+
+
+def _fixed_from_json(obj, file, where):
+    if not isinstance(obj, dict):
+        raise _err(f"expected an object {{width, frac, signed}}, found {obj!r}", file=file,
+                   field=where)
+    width = _get(obj, "width", int, file, where + ".", "an int")
+    frac = _get(obj, "frac", int, file, where + ".", "an int")
+    signed = _get(obj, "signed", bool, file, where + ".", "true or false")
+    try:
+        return FixedPoint(width=width, frac=frac, signed=signed)
+    except (TypeError, ValueError) as exc:
+        raise _err(str(exc), file=file, field=where) from None
+
+
+def load_artifact(path: str | os.PathLike) -> Artifact:
+    """Load and validate an artifact directory.
+
+    Raises
+    ------
+    ArtifactError
+        For a missing directory or file, malformed JSON, an unknown schema version, a missing or
+        mistyped field, a hash mismatch, a data file of the wrong size or format, or a value
+        outside the range the integer semantics allow. The message names the file and field.
+    """
+    path = Path(path)
+    mf = MANIFEST
+    if not path.is_dir():
+        raise _err(f"no artifact directory at {path} (expected a directory holding "
+                   f"{MANIFEST})", file=str(path))
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise _err(f"missing from {path}", file=mf) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _err(f"is not valid JSON: {exc}", file=mf) from None
+    if not isinstance(manifest, dict):
+        raise _err("expected a JSON object at the top level", file=mf)
+    schema = manifest.get("schema")
+    if schema != SCHEMA:
+        raise _err(f"expected {SCHEMA!r}, found {schema!r}", file=mf, field="schema")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise _err(f"unknown schema version {version!r}; this bitspike reads version "
+                   f"{SCHEMA_VERSION}", file=mf, field="schema_version")
+    hashes = _get(manifest, "hashes", dict, mf, "", "an object {file: 'sha256:...'}")
+    layers_json = _get(manifest, "layers", list, mf, "", "a list of layers")
+    metadata = manifest.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise _err(f"expected an object, found {metadata!r}", file=mf, field="metadata")
+
+    def read_data(name, field):
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise _err(f"expected a plain file name, found {name!r}", file=mf, field=field)
+        if name not in hashes:
+            raise _err(f"no hash for {name!r}", file=mf, field="hashes")
+        try:
+            data = (path / name).read_bytes()
+        except FileNotFoundError:
+            raise _err(f"missing from {path} (named by {field})", file=name) from None
+        if _sha256(data) != hashes[name]:
+            raise _err(f"content hash {_sha256(data)} does not match manifest.json's "
+                       f"{hashes[name]} (the file was changed or truncated)", file=name)
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise _err("expected ASCII text", file=name) from None
+        return text.splitlines()
+
+    layers = []
+    for i, obj in enumerate(layers_json):
+        w = f"layers[{i}]."
+        name = _get(obj, "name", str, mf, w, "a layer name")
+        w = f"layers[{i}] ({name})."
+        kind = _get(obj, "kind", str, mf, w, "'lif' or 'readout'")
+        if kind not in ("lif", "readout"):
+            raise _err(f"expected 'lif' or 'readout', found {kind!r}", file=mf, field=w + "kind")
+        inputs = _get(obj, "inputs", int, mf, w, "a positive int")
+        neurons = _get(obj, "neurons", int, mf, w, "a positive int")
+        t = _get(obj, "time_steps", int, mf, w, "a positive int")
+        gain = _get(obj, "step_gain", list, mf, w, "a list of T ints >= 1")
+        inp = _get(obj, "input", dict, mf, w, "an object {kind, bits}")
+        files = _get(obj, "files", dict, mf, w, "an object {weights, params}")
+        try:
+            spec = InputSpec(kind=_get(inp, "kind", str, mf, w + "input.", "'spike'/'multibit'"),
+                             bits=_get(inp, "bits", int, mf, w + "input.", "an int"))
+        except ArtifactError as exc:
+            raise _err(str(exc), file=mf, field=w + "input") from None
+        for key in ("weights", "params"):
+            _get(files, key, str, mf, w + "files.", "a file name")
+        if inputs < 1 or neurons < 1:
+            raise _err(f"inputs and neurons must be >= 1, found {inputs} and {neurons}",
+                       file=mf, field=w[:-1])
+        wlines = read_data(files["weights"], w + "files.weights")
+        weights = weights_from_hex_lines(wlines, neurons, inputs, file=files["weights"])
+        plines = read_data(files["params"], w + "files.params")
+        try:
+            if kind == "lif":
+                membrane = _fixed_from_json(obj.get("membrane"), mf, w + "membrane")
+                if "leak_shift" not in obj:
+                    raise _err("missing; expected null or an int", file=mf,
+                               field=w + "leak_shift")
+                leak_shift = obj["leak_shift"]
+                reset = _get(obj, "reset", str, mf, w, "'hard' or 'soft'")
+                params = _parse_params(plines, _LIF_HEADER, neurons, files["params"])
+                layers.append(LIFLayer(
+                    name=name, inputs=inputs, neurons=neurons, input=spec, time_steps=t,
+                    membrane=membrane, leak_shift=leak_shift, reset=reset, step_gain=gain,
+                    weights=weights, bias=params[:, 0], threshold=params[:, 1],
+                    connected=params[:, 2]))
+            else:
+                score = _fixed_from_json(obj.get("score"), mf, w + "score")
+                params = _parse_params(plines, _READOUT_HEADER, neurons, files["params"])
+                layers.append(ReadoutLayer(
+                    name=name, inputs=inputs, neurons=neurons, input=spec, time_steps=t,
+                    step_gain=gain, weights=weights, scale=params[:, 0], offset=params[:, 1],
+                    score=score))
+        except ArtifactError as exc:
+            if exc.file is not None:
+                raise
+            # Semantic checks of a layer concern both its manifest entry and its params file.
+            raise _err(f"{exc} (checked against {files['params']})", file=mf) from None
+    try:
+        return Artifact(layers=tuple(layers), metadata=metadata)
+    except ArtifactError as exc:
+        raise _err(str(exc), file=mf) from None
