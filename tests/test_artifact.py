@@ -1,0 +1,357 @@
+"""Artifact writer/loader: round trip, validation of every kind of bad input, atomic writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sw.artifact import (
+    Artifact,
+    ArtifactError,
+    InputSpec,
+    LIFLayer,
+    ReadoutLayer,
+    load_artifact,
+    weights_from_hex_lines,
+    weights_to_hex_lines,
+    write_artifact,
+)
+from sw.fixedpoint import FixedPoint
+from sw.golden import GoldenModel
+from sw.randnet import random_artifact, random_inputs
+
+
+@pytest.fixture
+def written(tmp_path, seed):
+    artifact = random_artifact(seed, sizes=[13, 6, 4], time_steps=3, input_kind="multibit",
+                               input_bits=4, step_gain=True)
+    return artifact, write_artifact(artifact, tmp_path / "net")
+
+
+def _rehash(path: Path, name: str):
+    """Edit a data file *and* fix its hash, to reach the checks behind the hash check."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["hashes"][name] = "sha256:" + hashlib.sha256((path / name).read_bytes()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _edit_manifest(path: Path, edit):
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_round_trip_is_exact(written, seed):
+    artifact, path = written
+    loaded = load_artifact(path)
+    assert loaded.summary() == artifact.summary()
+    for a, b in zip(artifact.layers, loaded.layers, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        assert a.step_gain == b.step_gain and a.input == b.input
+    x = random_inputs(artifact, 20, seed)
+    np.testing.assert_array_equal(GoldenModel(artifact).run(x).scores,
+                                  GoldenModel(loaded).run(x).scores)
+
+
+def test_weight_hex_round_trip_and_order(seed):
+    rng = np.random.default_rng(seed)
+    for n in (1, 3, 4, 5, 8, 63, 64, 65):
+        w = rng.integers(0, 2, size=(4, n), dtype=np.uint8)
+        lines = weights_to_hex_lines(w)
+        assert all(len(line) == -(-n // 4) for line in lines)
+        np.testing.assert_array_equal(weights_from_hex_lines(lines, 4, n), w)
+    # bit i is input i: input 0 only -> "01", input 4 only (N=5) -> "10"
+    assert weights_to_hex_lines(np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 1]])) == ["01", "10"]
+
+
+def test_written_files_are_the_documented_ones(written):
+    artifact, path = written
+    names = sorted(p.name for p in path.iterdir())
+    assert names == ["fc0.params.csv", "fc0.weights.hex", "manifest.json", "out1.params.csv",
+                     "out1.weights.hex"]
+    assert (path / "fc0.params.csv").read_text().splitlines()[0] == "bias,threshold,connected"
+    assert (path / "out1.params.csv").read_text().splitlines()[0] == "scale,offset"
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["schema"] == "bitspike-artifact" and manifest["schema_version"] == 1
+    assert manifest["layers"][0]["membrane"]["width"] == artifact.layers[0].membrane.width
+
+
+# -- corrupted or inconsistent artifacts: each gives an error naming file and field -----------
+
+def test_truncated_hex_file_is_caught_by_its_hash(written):
+    _, path = written
+    data = (path / "fc0.weights.hex").read_bytes()
+    (path / "fc0.weights.hex").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match=r"^fc0\.weights\.hex: content hash sha256:\w+ does "
+                                            r"not match manifest\.json's"):
+        load_artifact(path)
+
+
+def test_truncated_hex_file_with_matching_hash_is_caught_by_its_size(written):
+    _, path = written
+    lines = (path / "fc0.weights.hex").read_text().splitlines()
+    (path / "fc0.weights.hex").write_text("\n".join(lines[:-1]) + "\n")
+    _rehash(path, "fc0.weights.hex")
+    with pytest.raises(ArtifactError, match=r"^fc0\.weights\.hex: expected 6 lines \(one per "
+                                            r"neuron\), found 5"):
+        load_artifact(path)
+
+
+def test_short_hex_line_is_refused(written):
+    _, path = written
+    lines = (path / "fc0.weights.hex").read_text().splitlines()
+    lines[2] = lines[2][1:]
+    (path / "fc0.weights.hex").write_text("\n".join(lines) + "\n")
+    _rehash(path, "fc0.weights.hex")
+    with pytest.raises(ArtifactError, match=r"^fc0\.weights\.hex: line 3: expected 4 hex digits "
+                                            r"\(13 weight bits\)"):
+        load_artifact(path)
+
+
+def test_padding_bits_must_be_zero(written):
+    _, path = written
+    lines = (path / "fc0.weights.hex").read_text().splitlines()
+    lines[0] = "f" + lines[0][1:]  # 13 inputs: the top 3 bits of 4 hex digits are padding
+    (path / "fc0.weights.hex").write_text("\n".join(lines) + "\n")
+    _rehash(path, "fc0.weights.hex")
+    with pytest.raises(ArtifactError, match=r"line 1: bits above input 12 must be 0"):
+        load_artifact(path)
+
+
+def test_wrong_hash_in_manifest(written):
+    _, path = written
+    _edit_manifest(path, lambda m: m["hashes"].__setitem__("out1.params.csv", "sha256:" + "0" * 64))
+    with pytest.raises(ArtifactError, match=r"^out1\.params\.csv: content hash"):
+        load_artifact(path)
+
+
+def test_wrong_sizes_in_manifest(written):
+    _, path = written
+    _edit_manifest(path, lambda m: m["layers"][0].__setitem__("neurons", 7))
+    with pytest.raises(ArtifactError, match=r"^fc0\.weights\.hex: expected 7 lines"):
+        load_artifact(path)
+
+
+def test_inconsistent_layer_chain(written):
+    _, path = written
+
+    def edit(m):
+        m["layers"][1]["inputs"] = 9  # the weight file holds 6 inputs per line: 2 hex digits
+    _edit_manifest(path, edit)
+    with pytest.raises(ArtifactError, match=r"^out1\.weights\.hex: line 1: expected 3 hex digits "
+                                            r"\(9 weight bits\)"):
+        load_artifact(path)
+
+
+@pytest.mark.parametrize("field", ["membrane", "reset", "leak_shift", "step_gain", "files",
+                                   "inputs", "input"])
+def test_missing_field(written, field):
+    _, path = written
+    _edit_manifest(path, lambda m: m["layers"][0].pop(field))
+    with pytest.raises(ArtifactError, match=rf"^manifest\.json: layers\[0\] \(fc0\)\.{field}"):
+        load_artifact(path)
+
+
+def test_missing_top_level_field(written):
+    _, path = written
+    _edit_manifest(path, lambda m: m.pop("hashes"))
+    with pytest.raises(ArtifactError, match=r"^manifest\.json: hashes: missing"):
+        load_artifact(path)
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", None])
+def test_unknown_schema_version(written, version):
+    _, path = written
+    _edit_manifest(path, lambda m: m.__setitem__("schema_version", version))
+    with pytest.raises(ArtifactError, match=r"^manifest\.json: schema_version: unknown schema "
+                                            r"version .*reads version 1"):
+        load_artifact(path)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda m: m["layers"][0]["membrane"].__setitem__("width", 6),
+     r"fc0\.membrane\.width: width 6 is below the \d+ bits the proven bound"),
+    (lambda m: m["layers"][0]["membrane"].__setitem__("width", 99),
+     r"membrane: width must be between 1 and 62, not 99"),
+    (lambda m: m["layers"][0].__setitem__("reset", "sometimes"),
+     r"fc0\.reset: must be 'hard' or 'soft', not 'sometimes'"),
+    (lambda m: m["layers"][0].__setitem__("leak_shift", 0),
+     r"fc0\.leak_shift: must be null \(no leak\) or an int k with 1 <= k"),
+    (lambda m: m["layers"][0].__setitem__("step_gain", [1, 0, 1]),
+     r"fc0\.step_gain: must be 3 ints >= 1"),
+    (lambda m: m["layers"][0]["input"].__setitem__("bits", 17),
+     r"input\.bits: must be between 1 and 16 for multibit inputs, not 17"),
+    (lambda m: m["layers"][1]["input"].__setitem__("kind", "analog"),
+     r"input\.kind: must be 'spike' or 'multibit', not 'analog'"),
+    (lambda m: m["layers"][1].__setitem__("time_steps", 5),
+     r"out1\.step_gain: must be 5 ints|out1\.time_steps"),
+    (lambda m: m["layers"][0].__setitem__("kind", "conv"),
+     r"kind: expected 'lif' or 'readout', found 'conv'"),
+    (lambda m: m["layers"].reverse(),
+     r"out1\.kind: a readout must be the last layer"),
+    (lambda m: m["layers"][0]["membrane"].__setitem__("signed", "yes"),
+     r"membrane\.signed: expected true or false, found 'yes'"),
+    (lambda m: m["layers"][0].__setitem__("inputs", True),
+     r"fc0\)\.inputs: expected a positive int, found True"),
+])
+def test_out_of_range_or_mistyped_manifest_values(written, edit, match):
+    _, path = written
+    _edit_manifest(path, edit)
+    with pytest.raises(ArtifactError, match=match) as info:
+        load_artifact(path)
+    assert str(info.value).startswith(("manifest.json", "fc0.", "out1."))
+
+
+@pytest.mark.parametrize("row,match", [
+    ("1,2", r"line 2: expected 3 comma-separated integers"),
+    ("1,2,2", r"fc0\.connected: must hold 0 or 1"),
+    ("1,x,1", r"line 2: expected an integer for 'threshold', found 'x'"),
+    (f"{2**70},0,1", r"line 2: bias = \d+ is out of range"),
+    (f"{2**40},0,1", r"fc0\.membrane\.width: width \d+ is below the \d+ bits"),
+])
+def test_out_of_range_params(written, row, match):
+    _, path = written
+    lines = (path / "fc0.params.csv").read_text().splitlines()
+    lines[1] = row
+    (path / "fc0.params.csv").write_text("\n".join(lines) + "\n")
+    _rehash(path, "fc0.params.csv")
+    with pytest.raises(ArtifactError, match=match):
+        load_artifact(path)
+
+
+def test_negative_readout_scale_is_refused(written):
+    _, path = written
+    lines = (path / "out1.params.csv").read_text().splitlines()
+    lines[1] = "-3,0"
+    (path / "out1.params.csv").write_text("\n".join(lines) + "\n")
+    _rehash(path, "out1.params.csv")
+    with pytest.raises(ArtifactError, match=r"out1\.scale: must be >= 0"):
+        load_artifact(path)
+
+
+def test_wrong_params_header(written):
+    _, path = written
+    text = (path / "fc0.params.csv").read_text().replace("bias,threshold", "threshold,bias", 1)
+    (path / "fc0.params.csv").write_text(text)
+    _rehash(path, "fc0.params.csv")
+    with pytest.raises(ArtifactError, match=r"^fc0\.params\.csv: line 1: expected the header "
+                                            r"line 'bias,threshold,connected'"):
+        load_artifact(path)
+
+
+def test_missing_files_and_directories(written, tmp_path):
+    _, path = written
+    with pytest.raises(ArtifactError, match=r"no artifact directory at .*nowhere"):
+        load_artifact(tmp_path / "nowhere")
+    (path / "out1.weights.hex").unlink()
+    with pytest.raises(ArtifactError, match=r"^out1\.weights\.hex: missing from .* \(named by "
+                                            r"layers\[1\] \(out1\)\.files\.weights\)"):
+        load_artifact(path)
+    (path / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match=r"^manifest\.json: is not valid JSON"):
+        load_artifact(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match=r"^manifest\.json: missing from"):
+        load_artifact(path)
+
+
+def test_file_names_cannot_escape_the_directory(written):
+    _, path = written
+    _edit_manifest(path, lambda m: m["layers"][0]["files"].__setitem__("params", "../x.csv"))
+    with pytest.raises(ArtifactError, match=r"files\.params: expected a plain file name"):
+        load_artifact(path)
+
+
+# -- atomic writes ------------------------------------------------------------------------------
+
+def test_failed_write_leaves_no_half_written_artifact(tmp_path, monkeypatch, seed):
+    artifact = random_artifact(seed, sizes=[5, 4, 3])
+    calls = {"n": 0}
+    real = Path.write_bytes
+
+    def failing(self, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_artifact(artifact, tmp_path / "net")
+    assert list(tmp_path.iterdir()) == [], "no artifact and no temporary directory left behind"
+
+
+def test_failed_overwrite_keeps_the_previous_artifact(tmp_path, monkeypatch, seed):
+    old = random_artifact(seed, sizes=[5, 4, 3])
+    path = write_artifact(old, tmp_path / "net")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    monkeypatch.setattr(Path, "write_text", lambda self, text: (_ for _ in ()).throw(
+        OSError("no space")))
+    with pytest.raises(OSError, match="no space"):
+        write_artifact(random_artifact(seed + 1, sizes=[5, 4, 3]), path, overwrite=True)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["net"]
+
+
+def test_existing_artifact_is_not_replaced_without_overwrite(written):
+    artifact, path = written
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        write_artifact(artifact, path)
+    write_artifact(artifact, path, overwrite=True)
+    assert load_artifact(path).summary() == artifact.summary()
+
+
+# -- in-memory validation messages ----------------------------------------------------------------
+
+def _lif(**changes):
+    kw = dict(name="fc", inputs=4, neurons=2, input=InputSpec("spike"), time_steps=2,
+              membrane=FixedPoint(16, 2), leak_shift=None, reset="hard", step_gain=(1, 1),
+              weights=np.zeros((2, 4), np.uint8), bias=[0, 0], threshold=[1, 1],
+              connected=[1, 1])
+    kw.update(changes)
+    return LIFLayer(**kw)
+
+
+def _readout(**changes):
+    kw = dict(name="out", inputs=2, neurons=2, input=InputSpec("spike"), time_steps=2,
+              step_gain=(1, 1), weights=np.zeros((2, 2), np.uint8), scale=[1, 1],
+              offset=[0, 0], score=FixedPoint(8))
+    kw.update(changes)
+    return ReadoutLayer(**kw)
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(name="FC"), r"name: must match"),
+    (dict(weights=np.zeros((3, 4))), r"fc\.weights: must be an integer array|must have shape"),
+    (dict(weights=np.zeros((2, 4), np.uint8) + 2), r"fc\.weights: must hold bits"),
+    (dict(bias=[0.5, 1.0]), r"fc\.bias: must be an integer array, not dtype float64"),
+    (dict(threshold=[1]), r"fc\.threshold: must have shape \(2,\), not \(1,\)"),
+    (dict(membrane=FixedPoint(16, 2, signed=False)), r"fc\.membrane: must be a signed"),
+    (dict(time_steps=0), r"fc\.time_steps: must be a positive int, not 0"),
+])
+def test_layer_validation_messages(changes, match):
+    with pytest.raises(ArtifactError, match=match):
+        _lif(**changes)
+
+
+def test_network_validation_messages():
+    with pytest.raises(ArtifactError, match=r"must hold at least one layer"):
+        Artifact(())
+    with pytest.raises(ArtifactError, match=r"fc\.kind: the last layer must be a readout"):
+        Artifact((_lif(),))
+    with pytest.raises(ArtifactError, match=r"out\.kind: a readout must be the last layer"):
+        Artifact((_readout(), _readout(name="out2")))
+    with pytest.raises(ArtifactError, match=r"out\.inputs: must equal the previous layer's "
+                                            r"neurons 2, not 3"):
+        Artifact((_lif(), _readout(inputs=3, weights=np.zeros((2, 3), np.uint8))))
+    with pytest.raises(ArtifactError, match=r"only the first layer may take multibit"):
+        Artifact((_lif(), _readout(input=InputSpec("multibit", 2))))
+    with pytest.raises(ArtifactError, match=r"layer names must be unique"):
+        Artifact((_lif(name="out"), _readout()))
+    with pytest.raises(ArtifactError, match=r"out\.time_steps: must equal the first layer's "
+                                            r"time_steps 2, not 3"):
+        Artifact((_lif(), _readout(time_steps=3, step_gain=(1, 1, 1))))

@@ -1,0 +1,73 @@
+"""The artifact subcommands of the ``bitspike`` command, run in-process and as a process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bitspike.cli import COMMANDS, main
+from sw.artifact import load_artifact
+from sw.folding import hex_lines_to_words, unpack_weights
+
+
+def test_help_lists_every_registered_command():
+    out = subprocess.run([sys.executable, "-m", "bitspike", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_random_info_golden_bram(tmp_path, capsys, seed):
+    art = tmp_path / "net"
+    assert main(["random", "-o", str(art), "--sizes", "64,20,10", "--seed", str(seed)]) == 0
+    assert main(["random", "-o", str(art)]) == 2
+    assert "exists; pass overwrite=True" in capsys.readouterr().err
+    assert main(["info", str(art)]) == 0
+    out = capsys.readouterr().out
+    assert "64-20-10 T=4 input=multibit/5b" in out and "fc0" in out and "out1" in out
+    assert main(["golden", str(art), "--dataset", "digits", "--limit", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "(50 samples)" in out and "accuracy" in out and "samples/s" in out
+    assert main(["bram", str(art), "--simd", "16,8", "--pe", "4,3", "-o", str(tmp_path / "b")]) == 0
+    a = load_artifact(art)
+    for layer, (s, p) in zip(a.layers, [(16, 4), (8, 3)], strict=True):
+        lines = (tmp_path / "b" / f"{layer.name}.weights.{s}x{p}.mem").read_text().splitlines()
+        words = hex_lines_to_words(lines, s * p)
+        np.testing.assert_array_equal(unpack_weights(words, s, p, layer.neurons, layer.inputs),
+                                      layer.weights)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--simd", "8"], "give --simd and --pe"),
+    (["--simd", "8", "--pe", "1,1,1"], "--pe gives 3 values; the artifact has 2 layers"),
+    (["--folding", "8x1,99x1"], "layer 'out1': simd 99 exceeds its 20 inputs"),
+    (["--folding", "8x1", "--pe", "1"], "give either --folding or --simd/--pe, not both"),
+])
+def test_bram_errors(tmp_path, capsys, args, message):
+    art = tmp_path / "net"
+    main(["random", "-o", str(art), "--sizes", "64,20,10"])
+    assert main(["bram", str(art), *args, "-o", str(tmp_path / "b")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_artifact_is_reported_not_raised(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["info", str(tmp_path / "missing")])
+    assert info.value.code == 2
+    assert "no artifact directory" in capsys.readouterr().err
+
+
+def test_golden_refuses_a_dataset_that_does_not_fit(tmp_path, capsys):
+    art = tmp_path / "net"
+    main(["random", "-o", str(art), "--sizes", "30,5,3"])
+    with pytest.raises(SystemExit):
+        main(["golden", str(art), "--dataset", "digits"])
+    assert "the artifact takes multibit inputs of shape (30,)" in capsys.readouterr().err
