@@ -1,9 +1,9 @@
 """The ``bitspike`` command: one subcommand per step of the data path.
 
-Subcommands are registered in :data:`COMMANDS` (name -> ``"module:Class"``, one-line help). The
-class has static methods ``configure(parser)`` and ``run(args) -> int``; its module is imported
-only when its subcommand runs, so ``bitspike --help`` stays fast and a missing optional dependency (torch, amaranth) only
-matters to the subcommands that need it.
+Subcommands are registered in :data:`COMMANDS` (name -> ``"module:Class"``, one-line help).
+The class has static methods ``configure(parser)`` and ``run(args) -> int``; its module is
+imported only when its subcommand runs, so ``bitspike --help`` stays fast and a missing optional
+dependency (torch, amaranth) only matters to the subcommands that need it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from bitspike import __version__
 
 #: name -> ("module:Class", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("sw.cli_artifact:Info", "validate an artifact and print its layers, widths and hashes"),
-    "golden": ("sw.cli_artifact:Golden", "run the integer golden model of an artifact on a dataset"),
+    "info": ("sw.cli_artifact:Info", "validate an artifact, print its layers and widths"),
+    "golden": ("sw.cli_artifact:Golden", "run an artifact's integer golden model on a dataset"),
     "random": ("sw.cli_artifact:Random", "write a random integer network (tests, exploration)"),
     "bram": ("sw.cli_artifact:Bram", "pack an artifact's weights for a folding as $readmemh files"),
 }

@@ -125,9 +125,9 @@ class GoldenModel:
             layout = "(B, N)" if a.input.kind == "multibit" else "(B, T, N)"
             raise ValueError(f"inputs must have shape {layout} = (B, {', '.join(map(str, want))})"
                              f" for this artifact, not {x.shape}")
-        if x.size and not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
-            if not np.array_equal(x, np.floor(x)):
-                raise ValueError(f"inputs must be integers, got dtype {x.dtype} with fractions")
+        integral = np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_
+        if x.size and not integral and not np.array_equal(x, np.floor(x)):
+            raise ValueError(f"inputs must be integers, got dtype {x.dtype} with fractions")
         if x.size and (x.min() < 0 or x.max() > a.input.max_value):
             raise ValueError(f"inputs must be in 0..{a.input.max_value} ({a.input.kind}, "
                              f"{a.input.bits} bit), found {x.min()}..{x.max()}")
@@ -166,10 +166,7 @@ class GoldenModel:
     def _currents(self, k: int, inp: np.ndarray) -> np.ndarray:
         """Synaptic sums of layer k. ``inp`` is (B, N) (direct input) or (B, T, N)."""
         w = self._w[k]
-        if w.dtype == np.int64:
-            out = inp.astype(np.int64) @ w
-        else:
-            out = inp.astype(w.dtype) @ w
+        out = inp.astype(w.dtype) @ w
         return out.astype(np.int64) if out.dtype != np.int64 else out
 
     def _run_chunk(self, x: np.ndarray, record: bool) -> GoldenResult:
@@ -240,10 +237,7 @@ class GoldenModel:
 
     def _readout(self, layer: ReadoutLayer, cur, direct, trace):
         gain = np.asarray(layer.step_gain, dtype=np.int64)
-        if direct:
-            sums = cur * int(gain.sum())
-        else:
-            sums = np.einsum("btm,t->bm", cur, gain)
+        sums = cur * int(gain.sum()) if direct else np.einsum("btm,t->bm", cur, gain)
         trace.sums = sums
         scores = layer.scale * sums + layer.offset
         self._check(scores, layer.score, "score", layer, layer.time_steps - 1)
