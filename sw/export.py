@@ -1,0 +1,477 @@
+"""Fold a trained checkpoint into the integer deployment artifact (docs/arithmetic.md §7-§8).
+
+    from sw.export import export
+    artifact, report = export("runs/digits/checkpoint.pt", "artifacts/digits")
+    report.float_accuracy, report.integer_accuracy
+
+Per binary layer the float model computes the BatchNorm'd current ``y_j = a_j·x_j + b_j`` of the
+integer synaptic sum ``x_j`` (``a_j`` = input scale x weight scale x BatchNorm scale), times the
+AGMM gate's constant factor ``g[t]`` when one stays at inference. The exporter
+
+* negates the weight row of a neuron whose ``a_j`` is negative and marks ``a_j = 0`` neurons
+  ``connected = 0``;
+* turns a gate into integer step gains ``G[t] = round_half_up(g[t]/g_min·2^Qg)``;
+* divides the membrane by ``|a_j|·g_min·2^-Qg·2^-F``: ``B_j = round_half_up(b_j/|a_j|·2^F)``,
+  ``Θ_j = threshold_to_int(θ·2^(F+Qg)/(|a_j|·g_min))``;
+* gives the readout ``A_j = round_half_up(|a_j|/a_max·2^Q)`` and
+  ``C_j = round_half_up(Σ_t g[t]·b_j/(a_max·g_min)·2^(Q+Qg))``;
+* picks F (the same in every layer) as the smallest value whose integer model agrees with the
+  float model's predictions on the training split to within ``agreement``, and every width from
+  the proven bounds (``sw.fixedpoint.lif_width`` / ``readout_width``).
+
+It refuses, with a message saying what to train instead, a model that the artifact cannot hold:
+a conv layer, a full-precision layer (``paper`` profile) or a data-dependent gate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sw import fixedpoint as fx
+from sw.artifact import Artifact, InputSpec, LIFLayer, ReadoutLayer, write_artifact
+from sw.fixedpoint import FixedPoint
+
+__all__ = ["ExportError", "ExportReport", "FoldedLayer", "export", "fold_model", "build_artifact",
+           "check_deployable", "float_spikes", "model_inputs"]
+
+
+class ExportError(ValueError):
+    """The checkpoint holds a model the deployment artifact cannot express, or folding failed."""
+
+
+@dataclass
+class FoldedLayer:
+    """One binary block in float form, ready to be quantised.
+
+    ``a``/``b``: per-neuron scale and shift of ``y = a·x + b`` (x the integer synaptic sum);
+    ``gain``: the gate's per-time-step factor (ones without a gate); ``bits``: weight bits as
+    trained (1 = +1), before any sign flip.
+    """
+
+    name: str
+    bits: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    gain: np.ndarray
+    gated: bool
+    threshold: float | None = None
+    leak_shift: int | None = None
+    reset: str | None = None
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export` measured."""
+
+    checkpoint: str
+    checkpoint_sha256: str
+    dataset: str
+    test_samples: int
+    float_accuracy: float
+    integer_accuracy: float
+    prediction_agreement: float
+    spike_agreement: float
+    frac_bits: int
+    frac_search: list = field(default_factory=list)
+    widths: dict = field(default_factory=dict)
+    step_gain: dict = field(default_factory=dict)
+    output: str | None = None
+
+    def table(self) -> str:
+        rows = [
+            ("checkpoint", self.checkpoint),
+            ("dataset", f"{self.dataset} test split ({self.test_samples} samples)"),
+            ("float model", f"{100 * self.float_accuracy:.2f} %"),
+            ("integer model", f"{100 * self.integer_accuracy:.2f} %"),
+            ("agreement", f"predictions {100 * self.prediction_agreement:.2f} %, hidden spikes "
+                          f"{100 * self.spike_agreement:.3f} %"),
+            ("frac bits F", str(self.frac_bits)),
+            ("widths", ", ".join(f"{k} {v}" for k, v in self.widths.items())),
+            ("step gains", ", ".join(f"{k} {list(v)}" for k, v in self.step_gain.items())
+             or "-"),
+        ]
+        if self.output:
+            rows.insert(0, ("artifact", self.output))
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# checks and folding
+# ----------------------------------------------------------------------------------------------
+
+def check_deployable(model) -> None:
+    """Raise :class:`ExportError` unless every layer is a binary dense layer and every gate
+    that stays is a per-time-step constant."""
+    from sw.nn import BinaryConv2d, BinaryLinear
+
+    for name, block in zip(model.layer_names, model.blocks, strict=True):
+        syn = block.synapse
+        if isinstance(syn, (BinaryConv2d, nn.Conv2d)):
+            raise ExportError(
+                f"layer {name!r} is Conv2d; the deployment artifact holds dense (Linear) layers "
+                f"only — train --model mlp to deploy")
+        if not isinstance(syn, BinaryLinear):
+            raise ExportError(
+                f"layer {name!r} is a full-precision {type(syn).__name__} (profile "
+                f"{model.profile!r}); the deployment artifact holds binary layers only — "
+                f"train --profile hardware to deploy")
+        if block.gate is not None and block.gate.data_dependent:
+            raise ExportError(
+                f"layer {name!r} has a data-dependent AGMM gate (stat {block.gate.stat!r}: its "
+                f"factor changes per sample), which no fixed integer model computes — train "
+                f"with --agmm-stat batch, or remove the gate with --agmm-deploy finetune "
+                f"--finetune-epochs N, to deploy")
+        if block.gate is not None:
+            gain = block.gate.inference_gain()
+            if not bool(torch.all(gain > 0)):
+                raise ExportError(f"layer {name!r}: the AGMM gate's inference factor "
+                                  f"{gain.tolist()} is not positive at every time step; the "
+                                  f"integer step gains G[t] must be >= 1")
+
+
+def fold_model(model) -> list[FoldedLayer]:
+    """The float ``a``, ``b``, gate gains and LIF parameters of every block (eval mode)."""
+    check_deployable(model)
+    layers = []
+    t_steps = model.time_steps
+    for k, (name, block) in enumerate(zip(model.layer_names, model.blocks, strict=True)):
+        syn, bn = block.synapse, block.norm
+        w = syn.weight.detach().double()
+        bits = (w >= 0).numpy().astype(np.uint8)
+        scale = torch.ones(w.shape[0], dtype=torch.float64)
+        s = syn.channel_scale()
+        if s is not None:
+            scale = s.detach().double()
+        inv = 1.0 / torch.sqrt(bn.running_var.double() + bn.eps)
+        gamma = bn.weight.detach().double() if bn.affine else torch.ones_like(inv)
+        beta = bn.bias.detach().double() if bn.affine else torch.zeros_like(inv)
+        in_scale = model.input_scale if k == 0 else 1.0
+        a = in_scale * scale * gamma * inv
+        b = beta - gamma * inv * bn.running_mean.double()
+        gated = block.gate is not None
+        gain = (block.gate.inference_gain().double().numpy() if gated
+                else np.ones(t_steps))
+        folded = FoldedLayer(name=name, bits=bits, a=a.numpy(), b=b.numpy(), gain=gain,
+                             gated=gated)
+        if k < len(model.neurons):
+            lif = model.neurons[k]
+            folded.threshold = float(lif.threshold)
+            folded.leak_shift = lif.leak_shift
+            folded.reset = lif.reset_mode
+        layers.append(folded)
+    return layers
+
+
+def _gains(layer: FoldedLayer, gain_bits: int):
+    g = np.asarray(layer.gain, dtype=np.float64)
+    g_min = float(g.min())
+    if not layer.gated or np.all(g == g[0]):
+        return (1,) * len(g), g_min, 0
+    q = gain_bits
+    return tuple(int(v) for v in fx.round_half_up(g / g_min * 2.0 ** q)), g_min, q
+
+
+def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_steps: int,
+                   frac_bits: int, scale_bits: int = 8, gain_bits: int = 4,
+                   metadata: dict | None = None) -> Artifact:
+    """Quantise folded layers into an :class:`Artifact` with F = ``frac_bits`` (§7-§8)."""
+    if not isinstance(frac_bits, int) or not 0 <= frac_bits <= 40:
+        raise ValueError(f"frac_bits must be an int in 0..40, not {frac_bits!r}")
+    if not isinstance(scale_bits, int) or not 0 <= scale_bits <= 30:
+        raise ValueError(f"scale_bits must be an int in 0..30, not {scale_bits!r}")
+    if not isinstance(gain_bits, int) or not 0 <= gain_bits <= 16:
+        raise ValueError(f"gain_bits must be an int in 0..16, not {gain_bits!r}")
+    f = frac_bits
+    layers = []
+    spec = input_spec
+    for k, layer in enumerate(folded):
+        last = k == len(folded) - 1
+        a = np.asarray(layer.a, dtype=np.float64)
+        b = np.asarray(layer.b, dtype=np.float64)
+        neg = a < 0
+        bits = np.where(neg[:, None], 1 - layer.bits, layer.bits).astype(np.uint8)
+        absa = np.abs(a)
+        gain, g_min, qg = _gains(layer, gain_bits)
+        m, n = bits.shape
+        if last:
+            a_max = float(absa.max()) if absa.size and absa.max() > 0 else 1.0
+            scale = fx.round_half_up(absa / a_max * 2.0 ** scale_bits)
+            offset = fx.round_half_up(float(np.sum(layer.gain)) * b / (a_max * g_min)
+                                      * 2.0 ** (scale_bits + qg))
+            common = dict(name=layer.name, inputs=n, neurons=m, input=spec,
+                          time_steps=time_steps, step_gain=gain, weights=bits, scale=scale,
+                          offset=offset)
+            probe = ReadoutLayer(score=FixedPoint(fx.MAX_WIDTH), **common)
+            width = fx.readout_width(probe)
+            layers.append(ReadoutLayer(score=FixedPoint(width), **common))
+            break
+        conn = absa > 0
+        a_ref = float(absa.max()) if conn.any() else 1.0
+        unit = np.where(conn, absa, a_ref)
+        bias = fx.round_half_up(b / unit * 2.0 ** f)
+        theta = fx.threshold_to_int(layer.threshold / (unit * g_min) * 2.0 ** (f + qg))
+        common = dict(name=layer.name, inputs=n, neurons=m, input=spec, time_steps=time_steps,
+                      leak_shift=layer.leak_shift, reset=layer.reset, step_gain=gain,
+                      weights=bits, bias=bias, connected=conn.astype(np.uint8))
+        # A threshold above every reachable membrane value never fires: clip it to one above
+        # the proven bound, so an almost-zero scale does not inflate the register width.
+        probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, min(f, fx.MAX_WIDTH - 1)),
+                         threshold=np.minimum(theta, 1), **common)
+        reach = fx.membrane_bound(probe)
+        theta = np.minimum(theta, reach + 1)
+        try:
+            probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, f), threshold=theta, **common)
+        except ValueError as exc:
+            raise ExportError(f"layer {layer.name!r} does not fit the integer model with "
+                              f"F = {f}: {exc}") from None
+        width = max(fx.lif_width(probe), f + 1, (layer.leak_shift or 0) + 1)
+        layers.append(LIFLayer(membrane=FixedPoint(width, f), threshold=theta, **common))
+        spec = InputSpec("spike")
+    return Artifact(layers=tuple(layers), metadata=dict(metadata or {}))
+
+
+# ----------------------------------------------------------------------------------------------
+# float-side helpers
+# ----------------------------------------------------------------------------------------------
+
+def model_inputs(split) -> np.ndarray:
+    """A dataset split's inputs the way the integer model takes them (flattened)."""
+    return split.flat()
+
+
+@torch.no_grad()
+def float_spikes(model, x, *, batch_size: int = 1024) -> list:
+    """Spikes ``(B, T, M)`` of every LIF layer of the float model (eval mode), as uint8."""
+    x = torch.as_tensor(x)
+    outs = [[] for _ in model.neurons]
+    hooks = [m.register_forward_hook(
+        lambda mod, inp, out, k=k: outs[k].append(out.detach().transpose(0, 1)
+                                                  .flatten(2).to(torch.uint8).cpu()))
+        for k, m in enumerate(model.neurons)]
+    was = model.training
+    model.eval()
+    try:
+        for i in range(0, len(x), batch_size):
+            model(x[i:i + batch_size])
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    return [torch.cat(o).numpy() if o else np.zeros((0,), np.uint8) for o in outs]
+
+
+@torch.no_grad()
+def _float_predictions(model, x, batch_size=1024):
+    x = torch.as_tensor(x)
+    model.eval()
+    out = [model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.int64)
+
+
+def _sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------
+
+def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: int = 8,
+           gain_bits: int = 4, agreement: float = 0.998, max_frac_bits: int = 12,
+           calibration_samples: int = 2000, root=None, overwrite: bool = False, data=None,
+           log=None) -> tuple[Artifact, ExportReport]:
+    """Export a training checkpoint (or run directory) to an artifact.
+
+    Parameters
+    ----------
+    checkpoint : path
+        ``checkpoint.pt`` or the run directory holding it.
+    out : path or None
+        Artifact directory to write (atomically); None: build and measure only.
+    frac_bits : int or "auto"
+        F of every membrane; "auto" searches 0..``max_frac_bits`` (see module docstring).
+    scale_bits, gain_bits : int
+        Q of the readout scales and Qg of the step gains.
+    agreement : float
+        Prediction agreement with the float model (training split) that "auto" asks for.
+    calibration_samples : int
+        Training samples used by the "auto" search.
+    root : path
+        Dataset root (file-based datasets); default: the one the run trained with.
+    overwrite : bool
+        Replace an existing artifact.
+    data : sw.data.Dataset, optional
+        Already loaded dataset.
+    log : callable, optional
+        Receives progress lines.
+
+    Returns
+    -------
+    (Artifact, ExportReport)
+    """
+    from sw.golden import GoldenModel
+    from sw.train.loop import build_from_checkpoint, load_checkpoint, load_data
+
+    if frac_bits != "auto" and (not isinstance(frac_bits, int) or isinstance(frac_bits, bool)
+                                or not 0 <= frac_bits <= 40):
+        raise ValueError(f"frac_bits must be 'auto' or an int in 0..40, not {frac_bits!r}")
+    if not isinstance(agreement, (int, float)) or not 0 < agreement <= 1:
+        raise ValueError(f"agreement must be in (0, 1], not {agreement!r}")
+    log = log or (lambda line: None)
+    ckpt = load_checkpoint(checkpoint)
+    model, config, info = build_from_checkpoint(ckpt)
+    model = model.double()
+    check_deployable(model)
+    if data is None:
+        cfg = config if root is None else config.replace(root=str(root))
+        data = load_data(cfg)
+    if data.info.input_kind != info.input_kind or data.info.shape != info.shape:
+        raise ExportError(f"dataset {data.info.name!r} ({data.info.input_kind}, shape "
+                          f"{data.info.shape}) is not the one the model trained on "
+                          f"({info.input_kind}, shape {info.shape})")
+    folded = fold_model(model)
+    spec = (InputSpec("multibit", info.input_bits) if info.input_kind == "multibit"
+            else InputSpec("spike"))
+
+    def build(f, metadata=None):
+        return build_artifact(folded, input_spec=spec, time_steps=config.time_steps,
+                              frac_bits=f, scale_bits=scale_bits, gain_bits=gain_bits,
+                              metadata=metadata)
+
+    search = []
+    if frac_bits == "auto":
+        calib_x = data.train.x[:calibration_samples]
+        want = _float_predictions(model, calib_x)
+        flat = data.train.flat()[:calibration_samples]
+        best = None
+        for f in range(0, max_frac_bits + 1):
+            try:
+                art = build(f)
+            except ExportError:
+                break
+            agree = float(np.mean(GoldenModel(art).run(flat).predictions == want))
+            widths = [layer.membrane.width for layer in art.lif_layers]
+            search.append({"frac_bits": f, "agreement": agree,
+                           "max_membrane_width": max(widths, default=0)})
+            log(f"F={f}: agreement {100 * agree:.2f} % on {len(want)} training samples, "
+                f"membrane width {max(widths, default=0)}")
+            if best is None or agree > best[1]:
+                best = (f, agree)
+            if agree >= agreement:
+                best = (f, agree)
+                break
+        if best is None:
+            raise ExportError("no fractional-bit count gives a valid integer model")
+        frac = best[0]
+    else:
+        frac = frac_bits
+
+    test_x = data.test.x
+    test_flat = data.test.flat()
+    y = np.asarray(data.test.y)
+    float_pred = _float_predictions(model, test_x)
+    float_acc = float(np.mean(float_pred == y)) if len(y) else 0.0
+    art = build(frac)
+    result = GoldenModel(art).run(test_flat)
+    int_acc = float(np.mean(result.predictions == y)) if len(y) else 0.0
+    agree = float(np.mean(result.predictions == float_pred)) if len(y) else 1.0
+    fs = float_spikes(model, test_x)
+    total = sum(s.size for s in fs)
+    same = sum(int(np.sum(s == g)) for s, g in zip(fs, result.spikes, strict=True))
+    spike_agree = same / total if total else 1.0
+
+    digest = _sha256_file(ckpt["path"])
+    metadata = {
+        "dataset": config.dataset,
+        "data_seed": config.data_seed,
+        "model": config.model,
+        "profile": config.profile,
+        "hidden": list(config.hidden),
+        "time_steps": config.time_steps,
+        "float_accuracy": round(float_acc, 6),
+        "integer_accuracy": round(int_acc, 6),
+        "prediction_agreement": round(agree, 6),
+        "test_samples": int(len(y)),
+        "agmm": ("off" if not config.agmm else
+                 f"stat={config.agmm_stat} moment={config.agmm_moment} "
+                 f"alpha={config.agmm_alpha} deploy={config.agmm_deploy}"),
+        "gate_removed": bool(ckpt.get("gates_removed")),
+        "input_scale": model.input_scale,
+        "export": {"frac_bits": frac, "scale_bits": scale_bits, "gain_bits": gain_bits},
+        "training": config.to_json(),
+        "epochs_trained": int(ckpt["epoch"]),
+        "checkpoint_sha256": digest,
+    }
+    art = Artifact(layers=art.layers, metadata=metadata)
+    report = ExportReport(
+        checkpoint=str(ckpt["path"]), checkpoint_sha256=digest, dataset=config.dataset,
+        test_samples=int(len(y)), float_accuracy=float_acc, integer_accuracy=int_acc,
+        prediction_agreement=agree, spike_agreement=spike_agree, frac_bits=frac,
+        frac_search=search,
+        widths={layer.name: (layer.membrane.width if isinstance(layer, LIFLayer)
+                             else layer.score.width) for layer in art.layers},
+        step_gain={layer.name: layer.step_gain for layer in art.layers
+                   if any(g != 1 for g in layer.step_gain)})
+    if out is not None:
+        write_artifact(art, out, overwrite=overwrite)
+        report.output = str(out)
+    return art, report
+
+
+class Export:
+    """``bitspike export CHECKPOINT -o ARTIFACT``."""
+
+    @staticmethod
+    def configure(p):
+        p.add_argument("checkpoint", help="checkpoint.pt of a training run, or the run directory")
+        p.add_argument("-o", "--out", required=True, help="artifact directory to write")
+        p.add_argument("--frac-bits", default="auto",
+                       help="membrane fractional bits F, or 'auto' (default): the smallest F "
+                            "whose integer model agrees with the float model (see --agreement)")
+        p.add_argument("--agreement", type=float, default=0.998,
+                       help="prediction agreement on the training split that 'auto' asks for "
+                            "(default 0.998)")
+        p.add_argument("--scale-bits", type=int, default=8,
+                       help="Q, bits of the readout's per-class scales A_j (default 8)")
+        p.add_argument("--gain-bits", type=int, default=4,
+                       help="Qg, bits of the step gains G[t] of a kept AGMM gate (default 4)")
+        p.add_argument("--root", default=None, help="dataset root (file-based datasets)")
+        p.add_argument("--force", action="store_true", help="replace an existing artifact")
+
+    @staticmethod
+    def run(args):
+        from sw.train.loop import CheckpointError
+
+        frac = args.frac_bits
+        if frac != "auto":
+            try:
+                frac = int(frac)
+            except ValueError:
+                print(f"error: --frac-bits must be 'auto' or an int, not {frac!r}",
+                      file=sys.stderr)
+                return 2
+        if Path(args.out).exists() and not args.force:
+            print(f"error: {args.out} exists; pass --force to replace it", file=sys.stderr)
+            return 2
+        try:
+            _, report = export(args.checkpoint, args.out, frac_bits=frac,
+                               scale_bits=args.scale_bits, gain_bits=args.gain_bits,
+                               agreement=args.agreement, root=args.root, overwrite=args.force,
+                               log=lambda line: print(line, flush=True))
+        except (ExportError, CheckpointError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(report.table())
+        return 0

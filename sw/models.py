@@ -1,0 +1,286 @@
+"""Binary spiking models: an MLP and a small VGG-style conv net, in two profiles.
+
+``hardware``
+    Every synapse is binary; the first layer takes the dataset's integer values (pixels times a
+    fixed input scale ``2**-bits``, or spikes), the readout is the sum over time of the last
+    block's output. Deployable (MLP only: the artifact holds dense layers).
+``paper``
+    Full-precision first and last synapse, binary in between, as in Liang et al. (AAAI 2025);
+    for the sign-flip study, not deployable.
+
+Every block is synapse -> BatchNorm -> (AGMM gate) and every block but the last feeds a LIF
+neuron. ``forward`` takes the dataset's layout (``[B, C, H, W]`` values, or ``[B, T, C, H, W]``
+spikes) and returns the logits ``[B, classes] = Σ_t (readout block output)[t]``.
+
+The registry :data:`MODELS` maps a model name to its class.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sw.nn import LIF, AGMMGate, BinaryConv2d, BinaryLinear, SynapseBlock
+
+__all__ = ["PROFILES", "MODELS", "SpikingMLP", "SpikingVGG", "build_model", "parse_sizes"]
+
+PROFILES = ("hardware", "paper")
+
+
+def parse_sizes(text, name: str) -> tuple:
+    """``"128,128"`` -> ``(128, 128)``; for VGG channels ``"16,M,32"`` keeps ``"M"``."""
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    elif isinstance(text, str):
+        items = [p.strip() for p in text.split(",") if p.strip()]
+    else:
+        raise TypeError(f"{name} must be a comma-separated string or a list, not {text!r}")
+    out = []
+    for item in items:
+        if item in ("M", "m"):
+            out.append("M")
+            continue
+        try:
+            value = int(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must hold positive ints (or 'M' for pooling), "
+                             f"not {text!r}") from None
+        if value < 1:
+            raise ValueError(f"{name} must hold positive ints, not {text!r}")
+        out.append(value)
+    return tuple(out)
+
+
+class _SpikingNet(nn.Module):
+    """Common part: input handling, blocks, neurons, readout."""
+
+    def __init__(self, info, *, time_steps: int, profile: str, lif: dict, agmm: dict | None,
+                 weight_scale: str | None, bn_eps: float):
+        super().__init__()
+        if not isinstance(time_steps, int) or isinstance(time_steps, bool):
+            raise TypeError(f"time_steps must be an int, not {time_steps!r}")
+        if not 1 <= time_steps <= 1024:
+            raise ValueError(f"time_steps must be between 1 and 1024, not {time_steps}")
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
+        if info.input_kind == "spike" and info.time_steps is not None \
+                and info.time_steps != time_steps:
+            raise ValueError(f"time_steps = {time_steps} but dataset {info.name!r} gives "
+                             f"{info.time_steps} frames per sample")
+        self.info = info
+        self.time_steps = time_steps
+        self.profile = profile
+        self.lif_options = dict(lif)
+        self.agmm_options = None if agmm is None else dict(agmm)
+        self.weight_scale = weight_scale
+        self.bn_eps = bn_eps
+        self.static_input = info.input_kind == "multibit"
+        #: fixed scale of the first layer's input: pixels * 2**-bits (spikes: 1)
+        self.input_scale = 2.0 ** -info.input_bits if self.static_input else 1.0
+        self.blocks = nn.ModuleList()
+        self.neurons = nn.ModuleList()
+        self.layer_names: list[str] = []
+
+    def _gate(self):
+        if self.agmm_options is None:
+            return None
+        return AGMMGate(self.time_steps, **self.agmm_options)
+
+    def _synapse(self, kind, n_in, n_out, binary):
+        if kind == "linear":
+            if binary:
+                return BinaryLinear(n_in, n_out, scale=self.weight_scale)
+            return nn.Linear(n_in, n_out, bias=False)
+        if binary:
+            return BinaryConv2d(n_in, n_out, 3, padding=1, scale=self.weight_scale)
+        return nn.Conv2d(n_in, n_out, 3, padding=1, bias=False)
+
+    def _add(self, name, kind, n_in, n_out, *, first, last):
+        binary = self.profile == "hardware" or not (first or last)
+        norm = (nn.BatchNorm1d(n_out, eps=self.bn_eps) if kind == "linear"
+                else nn.BatchNorm2d(n_out, eps=self.bn_eps))
+        self.blocks.append(SynapseBlock(self._synapse(kind, n_in, n_out, binary), norm,
+                                        self._gate(), self.time_steps))
+        if not last:
+            self.neurons.append(LIF(**self.lif_options))
+        self.layer_names.append(name)
+
+    @property
+    def gates(self) -> list:
+        return [b.gate for b in self.blocks if b.gate is not None]
+
+    def binary_synapses(self) -> dict:
+        """``{layer name: synapse}`` of every binary synapse (the sign-flip study's subjects)."""
+        return {name: b.synapse for name, b in zip(self.layer_names, self.blocks, strict=True)
+                if isinstance(b.synapse, (BinaryLinear, BinaryConv2d))}
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Dataset layout -> the first block's input (scaled values ``[B, ...]`` or spikes
+        ``[T, B, ...]``)."""
+        x = torch.as_tensor(x).to(next(self.parameters()).dtype)
+        if self.static_input:
+            return x * self.input_scale
+        if x.shape[1] != self.time_steps:
+            raise ValueError(f"spike input must have layout [B, T={self.time_steps}, ...], "
+                             f"not shape {tuple(x.shape)}")
+        return x.transpose(0, 1)
+
+    def _between(self, k, spikes):  # pragma: no cover - overridden
+        return spikes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.prepare(x)
+        static = self.static_input
+        for k, block in enumerate(self.blocks):
+            h = self._reshape_in(k, h, static)
+            z = block(h, static=static)
+            static = False
+            if k < len(self.neurons):
+                h = self._between(k, self.neurons[k](z))
+            else:
+                return z.sum(0)
+        raise RuntimeError("a model needs at least one block")  # pragma: no cover
+
+    def _reshape_in(self, k, h, static):
+        return h
+
+    def remove_gates(self, *, fold: bool = True) -> list:
+        """Drop every AGMM gate (before a gate-free fine-tune).
+
+        With ``fold`` the gate's mean inference factor (over time steps; the running mean of
+        the factor for a data-dependent gate) is first multiplied into its BatchNorm's weight
+        and bias, so the network starts the fine-tune close to where it was. Returns the folded
+        factors (empty without ``fold``).
+        """
+        folded = []
+        for block in self.blocks:
+            if block.gate is None:
+                continue
+            if fold:
+                gain = block.gate.inference_gain()
+                g = float((gain if gain is not None else block.gate.running_gain).mean())
+                with torch.no_grad():
+                    block.norm.weight.mul_(g)
+                    block.norm.bias.mul_(g)
+                folded.append(g)
+            block.gate = None
+        self.agmm_options = None
+        return folded
+
+
+class SpikingMLP(_SpikingNet):
+    """Dense BSNN ``N - hidden... - classes``; layers named ``fc1, fc2, ..., out``.
+
+    Parameters
+    ----------
+    info : sw.data.DatasetInfo
+    hidden : tuple of int
+        Hidden layer sizes (default ``(128,)``).
+    time_steps, profile, lif, agmm, weight_scale, bn_eps
+        See :func:`build_model`.
+    """
+
+    kind = "mlp"
+
+    def __init__(self, info, *, hidden=(128,), **options):
+        super().__init__(info, **options)
+        hidden = parse_sizes(hidden, "hidden")
+        if "M" in hidden:
+            raise ValueError(f"hidden must hold positive ints, not {hidden!r}")
+        sizes = [info.features, *hidden, info.classes]
+        for i in range(len(sizes) - 1):
+            last = i == len(sizes) - 2
+            self._add("out" if last else f"fc{i + 1}", "linear", sizes[i], sizes[i + 1],
+                      first=i == 0, last=last)
+        self.hidden = hidden
+
+    def prepare(self, x):
+        x = super().prepare(x)
+        return x.flatten(1) if self.static_input else x.flatten(2)
+
+
+class SpikingVGG(_SpikingNet):
+    """Conv BSNN: 3x3 conv blocks (``"M"`` = 2x2 max-pool over spikes) then a dense readout;
+    layers named ``conv1, conv2, ..., out``. Trains in both profiles; not deployable."""
+
+    kind = "vgg"
+
+    def __init__(self, info, *, channels=(16, "M", 32, "M"), **options):
+        super().__init__(info, **options)
+        channels = parse_sizes(channels, "channels")
+        if not any(c != "M" for c in channels):
+            raise ValueError(f"channels needs at least one conv layer, not {channels!r}")
+        c_in, h, w = info.shape
+        self.pool_after: list[bool] = []
+        n_conv = 0
+        for i, c in enumerate(channels):
+            if c == "M":
+                if not self.pool_after:
+                    raise ValueError(f"channels must start with a conv layer, not {channels!r}")
+                self.pool_after[-1] = True
+                h, w = h // 2, w // 2
+                if h < 1 or w < 1:
+                    raise ValueError(f"channels {channels!r} pools {info.shape} below 1x1")
+                continue
+            n_conv += 1
+            self._add(f"conv{n_conv}", "conv", c_in, c, first=i == 0, last=False)
+            self.pool_after.append(False)
+            c_in = c
+        self.channels = channels
+        self._add("out", "linear", c_in * h * w, info.classes, first=False, last=True)
+        self.pool = nn.MaxPool2d(2)
+
+    def _between(self, k, spikes):
+        if self.pool_after[k]:
+            t_steps, batch = spikes.shape[:2]
+            spikes = self.pool(spikes.flatten(0, 1))
+            spikes = spikes.view(t_steps, batch, *spikes.shape[1:])
+        return spikes
+
+    def _reshape_in(self, k, h, static):
+        if k == len(self.blocks) - 1:
+            return h.flatten(2)
+        return h
+
+
+#: model name -> class
+MODELS: dict[str, type[_SpikingNet]] = {"mlp": SpikingMLP, "vgg": SpikingVGG}
+
+
+def build_model(name: str, info, *, time_steps: int = 4, profile: str = "hardware",
+                hidden=(128,), channels=(16, "M", 32, "M"), threshold: float = 1.0,
+                leak_shift: int | None = 2, reset: str = "hard", surrogate: str = "triangle",
+                surrogate_alpha: float | None = None, detach_reset: bool = False,
+                agmm: dict | None = None, weight_scale: str | None = None,
+                bn_eps: float = 1e-5) -> _SpikingNet:
+    """Build a registered model for a dataset.
+
+    Parameters
+    ----------
+    name : {"mlp", "vgg"}
+    info : sw.data.DatasetInfo
+    time_steps : int
+    profile : {"hardware", "paper"}
+    hidden, channels
+        MLP hidden sizes; VGG channel list.
+    threshold, leak_shift, reset, surrogate, surrogate_alpha, detach_reset
+        LIF options (:class:`sw.nn.LIF`).
+    agmm : dict or None
+        Keyword options of :class:`sw.nn.AGMMGate` (stat, moment, alpha, alpha_init), or None
+        for no gate.
+    weight_scale : {None, "mean", "learned"}
+    bn_eps : float
+    """
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, not {name!r}")
+    if not isinstance(bn_eps, (int, float)) or not bn_eps >= 0 or not math.isfinite(bn_eps):
+        raise ValueError(f"bn_eps must be a finite number >= 0, not {bn_eps!r}")
+    lif = dict(threshold=threshold, leak_shift=leak_shift, reset=reset, surrogate=surrogate,
+               surrogate_alpha=surrogate_alpha, detach_reset=detach_reset)
+    common = dict(time_steps=time_steps, profile=profile, lif=lif, agmm=agmm,
+                  weight_scale=weight_scale, bn_eps=bn_eps)
+    if name == "mlp":
+        return SpikingMLP(info, hidden=hidden, **common)
+    return SpikingVGG(info, channels=channels, **common)

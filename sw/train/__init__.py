@@ -1,0 +1,21 @@
+"""Training of binary spiking networks with AGMM (see docs/training.md).
+
+    from sw.train import TrainConfig, train
+    run = train(TrainConfig(epochs=60), "runs/digits")      # -> run directory
+"""
+
+from sw.train.config import DEFAULT_LR, DEPLOYS, OPTIMIZERS, SCHEDULES, TrainConfig
+from sw.train.loop import (
+    CHECKPOINT,
+    CheckpointError,
+    build_from_checkpoint,
+    evaluate,
+    load_checkpoint,
+    load_data,
+    state_digest,
+    train,
+)
+
+__all__ = ["TrainConfig", "train", "evaluate", "load_checkpoint", "build_from_checkpoint",
+           "load_data", "state_digest", "CHECKPOINT", "CheckpointError", "OPTIMIZERS",
+           "SCHEDULES", "DEPLOYS", "DEFAULT_LR"]

@@ -1,0 +1,219 @@
+"""Training configuration: one frozen, validated dataclass, saved as JSON in every run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from sw.models import MODELS, PROFILES, parse_sizes
+from sw.nn import ALPHAS, MOMENTS, SCALES, STATS, SURROGATES
+
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DEPLOYS", "DEFAULT_LR"]
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+#: what happens to the AGMM gate for deployment: kept (folded into step_gain; needs
+#: stat="batch"), or removed by a gate-free fine-tune at the end of training
+DEPLOYS = ("keep", "finetune")
+#: learning rate when none is given
+DEFAULT_LR = {"adam": 1e-2, "sgd": 0.1}
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (the defaults are the default digits model).
+
+    Parameters
+    ----------
+    dataset : str
+        Name in ``sw.data.DATASETS``.
+    root : str or None
+        Dataset root for file-based datasets.
+    data_seed : int
+        Seed of the dataset's train/test split (kept apart from ``seed`` so every run of a
+        dataset tests on the same split; ``bitspike golden`` uses 0 too).
+    model : {"mlp", "vgg"}
+    hidden : tuple of int
+        MLP hidden sizes.
+    channels : tuple
+        VGG channel list (``"M"`` = 2x2 max-pool).
+    profile : {"hardware", "paper"}
+    time_steps : int
+        T.
+    threshold, leak_shift, reset, surrogate, surrogate_alpha, detach_reset
+        LIF neuron (:class:`sw.nn.LIF`); ``leak_shift`` None is no leak.
+    weight_scale : {None, "mean", "learned"}
+        Per-output-channel scale of the binary synapses.
+    agmm : bool
+        Put an AGMM gate after every block.
+    agmm_stat, agmm_moment, agmm_alpha, agmm_alpha_init
+        Gate variant (:class:`sw.nn.AGMMGate`).
+    agmm_deploy : {"keep", "finetune"}
+        Keep the gate at inference (a per-time-step constant; needs ``agmm_stat="batch"``), or
+        remove it with ``finetune_epochs`` gate-free epochs at the end.
+    finetune_epochs : int
+        Gate-free epochs after ``epochs`` (``agmm_deploy="finetune"`` only).
+    finetune_lr_factor : float
+        Fine-tune learning rate = ``lr * finetune_lr_factor`` (cosine to 0).
+    epochs, batch_size : int
+        ``batch_size`` is the global batch (split across DDP processes).
+    optimizer : {"adam", "sgd"}
+        SGD uses Nesterov-free momentum ``momentum``.
+    lr : float or None
+        None: :data:`DEFAULT_LR` of the optimizer.
+    momentum, weight_decay : float
+        ``weight_decay`` applies to full-precision parameters only, never latent binary weights.
+    schedule : {"cosine", "constant"}
+        Cosine decay per optimizer step to 0.
+    seed : int
+        Model initialisation and batch order.
+    device : str
+        "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
+    """
+
+    dataset: str = "digits"
+    root: str | None = None
+    data_seed: int = 0
+    model: str = "mlp"
+    hidden: tuple = (128,)
+    channels: tuple = (16, "M", 32, "M")
+    profile: str = "hardware"
+    time_steps: int = 4
+    threshold: float = 1.0
+    leak_shift: int | None = 2
+    reset: str = "hard"
+    surrogate: str = "triangle"
+    surrogate_alpha: float | None = None
+    detach_reset: bool = False
+    weight_scale: str | None = None
+    agmm: bool = True
+    agmm_stat: str = "batch"
+    agmm_moment: str = "mean"
+    agmm_alpha: str = "learned"
+    agmm_alpha_init: float = 1.0
+    agmm_deploy: str = "keep"
+    finetune_epochs: int = 0
+    finetune_lr_factor: float = 0.1
+    epochs: int = 60
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "hidden", parse_sizes(self.hidden, "hidden"))
+        set_(self, "channels", parse_sizes(self.channels, "channels"))
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise TypeError(f"dataset must be a non-empty str, not {self.dataset!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, not {self.profile!r}")
+        for name in ("data_seed", "seed", "time_steps", "epochs", "batch_size",
+                     "finetune_epochs"):
+            if not _is_int(getattr(self, name)):
+                raise TypeError(f"{name} must be an int, not {getattr(self, name)!r}")
+        if not 1 <= self.time_steps <= 1024:
+            raise ValueError(f"time_steps must be between 1 and 1024, not {self.time_steps}")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, not {self.epochs}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, not {self.batch_size}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"finetune_epochs must be >= 0, not {self.finetune_epochs}")
+        if self.leak_shift is not None and (not _is_int(self.leak_shift)
+                                            or not 1 <= self.leak_shift <= 30):
+            raise ValueError(f"leak_shift must be None or an int in 1..30, not "
+                             f"{self.leak_shift!r}")
+        if not _is_num(self.threshold) or not self.threshold > 0:
+            raise ValueError(f"threshold must be a positive number, not {self.threshold!r}")
+        if self.reset not in ("hard", "soft"):
+            raise ValueError(f"reset must be 'hard' or 'soft', not {self.reset!r}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, not "
+                             f"{self.surrogate!r}")
+        if self.weight_scale not in SCALES:
+            raise ValueError(f"weight_scale must be one of {SCALES}, not {self.weight_scale!r}")
+        if not isinstance(self.agmm, bool):
+            raise TypeError(f"agmm must be a bool, not {self.agmm!r}")
+        for name, allowed in (("agmm_stat", STATS), ("agmm_moment", MOMENTS),
+                              ("agmm_alpha", ALPHAS), ("agmm_deploy", DEPLOYS),
+                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not "
+                                 f"{getattr(self, name)!r}")
+        if not _is_num(self.agmm_alpha_init) or not self.agmm_alpha_init > 0:
+            raise ValueError(f"agmm_alpha_init must be a positive number, not "
+                             f"{self.agmm_alpha_init!r}")
+        if self.finetune_epochs and not (self.agmm and self.agmm_deploy == "finetune"):
+            raise ValueError(f"finetune_epochs = {self.finetune_epochs} needs agmm=True and "
+                             f"agmm_deploy='finetune' (the fine-tune removes the gate)")
+        if self.lr is not None and (not _is_num(self.lr) or not self.lr > 0
+                                    or not math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number or None, not {self.lr!r}")
+        for name in ("momentum", "weight_decay", "finetune_lr_factor"):
+            v = getattr(self, name)
+            if not _is_num(v) or v < 0 or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number >= 0, not {v!r}")
+        if not isinstance(self.device, str):
+            raise TypeError(f"device must be a str, not {self.device!r}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.finetune_epochs
+
+    @property
+    def deployable_gate(self) -> bool:
+        """True when what stays at inference can be folded (no gate, a removed gate, or a
+        running-statistics gate)."""
+        return (not self.agmm or self.agmm_deploy == "finetune" and self.finetune_epochs > 0
+                or self.agmm_stat == "batch")
+
+    def agmm_options(self) -> dict | None:
+        if not self.agmm:
+            return None
+        return dict(stat=self.agmm_stat, moment=self.agmm_moment, alpha=self.agmm_alpha,
+                    alpha_init=float(self.agmm_alpha_init))
+
+    def model_options(self) -> dict:
+        return dict(time_steps=self.time_steps, profile=self.profile, hidden=self.hidden,
+                    channels=self.channels, threshold=float(self.threshold),
+                    leak_shift=self.leak_shift, reset=self.reset, surrogate=self.surrogate,
+                    surrogate_alpha=self.surrogate_alpha, detach_reset=self.detach_reset,
+                    agmm=self.agmm_options(), weight_scale=self.weight_scale)
+
+    def to_json(self) -> dict:
+        obj = asdict(self)
+        obj["hidden"] = list(self.hidden)
+        obj["channels"] = list(self.channels)
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}")
+        return cls(**obj)
+
+    def replace(self, **changes) -> TrainConfig:
+        obj = self.to_json()
+        obj.update(changes)
+        return TrainConfig.from_json(obj)
