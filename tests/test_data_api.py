@@ -199,3 +199,51 @@ def test_subset_indices(seed):
     idx = subset(100, 7, seed)
     assert len(idx) == 7 and len(set(idx.tolist())) == 7 and np.all(np.diff(idx) > 0)
     assert np.array_equal(idx, subset(100, 7, seed))
+
+
+# --- bitspike datasets ------------------------------------------------------------------------
+
+def test_cli_lists_every_dataset(capsys):
+    from bitspike.cli import main
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["name", "files", "summary"]
+    assert [line.split()[0] for line in out[1:]] == list(DATASETS)
+    assert main(["datasets", "--layout"]) == 0
+    out = capsys.readouterr().out
+    for name in FILE_BASED:
+        assert f"{name} (--root <root>):\n{DATASETS[name].layout}" in out
+
+
+def test_cli_layout_of_one(capsys):
+    from bitspike.cli import main
+
+    assert main(["datasets", "nmnist", "--layout"]) == 0
+    assert capsys.readouterr().out == f"nmnist (--root <root>):\n{DATASETS['nmnist'].layout}\n"
+
+
+def test_cli_loads_and_summarises(capsys):
+    from bitspike.cli import main
+
+    assert main(["datasets", "digits", "--bits", "4", "--limit", "30", "--seed", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("digits: multibit inputs, 4 bit, shape (1, 8, 8), 64 inputs per "
+                             "sample, 10 classes (loaded in ")
+    data = load_dataset("digits", bits=4, limit=30, seed=2)
+    assert out[2].split()[:3] == ["train", "30", "(30,"]
+    assert out[2].endswith(str(np.bincount(data.train.y, minlength=10).tolist()))
+    assert f"0..{data.train.x.max()}" in out[2]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["datasets", "mnits"], "error: unknown dataset 'mnits'; known: cifar10, cifar10-dvs"),
+    (["datasets", "mnist"], "error: mnist: this dataset is read from local files; pass "
+                            "root=<directory> (--root on the command line). Expected layout:"),
+    (["datasets", "digits-events", "--time-steps", "0"], "error: time_steps must be >= 1, not 0"),
+])
+def test_cli_errors(capsys, argv, message):
+    from bitspike.cli import main
+
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(message)

@@ -346,3 +346,16 @@ def test_cifar10_dvs_missing_class(tmp_path):
     with pytest.raises(DatasetError, match=r"^cifar10-dvs: no \.aedat files in .*ship'\. "
                                            r"Expected layout:\n"):
         load_dataset("cifar10-dvs", root=tmp_path)
+
+
+def test_cli_summarises_event_files(tmp_path, capsys):
+    from bitspike.cli import main
+
+    _write_nmnist(tmp_path)
+    assert main(["datasets", "nmnist", "--root", str(tmp_path), "--time-steps", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("nmnist: spike inputs, 1 bit, shape (2, 34, 34), T=2, 2312 inputs "
+                             "per frame, 10 classes")
+    assert out[2].split(None, 3)[:3] == ["train", "3", "(3,"]
+    assert out[2].endswith("[1, 0, 0, 2, 0, 0, 0, 0, 0, 0]")
+    assert out[3].endswith("[0, 0, 0, 0, 0, 0, 0, 0, 0, 1]")
