@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("sw.train.cli:Train", "train a binary spiking network (AGMM) into a run directory"),
     "export": ("sw.export:Export", "fold a training checkpoint into an integer artifact"),
     "plot": ("sw.train.cli:Plot", "PNG plots comparing training runs (accuracy, flips, firing)"),
+    "datasets": ("sw.data.cli:Datasets", "list the datasets and their file layouts, load one"),
 }
 
 
