@@ -43,7 +43,9 @@ class Train:
         p.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint (its saved options)")
         p.add_argument("--force", action="store_true", help="start over in an existing --out")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument("--threads", type=int, default=1,
+                       help="torch CPU threads (default 1: the small models run fastest on one "
+                            "thread, and several threads slow down badly on a busy machine)")
         p.add_argument("--quiet", action="store_true", help="no progress bar or table")
         g = p.add_argument_group("data")
         g.add_argument("--dataset", default=_D.dataset,

@@ -272,7 +272,8 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train(config: TrainConfig | None = None, out_dir=None, *, resume: bool = False,
-          overwrite: bool = False, progress: bool = True, data=None) -> Path:
+          overwrite: bool = False, progress: bool = True, data=None,
+          stop_after: int | None = None) -> Path:
     """Train a model and return its run directory.
 
     Parameters
@@ -289,6 +290,8 @@ def train(config: TrainConfig | None = None, out_dir=None, *, resume: bool = Fal
         Progress bar and final table on stdout (rank 0 only).
     data : sw.data.Dataset, optional
         Already loaded dataset (else loaded from the config).
+    stop_after : int, optional
+        Stop after this many epochs in this call (the run stays resumable; no summary yet).
     """
     if not resume and not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
@@ -309,12 +312,12 @@ def train(config: TrainConfig | None = None, out_dir=None, *, resume: bool = Fal
 
     dist = _Dist(config.device)
     try:
-        return _train(config, out_dir, ckpt, dist, progress and dist.main, data)
+        return _train(config, out_dir, ckpt, dist, progress and dist.main, data, stop_after)
     finally:
         dist.close()
 
 
-def _train(config, out_dir, ckpt, dist, progress, data):
+def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
     from sw.models import build_model
 
     device = dist.device
@@ -372,7 +375,10 @@ def _train(config, out_dir, ckpt, dist, progress, data):
                    desc=f"train {config.dataset}/{config.model}", dynamic_ncols=True)
     t_start = time.perf_counter() - (history[-1]["time_s"] if history else 0.0)
 
-    for epoch in range(start_epoch, config.total_epochs):
+    end_epoch = config.total_epochs
+    if stop_after is not None:
+        end_epoch = min(end_epoch, start_epoch + stop_after)
+    for epoch in range(start_epoch, end_epoch):
         phase = phase_of(epoch)
         if phase == "finetune" and not gates_removed:
             model.remove_gates(fold=True)
@@ -453,6 +459,8 @@ def _train(config, out_dir, ckpt, dist, progress, data):
             bar.update(1)
     if bar is not None:
         bar.close()
+    if end_epoch < config.total_epochs:
+        return out_dir
 
     digests = dist.gather_str(state_digest(model))
     if dist.main:

@@ -1,0 +1,164 @@
+"""Export: folding a float model into the integer artifact, and the refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sw.artifact import InputSpec, load_artifact
+from sw.data import DatasetInfo
+from sw.export import (
+    ExportError,
+    build_artifact,
+    check_deployable,
+    export,
+    float_spikes,
+    fold_model,
+)
+from sw.golden import GoldenModel
+from sw.models import build_model
+from sw.train import TrainConfig, train
+
+torch.set_num_threads(1)
+
+BITS = 3
+INFO = DatasetInfo("toy", "multibit", BITS, (1, 2, 3), 4)
+
+
+def hand_built(rng, *, reset, gate, hidden=(7,)):
+    """A float model whose folding is exact: dyadic scales, shifts and gate gains, BN eps 0,
+    no leak. Neuron 0 has a negative scale (row negated), neuron 1 a zero scale (c = 0)."""
+    agmm = dict(stat="batch", alpha="learned") if gate else None
+    model = build_model("mlp", INFO, time_steps=4, hidden=hidden, reset=reset, leak_shift=None,
+                        threshold=1.0, agmm=agmm, bn_eps=0.0).double()
+    with torch.no_grad():
+        for k, block in enumerate(model.blocks):
+            m, n = block.synapse.weight.shape
+            block.synapse.weight.copy_(torch.tensor(rng.choice([-0.5, 0.5], size=(m, n))))
+            bn = block.norm
+            bn.running_var.fill_(4.0)  # sqrt = 2, exact
+            bn.running_mean.copy_(torch.tensor(rng.integers(-8, 9, size=m) / 4.0))
+            gamma = rng.choice([0.5, 1.0, 2.0, 4.0], size=m) * rng.choice([-1, 1], size=m)
+            if k == 0:
+                gamma[0] = -abs(gamma[0])
+                gamma[1] = 0.0
+            bn.weight.copy_(torch.tensor(gamma))
+            bn.bias.copy_(torch.tensor(rng.integers(-16, 17, size=m) / 8.0))
+            if block.gate is not None:
+                # g[t] = α[t]·σ(0) = G[t]·2^-3: exact, min G = 2 (a power of two)
+                block.gate.running_stat.zero_()
+                steps = [2, 3, 5, 2]
+                block.gate.alpha.copy_(torch.tensor(steps, dtype=torch.float64) / 4)
+    model.eval()
+    return model
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("gate", [False, True])
+def test_hand_built_float_and_integer_agree_exactly(reset, gate, seed):
+    rng = np.random.default_rng(seed)
+    model = hand_built(rng, reset=reset, gate=gate)
+    folded = fold_model(model)
+    assert folded[0].a[1] == 0 and folded[0].a[0] < 0
+    # F = 8 makes every folded bias an integer; Qg = 1 makes G[t]/min G exact (2,3,5,2 -> /2)
+    art = build_artifact(folded, input_spec=InputSpec("multibit", BITS), time_steps=4,
+                         frac_bits=8, scale_bits=6, gain_bits=1)
+    fc1, out = art.layers
+    assert fc1.connected.tolist()[:2] == [1, 0]
+    assert np.array_equal(fc1.weights[0], 1 - folded[0].bits[0])  # negative scale: row negated
+    if gate:
+        assert fc1.step_gain == (2, 3, 5, 2)
+    else:
+        assert fc1.step_gain == (1, 1, 1, 1)
+    x = rng.integers(0, 2 ** BITS, size=(300, 6))
+    x[0], x[1] = 0, 2 ** BITS - 1
+    golden = GoldenModel(art).run(x, record=True)
+    fs = float_spikes(model, x.reshape(-1, *INFO.shape))
+    assert 0 < golden.spikes[0].mean() < 1  # the neurons do switch
+    assert np.array_equal(fs[0], golden.spikes[0]), "hidden spikes differ"
+    # readout: integer scores are the float logits times one positive constant
+    logits = model(torch.tensor(x.reshape(-1, *INFO.shape))).detach().numpy()
+    a_max = float(np.max(np.abs(folded[1].a)))
+    g_min = float(folded[1].gain.min()) if gate else 1.0
+    qg = 1 if gate else 0
+    assert np.array_equal(golden.scores, logits / (a_max * g_min) * 2.0 ** (6 + qg))
+    assert np.array_equal(golden.predictions, logits.argmax(1))
+
+
+def test_refusals_name_the_layer_and_what_to_train():
+    conv = build_model("vgg", DatasetInfo("img", "multibit", 5, (1, 8, 8), 10))
+    with pytest.raises(ExportError, match=r"layer 'conv1' is Conv2d; the deployment artifact "
+                                          r"holds dense \(Linear\) layers only — train --model "
+                                          r"mlp to deploy"):
+        check_deployable(conv)
+    paper = build_model("mlp", INFO, profile="paper")
+    with pytest.raises(ExportError, match=r"layer 'fc1' is a full-precision Linear \(profile "
+                                          r"'paper'\); .* train --profile hardware to deploy"):
+        check_deployable(paper)
+    sample = build_model("mlp", INFO, agmm=dict(stat="sample"))
+    with pytest.raises(ExportError, match=r"layer 'fc1' has a data-dependent AGMM gate \(stat "
+                                          r"'sample'.*--agmm-stat batch, or remove the gate "
+                                          r"with --agmm-deploy finetune"):
+        check_deployable(sample)
+    neg = build_model("mlp", INFO, agmm=dict(stat="batch"))
+    with torch.no_grad():
+        neg.blocks[0].gate.alpha[2] = -1.0
+    with pytest.raises(ExportError, match=r"layer 'fc1': the AGMM gate's inference factor"):
+        check_deployable(neg)
+
+
+def test_build_artifact_parameter_errors():
+    model = hand_built(np.random.default_rng(0), reset="hard", gate=False)
+    folded = fold_model(model)
+    spec = InputSpec("multibit", BITS)
+    with pytest.raises(ValueError, match=r"frac_bits must be an int in 0\.\.40, not -1"):
+        build_artifact(folded, input_spec=spec, time_steps=4, frac_bits=-1)
+    with pytest.raises(ValueError, match=r"scale_bits must be an int in 0\.\.30, not 31"):
+        build_artifact(folded, input_spec=spec, time_steps=4, frac_bits=2, scale_bits=31)
+    with pytest.raises(ValueError, match=r"frac_bits must be 'auto' or an int in 0\.\.40, "
+                                         r"not 'x'"):
+        export("nowhere", frac_bits="x")
+
+
+@pytest.mark.parametrize("dataset", ["digits", "digits-events"])
+def test_export_trained_checkpoint(tmp_path, dataset):
+    cfg = TrainConfig(dataset=dataset, epochs=2, hidden=(32,), seed=1)
+    run = train(cfg, tmp_path / "run", progress=False)
+    art, rep = export(run / "checkpoint.pt", tmp_path / "art")
+    loaded = load_artifact(tmp_path / "art")
+    assert loaded.summary() == art.summary()
+    md = loaded.metadata
+    for key in ("dataset", "model", "profile", "time_steps", "float_accuracy",
+                "integer_accuracy", "training", "agmm", "checkpoint_sha256"):
+        assert key in md, key
+    assert md["dataset"] == dataset and md["time_steps"] == 4
+    assert md["float_accuracy"] == round(rep.float_accuracy, 6)
+    assert md["training"] == json.loads((run / "config.json").read_text())
+    assert md["checkpoint_sha256"].startswith("sha256:")
+    expected_kind = "multibit" if dataset == "digits" else "spike"
+    assert loaded.input.kind == expected_kind
+    # the reported integer accuracy is what the golden model computes on the test split
+    from sw.train import load_data
+
+    data = load_data(cfg)
+    pred = GoldenModel(loaded).run(data.test.flat()).predictions
+    assert np.mean(pred == data.test.y) == pytest.approx(rep.integer_accuracy, abs=0)
+    assert rep.float_accuracy > 0.5 and abs(rep.float_accuracy - rep.integer_accuracy) < 0.05
+    # a run directory is accepted too; an existing artifact is not replaced without overwrite
+    with pytest.raises(FileExistsError):
+        export(run, tmp_path / "art", frac_bits=rep.frac_bits)
+
+
+def test_export_cli_refuses_conv_and_missing_checkpoint(tmp_path, capsys):
+    from bitspike.cli import main
+
+    run = train(TrainConfig(model="vgg", channels=(4, "M"), epochs=1), tmp_path / "vgg",
+                progress=False)
+    assert main(["export", str(run), "-o", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "layer 'conv1' is Conv2d" in err and not (tmp_path / "a").exists()
+    assert main(["export", str(tmp_path / "nothing"), "-o", str(tmp_path / "b")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err

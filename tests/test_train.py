@@ -1,0 +1,176 @@
+"""Training: configuration, run layout, metrics, determinism, resume, plots, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sw.train import TrainConfig, load_checkpoint, state_digest, train
+from sw.train.loop import CheckpointError, build_from_checkpoint
+from sw.train.metrics import FlipCounter
+
+torch.set_num_threads(1)
+
+SMALL = dict(epochs=3, hidden=(24,), batch_size=256)
+
+
+def digest_of(run):
+    model, _, _ = build_from_checkpoint(load_checkpoint(run))
+    return state_digest(model)
+
+
+def test_run_layout_and_metrics(tmp_path):
+    run = train(TrainConfig(**SMALL), tmp_path / "run", progress=False)
+    for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json"):
+        assert (run / name).is_file(), name
+    assert not list(run.glob(".*tmp"))  # atomic writes leave no temporary files
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    r = rows[0]
+    for key in ("loss", "train_accuracy", "test_accuracy", "flip_rate", "firing_rate", "alpha",
+                "gate_gain", "time_s", "epoch_time_s", "lr", "phase"):
+        assert key in r, key
+    assert set(r["flip_rate"]) == {"fc1", "out"}
+    assert all(0 < v < 1 for v in r["flip_rate"].values())  # early epochs do flip weights
+    assert set(r["firing_rate"]) == {"fc1"} and 0 < r["firing_rate"]["fc1"] < 1
+    assert len(r["alpha"]["fc1"]) == 4 and len(r["gate_gain"]["out"]) == 4
+    assert rows[-1]["test_accuracy"] > 0.5
+    assert rows[-1]["lr"] < rows[0]["lr"]  # cosine decay
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 1 and summary["ranks_agree"]
+    assert json.loads((run / "config.json").read_text()) == TrainConfig(**SMALL).to_json()
+
+
+def test_same_seed_same_weights_and_resume_equals_uninterrupted(tmp_path):
+    cfg = TrainConfig(**SMALL, seed=5)
+    a = train(cfg, tmp_path / "a", progress=False)
+    b = train(cfg, tmp_path / "b", progress=False, stop_after=1)
+    assert load_checkpoint(b)["epoch"] == 1 and not (b / "summary.json").exists()
+    with pytest.raises(FileExistsError, match=r"already holds a run"):
+        train(cfg, tmp_path / "b", progress=False)
+    train(None, tmp_path / "b", resume=True, progress=False)
+    assert digest_of(a) == digest_of(b)
+    rows_a = (a / "metrics.jsonl").read_text().splitlines()
+    rows_b = (b / "metrics.jsonl").read_text().splitlines()
+    strip = [{k: v for k, v in json.loads(x).items() if "time" not in k} for x in rows_a]
+    assert strip == [{k: v for k, v in json.loads(x).items() if "time" not in k}
+                     for x in rows_b]
+    c = train(cfg.replace(seed=6), tmp_path / "c", progress=False)
+    assert digest_of(c) != digest_of(a)
+
+
+def test_finetune_removes_the_gate_and_resumes_across_it(tmp_path):
+    cfg = TrainConfig(**{**SMALL, "epochs": 2}, agmm_stat="sample", agmm_deploy="finetune",
+                      finetune_epochs=2)
+    a = train(cfg, tmp_path / "a", progress=False)
+    ckpt = load_checkpoint(a)
+    assert ckpt["gates_removed"] and ckpt["epoch"] == 4
+    rows = [json.loads(line) for line in (a / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == ["train", "train", "finetune", "finetune"]
+    assert rows[1]["alpha"] and not rows[2]["alpha"]
+    model, _, _ = build_from_checkpoint(ckpt)
+    assert model.gates == []
+    b = train(cfg, tmp_path / "b", progress=False, stop_after=3)
+    train(None, b, resume=True, progress=False)
+    assert digest_of(a) == digest_of(b)
+
+
+@pytest.mark.parametrize("profile", ["hardware", "paper"])
+def test_conv_net_and_events_train(tmp_path, profile):
+    cfg = TrainConfig(dataset="digits-events", model="vgg", channels=(4, "M", 8), epochs=1,
+                      profile=profile)
+    run = train(cfg, tmp_path / "v", progress=False)
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    binary = {"hardware": {"conv1", "conv2", "out"}, "paper": {"conv2"}}[profile]
+    assert set(row["flip_rate"]) == binary
+    assert set(row["firing_rate"]) == {"conv1", "conv2"}
+
+
+def test_flip_counter_counts_exactly():
+    from sw.nn import BinaryLinear
+
+    layer = BinaryLinear(4, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.1, -0.1, 0.2, 0.0], [1.0, -1.0, 0.5, -0.5]]))
+    counter = FlipCounter({"fc": layer})
+    counter.before()
+    with torch.no_grad():
+        layer.weight[0, 0] = -0.1   # flips
+        layer.weight[0, 3] = -1e-9  # 0 (+1) -> negative: flips
+        layer.weight[1, 2] = 0.1    # no flip
+    counter.after()
+    counter.before()
+    counter.after()                 # a step without change
+    assert counter.rates() == {"fc": (2 / 8 + 0) / 2}
+    with pytest.raises(RuntimeError, match=r"after\(\) called without before\(\)"):
+        counter.after()
+
+
+def test_config_validation_messages():
+    with pytest.raises(ValueError, match=r"model must be one of mlp, vgg, not 'rnn'"):
+        TrainConfig(model="rnn")
+    with pytest.raises(ValueError, match=r"profile must be one of \('hardware', 'paper'\), "
+                                         r"not 'fpga'"):
+        TrainConfig(profile="fpga")
+    with pytest.raises(ValueError, match=r"time_steps must be between 1 and 1024, not 0"):
+        TrainConfig(time_steps=0)
+    with pytest.raises(TypeError, match=r"epochs must be an int, not 2.5"):
+        TrainConfig(epochs=2.5)
+    with pytest.raises(ValueError, match=r"batch_size must be >= 2, not 1"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match=r"agmm_stat must be one of \('sample', 'batch'\), "
+                                         r"not 'global'"):
+        TrainConfig(agmm_stat="global")
+    with pytest.raises(ValueError, match=r"finetune_epochs = 3 needs agmm=True and "
+                                         r"agmm_deploy='finetune'"):
+        TrainConfig(finetune_epochs=3)
+    with pytest.raises(ValueError, match=r"lr must be a positive number or None, not -0.1"):
+        TrainConfig(lr=-0.1)
+    with pytest.raises(ValueError, match=r"leak_shift must be None or an int in 1\.\.30, "
+                                         r"not 0"):
+        TrainConfig(leak_shift=0)
+    with pytest.raises(ValueError, match=r"hidden must hold positive ints \(or 'M' for "
+                                         r"pooling\), not '12,x'"):
+        TrainConfig(hidden="12,x")
+    with pytest.raises(ValueError, match=r"unknown training options \['colour'\]"):
+        TrainConfig.from_json({"colour": 1})
+    assert TrainConfig(hidden="32, 16").hidden == (32, 16)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no such checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": torch.zeros(2)}, bad)
+    with pytest.raises(CheckpointError, match=r"not a bitspike training checkpoint"):
+        load_checkpoint(bad)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"not a readable torch checkpoint"):
+        load_checkpoint(junk)
+
+
+def test_plots_and_cli(tmp_path, capsys):
+    from bitspike.cli import main
+    from sw.train.plots import PlotError, plot_runs
+
+    run = tmp_path / "r"
+    assert main(["train", "-o", str(run), "--epochs", "2", "--hidden", "16", "--quiet",
+                 "--agmm", "off"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["agmm"] is False and cfg["hidden"] == [16] and cfg["epochs"] == 2
+    assert main(["train", "-o", str(run), "--epochs", "2"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "-o", str(tmp_path / "x"), "--agmm-stat", "sample",
+                 "--finetune-epochs", "2", "--quiet"]) == 2
+    assert "needs agmm=True and agmm_deploy='finetune'" in capsys.readouterr().err
+    files = plot_runs([run, run], tmp_path / "plots", labels=["a", "b"])
+    assert [f.name for f in files] == ["accuracy.png", "flip_rate.png", "firing_rate.png"]
+    for f in files:
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(PlotError, match=r"metrics.jsonl: missing"):
+        plot_runs([tmp_path / "none"], tmp_path / "plots")
+    assert main(["plot", str(run), "-o", str(tmp_path / "p2")]) == 0
+    assert (tmp_path / "p2" / "accuracy.png").is_file()
