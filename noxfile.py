@@ -70,3 +70,12 @@ def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("-c", "constraints.txt", "ruff")
     session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: training-step time against snnTorch (pinned, installed in this env only)."""
+    install(session, "train")
+    session.install("-c", "constraints.txt", "snntorch==1.0.0")
+    session.run("python", "bench/train_speed.py", *session.posargs,
+                env={"OMP_NUM_THREADS": "1"})
