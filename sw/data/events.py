@@ -67,7 +67,7 @@ def bin_events(events: Events, *, time_steps: int, height: int, width: int, down
     frames = np.zeros(frame_count(time_steps, 2, height, width, k), dtype=np.uint8)
     if len(events) == 0:
         return frames
-    t = events.t.astype(np.int64)
+    t = events.t.astype(np.int64, copy=False)
     start = int(t.min()) if t_start is None else int(t_start)
     end = int(t.max()) + 1 if t_end is None else int(t_end)
     if end <= start:
@@ -78,6 +78,10 @@ def bin_events(events: Events, *, time_steps: int, height: int, width: int, down
     else:
         b = (t - start) // bin_us
         keep &= b < time_steps
-    frames[b[keep], events.p[keep].astype(np.int64), events.y[keep].astype(np.int64) // k,
-           events.x[keep].astype(np.int64) // k] = 1
+    if not keep.all():
+        b, events = b[keep], events.select(keep)
+    y, x = events.y.astype(np.intp, copy=False), events.x.astype(np.intp, copy=False)
+    if k > 1:
+        y, x = y // k, x // k
+    frames[b, events.p.astype(np.intp, copy=False), y, x] = 1
     return frames

@@ -236,7 +236,7 @@ def read_aedat31(path, *, size: int = 128) -> Events:
     version, pos = read_aedat_header(raw, path)
     if not version.startswith("3"):
         raise DatasetError(f"{str(path)!r}: AEDAT version {version}, expected 3.1 (cAER)")
-    chunks = []
+    words, overflows, counts = [], [], []
     while pos < len(raw):
         if pos + _PACKET.size > len(raw):
             raise DatasetError(f"{str(path)!r}: truncated AEDAT 3.1 packet header at byte {pos}")
@@ -251,17 +251,15 @@ def read_aedat31(path, *, size: int = 128) -> Events:
         if etype == _POLARITY_EVENT:
             if esize != 8:
                 raise DatasetError(f"{str(path)!r}: polarity events must be 8 bytes, not {esize}")
-            ev = np.frombuffer(raw, dtype="<u4", count=2 * number, offset=pos).reshape(-1, 2)
-            data = ev[:, 0].astype(np.int64)
-            valid = (data & 1) == 1
-            ts = (np.int64(overflow) << 31) | ev[:, 1].astype(np.int64)
-            chunks.append((data[valid], ts[valid]))
+            words.append(np.frombuffer(raw, dtype="<u4", count=2 * number, offset=pos))
+            overflows.append(overflow)
+            counts.append(number)
         pos += nbytes
-    if chunks:
-        data = np.concatenate([c[0] for c in chunks])
-        t = np.concatenate([c[1] for c in chunks])
-    else:
-        data = t = np.zeros(0, dtype=np.int64)
+    pairs = np.concatenate(words).reshape(-1, 2) if words else np.zeros((0, 2), dtype="<u4")
+    valid = (pairs[:, 0] & 1) == 1
+    data = pairs[valid, 0].astype(np.int64)
+    high = np.repeat(np.array(overflows, dtype=np.int64) << 31, counts)[valid]
+    t = high | pairs[valid, 1].astype(np.int64)
     x, y, p = (data >> 17) & 0x7FFF, (data >> 2) & 0x7FFF, (data >> 1) & 1
     if len(data) and (x.max() >= size or y.max() >= size):
         raise DatasetError(f"{str(path)!r}: event at x={x.max()}, y={y.max()} outside the "

@@ -172,11 +172,16 @@ def load_dvs_gesture(opts: DatasetOptions) -> Dataset:
             samples += [(aedat, *row) for row in _read_labels(csv)]
         samples = [samples[i] for i in subset(len(samples), opts.limit, opts.seed, salt)]
         frames, labels = [], []
-        events, current = None, None
+        events, current, ordered = None, None, False
         for aedat, label, start, end in _progress(samples, opts.progress, f"{name} {split}"):
             if aedat != current:  # samples of one recording are consecutive
                 events, current = read_aedat31(aedat, size=size), aedat
-            inside = events.select((events.t >= start) & (events.t < end))
+                ordered = bool(np.all(events.t[1:] >= events.t[:-1]))
+            if ordered:  # recordings are time-ordered: cut the window by bisection
+                lo, hi = np.searchsorted(events.t, [start, end], side="left")
+                inside = events.select(slice(lo, hi))
+            else:
+                inside = events.select((events.t >= start) & (events.t < end))
             frames.append(bin_events(inside, time_steps=t, height=size, width=size,
                                      downsample=k, t_start=start, t_end=end, bin_us=opts.bin_us))
             labels.append(label)
