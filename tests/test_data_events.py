@@ -182,19 +182,23 @@ def _packet(events, *, etype=1, overflow=0, padding=()):
     return header + body
 
 
-def _write_gesture(folder):
+def _write_gesture(folder, *, out_of_order=False):
     folder.mkdir(parents=True, exist_ok=True)
-    user01 = AEDAT31_HEADER + _packet([
-        (5, 6, 1, 900, 1),        # before the first label window
-        (5, 6, 1, 1000, 1),       # sample 0, bin 0, ON, frame pixel (0, 0)
-        (127, 0, 0, 1499, 1),     # sample 0, bin 0, OFF, (0, 3)
-    ]) + _packet([(10, 10, 1, 1600, 1)], etype=0) + _packet([  # a special-event packet
+    late = [
         (64, 100, 1, 1500, 1),    # sample 0, bin 1, ON, (3, 2)
         (10, 10, 1, 1700, 0),     # invalid: dropped
         (40, 40, 0, 1999, 1),     # sample 0, bin 1, OFF, (1, 1)
         (0, 127, 1, 2000, 1),     # sample 1, bin 0, ON, (3, 0)
         (127, 127, 0, 2999, 1),   # sample 1, bin 1, OFF, (3, 3)
-    ], padding=[(100, 100, 1, 2500, 1)])  # capacity beyond eventNumber: not events
+    ]
+    if out_of_order:  # timestamps not sorted: the loader must still find every window's events
+        late = late[::-1]
+    user01 = AEDAT31_HEADER + _packet([
+        (5, 6, 1, 900, 1),        # before the first label window
+        (5, 6, 1, 1000, 1),       # sample 0, bin 0, ON, frame pixel (0, 0)
+        (127, 0, 0, 1499, 1),     # sample 0, bin 0, OFF, (0, 3)
+    ]) + _packet([(10, 10, 1, 1600, 1)], etype=0) + _packet(  # a special-event packet
+        late, padding=[(100, 100, 1, 2500, 1)])  # capacity beyond eventNumber: not events
     (folder / "user01_natural.aedat").write_bytes(user01)
     (folder / "user01_natural_labels.csv").write_text(
         "class,startTime_usec,endTime_usec\n3,1000,2000\n7,2000,3000\n")
@@ -220,9 +224,10 @@ def test_aedat31_reader(tmp_path):
     assert ev.t.tolist() == [900, 1000, 1499, 1500, 1999, 2000, 2999]
 
 
-@pytest.mark.parametrize("sub", ["DvsGesture", ""])
-def test_dvs_gesture_by_hand(tmp_path, sub):
-    _write_gesture(tmp_path / sub if sub else tmp_path)
+@pytest.mark.parametrize(("sub", "out_of_order"), [("DvsGesture", False), ("", False),
+                                                   ("", True)])
+def test_dvs_gesture_by_hand(tmp_path, sub, out_of_order):
+    _write_gesture(tmp_path / sub if sub else tmp_path, out_of_order=out_of_order)
     data = load_dataset("dvs-gesture", root=tmp_path, time_steps=2, downsample=32)
     assert data.info == DatasetInfo("dvs-gesture", "spike", 1, (2, 4, 4), 11, 2)
     assert data.train.y.tolist() == [2, 6] and data.test.y.tolist() == [10]
