@@ -256,10 +256,15 @@ def read_aedat31(path, *, size: int = 128) -> Events:
             counts.append(number)
         pos += nbytes
     pairs = np.concatenate(words).reshape(-1, 2) if words else np.zeros((0, 2), dtype="<u4")
-    valid = (pairs[:, 0] & 1) == 1
-    data = pairs[valid, 0].astype(np.int64)
-    high = np.repeat(np.array(overflows, dtype=np.int64) << 31, counts)[valid]
-    t = high | pairs[valid, 1].astype(np.int64)
+    data, stamp = pairs[:, 0], pairs[:, 1].astype(np.int64)
+    if len(set(overflows)) > 1:  # the 31-bit clock wrapped during the recording
+        stamp |= np.repeat(np.array(overflows, dtype=np.int64) << 31, counts)
+    elif overflows:
+        stamp |= np.int64(overflows[0]) << 31
+    valid = (data & 1) == 1
+    if not valid.all():
+        data, stamp = data[valid], stamp[valid]
+    t = stamp
     x, y, p = (data >> 17) & 0x7FFF, (data >> 2) & 0x7FFF, (data >> 1) & 1
     if len(data) and (x.max() >= size or y.max() >= size):
         raise DatasetError(f"{str(path)!r}: event at x={x.max()}, y={y.max()} outside the "
