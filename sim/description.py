@@ -1,0 +1,180 @@
+"""The accelerator's JSON description, as the testbench reads it.
+
+``hw.generate`` writes the description beside the Verilog (docs/hardware.md specifies it): the
+top module, clock and reset ports, every stream with its ports and payload layout, the input
+beat format (lanes, beats per sample), the folding, and the ideal cycle bound. The testbench
+takes every hardware fact from here (never from its own copy of the rules), so the two cannot
+drift; :meth:`Description.check_artifact` makes sure the description belongs to the artifact
+the golden model runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.layout import LayoutError, PayloadLayout
+
+__all__ = ["DescriptionError", "StreamPorts", "Description"]
+
+
+class DescriptionError(ValueError):
+    """The description file is missing, malformed or does not match the artifact."""
+
+
+@dataclass(frozen=True)
+class StreamPorts:
+    """The Verilog ports of one stream and its payload layout (``ready`` None: always ready)."""
+
+    name: str
+    valid: str
+    ready: str | None
+    payload: str
+    layout: PayloadLayout
+
+
+@dataclass(frozen=True)
+class Description:
+    """What the testbench needs from the description, validated.
+
+    Attributes
+    ----------
+    path : Path
+    raw : dict
+        The whole JSON object.
+    top, clock, reset : str
+    verilog : Path
+    streams : dict of StreamPorts
+    input_stream, output_stream : StreamPorts
+    trace_streams : dict of StreamPorts, by layer name
+    input_kind : {"multibit", "spike"}
+    lanes, beats_per_sample, rows, inputs : int
+    folding : list of (simd, pe)
+    ideal_cycles : int
+        The steady-state bound in cycles per sample.
+    latency_bound : int
+        An upper bound on one sample's latency through the pipeline (for timeouts).
+    manifest_sha256 : str or None
+    """
+
+    path: Path
+    raw: dict
+    top: str
+    clock: str
+    reset: str
+    verilog: Path
+    streams: dict
+    input_kind: str
+    lanes: int
+    beats_per_sample: int
+    rows: int
+    inputs: int
+    input_field: str
+    folding: list
+    ideal_cycles: int
+    latency_bound: int
+    manifest_sha256: str | None
+
+    @property
+    def input_stream(self) -> StreamPorts:
+        return self.streams["i"]
+
+    @property
+    def output_stream(self) -> StreamPorts:
+        return self.streams["o"]
+
+    @property
+    def trace_streams(self) -> dict:
+        return {s.name[len("trace_"):]: s for s in self.streams.values()
+                if s.name.startswith("trace_")}
+
+    @classmethod
+    def load(cls, path) -> Description:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DescriptionError(f"{path}: no such description file") from None
+        except json.JSONDecodeError as exc:
+            raise DescriptionError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_json(raw, path)
+
+    @classmethod
+    def from_json(cls, raw: dict, path: Path) -> Description:
+        def get(obj, key, where=""):
+            if not isinstance(obj, dict) or key not in obj:
+                raise DescriptionError(f"{path}: missing field {where}{key}")
+            return obj[key]
+
+        streams = {}
+        for name, s in get(raw, "streams").items():
+            try:
+                layout = PayloadLayout.from_json(get(s, "layout", f"streams.{name}."),
+                                                 f"{path}: streams.{name}.layout")
+            except LayoutError as exc:
+                raise DescriptionError(str(exc)) from None
+            streams[name] = StreamPorts(name=name, valid=get(s, "valid", f"streams.{name}."),
+                                        ready=s.get("ready"),
+                                        payload=get(s, "payload", f"streams.{name}."),
+                                        layout=layout)
+        for needed in ("i", "o"):
+            if needed not in streams:
+                raise DescriptionError(f"{path}: streams has no {needed!r} stream")
+        if streams["i"].ready is None or streams["o"].ready is None:
+            raise DescriptionError(f"{path}: streams i and o need a ready port")
+        inp = get(raw, "input")
+        field_names = streams["i"].layout.names
+        if len(field_names) != 1 or streams["i"].layout[field_names[0]].count is None:
+            raise DescriptionError(f"{path}: the input payload must be one array field, found "
+                                   f"{list(field_names)}")
+        folding = [(int(get(f, "simd", "folding[].")), int(get(f, "pe", "folding[].")))
+                   for f in get(raw, "folding")]
+        cycles = get(raw, "cycles")
+        verilog = path.parent / get(raw, "verilog")
+        return cls(
+            path=path, raw=raw, top=get(raw, "top"), clock=get(raw, "clock"),
+            reset=get(raw, "reset"), verilog=verilog, streams=streams,
+            input_kind=get(inp, "kind", "input."), lanes=int(get(inp, "lanes", "input.")),
+            beats_per_sample=int(get(inp, "beats_per_sample", "input.")),
+            rows=int(get(inp, "rows", "input.")), inputs=int(get(inp, "inputs", "input.")),
+            input_field=field_names[0], folding=folding,
+            ideal_cycles=int(get(cycles, "ideal_per_sample", "cycles.")),
+            latency_bound=int(cycles.get("latency_bound") or 0) or 4 * int(
+                get(cycles, "ideal_per_sample", "cycles.")) + 200,
+            manifest_sha256=raw.get("manifest_sha256"))
+
+    def check_artifact(self, artifact, artifact_dir=None) -> None:
+        """Raise DescriptionError unless this description was generated for ``artifact``."""
+        if artifact.inputs != self.inputs:
+            raise DescriptionError(f"{self.path}: built for {self.inputs} inputs, the artifact "
+                                   f"has {artifact.inputs}")
+        if len(self.folding) != len(artifact.layers):
+            raise DescriptionError(f"{self.path}: folding for {len(self.folding)} layers, the "
+                                   f"artifact has {len(artifact.layers)}")
+        if artifact_dir is not None and self.manifest_sha256:
+            digest = hashlib.sha256((Path(artifact_dir) / "manifest.json").read_bytes())
+            if "sha256:" + digest.hexdigest() != self.manifest_sha256 and \
+                    digest.hexdigest() != self.manifest_sha256:
+                raise DescriptionError(f"{self.path}: generated from another artifact (manifest "
+                                       f"hash {self.manifest_sha256}, {artifact_dir} has "
+                                       f"sha256:{digest.hexdigest()})")
+
+    def pack_input(self, sample) -> list[int]:
+        """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes): ``lanes``
+        values per beat in input order, rows (time steps) one after the other, the last beat
+        of a row zero-padded."""
+        import numpy as np
+
+        x = np.asarray(sample, dtype=np.int64).reshape(self.rows, self.inputs)
+        per_row = -(-self.inputs // self.lanes)
+        padded = np.zeros((self.rows, per_row * self.lanes), dtype=np.int64)
+        padded[:, :self.inputs] = x
+        layout = self.input_stream.layout
+        beats = [layout.pack({self.input_field: [int(v) for v in chunk]})
+                 for chunk in padded.reshape(self.rows * per_row, self.lanes)]
+        if len(beats) != self.beats_per_sample:
+            raise DescriptionError(f"{self.path}: {len(beats)} beats per sample from the input "
+                                   f"format, the description says {self.beats_per_sample}")
+        return beats
