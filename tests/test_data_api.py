@@ -44,7 +44,7 @@ def test_unknown_option_is_named():
 @pytest.mark.parametrize(("options", "error", "message"), [
     ({"time_steps": 0}, ValueError, "time_steps must be >= 1, not 0"),
     ({"time_steps": 4.0}, TypeError, "time_steps must be an int, not 4.0"),
-    ({"seed": -1}, ValueError, "seed must be >= 0, not -1"),
+    ({"seed": -1}, ValueError, "seed must be between 0 and 4294967295, not -1"),
     ({"seed": None}, TypeError, "seed must be an int, not None"),
     ({"downsample": 0}, ValueError, "downsample must be >= 1, not 0"),
     ({"bits": 17}, ValueError, "bits must be between 1 and 16, not 17"),

@@ -144,7 +144,7 @@ class DatasetOptions:
     def __post_init__(self):
         if self.root is not None and not isinstance(self.root, str | os.PathLike):
             raise TypeError(f"root must be a path, not {self.root!r}")
-        _check_int("seed", self.seed, 0, none_ok=False)
+        _check_int("seed", self.seed, 0, 2**32 - 1, none_ok=False)
         if self.test_size is not None:
             if not isinstance(self.test_size, float | int) or isinstance(self.test_size, bool):
                 raise TypeError(f"test_size must be a float, not {self.test_size!r}")
