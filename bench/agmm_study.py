@@ -74,6 +74,19 @@ def _run(job):
     return out
 
 
+def _slim(result):
+    """Per-run figures for the JSON record (the full per-epoch history stays out)."""
+    h = result["history"]
+    job = {k: v for k, v in result["job"].items() if k not in ("config", "export")}
+    out = {"job": job, "train_s": round(result["train_s"], 1),
+           "test_accuracy": [round(r["test_accuracy"], 5) for r in h],
+           "flip_rate_mean": [round(r["flip_rate_mean"], 6) for r in h],
+           "firing_rate_mean": [round(r["firing_rate_mean"], 5) for r in h]}
+    if "export" in result:
+        out["export"] = result["export"]
+    return out
+
+
 def _pool_map(jobs, workers):
     from tqdm import tqdm
 
@@ -114,9 +127,10 @@ def flips_jobs(args):
             for opt in args.optimizers:
                 for agmm in (False, True):
                     for seed in range(args.seeds):
+                        # the gate stays for the whole run: this part studies training
                         cfg = TrainConfig(dataset=dataset, profile=profile, hidden=STUDY_HIDDEN,
-                                          agmm=agmm, epochs=epochs, seed=seed,
-                                          **OPTIMIZERS[opt])
+                                          agmm=agmm, agmm_deploy="keep", epochs=epochs,
+                                          seed=seed, **OPTIMIZERS[opt])
                         jobs.append({"part": "flips", "dataset": dataset, "profile": profile,
                                      "optimizer": opt, "agmm": agmm, "seed": seed,
                                      "config": cfg.to_json()})
@@ -261,7 +275,7 @@ def main(argv=None):
     os.replace(tmp, out)
     raw_path = out.with_suffix(".json")
     tmp = raw_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(raw, indent=1))
+    tmp.write_text(json.dumps({k: [_slim(r) for r in v] for k, v in raw.items()}) + "\n")
     os.replace(tmp, raw_path)
     print(f"\nwritten {out} and {raw_path} ({elapsed / 60:.1f} min)")
     return 0

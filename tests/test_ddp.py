@@ -18,7 +18,7 @@ def test_ddp_two_processes_on_digits(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", "-m", "bitspike", "train", "-o", str(run), "--epochs", "1", "--hidden", "32",
-           "--quiet", "--device", "cpu"]
+           "--quiet", "--device", "cpu", "--agmm-deploy", "keep"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json"):

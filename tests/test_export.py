@@ -123,9 +123,11 @@ def test_build_artifact_parameter_errors():
         export("nowhere", frac_bits="x")
 
 
-@pytest.mark.parametrize("dataset", ["digits", "digits-events"])
-def test_export_trained_checkpoint(tmp_path, dataset):
-    cfg = TrainConfig(dataset=dataset, epochs=2, hidden=(32,), seed=1)
+@pytest.mark.parametrize("dataset,deploy", [("digits", "keep"), ("digits-events", "finetune")])
+def test_export_trained_checkpoint(tmp_path, dataset, deploy):
+    # a kept gate exports as step gains; a fine-tuned-away one as G = 1
+    cfg = TrainConfig(dataset=dataset, epochs=2, hidden=(32,), seed=1, agmm_deploy=deploy,
+                      finetune_epochs=1)
     run = train(cfg, tmp_path / "run", progress=False)
     art, rep = export(run / "checkpoint.pt", tmp_path / "art")
     loaded = load_artifact(tmp_path / "art")
@@ -135,6 +137,11 @@ def test_export_trained_checkpoint(tmp_path, dataset):
                 "integer_accuracy", "training", "agmm", "checkpoint_sha256"):
         assert key in md, key
     assert md["dataset"] == dataset and md["time_steps"] == 4
+    gains = [layer.step_gain for layer in loaded.layers]
+    if deploy == "finetune":
+        assert md["gate_removed"] and all(g == (1, 1, 1, 1) for g in gains)
+    else:
+        assert not md["gate_removed"] and all(min(g) == 16 for g in gains)  # Qg = 4
     assert md["float_accuracy"] == round(rep.float_accuracy, 6)
     assert md["training"] == json.loads((run / "config.json").read_text())
     assert md["checkpoint_sha256"].startswith("sha256:")
@@ -155,7 +162,7 @@ def test_export_trained_checkpoint(tmp_path, dataset):
 def test_export_cli_refuses_conv_and_missing_checkpoint(tmp_path, capsys):
     from bitspike.cli import main
 
-    run = train(TrainConfig(model="vgg", channels=(4, "M"), epochs=1), tmp_path / "vgg",
+    run = train(TrainConfig(model="vgg", channels=(4, "M"), epochs=1, agmm=False), tmp_path / "vgg",
                 progress=False)
     assert main(["export", str(run), "-o", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err

@@ -13,7 +13,7 @@ from sw.train.metrics import FlipCounter
 
 torch.set_num_threads(1)
 
-SMALL = dict(epochs=3, hidden=(24,), batch_size=256)
+SMALL = dict(epochs=3, hidden=(24,), batch_size=256, agmm_deploy="keep")
 
 
 def digest_of(run):
@@ -62,7 +62,7 @@ def test_same_seed_same_weights_and_resume_equals_uninterrupted(tmp_path):
 
 
 def test_finetune_removes_the_gate_and_resumes_across_it(tmp_path):
-    cfg = TrainConfig(**{**SMALL, "epochs": 2}, agmm_stat="sample", agmm_deploy="finetune",
+    cfg = TrainConfig(**{**SMALL, "epochs": 2, "agmm_deploy": "finetune"}, agmm_stat="sample",
                       finetune_epochs=2)
     a = train(cfg, tmp_path / "a", progress=False)
     ckpt = load_checkpoint(a)
@@ -80,7 +80,7 @@ def test_finetune_removes_the_gate_and_resumes_across_it(tmp_path):
 @pytest.mark.parametrize("profile", ["hardware", "paper"])
 def test_conv_net_and_events_train(tmp_path, profile):
     cfg = TrainConfig(dataset="digits-events", model="vgg", channels=(4, "M", 8), epochs=1,
-                      profile=profile)
+                      profile=profile, agmm_deploy="keep")
     run = train(cfg, tmp_path / "v", progress=False)
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     binary = {"hardware": {"conv1", "conv2", "out"}, "paper": {"conv2"}}[profile]
@@ -123,9 +123,12 @@ def test_config_validation_messages():
     with pytest.raises(ValueError, match=r"agmm_stat must be one of \('sample', 'batch'\), "
                                          r"not 'global'"):
         TrainConfig(agmm_stat="global")
-    with pytest.raises(ValueError, match=r"finetune_epochs = 3 needs agmm=True and "
-                                         r"agmm_deploy='finetune'"):
-        TrainConfig(finetune_epochs=3)
+    with pytest.raises(ValueError, match=r"agmm_deploy='finetune' needs finetune_epochs >= 1, "
+                                         r"not 0 \(or agmm_deploy='keep' to keep the gate\)"):
+        TrainConfig(finetune_epochs=0)
+    assert TrainConfig(agmm=False, epochs=7).total_epochs == 7  # no gate, no fine-tune
+    assert TrainConfig(agmm_deploy="keep", epochs=7).total_epochs == 7
+    assert TrainConfig(epochs=7, finetune_epochs=3).total_epochs == 10
     with pytest.raises(ValueError, match=r"lr must be a positive number or None, not -0.1"):
         TrainConfig(lr=-0.1)
     with pytest.raises(ValueError, match=r"leak_shift must be None or an int in 1\.\.30, "
@@ -163,9 +166,8 @@ def test_plots_and_cli(tmp_path, capsys):
     assert cfg["agmm"] is False and cfg["hidden"] == [16] and cfg["epochs"] == 2
     assert main(["train", "-o", str(run), "--epochs", "2"]) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert main(["train", "-o", str(tmp_path / "x"), "--agmm-stat", "sample",
-                 "--finetune-epochs", "2", "--quiet"]) == 2
-    assert "needs agmm=True and agmm_deploy='finetune'" in capsys.readouterr().err
+    assert main(["train", "-o", str(tmp_path / "x"), "--finetune-epochs", "0", "--quiet"]) == 2
+    assert "needs finetune_epochs >= 1" in capsys.readouterr().err
     files = plot_runs([run, run], tmp_path / "plots", labels=["a", "b"])
     assert [f.name for f in files] == ["accuracy.png", "flip_rate.png", "firing_rate.png"]
     for f in files:

@@ -1,7 +1,7 @@
 """Training of binary spiking networks with AGMM (see docs/training.md).
 
     from sw.train import TrainConfig, train
-    run = train(TrainConfig(epochs=60), "runs/digits")      # -> run directory
+    run = train(TrainConfig(), "runs/digits")      # the default digits model -> run directory
 """
 
 from sw.train.config import DEFAULT_LR, DEPLOYS, OPTIMIZERS, SCHEDULES, TrainConfig

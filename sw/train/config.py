@@ -57,10 +57,12 @@ class TrainConfig:
     agmm_stat, agmm_moment, agmm_alpha, agmm_alpha_init
         Gate variant (:class:`sw.nn.AGMMGate`).
     agmm_deploy : {"keep", "finetune"}
-        Keep the gate at inference (a per-time-step constant; needs ``agmm_stat="batch"``), or
-        remove it with ``finetune_epochs`` gate-free epochs at the end.
+        Remove the gate with ``finetune_epochs`` gate-free epochs at the end (default: the
+        deployed model then needs no step gains, docs/agmm.md), or keep it at inference (a
+        per-time-step constant folded into ``step_gain``; needs ``agmm_stat="batch"``).
     finetune_epochs : int
-        Gate-free epochs after ``epochs`` (``agmm_deploy="finetune"`` only).
+        Gate-free epochs after ``epochs`` (only with ``agmm`` and ``agmm_deploy="finetune"``;
+        ignored otherwise).
     finetune_lr_factor : float
         Fine-tune learning rate = ``lr * finetune_lr_factor`` (cosine to 0).
     epochs, batch_size : int
@@ -99,10 +101,10 @@ class TrainConfig:
     agmm_moment: str = "mean"
     agmm_alpha: str = "learned"
     agmm_alpha_init: float = 1.0
-    agmm_deploy: str = "keep"
-    finetune_epochs: int = 0
+    agmm_deploy: str = "finetune"
+    finetune_epochs: int = 10
     finetune_lr_factor: float = 0.1
-    epochs: int = 60
+    epochs: int = 50
     batch_size: int = 128
     optimizer: str = "adam"
     lr: float | None = None
@@ -158,9 +160,9 @@ class TrainConfig:
         if not _is_num(self.agmm_alpha_init) or not self.agmm_alpha_init > 0:
             raise ValueError(f"agmm_alpha_init must be a positive number, not "
                              f"{self.agmm_alpha_init!r}")
-        if self.finetune_epochs and not (self.agmm and self.agmm_deploy == "finetune"):
-            raise ValueError(f"finetune_epochs = {self.finetune_epochs} needs agmm=True and "
-                             f"agmm_deploy='finetune' (the fine-tune removes the gate)")
+        if self.agmm and self.agmm_deploy == "finetune" and self.finetune_epochs < 1:
+            raise ValueError(f"agmm_deploy='finetune' needs finetune_epochs >= 1, not "
+                             f"{self.finetune_epochs} (or agmm_deploy='keep' to keep the gate)")
         if self.lr is not None and (not _is_num(self.lr) or not self.lr > 0
                                     or not math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number or None, not {self.lr!r}")
@@ -176,15 +178,13 @@ class TrainConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
     @property
-    def total_epochs(self) -> int:
-        return self.epochs + self.finetune_epochs
+    def finetunes(self) -> bool:
+        """True when the run ends with a gate-free fine-tune."""
+        return self.agmm and self.agmm_deploy == "finetune"
 
     @property
-    def deployable_gate(self) -> bool:
-        """True when what stays at inference can be folded (no gate, a removed gate, or a
-        running-statistics gate)."""
-        return (not self.agmm or self.agmm_deploy == "finetune" and self.finetune_epochs > 0
-                or self.agmm_stat == "batch")
+    def total_epochs(self) -> int:
+        return self.epochs + (self.finetune_epochs if self.finetunes else 0)
 
     def agmm_options(self) -> dict | None:
         if not self.agmm:
