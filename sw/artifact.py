@@ -39,6 +39,7 @@ __all__ = [
     "Artifact",
     "write_artifact",
     "load_artifact",
+    "manifest_sha256",
     "weights_to_hex_lines",
     "weights_from_hex_lines",
 ]
@@ -491,6 +492,28 @@ def manifest_dict(artifact: Artifact, hashes: dict) -> dict:
     }
 
 
+def _data_files(artifact: Artifact) -> dict:
+    """``{file name: text}`` of every data file of ``artifact``."""
+    files = {}
+    for layer in artifact.layers:
+        names = _layer_files(layer)
+        files[names["weights"]] = "\n".join(weights_to_hex_lines(layer.weights)) + "\n"
+        files[names["params"]] = "\n".join(_params_lines(layer)) + "\n"
+    return files
+
+
+def _manifest_text(artifact: Artifact, files: dict) -> str:
+    hashes = {name: _sha256(text.encode("ascii")) for name, text in files.items()}
+    return json.dumps(manifest_dict(artifact, hashes), indent=2) + "\n"
+
+
+def manifest_sha256(artifact: Artifact) -> str:
+    """``"sha256:<hex>"`` of the ``manifest.json`` that :func:`write_artifact` writes for
+    ``artifact`` (the same bytes :func:`load_artifact` read, for a loaded artifact). It names
+    the model exactly: the manifest holds every data file's hash."""
+    return _sha256(_manifest_text(artifact, _data_files(artifact)).encode("utf-8"))
+
+
 def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``artifact`` to the directory ``path`` atomically.
 
@@ -509,18 +532,10 @@ def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bo
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        files = {}
-        for layer in artifact.layers:
-            names = _layer_files(layer)
-            files[names["weights"]] = "\n".join(weights_to_hex_lines(layer.weights)) + "\n"
-            files[names["params"]] = "\n".join(_params_lines(layer)) + "\n"
-        hashes = {}
+        files = _data_files(artifact)
         for name, text in files.items():
-            data = text.encode("ascii")
-            (tmp / name).write_bytes(data)
-            hashes[name] = _sha256(data)
-        manifest = json.dumps(manifest_dict(artifact, hashes), indent=2) + "\n"
-        (tmp / MANIFEST).write_text(manifest)
+            (tmp / name).write_bytes(text.encode("ascii"))
+        (tmp / MANIFEST).write_text(_manifest_text(artifact, files))
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.rename(path, old)
