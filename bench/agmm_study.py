@@ -15,8 +15,9 @@ statistics), exports every run to the integer model and prints float and integer
     python bench/agmm_study.py --part flips --seeds 3 --workers 2
     python bench/agmm_study.py --part deploy
 
-Tables are printed and written (Markdown) to ``--out`` (default bench/results/agmm_study.md);
-raw per-run figures go next to it as JSON.
+Each part's table is printed and written (Markdown) into ``--out`` (default bench/results/):
+``agmm_study_flips.md`` and ``agmm_study_deploy.md``, with the per-run figures beside them as
+JSON.
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def main(argv=None):
     p.add_argument("--datasets", default="digits,digits-events")
     p.add_argument("--optimizers", default="adam,sgd")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "agmm_study.md"))
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"),
+                   help="directory for the tables (default bench/results)")
     args = p.parse_args(argv)
     args.datasets = [d for d in args.datasets.split(",") if d]
     args.optimizers = [o for o in args.optimizers.split(",") if o]
@@ -247,38 +249,41 @@ def main(argv=None):
         p.error("--seeds must be >= 1")
 
     t0 = time.perf_counter()
-    cmd = "python bench/agmm_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    sections = [f"# AGMM study\n\nCommand: `{cmd.strip()}`\n"]
-    raw = {}
-    if args.part in ("flips", "all"):
-        res = _pool_map(flips_jobs(args), args.workers)
-        raw["flips"] = res
-        table = flips_table(res)
-        sections.append(f"## AGMM on vs off ({args.seeds} seeds; MLP hidden "
-                        f"{','.join(map(str, STUDY_HIDDEN))}, T=4; digits {args.epochs} epochs, "
-                        f"digits-events {args.epochs_events} epochs)\n\n{table}\n")
-        print(table, flush=True)
-    if args.part in ("deploy", "all"):
-        res = _pool_map(deploy_jobs(args), args.workers)
-        raw["deploy"] = res
-        table = deploy_table(res)
-        sections.append(f"## Deploying the gate ({args.seeds} seeds; default hardware MLP "
-                        f"64-128-10 on digits, T=4, {args.epochs} epochs in all, fine-tunes "
-                        f"{args.finetune_epochs} of them)\n\n{table}\n")
-        print(table, flush=True)
-    elapsed = time.perf_counter() - t0
-    sections.append(f"Total time: {elapsed / 60:.1f} min with {args.workers} worker processes.\n")
+    cmd = ("python bench/agmm_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
+           ).strip()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(sections))
-    os.replace(tmp, out)
-    raw_path = out.with_suffix(".json")
-    tmp = raw_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({k: [_slim(r) for r in v] for k, v in raw.items()}) + "\n")
-    os.replace(tmp, raw_path)
-    print(f"\nwritten {out} and {raw_path} ({elapsed / 60:.1f} min)")
+    parts = []
+    if args.part in ("flips", "all"):
+        parts.append(("flips", flips_jobs(args), flips_table,
+                      f"AGMM on vs off ({args.seeds} seeds; MLP hidden "
+                      f"{','.join(map(str, STUDY_HIDDEN))}, T=4; digits {args.epochs} epochs, "
+                      f"digits-events {args.epochs_events} epochs)"))
+    if args.part in ("deploy", "all"):
+        parts.append(("deploy", deploy_jobs(args), deploy_table,
+                      f"Deploying the gate ({args.seeds} seeds; default hardware MLP 64-128-10 "
+                      f"on digits, T=4, {args.epochs} epochs in all, fine-tunes "
+                      f"{args.finetune_epochs} of them)"))
+    for name, jobs, table_fn, title in parts:
+        t_part = time.perf_counter()
+        res = _pool_map(jobs, args.workers)
+        table = table_fn(res)
+        print(table, flush=True)
+        minutes = (time.perf_counter() - t_part) / 60
+        text = (f"# {title}\n\nCommand: `{cmd}`\n\n{table}\n\n"
+                f"Time: {minutes:.1f} min with {args.workers} worker processes.\n")
+        _atomic_write(out / f"agmm_study_{name}.md", text)
+        _atomic_write(out / f"agmm_study_{name}.json",
+                      json.dumps([_slim(r) for r in res]) + "\n")
+        print(f"written {out / f'agmm_study_{name}.md'} ({minutes:.1f} min)")
+    print(f"total {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
+
+
+def _atomic_write(path: Path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ AGMM gate's constant factor ``g[t]`` when one stays at inference. The exporter
   ``Θ_j = threshold_to_int(θ·2^(F+Qg)/(|a_j|·g_min))``;
 * gives the readout ``A_j = round_half_up(|a_j|/a_max·2^Q)`` and
   ``C_j = round_half_up(Σ_t g[t]·b_j/(a_max·g_min)·2^(Q+Qg))``;
-* picks F (the same in every layer) as the smallest value whose integer model agrees with the
-  float model's predictions on the training split to within ``agreement``, and every width from
-  the proven bounds (``sw.fixedpoint.lif_width`` / ``readout_width``).
+* picks F (the same in every layer) as the smallest value whose integer model, on the training
+  split, reproduces at least ``spike_agreement`` of the float model's hidden spikes and
+  ``agreement`` of its predictions, and every width from the proven bounds
+  (``sw.fixedpoint.lif_width`` / ``readout_width``).
 
 It refuses, with a message saying what to train instead, a model that the artifact cannot hold:
 a conv layer, a full-precision layer (``paper`` profile) or a data-dependent gate.
@@ -276,6 +277,12 @@ def _float_predictions(model, x, batch_size=1024):
     return torch.cat(out).numpy() if out else np.zeros(0, np.int64)
 
 
+def _spike_agreement(float_s, int_s) -> float:
+    total = sum(s.size for s in float_s)
+    same = sum(int(np.sum(a == b)) for a, b in zip(float_s, int_s, strict=True))
+    return same / total if total else 1.0
+
+
 def _sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -289,7 +296,8 @@ def _sha256_file(path) -> str:
 # ----------------------------------------------------------------------------------------------
 
 def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: int = 8,
-           gain_bits: int = 4, agreement: float = 0.998, max_frac_bits: int = 12,
+           gain_bits: int = 4, agreement: float = 0.998, spike_agreement: float = 0.999,
+           max_frac_bits: int = 12,
            calibration_samples: int = 2000, root=None, overwrite: bool = False, data=None,
            log=None) -> tuple[Artifact, ExportReport]:
     """Export a training checkpoint (or run directory) to an artifact.
@@ -304,8 +312,9 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
         F of every membrane; "auto" searches 0..``max_frac_bits`` (see module docstring).
     scale_bits, gain_bits : int
         Q of the readout scales and Qg of the step gains.
-    agreement : float
-        Prediction agreement with the float model (training split) that "auto" asks for.
+    agreement, spike_agreement : float
+        Agreement with the float model's predictions and hidden spikes (training split) that
+        "auto" asks for.
     calibration_samples : int
         Training samples used by the "auto" search.
     root : path
@@ -327,8 +336,9 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     if frac_bits != "auto" and (not isinstance(frac_bits, int) or isinstance(frac_bits, bool)
                                 or not 0 <= frac_bits <= 40):
         raise ValueError(f"frac_bits must be 'auto' or an int in 0..40, not {frac_bits!r}")
-    if not isinstance(agreement, (int, float)) or not 0 < agreement <= 1:
-        raise ValueError(f"agreement must be in (0, 1], not {agreement!r}")
+    for name, v in (("agreement", agreement), ("spike_agreement", spike_agreement)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
+            raise ValueError(f"{name} must be in (0, 1], not {v!r}")
     log = log or (lambda line: None)
     ckpt = load_checkpoint(checkpoint)
     model, config, info = build_from_checkpoint(ckpt)
@@ -354,6 +364,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     if frac_bits == "auto":
         calib_x = data.train.x[:calibration_samples]
         want = _float_predictions(model, calib_x)
+        want_spikes = float_spikes(model, calib_x)
         flat = data.train.flat()[:calibration_samples]
         best = None
         for f in range(0, max_frac_bits + 1):
@@ -361,16 +372,19 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
                 art = build(f)
             except ExportError:
                 break
-            agree = float(np.mean(GoldenModel(art).run(flat).predictions == want))
+            res = GoldenModel(art).run(flat)
+            agree = float(np.mean(res.predictions == want))
+            spikes = _spike_agreement(want_spikes, res.spikes)
             widths = [layer.membrane.width for layer in art.lif_layers]
-            search.append({"frac_bits": f, "agreement": agree,
+            search.append({"frac_bits": f, "agreement": agree, "spike_agreement": spikes,
                            "max_membrane_width": max(widths, default=0)})
-            log(f"F={f}: agreement {100 * agree:.2f} % on {len(want)} training samples, "
-                f"membrane width {max(widths, default=0)}")
-            if best is None or agree > best[1]:
-                best = (f, agree)
-            if agree >= agreement:
-                best = (f, agree)
+            log(f"F={f}: on {len(want)} training samples, predictions {100 * agree:.2f} %, "
+                f"hidden spikes {100 * spikes:.3f} % as the float model; membrane width "
+                f"{max(widths, default=0)}")
+            if best is None or (spikes, agree) > best[1:]:
+                best = (f, spikes, agree)
+            if agree >= agreement and spikes >= spike_agreement:
+                best = (f, spikes, agree)
                 break
         if best is None:
             raise ExportError("no fractional-bit count gives a valid integer model")
@@ -387,10 +401,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     result = GoldenModel(art).run(test_flat)
     int_acc = float(np.mean(result.predictions == y)) if len(y) else 0.0
     agree = float(np.mean(result.predictions == float_pred)) if len(y) else 1.0
-    fs = float_spikes(model, test_x)
-    total = sum(s.size for s in fs)
-    same = sum(int(np.sum(s == g)) for s, g in zip(fs, result.spikes, strict=True))
-    spike_agree = same / total if total else 1.0
+    spike_agree = _spike_agreement(float_spikes(model, test_x), result.spikes)
 
     digest = _sha256_file(ckpt["path"])
     metadata = {
@@ -439,10 +450,14 @@ class Export:
         p.add_argument("-o", "--out", required=True, help="artifact directory to write")
         p.add_argument("--frac-bits", default="auto",
                        help="membrane fractional bits F, or 'auto' (default): the smallest F "
-                            "whose integer model agrees with the float model (see --agreement)")
+                            "whose integer model agrees with the float model (see "
+                            "--agreement, --spike-agreement)")
         p.add_argument("--agreement", type=float, default=0.998,
                        help="prediction agreement on the training split that 'auto' asks for "
                             "(default 0.998)")
+        p.add_argument("--spike-agreement", type=float, default=0.999,
+                       help="hidden-spike agreement on the training split that 'auto' asks "
+                            "for (default 0.999)")
         p.add_argument("--scale-bits", type=int, default=8,
                        help="Q, bits of the readout's per-class scales A_j (default 8)")
         p.add_argument("--gain-bits", type=int, default=4,
@@ -468,7 +483,8 @@ class Export:
         try:
             _, report = export(args.checkpoint, args.out, frac_bits=frac,
                                scale_bits=args.scale_bits, gain_bits=args.gain_bits,
-                               agreement=args.agreement, root=args.root, overwrite=args.force,
+                               agreement=args.agreement, spike_agreement=args.spike_agreement,
+                               root=args.root, overwrite=args.force,
                                log=lambda line: print(line, flush=True))
         except (ExportError, CheckpointError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
