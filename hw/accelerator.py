@@ -1,0 +1,250 @@
+"""The top level: input stream -> one dataflow stage per layer -> output stream."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.buffer import BufferWriter, SampleBuffer
+from hw.common import check_bool, check_int
+from hw.plan import DEFAULT_BUDGET, make_plan
+from hw.stage import LIFStage, ReadoutStage
+from sw import fixedpoint as fx
+from sw.artifact import Artifact
+
+__all__ = ["input_layout", "output_layout", "InputAdapter", "Accelerator"]
+
+
+def input_layout(bits: int, lanes: int) -> data.StructLayout:
+    """Input beat: ``values``, ``lanes`` unsigned values of ``bits`` bits (1 for spikes);
+    value k of beat b is input ``b * lanes + k`` (of the time step, for spike inputs)."""
+    return data.StructLayout({"values": data.ArrayLayout(unsigned(bits), lanes)})
+
+
+def output_layout(artifact: Artifact) -> data.StructLayout:
+    """Output beat: ``prediction`` and every class's ``scores``."""
+    ro = artifact.readout
+    return data.StructLayout({
+        "prediction": unsigned(max(1, fx.ceil_log2(ro.neurons))),
+        "scores": data.ArrayLayout(signed(ro.score.width), ro.neurons),
+    })
+
+
+class InputAdapter(wiring.Component):
+    """Writes input beats into the first stage's buffer, one sample per slot.
+
+    **Timing**: ``i.ready`` is high while a slot is claimed; a beat is written in the cycle it
+    is transferred; the sample's last beat commits the slot and, if another slot is free,
+    claims it in the same cycle, so beats may follow back to back across samples. Values
+    beyond the last input (padding of the last beat of a row) are written as 0 whatever the
+    host sends. Reset drops a partly received sample.
+
+    Parameters
+    ----------
+    inputs : int
+        N.
+    bits : int
+        Bits per value (1 for spikes).
+    lanes : int
+        Values per beat (1..inputs).
+    rows : int
+        Rows per sample (T for spike inputs, 1 for multi-bit inputs).
+    slots : int
+        Slots of the buffer written.
+
+    Members
+    -------
+    i : In(stream.Signature(input_layout(bits, lanes)))
+    w : Out(BufferWriter)
+    """
+
+    def __init__(self, *, inputs: int, bits: int, lanes: int, rows: int, slots: int):
+        check_int("inputs", inputs, 1)
+        check_int("bits", bits, 1, 16)
+        check_int("lanes", lanes, 1, inputs)
+        check_int("rows", rows, 1, 1024)
+        check_int("slots", slots, 1, 16)
+        self._inputs, self._bits, self._lanes, self._rows = inputs, bits, lanes, rows
+        self._groups = fx.ceil_div(inputs, lanes)
+        self.layout = input_layout(bits, lanes)
+        super().__init__({
+            "i": In(stream.Signature(self.layout)),
+            "w": Out(BufferWriter(slots=slots, rows=rows, groups=self._groups,
+                                  width=lanes * bits)),
+        })
+
+    @property
+    def beats(self) -> int:
+        """Beats per sample."""
+        return self._groups * self._rows
+
+    def elaborate(self, platform):
+        m = Module()
+        active = Signal(name="active")
+        slot = Signal.like(self.w.slot, name="slot")
+        group = Signal.like(self.w.group, name="beat")
+        row = Signal.like(self.w.row, name="row")
+        last_group = group == self._groups - 1
+        last_row = row == self._rows - 1
+        xfer = self.i.valid & self.i.ready
+        done = xfer & last_group & last_row
+        claim = (~active | done) & self.w.free
+        m.d.comb += [self.i.ready.eq(active), self.w.claim.eq(claim)]
+        with m.If(claim):
+            m.d.sync += [active.eq(1), slot.eq(self.w.next_slot), group.eq(0), row.eq(0)]
+        with m.Elif(done):
+            m.d.sync += active.eq(0)
+        with m.Elif(xfer):
+            m.d.sync += group.eq(group + 1)
+            with m.If(last_group):
+                m.d.sync += [group.eq(0), row.eq(row + 1)]
+
+        # Zero the padding values of a row's last beat.
+        valid_last = self._inputs - (self._groups - 1) * self._lanes
+        values = self.i.payload.values
+        lanes = []
+        for k in range(self._lanes):
+            v = values[k]
+            lanes.append(v if k < valid_last else Mux(last_group, 0, v))
+        m.d.comb += [
+            self.w.en.eq(xfer), self.w.slot.eq(slot), self.w.row.eq(row),
+            self.w.group.eq(group), self.w.data.eq(Cat(*lanes)), self.w.commit.eq(done),
+        ]
+        return m
+
+
+class Accelerator(wiring.Component):
+    """The streaming BSNN accelerator of an artifact: a FINN-style dataflow pipeline.
+
+    ::
+
+        i ─► InputAdapter ─► buffer ─► LIFStage ─► buffer ─► … ─► ReadoutStage ─► o
+                                          └─► trace_<layer>          └─► trace_<readout>
+
+    Each layer is a stage with its own weight memory and sequencer; stages are joined by
+    :class:`~hw.buffer.SampleBuffer` slots holding whole samples, so every stage works on a
+    different sample at the same time. Sizes, widths, T, leak, reset, gains, biases,
+    thresholds, scales and offsets all come from the artifact; the folding sets SIMD x PE per
+    layer (:func:`hw.plan.default_folding` when not given).
+
+    **Timing**: in steady state one sample per :attr:`ideal_cycles` cycles (the slowest of
+    the input transfer and the stages, :mod:`hw.plan`); one output beat per input sample, in
+    order. ``i.ready`` drops while every input slot is taken; ``o`` holds its beat until
+    ``o.ready``; back-pressure on ``o`` fills the output FIFO, then stops the readout, then
+    the buffers upstream, then ``i``. Nothing is lost or duplicated. Reset (synchronous)
+    empties every buffer and stage: samples in flight are dropped and the next input beat is
+    the first beat of a new sample.
+
+    Parameters
+    ----------
+    artifact : Artifact
+    folding : Folding or None
+        Per-layer SIMD x PE (:func:`hw.plan.default_folding` with ``budget`` when None).
+    lanes : int or None
+        Input values per beat (default :func:`hw.plan.default_lanes`).
+    trace : bool
+        Add one ``trace_<layer>`` stream per layer (``always_ready``: sample ``valid``
+        every cycle): LIF layers carry x, h, v and s of PE neurons per (group, time step),
+        the readout each group's sums S.
+    slots : int or None
+        Slots of every buffer (default: 2 or 3 each, :func:`hw.plan.buffer_slots`).
+    popcount_stages : int
+        Register stages in every popcount tree (0..8).
+    out_depth : int
+        Results the output FIFO holds (2..16).
+    budget : int
+        Synaptic bits per cycle for the default folding.
+
+    Members
+    -------
+    i : In(stream.Signature(input_layout(bits, lanes)))
+    o : Out(stream.Signature(output_layout(artifact)))
+    trace_<layer> : Out(stream.Signature(..., always_ready=True)), with ``trace`` only
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range, or a folding that does not suit the
+        artifact.
+    """
+
+    def __init__(self, artifact: Artifact, folding=None, *, lanes: int | None = None,
+                 trace: bool = False, slots: int | None = None, popcount_stages: int = 1,
+                 out_depth: int = 2, budget: int = DEFAULT_BUDGET):
+        if not isinstance(artifact, Artifact):
+            raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
+        check_bool("trace", trace)
+        self.artifact = artifact
+        self.plan = make_plan(artifact, folding, lanes=lanes, slots=slots,
+                              popcount_stages=popcount_stages, out_depth=out_depth,
+                              budget=budget)
+        self.folding = self.plan.folding
+        self._trace = trace
+        a, plan = artifact, self.plan
+        rows = 1 if a.input.kind == "multibit" else a.time_steps
+        self.adapter = InputAdapter(inputs=a.inputs, bits=a.input.bits, lanes=plan.lanes,
+                                    rows=rows, slots=plan.slots[0])
+        self.buffers = []
+        self.stages = []
+        for k, (layer, f) in enumerate(zip(a.layers, self.folding.layers, strict=True)):
+            prev = a.layers[k - 1] if k else None
+            if k == 0:
+                buf = SampleBuffer(slots=plan.slots[0], rows=rows, elements=a.inputs,
+                                   planes=a.input.bits, write_lanes=plan.lanes,
+                                   read_lanes=f.simd)
+            else:
+                pf = self.folding.layers[k - 1]
+                buf = SampleBuffer(slots=plan.slots[k], rows=a.time_steps,
+                                   elements=prev.neurons, write_lanes=pf.pe, read_lanes=f.simd)
+            self.buffers.append(buf)
+            if layer.kind == "lif":
+                stage = LIFStage(layer, f, in_slots=plan.slots[k], out_slots=plan.slots[k + 1],
+                                 popcount_stages=popcount_stages, trace=trace)
+            else:
+                stage = ReadoutStage(layer, f, in_slots=plan.slots[k],
+                                     popcount_stages=popcount_stages, out_depth=out_depth,
+                                     trace=trace)
+            self.stages.append(stage)
+        members = {
+            "i": In(stream.Signature(self.adapter.layout)),
+            "o": Out(stream.Signature(self.stages[-1].result_layout)),
+        }
+        if trace:
+            for layer, stage in zip(a.layers, self.stages, strict=True):
+                members[f"trace_{layer.name}"] = Out(stream.Signature(stage.trace_layout,
+                                                                      always_ready=True))
+        super().__init__(members)
+
+    @property
+    def lanes(self) -> int:
+        return self.plan.lanes
+
+    @property
+    def beats_per_sample(self) -> int:
+        return self.plan.beats
+
+    @property
+    def ideal_cycles(self) -> int:
+        """The steady-state bound, cycles per sample (:class:`hw.plan.Plan`)."""
+        return self.plan.ideal_cycles
+
+    @property
+    def trace(self) -> bool:
+        return self._trace
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.input = self.adapter
+        wiring.connect(m, wiring.flipped(self.i), self.adapter.i)
+        for k, (buf, stage) in enumerate(zip(self.buffers, self.stages, strict=True)):
+            name = self.artifact.layers[k].name
+            m.submodules[f"buffer_{name}"] = buf
+            m.submodules[f"stage_{name}"] = stage
+            writer = self.adapter.w if k == 0 else self.stages[k - 1].o_buf
+            wiring.connect(m, writer, buf.w)
+            wiring.connect(m, stage.i_buf, buf.r)
+            if self._trace:
+                wiring.connect(m, wiring.flipped(getattr(self, f"trace_{name}")), stage.trace)
+        wiring.connect(m, wiring.flipped(self.o), self.stages[-1].o)
+        return m

@@ -1,0 +1,221 @@
+"""Slot buffers between dataflow stages: whole samples of spikes (or input values) in flight.
+
+A :class:`SampleBuffer` holds ``slots`` samples. Each sample is ``rows`` rows (time steps; 1 for
+multi-bit input values) of ``elements`` elements of ``planes`` bits (1 for spikes, P for
+multi-bit values). The producer claims a slot, writes it ``write_lanes`` elements at a time
+(group g holds elements ``g * write_lanes ...``) and commits it; the consumer takes a committed
+slot, reads it ``read_lanes`` bits at a time (chunk k of one bit-plane of one row: elements
+``k * read_lanes ...``) and releases it. Slots are used in order; both sides learn their slot
+index from the buffer when they claim or take.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.common import check_int
+from sw import fixedpoint as fx
+
+__all__ = ["BufferWriter", "BufferReader", "SampleBuffer"]
+
+
+def _idx(n: int):
+    return unsigned(fx.ceil_log2(n))
+
+
+def _advance(m: Module, ptr: Signal, modulo: int) -> None:
+    """``ptr = (ptr + 1) % modulo`` at the next edge."""
+    if modulo == 1:
+        return
+    with m.If(ptr == modulo - 1):
+        m.d.sync += ptr.eq(0)
+    with m.Else():
+        m.d.sync += ptr.eq(ptr + 1)
+
+
+class BufferWriter(wiring.Signature):
+    """The producer's side of a :class:`SampleBuffer` (members as the producer sees them).
+
+    Members
+    -------
+    free : In(1)
+        A slot can be claimed this cycle.
+    next_slot : In(range(slots))
+        The slot a claim in this cycle gets.
+    claim : Out(1)
+        Claim the next slot (only while ``free``).
+    en, slot, row, group, data : Out
+        Write ``data`` (``write_lanes`` elements of ``planes`` bits, element-major) as group
+        ``group`` of row ``row`` of slot ``slot``.
+    commit : Out(1)
+        The oldest claimed slot is complete (may come with its last write).
+    """
+
+    def __init__(self, *, slots, rows, groups, width):
+        super().__init__({
+            "free": In(1), "next_slot": In(_idx(slots)), "claim": Out(1),
+            "en": Out(1), "slot": Out(_idx(slots)), "row": Out(_idx(rows)),
+            "group": Out(_idx(groups)), "data": Out(width), "commit": Out(1),
+        })
+
+
+class BufferReader(wiring.Signature):
+    """The consumer's side of a :class:`SampleBuffer` (members as the consumer sees them).
+
+    Members
+    -------
+    full : In(1)
+        A committed slot can be taken this cycle.
+    next_slot : In(range(slots))
+        The slot a take in this cycle gets.
+    take : Out(1)
+        Take the next committed slot (only while ``full``).
+    slot, row, chunk, plane : Out
+        Read address; ``data`` holds the chunk two cycles later.
+    data : In(read_lanes)
+    release : Out(1)
+        The oldest taken slot has been read for the last time (it may come with its last
+        read request).
+    """
+
+    def __init__(self, *, slots, rows, chunks, planes, read_lanes):
+        super().__init__({
+            "full": In(1), "next_slot": In(_idx(slots)), "take": Out(1),
+            "slot": Out(_idx(slots)), "row": Out(_idx(rows)), "chunk": Out(_idx(chunks)),
+            "plane": Out(_idx(planes)), "data": In(read_lanes), "release": Out(1),
+        })
+
+
+class SampleBuffer(wiring.Component):
+    """A ring of sample slots with independent write and read widths.
+
+    Storage is one memory word per (slot, row) holding every plane of the row (plane-major,
+    padded to a whole number of write groups), written with granularity ``write_lanes`` so a
+    write touches only its group. A read fetches the word and selects one plane and one chunk.
+
+    **Timing**: a read request in cycle c returns its chunk in cycle c + :attr:`read_latency`
+    (2). Writes land at the end of their cycle; a slot committed in cycle c can be taken from
+    cycle c + 1. ``free``/``full`` depend on registers only. Reset empties every slot (the
+    contents stay, unread).
+
+    Parameters
+    ----------
+    slots : int
+        Samples in flight (1..16).
+    rows : int
+        Rows per sample (time steps, or 1), 1..1024.
+    elements : int
+        Elements per row (>= 1).
+    planes : int
+        Bits per element (1..16).
+    write_lanes : int
+        Elements per write (1..elements).
+    read_lanes : int
+        Bits per read: elements of one plane (1..elements).
+
+    Members
+    -------
+    w : In(BufferWriter)
+    r : In(BufferReader)
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range.
+    """
+
+    def __init__(self, *, slots: int, rows: int, elements: int, planes: int = 1,
+                 write_lanes: int, read_lanes: int):
+        check_int("slots", slots, 1, 16)
+        check_int("rows", rows, 1, 1024)
+        check_int("elements", elements, 1)
+        check_int("planes", planes, 1, 16)
+        check_int("write_lanes", write_lanes, 1, elements)
+        check_int("read_lanes", read_lanes, 1, elements)
+        self._slots, self._rows, self._elements, self._planes = slots, rows, elements, planes
+        self._wl, self._rl = write_lanes, read_lanes
+        self._groups = fx.ceil_div(elements, write_lanes)
+        self._chunks = fx.ceil_div(elements, read_lanes)
+        span = max(self._groups * write_lanes, self._chunks * read_lanes)
+        self._row_bits = fx.ceil_div(span, write_lanes) * write_lanes
+        super().__init__({
+            "w": In(BufferWriter(slots=slots, rows=rows, groups=self._groups,
+                                 width=write_lanes * planes)),
+            "r": In(BufferReader(slots=slots, rows=rows, chunks=self._chunks, planes=planes,
+                                 read_lanes=read_lanes)),
+        })
+
+    @property
+    def groups(self) -> int:
+        """Writes per row: ``ceil(elements / write_lanes)``."""
+        return self._groups
+
+    @property
+    def chunks(self) -> int:
+        """Reads per row and plane: ``ceil(elements / read_lanes)``."""
+        return self._chunks
+
+    @property
+    def read_latency(self) -> int:
+        return 2
+
+    @property
+    def word_width(self) -> int:
+        """Bits of one memory word (one row of one slot, every plane)."""
+        return self._planes * self._row_bits
+
+    @property
+    def depth(self) -> int:
+        return self._slots * self._rows
+
+    @property
+    def storage_bits(self) -> int:
+        return self.word_width * self.depth
+
+    def elaborate(self, platform):
+        m = Module()
+        slots, rows, planes = self._slots, self._rows, self._planes
+        wl, rl, row_bits = self._wl, self._rl, self._row_bits
+        per_plane = row_bits // wl
+
+        # -- slot bookkeeping ------------------------------------------------------------------
+        used = Signal(range(slots + 1), name="used")
+        full = Signal(range(slots + 1), name="full")
+        wp = Signal(_idx(slots), name="claim_ptr")
+        rp = Signal(_idx(slots), name="take_ptr")
+        m.d.sync += [used.eq(used + self.w.claim - self.r.release),
+                     full.eq(full + self.w.commit - self.r.take)]
+        with m.If(self.w.claim):
+            _advance(m, wp, slots)
+        with m.If(self.r.take):
+            _advance(m, rp, slots)
+        m.d.comb += [self.w.free.eq(used < slots), self.w.next_slot.eq(wp),
+                     self.r.full.eq(full != 0), self.r.next_slot.eq(rp)]
+
+        # -- storage ---------------------------------------------------------------------------
+        m.submodules.storage = storage = Memory(shape=unsigned(self.word_width),
+                                                depth=self.depth, init=[])
+        wr = storage.write_port(granularity=wl)
+        rd = storage.read_port(domain="sync")
+
+        def address(slot, row):
+            return slot * rows + row if rows > 1 else slot
+
+        planes_of = [Cat(self.w.data[e * planes + b] for e in range(wl)) for b in range(planes)]
+        m.d.comb += [wr.addr.eq(address(self.w.slot, self.w.row)),
+                     wr.data.eq(Cat(*(planes_of[b] for b in range(planes)
+                                      for _ in range(per_plane))))]
+        for b in range(planes):
+            for g in range(per_plane):
+                m.d.comb += wr.en[b * per_plane + g].eq(self.w.en & (self.w.group == g))
+
+        m.d.comb += rd.addr.eq(address(self.r.slot, self.r.row))
+        plane = Signal.like(self.r.plane, name="plane_d1")
+        chunk = Signal.like(self.r.chunk, name="chunk_d1")
+        m.d.sync += [plane.eq(self.r.plane), chunk.eq(self.r.chunk)]
+        row = rd.data.word_select(plane, row_bits) if planes > 1 else rd.data
+        m.d.sync += self.r.data.eq(row.word_select(chunk, rl) if self._chunks > 1 else row[:rl])
+        return m

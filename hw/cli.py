@@ -1,0 +1,86 @@
+"""``bitspike verilog``: generate the accelerator of an artifact."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+class Verilog:
+    @staticmethod
+    def configure(p):
+        p.add_argument("artifact", help="artifact directory (holding manifest.json)")
+        p.add_argument("--folding", default=None,
+                       help="SIMDxPE per layer, e.g. 64x8,64x1 (one value: every layer, "
+                            "clamped); default: the fastest folding within --budget")
+        p.add_argument("--budget", type=int, default=None,
+                       help="synaptic bits per cycle (sum of SIMD*PE) for the default folding "
+                            "(default 512)")
+        p.add_argument("--lanes", type=int, default=None,
+                       help="input values per beat (default: the smallest divisor of the first "
+                            "layer's SIMD that keeps the input transfer under half the "
+                            "slowest stage)")
+        p.add_argument("--trace", action="store_true",
+                       help="add the debug trace streams (every layer's x, h, v, s / sums)")
+        p.add_argument("--slots", type=int, default=None,
+                       help="samples each inter-stage buffer holds (default: 2 or 3 per buffer)")
+        p.add_argument("--popcount-stages", type=int, default=1,
+                       help="register stages in every popcount tree (default 1)")
+        p.add_argument("--top", default="bitspike_accel", help="top module name")
+        p.add_argument("-o", "--output", required=True, help="output directory")
+
+    @staticmethod
+    def run(args):
+        from tqdm import tqdm
+
+        from hw.generate import DESCRIPTION_FILE, generate
+        from hw.plan import DEFAULT_BUDGET
+        from sw.artifact import ArtifactError, load_artifact
+        from sw.folding import Folding
+
+        try:
+            artifact = load_artifact(args.artifact)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        t0 = time.perf_counter()
+        steps = ["elaborate", "verilog", "write"]
+        try:
+            folding = Folding.parse(args.folding, artifact) if args.folding else None
+            with tqdm(total=len(steps), desc="verilog", unit="step", leave=False) as bar:
+                def progress(name):
+                    bar.set_postfix_str(name)
+                    if name != steps[0]:
+                        bar.update(1)
+
+                desc = generate(artifact, folding, args.output, top=args.top,
+                                lanes=args.lanes, trace=args.trace, slots=args.slots,
+                                popcount_stages=args.popcount_stages,
+                                budget=args.budget if args.budget is not None
+                                else DEFAULT_BUDGET, progress=progress)
+                bar.update(1)
+        except (TypeError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        dt = time.perf_counter() - t0
+        out = Path(args.output)
+        print(f"accelerator for {artifact.summary()}  ({dt:.1f} s)")
+        print(f"{'layer':<10} {'kind':<8} {'N':>5} {'M':>5} {'folding':>9} {'cycles':>8} "
+              f"{'latency':>8} {'weight bits':>12}")
+        for layer in desc["layers"]:
+            print(f"{layer['name']:<10} {layer['kind']:<8} {layer['inputs']:>5} "
+                  f"{layer['neurons']:>5} {layer['simd']:>5}x{layer['pe']:<3} "
+                  f"{layer['cycles_per_sample']:>8} {layer['latency']:>8} "
+                  f"{layer['weight_memory_bits']:>12}")
+        inp, cyc = desc["input"], desc["cycles"]
+        buf_bits = sum(b["bits"] for b in desc["buffers"])
+        print(f"input      {inp['kind']}/{inp['bits']}b, {inp['lanes']} lanes, "
+              f"{inp['beats_per_sample']} beats per sample")
+        print(f"buffers    {buf_bits} bits in {len(desc['buffers'])} buffers "
+              f"(slots {', '.join(str(b['slots']) for b in desc['buffers'])})")
+        print(f"ideal      {cyc['ideal_per_sample']} cycles per sample "
+              f"(bottleneck: {cyc['bottleneck']}), first-sample latency {cyc['latency']} cycles")
+        print(f"wrote      {out / desc['verilog']}, {out / DESCRIPTION_FILE}, "
+              f"{len(desc['memories'])} .mem files")
+        return 0

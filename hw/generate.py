@@ -1,0 +1,259 @@
+"""Verilog, memory init files and the JSON description of an accelerator.
+
+:func:`generate` writes, into one directory:
+
+* ``<top>.v``: the whole accelerator (Amaranth's Verilog backend; memory contents are in it,
+  as ``initial`` blocks);
+* one ``$readmemh`` file per initialised memory (weights and neuron/class parameters of every
+  layer), for vendor flows that load memories from files;
+* ``accelerator.json``: the description other tools read (ports, stream payload layouts,
+  folding, cycle bound, memories, the artifact's manifest hash). docs/hardware.md documents
+  every field.
+
+Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from hw.accelerator import Accelerator
+from hw.common import layout_json
+from hw.plan import DEFAULT_BUDGET
+from sw.artifact import Artifact, manifest_sha256
+from sw.folding import words_to_hex_lines
+
+__all__ = ["DESCRIPTION_FILE", "DESCRIPTION_SCHEMA", "top_ports", "describe", "generate"]
+
+DESCRIPTION_FILE = "accelerator.json"
+DESCRIPTION_SCHEMA = "bitspike-hw"
+DESCRIPTION_VERSION = 1
+_TOP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def top_ports(component) -> dict:
+    """``{port name: (value, direction)}`` of a component's signature, as
+    :func:`amaranth.back.verilog.convert` takes them; constant members (the ``ready`` of an
+    ``always_ready`` stream) are not ports."""
+    from amaranth.hdl import _ast, _ir
+    from amaranth.lib import wiring
+
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, _ast.ValueCastable):
+            value = value.as_value()
+        if isinstance(value, _ast.Const):
+            continue
+        direction = (_ir.PortDirection.Input if member.flow == wiring.In
+                     else _ir.PortDirection.Output)
+        ports["__".join(map(str, path))] = (value, direction)
+    return ports
+
+
+def _memories(acc: Accelerator) -> list[dict]:
+    """Every initialised memory: its Verilog module and array name, size, init file, layout."""
+    mems = []
+    for layer, f, stage in zip(acc.artifact.layers, acc.folding.layers, acc.stages,
+                               strict=True):
+        module = f"stage_{layer.name}"
+        mems.append({
+            "name": f"{layer.name}.weights", "module": module, "memory": "weights",
+            "depth": len(stage.weight_words), "width": f.word_width,
+            "file": f"{layer.name}.weights.{f}.mem", "words": stage.weight_words,
+            "contents": "weights, sw.folding.pack_weights layout: word nf*SF+sf, bit p*SIMD+s "
+                        "= weight of neuron nf*PE+p for input sf*SIMD+s (1 = +1)",
+        })
+        if layer.kind == "lif":
+            words, layout = stage.rom_words, stage.rom_layout
+            module_p, memory_p = module, "params"
+            text = ("per neuron group: bias[PE], threshold[PE] (signed, membrane width), "
+                    "connected (PE bits); padding lanes never fire")
+        else:
+            words, layout = stage.unit.rom_words, stage.unit.rom_layout
+            module_p, memory_p = f"{module}.unit", "rom"
+            text = "per class group: scale[PE] (A_j, unsigned), offset[PE] (C_j, signed)"
+        mems.append({
+            "name": f"{layer.name}.params", "module": module_p, "memory": memory_p,
+            "depth": len(words), "width": layout.size,
+            "file": f"{layer.name}.params.{f}.mem", "words": words,
+            "contents": text, "layout": layout_json(layout),
+        })
+    return mems
+
+
+def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: str | None = None
+             ) -> dict:
+    """The JSON description of ``acc`` (without the memory words)."""
+    a, plan = acc.artifact, acc.plan
+    ports = top_ports(acc)
+    port_list = [{"name": "clk", "direction": "in", "width": 1},
+                 {"name": "rst", "direction": "in", "width": 1}]
+    for name, (value, direction) in ports.items():
+        port_list.append({"name": name, "direction": "in" if direction.value == "input"
+                          else "out", "width": len(value)})
+
+    def stream_desc(name, layout, direction, always_ready=False, **extra):
+        return {"direction": direction, "valid": f"{name}__valid",
+                "ready": None if always_ready else f"{name}__ready",
+                "payload": f"{name}__payload", "always_ready": always_ready,
+                "layout": layout_json(layout), **extra}
+
+    rows = 1 if a.input.kind == "multibit" else a.time_steps
+    streams = {
+        "i": stream_desc("i", acc.adapter.layout, "in",
+                         order="values[k] of beat b is input b*lanes+k of the row; rows "
+                               "(time steps, spike input) one after the other; the last "
+                               "beat of a row zero-padded"),
+        "o": stream_desc("o", acc.stages[-1].result_layout, "out",
+                         order="one beat per input sample, in input order"),
+    }
+    if acc.trace:
+        for layer, f, stage in zip(a.layers, acc.folding.layers, acc.stages, strict=True):
+            nf = f.neuron_folds(layer)
+            if layer.kind == "lif":
+                extra = {"beats_per_sample": nf * a.time_steps,
+                         "order": "group-major: for group g, time steps 0..T-1; lane p is "
+                                  "neuron g*PE+p (lanes past the last neuron: padding)"}
+            else:
+                extra = {"beats_per_sample": nf,
+                         "order": "one beat per class group, groups in order; lane p is "
+                                  "class g*PE+p (lanes past the last class: padding)"}
+            streams[f"trace_{layer.name}"] = stream_desc(
+                f"trace_{layer.name}", stage.trace_layout, "out", always_ready=True,
+                layer=layer.name, pe=f.pe, **extra)
+
+    layers = []
+    for k, (layer, f) in enumerate(zip(a.layers, acc.folding.layers, strict=True)):
+        item = {"name": layer.name, "kind": layer.kind, "inputs": layer.inputs,
+                "neurons": layer.neurons, "input": layer.input.to_json(),
+                "simd": f.simd, "pe": f.pe, "synapse_folds": f.synapse_folds(layer),
+                "neuron_folds": f.neuron_folds(layer),
+                "cycles_per_sample": plan.stage_cycles[k],
+                "latency": plan.stage_latency[k],
+                "weight_memory_bits": f.depth(layer) * f.word_width}
+        if layer.kind == "lif":
+            item.update(membrane_width=layer.membrane.width, frac=layer.membrane.frac,
+                        leak_shift=layer.leak_shift, reset=layer.reset)
+        else:
+            item.update(score_width=layer.score.width)
+        layers.append(item)
+
+    buffers = []
+    for k, buf in enumerate(acc.buffers):
+        buffers.append({"before": a.layers[k].name,
+                        "after": "input" if k == 0 else a.layers[k - 1].name,
+                        "slots": plan.slots[k], "word_width": buf.word_width,
+                        "depth": buf.depth, "bits": buf.storage_bits})
+
+    ideal = plan.ideal_cycles
+    latency = first_sample_latency(acc)
+    in_flight = sum(plan.slots) + plan.out_depth
+    return {
+        "schema": DESCRIPTION_SCHEMA,
+        "schema_version": DESCRIPTION_VERSION,
+        "top": top,
+        "verilog": f"{top}.v",
+        "clock": "clk",
+        "reset": "rst",
+        "reset_kind": "synchronous, active high",
+        "manifest_sha256": manifest_hash,
+        "artifact_summary": a.summary(),
+        "ports": port_list,
+        "streams": streams,
+        "input": {"kind": a.input.kind, "bits": a.input.bits, "inputs": a.inputs,
+                  "time_steps": a.time_steps, "lanes": plan.lanes, "rows": rows,
+                  "beats_per_row": plan.beats // rows, "beats_per_sample": plan.beats,
+                  "field": "values"},
+        "output": {"classes": a.classes, "score_width": a.readout.score.width,
+                   "prediction_width": len(acc.o.payload.prediction)},
+        "folding": [{"layer": la["name"], "simd": la["simd"], "pe": la["pe"]}
+                    for la in layers],
+        "layers": layers,
+        "buffers": buffers,
+        "cycles": {
+            "ideal_per_sample": ideal,
+            "bound": "max(input beats per sample, every stage's cycles per sample)",
+            "input_beats": plan.beats,
+            "stages": list(plan.stage_cycles),
+            "bottleneck": plan.bottleneck,
+            "latency": latency,
+            "latency_bound": latency + in_flight * ideal,
+        },
+        "options": {"lanes": plan.lanes, "trace": acc.trace, "slots": list(plan.slots),
+                    "popcount_stages": plan.popcount_stages, "out_depth": plan.out_depth},
+        "memories": [{k: v for k, v in mem.items() if k != "words"} for mem in _memories(acc)],
+    }
+
+
+def first_sample_latency(acc: Accelerator) -> int:
+    """Cycles from the transfer of a sample's first input beat to its output beat on ``o``
+    (valid) when the accelerator is idle and ``o.ready`` is high."""
+    plan = acc.plan
+    cycles = plan.beats                               # the last beat commits the input slot
+    for c, lat in zip(plan.stage_cycles, plan.stage_latency, strict=True):
+        cycles += 1 + c + lat                         # start, issue, pipeline to commit
+    return cycles + 1                                 # output FIFO
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitspike_accel",
+             lanes: int | None = None, trace: bool = False, slots: int | None = None,
+             popcount_stages: int = 1, out_depth: int = 2, budget: int = DEFAULT_BUDGET,
+             progress=None) -> dict:
+    """Write the accelerator's Verilog, memory files and description into ``out_dir``.
+
+    Parameters
+    ----------
+    artifact : Artifact
+    folding : Folding or None
+        Per-layer SIMD x PE (default: :func:`hw.plan.default_folding`).
+    out_dir : path
+        Created if missing.
+    top : str
+        Name of the top Verilog module (an identifier).
+    lanes, trace, slots, popcount_stages, out_depth, budget
+        :class:`hw.Accelerator` options.
+    progress : callable or None
+        Called with a short step name before each step (for a progress bar).
+
+    Returns
+    -------
+    dict
+        The description, as written to ``accelerator.json``.
+    """
+    if not isinstance(top, str) or not _TOP_RE.match(top):
+        raise ValueError(f"top must be a Verilog identifier (letters, digits, '_'), "
+                         f"not {top!r}")
+    from amaranth.back import verilog
+
+    step = progress or (lambda name: None)
+    step("elaborate")
+    acc = Accelerator(artifact, folding, lanes=lanes, trace=trace, slots=slots,
+                      popcount_stages=popcount_stages, out_depth=out_depth, budget=budget)
+    desc = describe(acc, top, manifest_hash=manifest_sha256(artifact))
+    memories = _memories(acc)
+    step("verilog")
+    text = verilog.convert(acc, name=top, ports=top_ports(acc), emit_src=False)
+    step("write")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / desc["verilog"], text)
+    for mem in memories:
+        _atomic_write(out / mem["file"],
+                      "\n".join(words_to_hex_lines(mem["words"], mem["width"])) + "\n")
+    _atomic_write(out / DESCRIPTION_FILE, json.dumps(desc, indent=2) + "\n")
+    return desc

@@ -1,0 +1,180 @@
+"""PE leaky integrate-and-fire neurons: charge, fire, reset (docs/arithmetic.md §4)."""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.common import check_choice, check_int
+from sw import fixedpoint as fx
+
+__all__ = ["LIFUnit"]
+
+
+class LIFUnit(wiring.Component):
+    """PE LIF neurons updated one time step per operation.
+
+    Per lane p, with the operation's synaptic sum ``x``, the neuron's bias ``B``, threshold
+    ``Θ`` and connection flag ``c``, and the time step's gain ``G[t]``::
+
+        I = G[t] * (c ? (x << F) + B : B)                 charge
+        h = (t == 0 ? 0 : leak(v)) + I                     v is the lane's membrane register
+        s = h >= Θ                                         fire
+        v = hard: s ? 0 : h      soft: s ? h - Θ : h       reset
+
+    ``leak(v) = v - (v >>> k)`` (``sw.fixedpoint.leak``). The comparison is done as
+    ``leak(v) + (I - Θ) >= 0`` with ``I - Θ`` computed a stage earlier, so the membrane loop
+    holds two adders side by side rather than three in series. Successive operations of one
+    lane are successive time steps of one neuron; an operation with ``time_step == 0`` starts
+    a new neuron (or sample) from ``v = 0``, so nothing needs clearing between samples.
+
+    **Timing**: latency :attr:`latency` cycles (3, or 4 with step gains other than 1) from an
+    operation on ``i`` to its result on ``o``; one operation per cycle; operations of the same
+    lane may follow each other back to back (the membrane loop is one cycle). No backpressure
+    (``always_ready`` streams). Reset clears the valid flags.
+
+    Parameters
+    ----------
+    pe : int
+        Neurons per operation (>= 1).
+    width : int
+        W, the membrane width (``layer.membrane.width``, 2..62).
+    frac : int
+        F, the membrane's fractional bits (0..W-1).
+    leak_shift : int or None
+        k (1 <= k < W), or None for no leak.
+    reset : {"hard", "soft"}
+    step_gain : tuple of int
+        G[t] >= 1 for t = 0..T-1; a multiplier is built only if one differs from 1.
+    current_width : int
+        Width of the signed synaptic sums ``x`` on ``i`` (2..62).
+    tag_shape : shape-like
+        Shape of the ``tag`` carried from an operation to its result.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({current, bias, threshold, connected, time_step,
+        tag}), always_ready=True))
+    o : Out(stream.Signature(StructLayout({spikes, potential, membrane, current, time_step,
+        tag}), always_ready=True))
+        ``potential`` is h, ``membrane`` the v carried to the next time step, ``current``
+        the operation's x.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range.
+    """
+
+    def __init__(self, pe: int, *, width: int, frac: int, leak_shift, reset: str,
+                 step_gain, current_width: int, tag_shape=0):
+        check_int("pe", pe, 1)
+        check_int("width", width, 2, fx.MAX_WIDTH)
+        check_int("frac", frac, 0, width - 1)
+        if leak_shift is not None:
+            check_int("leak_shift", leak_shift, 1, width - 1)
+        check_choice("reset", reset, ("hard", "soft"))
+        if not isinstance(step_gain, (tuple, list)) or not step_gain:
+            raise TypeError(f"step_gain must be a non-empty tuple of ints, not {step_gain!r}")
+        for g in step_gain:
+            if not isinstance(g, int) or isinstance(g, bool) or g < 1:
+                raise ValueError(f"step_gain must hold ints >= 1, not {tuple(step_gain)!r}")
+        check_int("current_width", current_width, 2, fx.MAX_WIDTH)
+        self._pe, self._width, self._frac = pe, width, frac
+        self._leak_shift, self._reset = leak_shift, reset
+        self._gain = tuple(int(g) for g in step_gain)
+        self._current_width = current_width
+        steps = len(self._gain)
+        lanes = data.ArrayLayout
+        self.i_layout = data.StructLayout({
+            "current": lanes(signed(current_width), pe),
+            "bias": lanes(signed(width), pe),
+            "threshold": lanes(signed(width), pe),
+            "connected": unsigned(pe),
+            "time_step": unsigned(fx.ceil_log2(steps)),
+            "tag": tag_shape,
+        })
+        self.o_layout = data.StructLayout({
+            "spikes": unsigned(pe),
+            "potential": lanes(signed(width), pe),
+            "membrane": lanes(signed(width), pe),
+            "current": lanes(signed(current_width), pe),
+            "time_step": unsigned(fx.ceil_log2(steps)),
+            "tag": tag_shape,
+        })
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout, always_ready=True)),
+            "o": Out(stream.Signature(self.o_layout, always_ready=True)),
+        })
+
+    @property
+    def has_gain(self) -> bool:
+        """Whether a step-gain multiplier is built (some G[t] != 1)."""
+        return any(g != 1 for g in self._gain)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an operation on ``i`` to its result on ``o``."""
+        return 4 if self.has_gain else 3
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, w, f = self._pe, self._width, self._frac
+        op = self.i.payload
+
+        # Stage 1: drive D = c ? (x << F) + B : B.
+        s1 = Signal(self.i_layout, name="s1")
+        s1_valid = Signal(name="s1_valid")
+        drive = Signal(data.ArrayLayout(signed(w), pe), name="drive")
+        m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(op)]
+        for p in range(pe):
+            charged = (s1.current[p] << f) + s1.bias[p]
+            m.d.comb += drive[p].eq(Mux(s1.connected[p], charged, s1.bias[p]))
+
+        # Stage 2 (with gains): I = G[t] * D.
+        valid, carried = s1_valid, s1
+        if self.has_gain:
+            gain = Array(Const(g, fx.unsigned_width(max(self._gain))) for g in self._gain)
+            g_t = Signal(fx.unsigned_width(max(self._gain)), name="gain")
+            m.d.comb += g_t.eq(gain[s1.time_step])
+            s2 = Signal(self.i_layout, name="s2")
+            s2_valid = Signal(name="s2_valid")
+            scaled = Signal(data.ArrayLayout(signed(w), pe), name="scaled")
+            m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1)]
+            for p in range(pe):
+                m.d.sync += scaled[p].eq(drive[p] * g_t)
+            valid, carried, drive = s2_valid, s2, scaled
+
+        # Stage 3: I and I - Θ.
+        current = Signal(data.ArrayLayout(signed(w), pe), name="input_current")
+        margin = Signal(data.ArrayLayout(signed(w + 1), pe), name="margin")
+        s3 = Signal(self.i_layout, name="s3")
+        s3_valid = Signal(name="s3_valid")
+        m.d.sync += [s3_valid.eq(valid), s3.eq(carried)]
+        for p in range(pe):
+            m.d.sync += [current[p].eq(drive[p]), margin[p].eq(drive[p] - carried.threshold[p])]
+
+        # Stage 4: the membrane loop.
+        membrane = [Signal(signed(w), name=f"membrane{p}") for p in range(pe)]
+        m.d.sync += [self.o.valid.eq(s3_valid)]
+        with m.If(s3_valid):
+            m.d.sync += [self.o.payload.time_step.eq(s3.time_step),
+                         self.o.payload.tag.eq(s3.tag), self.o.payload.current.eq(s3.current)]
+            spikes = []
+            for p in range(pe):
+                v = membrane[p]
+                leaked = v if self._leak_shift is None else v - (v >> self._leak_shift)
+                kept = Signal(signed(w), name=f"leaked{p}")
+                m.d.comb += kept.eq(Mux(s3.time_step == 0, 0, leaked))
+                h = Signal(signed(w), name=f"potential{p}")
+                d = Signal(signed(w + 2), name=f"over{p}")
+                fire = Signal(name=f"fire{p}")
+                m.d.comb += [h.eq(kept + current[p]), d.eq(kept + margin[p]), fire.eq(d >= 0)]
+                reset_value = 0 if self._reset == "hard" else d[:w]
+                nxt = Mux(fire, reset_value, h)
+                m.d.sync += [v.eq(nxt), self.o.payload.potential[p].eq(h),
+                             self.o.payload.membrane[p].eq(nxt)]
+                spikes.append(fire)
+            m.d.sync += self.o.payload.spikes.eq(Cat(*spikes))
+        return m

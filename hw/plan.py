@@ -1,0 +1,208 @@
+"""Build planning: default folding, input lanes, buffer slots and the ideal cycle bound.
+
+Everything here is arithmetic on the artifact and the folding (no Amaranth), so the CLI, the
+generator, the testbenches and the benches all quote the same numbers.
+
+The ideal bound (steady state, every stage busy on successive samples) is the slowest of
+
+* the input transfer: ``ceil(N / LANES)`` beats per sample (multi-bit input) or
+  ``T * ceil(N / LANES)`` (spike input), one beat per cycle;
+* each stage's issue cycles per sample (:func:`hw.stage.stage_cycles`): ``T * ceil(N/SIMD) *
+  ceil(M/PE)`` for spike inputs, ``P * ceil(N/SIMD) * ceil(M/PE)`` for the bit-serial
+  multi-bit first layer (computed once per sample), which a LIF layer also needs to be at
+  least ``T * ceil(M/PE)`` (one LIF update per lane per cycle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sw import fixedpoint as fx
+from sw.artifact import Artifact, LIFLayer
+from sw.folding import Folding, LayerFolding
+
+__all__ = ["DEFAULT_BUDGET", "default_folding", "default_lanes", "input_beats", "stage_cycles",
+           "stage_latency", "buffer_slots", "Plan", "make_plan"]
+
+#: Synaptic bits per cycle (sum of SIMD x PE over the layers) the default folding may use.
+DEFAULT_BUDGET = 512
+
+
+def stage_cycles(layer, folding: LayerFolding) -> int:
+    """Issue cycles per sample of a layer's stage (see the module docstring)."""
+    sf, nf = folding.synapse_folds(layer), folding.neuron_folds(layer)
+    if layer.input.kind == "multibit":
+        per_group = layer.input.bits * sf
+        if isinstance(layer, LIFLayer):
+            per_group = max(per_group, layer.time_steps)
+        return nf * per_group
+    return nf * layer.time_steps * sf
+
+
+def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
+    """Cycles from a stage's last operation of a sample to the sample's output (the commit of
+    its spikes, or its result entering the output FIFO)."""
+    synapse = 2 + popcount_stages + 2          # buffer/weight read, popcount, accumulate, x
+    if isinstance(layer, LIFLayer):
+        lif = 4 if any(g != 1 for g in layer.step_gain) else 3
+        replay = layer.time_steps if layer.input.kind == "multibit" else 0
+        return synapse + 1 + replay + lif
+    return synapse + 5                         # readout: gain, sum, A*S, +C, argmax
+
+
+def input_beats(artifact: Artifact, lanes: int) -> int:
+    """Input stream beats per sample."""
+    per_row = fx.ceil_div(artifact.inputs, lanes)
+    return per_row if artifact.input.kind == "multibit" else artifact.time_steps * per_row
+
+
+def _candidates(n: int) -> list[int]:
+    vals = {n}
+    v = 1
+    while v < n:
+        vals.add(v)
+        v *= 2
+    return sorted(vals)
+
+
+def default_folding(artifact: Artifact, budget: int = DEFAULT_BUDGET) -> Folding:
+    """The folding with the fewest cycles per sample whose synaptic bits per cycle
+    (``Σ SIMD·PE``) stay within ``budget``; ties go to the fewest bits.
+
+    SIMD and PE run over powers of two and the layer's full size. For a target number of
+    cycles, each layer takes its cheapest folding that meets it (ties: the larger SIMD,
+    since the weight word then feeds fewer, wider popcounts); the smallest target whose total
+    fits the budget wins. With a budget below what even 1x1 folding needs, every layer is
+    folded 1x1.
+    """
+    if not isinstance(artifact, Artifact):
+        raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        raise TypeError(f"budget must be an int, not {budget!r}")
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, not {budget!r}")
+    options = []
+    for layer in artifact.layers:
+        opts = []
+        for s in _candidates(layer.inputs):
+            for p in _candidates(layer.neurons):
+                f = LayerFolding(s, p)
+                opts.append((stage_cycles(layer, f), s * p, -s, f))
+        options.append(opts)
+    targets = sorted({c for opts in options for c, *_ in opts})
+    for target in targets:
+        chosen, total = [], 0
+        for opts in options:
+            fits = [o for o in opts if o[0] <= target]
+            if not fits:
+                break
+            best = min(fits, key=lambda o: (o[1], o[2]))
+            chosen.append(best[3])
+            total += best[1]
+        else:
+            if total <= budget:
+                return Folding(tuple(chosen))
+    return Folding(tuple(LayerFolding(1, 1) for _ in artifact.layers))
+
+
+def default_lanes(artifact: Artifact, folding: Folding) -> int:
+    """Input values per beat: the smallest divisor of the first layer's SIMD whose transfer
+    (:func:`input_beats`) takes at most half the slowest stage's cycles, so the host can
+    leave gaps without slowing the pipeline (SIMD itself if none does)."""
+    simd = folding.layers[0].simd
+    slowest = max(stage_cycles(la, f) for la, f in zip(artifact.layers, folding.layers,
+                                                       strict=True))
+    for lanes in range(1, simd + 1):
+        if simd % lanes == 0 and 2 * input_beats(artifact, lanes) <= slowest:
+            return lanes
+    return simd
+
+
+def buffer_slots(producer_cycles: int, producer_latency: int, consumer_cycles: int) -> int:
+    """Slots a buffer needs so that neither side waits in steady state.
+
+    With two slots the consumer waits unless the producer finishes a sample (its cycles plus
+    its latency) before the consumer is done with the previous one, and the producer waits
+    unless the consumer's whole sample fits in the producer's; otherwise a third slot lets
+    the faster side run a sample ahead.
+    """
+    margin = 2
+    if (producer_cycles + producer_latency + margin <= consumer_cycles
+            or producer_latency + consumer_cycles + margin <= producer_cycles):
+        return 2
+    return 3
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The derived build facts of an accelerator (all from the artifact and the options)."""
+
+    folding: Folding
+    lanes: int
+    beats: int
+    slots: tuple[int, ...]          # one per buffer: input buffer, then after each LIF stage
+    stage_cycles: tuple[int, ...]
+    stage_latency: tuple[int, ...]
+    popcount_stages: int
+    out_depth: int
+
+    @property
+    def ideal_cycles(self) -> int:
+        """The bound: max(input beats, every stage's cycles) per sample."""
+        return max(self.beats, *self.stage_cycles)
+
+    @property
+    def bottleneck(self) -> str:
+        worst = self.ideal_cycles
+        if self.beats == worst and self.beats > max(self.stage_cycles):
+            return "input"
+        return f"stage {self.stage_cycles.index(worst)}"
+
+
+def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
+              slots: int | None = None, popcount_stages: int = 1, out_depth: int = 2,
+              budget: int = DEFAULT_BUDGET) -> Plan:
+    """Validate the build options and derive the plan (defaults filled in)."""
+    if not isinstance(artifact, Artifact):
+        raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
+    if folding is None:
+        folding = default_folding(artifact, budget)
+    if not isinstance(folding, Folding):
+        raise TypeError(f"folding must be a sw.folding.Folding, not {folding!r}")
+    folding.check(artifact)
+    first = folding.layers[0].simd
+    if lanes is None:
+        lanes = default_lanes(artifact, folding)
+    if not isinstance(lanes, int) or isinstance(lanes, bool):
+        raise TypeError(f"lanes must be an int, not {lanes!r}")
+    if not 1 <= lanes <= artifact.inputs:
+        raise ValueError(f"lanes must be between 1 and the {artifact.inputs} inputs, "
+                         f"not {lanes!r}")
+    if slots is not None:
+        if not isinstance(slots, int) or isinstance(slots, bool):
+            raise TypeError(f"slots must be an int or None, not {slots!r}")
+        if not 2 <= slots <= 16:
+            raise ValueError(f"slots must be between 2 and 16, not {slots!r}")
+    if not isinstance(popcount_stages, int) or isinstance(popcount_stages, bool):
+        raise TypeError(f"popcount_stages must be an int, not {popcount_stages!r}")
+    if not 0 <= popcount_stages <= 8:
+        raise ValueError(f"popcount_stages must be between 0 and 8, not {popcount_stages!r}")
+    if not isinstance(out_depth, int) or isinstance(out_depth, bool):
+        raise TypeError(f"out_depth must be an int, not {out_depth!r}")
+    if not 2 <= out_depth <= 16:
+        raise ValueError(f"out_depth must be between 2 and 16, not {out_depth!r}")
+    del first
+    cycles = tuple(stage_cycles(la, f) for la, f in zip(artifact.layers, folding.layers,
+                                                        strict=True))
+    latency = tuple(stage_latency(la, f, popcount_stages)
+                    for la, f in zip(artifact.layers, folding.layers, strict=True))
+    beats = input_beats(artifact, lanes)
+    producers = [(beats, 1)] + list(zip(cycles[:-1], latency[:-1], strict=True))
+    if slots is None:
+        slot_list = tuple(buffer_slots(pc, pl, cc) for (pc, pl), cc in zip(producers, cycles,
+                                                                          strict=True))
+    else:
+        slot_list = (slots,) * len(cycles)
+    return Plan(folding=folding, lanes=lanes, beats=beats, slots=slot_list,
+                stage_cycles=cycles, stage_latency=latency, popcount_stages=popcount_stages,
+                out_depth=out_depth)

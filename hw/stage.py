@@ -1,0 +1,436 @@
+"""Dataflow stages: one per layer, each streaming its folds back to back.
+
+A stage reads whole samples from its input :class:`~hw.buffer.SampleBuffer` slot, runs the
+layer's folded matrix-vector product through a :class:`~hw.synapse.SynapseArray` with the
+weights in a :class:`~amaranth.lib.memory.Memory` initialised from the artifact
+(:func:`sw.folding.pack_weights`), and feeds the sums to PE LIF neurons (:class:`LIFStage`,
+spikes into the next buffer) or to the readout (:class:`ReadoutStage`, one result per
+sample). Neurons are processed group by group, all time steps of a group before the next
+group, so each lane's membrane lives in one register and a multi-bit input layer computes its
+synaptic sums once per sample and replays them for the T time steps.
+
+A stage starts a sample only when its input slot is committed and room for its output is
+reserved (a claimed output slot, or a result credit); from then on its operations flow
+without stalls, one per cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import Out
+
+from hw.buffer import BufferReader, BufferWriter
+from hw.common import check_bool, check_int, delay
+from hw.lif import LIFUnit
+from hw.plan import stage_cycles, stage_latency
+from hw.readout import ReadoutUnit
+from hw.sequencer import Sequencer
+from hw.synapse import SynapseArray
+from sw import fixedpoint as fx
+from sw.artifact import LIFLayer, ReadoutLayer
+from sw.folding import LayerFolding, pack_weights
+
+__all__ = ["lif_rom_layout", "lif_rom_words", "lif_trace_layout", "LIFStage", "ReadoutStage"]
+
+
+def lif_rom_layout(pe: int, width: int) -> data.StructLayout:
+    """Word layout of a LIF stage's parameter ROM: lane p is neuron ``group * pe + p``."""
+    return data.StructLayout({
+        "bias": data.ArrayLayout(signed(width), pe),
+        "threshold": data.ArrayLayout(signed(width), pe),
+        "connected": unsigned(pe),
+    })
+
+
+def lif_rom_words(layer: LIFLayer, pe: int) -> list[int]:
+    """The ROM contents, one word per neuron group. Padding lanes (beyond the layer's neurons)
+    get B = 0, c = 0 and the largest threshold, so they never fire."""
+    w = layer.membrane.width
+    mask = (1 << w) - 1
+    never = (1 << (w - 1)) - 1
+    words = []
+    for g in range(fx.ceil_div(layer.neurons, pe)):
+        word = 0
+        for p in range(pe):
+            j = g * pe + p
+            if j < layer.neurons:
+                b, t, c = int(layer.bias[j]), int(layer.threshold[j]), int(layer.connected[j])
+            else:
+                b, t, c = 0, never, 0
+            word |= (b & mask) << (p * w)
+            word |= (t & mask) << (pe * w + p * w)
+            word |= c << (2 * pe * w + p)
+        words.append(word)
+    return words
+
+
+def lif_trace_layout(layer: LIFLayer, pe: int, current_width: int) -> data.StructLayout:
+    """Payload of a LIF stage's trace stream: one beat per (group, time step)."""
+    w = layer.membrane.width
+    return data.StructLayout({
+        "time_step": unsigned(max(1, fx.ceil_log2(layer.time_steps))),
+        "group": unsigned(max(1, fx.ceil_log2(fx.ceil_div(layer.neurons, pe)))),
+        "spikes": unsigned(pe),
+        "current": data.ArrayLayout(signed(current_width), pe),
+        "potential": data.ArrayLayout(signed(w), pe),
+        "membrane": data.ArrayLayout(signed(w), pe),
+    })
+
+
+def _check_layer(layer, folding, kind):
+    if not isinstance(layer, kind):
+        raise TypeError(f"layer must be a {kind.__name__}, not {type(layer).__name__}")
+    if not isinstance(folding, LayerFolding):
+        raise TypeError(f"folding must be a LayerFolding, not {folding!r}")
+    folding.check(layer)
+
+
+class _StageBase(wiring.Component):
+    """The front of a stage: sequencer, input buffer reads, weight memory, synapse array."""
+
+    def _setup(self, layer, folding, *, in_slots, popcount_stages, trace):
+        check_int("in_slots", in_slots, 1, 16)
+        check_int("popcount_stages", popcount_stages, 0, 8)
+        check_bool("trace", trace)
+        self.layer, self.folding = layer, folding
+        self._trace = trace
+        self._popcount_stages = popcount_stages
+        self._direct = layer.input.kind == "multibit"
+        self._sf = folding.synapse_folds(layer)
+        self._nf = folding.neuron_folds(layer)
+        self._planes = layer.input.bits
+        self._steps = 1 if self._direct else layer.time_steps
+        self._current_width = fx.signed_width(fx.synaptic_bound(layer.inputs, layer.input.bits))
+        self.weight_words = pack_weights(layer.weights, folding.simd, folding.pe)
+        return BufferReader(slots=in_slots, rows=self._steps, chunks=self._sf,
+                            planes=self._planes, read_lanes=folding.simd)
+
+    @property
+    def cycles_per_sample(self) -> int:
+        """Ideal cycles per sample of this stage (:func:`stage_cycles`)."""
+        return stage_cycles(self.layer, self.folding)
+
+    @property
+    def weight_memory_bits(self) -> int:
+        return len(self.weight_words) * self.folding.word_width
+
+    def _front(self, m, tag_layout, period):
+        """Sequencer -> (buffer read, weight read) -> synapse array. Returns (seq, synapse)."""
+        f = self.folding
+        m.submodules.sequencer = seq = Sequencer(
+            groups=self._nf, steps=self._steps, planes=self._planes, chunks=self._sf,
+            period=period)
+        m.submodules.weights = wmem = Memory(shape=unsigned(f.word_width),
+                                             depth=len(self.weight_words),
+                                             init=self.weight_words)
+        wrd = wmem.read_port(domain="sync")
+        m.d.comb += wrd.addr.eq(seq.weight_addr)
+        weights = Signal(f.word_width, name="weight_word")
+        m.d.sync += weights.eq(wrd.data)
+
+        m.d.comb += [
+            self.i_buf.row.eq(seq.time_step),
+            self.i_buf.chunk.eq(seq.chunk),
+            self.i_buf.plane.eq(seq.plane),
+        ]
+        m.submodules.synapse = syn = SynapseArray(
+            f.simd, f.pe, inputs=self.layer.inputs, input_bits=self._planes,
+            popcount_stages=self._popcount_stages, tag_shape=tag_layout)
+        lat = 2  # the buffer's read latency; the weight word is registered once after the RAM
+        m.d.comb += [
+            syn.i.valid.eq(delay(m, seq.valid, lat, "op_valid")),
+            syn.i.payload.spikes.eq(self.i_buf.data),
+            syn.i.payload.weights.eq(weights),
+            syn.i.payload.first.eq(delay(m, seq.first, lat, "op_first")),
+            syn.i.payload.last.eq(delay(m, seq.last, lat, "op_last")),
+            syn.i.payload.shift.eq(delay(m, seq.shift, lat, "op_shift")),
+        ]
+        return seq, syn, lat
+
+
+class LIFStage(_StageBase):
+    """One LIF layer: folded synapses, PE LIF neurons, spikes out per (group, time step).
+
+    **Timing**: a sample takes :attr:`cycles_per_sample` cycles of issue
+    (:func:`stage_cycles`); the next sample starts in the cycle after the last one when its
+    input slot is committed and an output slot is free. The last spikes of a sample are
+    written :attr:`latency` cycles after its last issue cycle, with the commit. Reset returns
+    to idle.
+
+    Parameters
+    ----------
+    layer : LIFLayer
+    folding : LayerFolding
+        SIMD x PE; must suit the layer.
+    in_slots, out_slots : int
+        Slots of the input and output buffers (1..16).
+    popcount_stages : int
+        Register stages in each popcount tree (0..8).
+    trace : bool
+        Add the ``trace`` stream.
+
+    Members
+    -------
+    i_buf : Out(BufferReader)
+    o_buf : Out(BufferWriter)
+        Rows are time steps, groups are the PE-neuron groups, data the PE spikes.
+    trace : Out(stream.Signature(lif_trace_layout, always_ready=True)), with ``trace`` only
+        One beat per (group, time step): x, h, v and s of the group's PE lanes (lanes beyond
+        the layer's neurons carry padding).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type, or a folding that does not suit the layer.
+    """
+
+    def __init__(self, layer: LIFLayer, folding: LayerFolding, *, in_slots: int = 2,
+                 out_slots: int = 2, popcount_stages: int = 1, trace: bool = False):
+        _check_layer(layer, folding, LIFLayer)
+        check_int("out_slots", out_slots, 1, 16)
+        reader = self._setup(layer, folding, in_slots=in_slots,
+                             popcount_stages=popcount_stages, trace=trace)
+        self.rom_words = lif_rom_words(layer, folding.pe)
+        self.rom_layout = lif_rom_layout(folding.pe, layer.membrane.width)
+        self.trace_layout = lif_trace_layout(layer, folding.pe, self._current_width)
+        members = {
+            "i_buf": Out(reader),
+            "o_buf": Out(BufferWriter(slots=out_slots, rows=layer.time_steps,
+                                      groups=self._nf, width=folding.pe)),
+        }
+        if trace:
+            members["trace"] = Out(stream.Signature(self.trace_layout, always_ready=True))
+        self._out_slots = out_slots
+        super().__init__(members)
+
+    @property
+    def period(self) -> int:
+        """Cycles per neuron group."""
+        ops = self._steps * self._planes * self._sf
+        return max(ops, self.layer.time_steps) if self._direct else ops
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a sample's last operation to the commit of its spikes
+        (:func:`hw.plan.stage_latency`)."""
+        return stage_latency(self.layer, self.folding, self._popcount_stages)
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, f = self.layer, self.folding
+        steps = layer.time_steps
+        tag_layout = data.StructLayout({
+            "group": unsigned(fx.ceil_log2(self._nf)),
+            "time_step": unsigned(fx.ceil_log2(self._steps)),
+            "slot": unsigned(fx.ceil_log2(self._out_slots)),
+            "sample_end": unsigned(1),
+        })
+        seq, syn, lat = self._front(m, tag_layout, self.period)
+
+        slot_in = Signal.like(self.i_buf.slot, name="slot_in")
+        slot_out = Signal.like(self.o_buf.slot, name="slot_out")
+        m.d.comb += [
+            seq.can_start.eq(self.i_buf.full & self.o_buf.free),
+            self.i_buf.take.eq(seq.start), self.o_buf.claim.eq(seq.start),
+            self.i_buf.release.eq(seq.end),
+            self.i_buf.slot.eq(slot_in),
+        ]
+        # A sample's first operation issues in the cycle after its start.
+        with m.If(seq.start):
+            m.d.sync += [slot_in.eq(self.i_buf.next_slot), slot_out.eq(self.o_buf.next_slot)]
+
+        tag = Signal(tag_layout, name="op_tag")
+        m.d.comb += [tag.group.eq(seq.group), tag.time_step.eq(seq.time_step),
+                     tag.slot.eq(slot_out), tag.sample_end.eq(seq.end)]
+        m.d.comb += syn.i.payload.tag.eq(delay(m, tag, lat, "op_tag"))
+
+        # Neuron parameters of the group whose sums come out of the array.
+        m.submodules.params = rom = Memory(shape=unsigned(self.rom_layout.size),
+                                           depth=len(self.rom_words), init=self.rom_words)
+        rom_rd = rom.read_port(domain="sync")
+        m.d.comb += rom_rd.addr.eq(syn.o.payload.tag.group)
+        params = data.View(self.rom_layout, rom_rd.data)
+        sums = Signal(syn.o_layout, name="sums")
+        sums_valid = Signal(name="sums_valid")
+        m.d.sync += [sums_valid.eq(syn.o.valid), sums.eq(syn.o.payload)]
+
+        unit_tag = data.StructLayout({
+            "group": unsigned(fx.ceil_log2(self._nf)),
+            "slot": unsigned(fx.ceil_log2(self._out_slots)),
+            "sample_end": unsigned(1),
+        })
+        m.submodules.lif = lif = LIFUnit(
+            f.pe, width=layer.membrane.width, frac=layer.membrane.frac,
+            leak_shift=layer.leak_shift, reset=layer.reset, step_gain=layer.step_gain,
+            current_width=self._current_width, tag_shape=unit_tag)
+        if not self._direct:
+            m.d.comb += [
+                lif.i.valid.eq(sums_valid),
+                lif.i.payload.current.eq(sums.sums),
+                lif.i.payload.bias.eq(params.bias),
+                lif.i.payload.threshold.eq(params.threshold),
+                lif.i.payload.connected.eq(params.connected),
+                lif.i.payload.time_step.eq(sums.tag.time_step),
+                lif.i.payload.tag.group.eq(sums.tag.group),
+                lif.i.payload.tag.slot.eq(sums.tag.slot),
+                lif.i.payload.tag.sample_end.eq(sums.tag.sample_end),
+            ]
+        else:
+            # Replay the group's sums for time steps 0..T-1 (one per cycle).
+            held = Signal(lif.i_layout, name="held")
+            held_end = Signal(name="held_sample_end")
+            active = Signal(name="replay_active")
+            step = Signal(range(steps), name="replay_step")
+            last_group = sums.tag.group == self._nf - 1
+            with m.If(sums_valid):
+                m.d.sync += [held.current.eq(sums.sums), held.bias.eq(params.bias),
+                             held.threshold.eq(params.threshold),
+                             held.connected.eq(params.connected),
+                             held.tag.group.eq(sums.tag.group),
+                             held.tag.slot.eq(sums.tag.slot), held_end.eq(last_group),
+                             active.eq(1), step.eq(0)]
+            with m.Elif(active):
+                m.d.sync += step.eq(step + 1)
+                with m.If(step == steps - 1):
+                    m.d.sync += active.eq(0)
+            m.d.comb += [
+                lif.i.valid.eq(active),
+                lif.i.payload.current.eq(held.current),
+                lif.i.payload.bias.eq(held.bias),
+                lif.i.payload.threshold.eq(held.threshold),
+                lif.i.payload.connected.eq(held.connected),
+                lif.i.payload.time_step.eq(step),
+                lif.i.payload.tag.group.eq(held.tag.group),
+                lif.i.payload.tag.slot.eq(held.tag.slot),
+                lif.i.payload.tag.sample_end.eq(held_end & (step == steps - 1)),
+            ]
+
+        out = lif.o.payload
+        m.d.comb += [
+            self.o_buf.en.eq(lif.o.valid),
+            self.o_buf.slot.eq(out.tag.slot),
+            self.o_buf.row.eq(out.time_step),
+            self.o_buf.group.eq(out.tag.group),
+            self.o_buf.data.eq(out.spikes),
+            self.o_buf.commit.eq(lif.o.valid & out.tag.sample_end),
+        ]
+        if self._trace:
+            m.d.comb += [
+                self.trace.valid.eq(lif.o.valid),
+                self.trace.payload.time_step.eq(out.time_step),
+                self.trace.payload.group.eq(out.tag.group),
+                self.trace.payload.spikes.eq(out.spikes),
+                self.trace.payload.current.eq(out.current),
+                self.trace.payload.potential.eq(out.potential),
+                self.trace.payload.membrane.eq(out.membrane),
+            ]
+        return m
+
+
+class ReadoutStage(_StageBase):
+    """The readout layer: folded synapses, score accumulation, argmax, one result per sample.
+
+    **Timing**: a sample takes :attr:`cycles_per_sample` cycles of issue; it starts only with
+    a result credit (room in the output FIFO of ``out_depth`` entries), so its result never
+    waits inside the pipeline. ``o`` follows the stream rules (``valid`` holds until
+    ``ready``); ``ready`` low only stops new samples from starting once the FIFO's room is
+    reserved. Reset empties the FIFO and restores the credits.
+
+    Parameters
+    ----------
+    layer : ReadoutLayer
+    folding : LayerFolding
+    in_slots : int
+    popcount_stages : int
+    out_depth : int
+        Results the output FIFO holds (2..16).
+    trace : bool
+        Add the ``trace`` stream: each group's sums S (one beat per group per sample).
+
+    Members
+    -------
+    i_buf : Out(BufferReader)
+    o : Out(stream.Signature(StructLayout({prediction, scores})))
+    trace : Out(stream.Signature(StructLayout({group, sums}), always_ready=True)), with
+        ``trace`` only.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type, or a folding that does not suit the layer.
+    """
+
+    def __init__(self, layer: ReadoutLayer, folding: LayerFolding, *, in_slots: int = 2,
+                 popcount_stages: int = 1, out_depth: int = 2, trace: bool = False):
+        _check_layer(layer, folding, ReadoutLayer)
+        check_int("out_depth", out_depth, 2, 16)
+        reader = self._setup(layer, folding, in_slots=in_slots,
+                             popcount_stages=popcount_stages, trace=trace)
+        self._out_depth = out_depth
+        self.unit = ReadoutUnit(
+            folding.pe, classes=layer.neurons, step_gain=layer.step_gain,
+            current_width=self._current_width,
+            sum_width=fx.signed_width(fx.readout_sum_bound(layer)),
+            score_width=layer.score.width, scale=layer.scale, offset=layer.offset,
+            direct=self._direct)
+        self.result_layout = self.unit.o_layout
+        self.trace_layout = self.unit.trace_layout
+        members = {
+            "i_buf": Out(reader),
+            "o": Out(stream.Signature(self.result_layout)),
+        }
+        if trace:
+            members["trace"] = Out(stream.Signature(self.trace_layout, always_ready=True))
+        super().__init__(members)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a sample's last operation to its result entering the output FIFO
+        (:func:`hw.plan.stage_latency`)."""
+        return stage_latency(self.layer, self.folding, self._popcount_stages)
+
+    def elaborate(self, platform):
+        m = Module()
+        tag_layout = data.StructLayout({
+            "group": unsigned(fx.ceil_log2(self._nf)),
+            "time_step": unsigned(fx.ceil_log2(self._steps)),
+        })
+        seq, syn, lat = self._front(m, tag_layout, None)
+
+        credits = Signal(range(self._out_depth + 1), init=self._out_depth, name="credits")
+        slot_in = Signal.like(self.i_buf.slot, name="slot_in")
+        m.d.comb += [
+            seq.can_start.eq(self.i_buf.full & (credits != 0)),
+            self.i_buf.take.eq(seq.start),
+            self.i_buf.release.eq(seq.end),
+            self.i_buf.slot.eq(slot_in),
+        ]
+        with m.If(seq.start):
+            m.d.sync += slot_in.eq(self.i_buf.next_slot)
+        m.d.sync += credits.eq(credits - seq.start + (self.o.valid & self.o.ready))
+
+        tag = Signal(tag_layout, name="op_tag")
+        m.d.comb += [tag.group.eq(seq.group), tag.time_step.eq(seq.time_step)]
+        m.d.comb += syn.i.payload.tag.eq(delay(m, tag, lat, "op_tag"))
+
+        m.submodules.unit = unit = self.unit
+        m.d.comb += [
+            unit.i.valid.eq(syn.o.valid),
+            unit.i.payload.current.eq(syn.o.payload.sums),
+            unit.i.payload.time_step.eq(syn.o.payload.tag.time_step),
+            unit.i.payload.group.eq(syn.o.payload.tag.group),
+        ]
+        m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=self.result_layout.size,
+                                                             depth=self._out_depth)
+        m.d.comb += [
+            out_fifo.w_en.eq(unit.o.valid),
+            out_fifo.w_data.eq(unit.o.payload),
+            self.o.valid.eq(out_fifo.r_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
+        ]
+        if self._trace:
+            wiring.connect(m, wiring.flipped(self.trace), unit.trace)
+        return m

@@ -1,0 +1,203 @@
+"""The XNOR/popcount synapse array: SIMD input bits x PE neurons per cycle, accumulated over folds.
+
+docs/arithmetic.md §2: for a chunk of input bits ``s`` and a neuron's weight bits ``w``, the
+chunk's share of the synaptic sum is ``2 * popcount(s & w) - popcount(s)``. The array computes
+``a_p = popcount(s & w_p)`` for each of its PE neurons and ``c = popcount(s)`` once (shared),
+accumulates both over the synapse folds (and bit-planes, most significant first, by Horner's
+rule: ``acc = 2 * acc + a`` at the start of each lower plane) and emits
+``x_p = 2 * A_p - C`` when the last fold has gone in. Summing the ``2a - c`` terms or the
+accumulated ``A`` and ``C`` gives the same integer; accumulating ``A`` and ``C`` keeps the
+accumulators unsigned and moves the subtraction out of the per-cycle loop.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.common import check_int, delay
+from sw import fixedpoint as fx
+
+__all__ = ["popcount", "popcount_register_levels", "SynapseArray"]
+
+
+def popcount_register_levels(width: int, stages: int) -> list[int]:
+    """Tree levels after which :func:`popcount` places its ``stages`` registers.
+
+    A ``width``-bit popcount is a tree of ``ceil_log2(width)`` adder levels; registers are
+    spread evenly over it (level 0 is before the first adder; extra registers go last).
+    """
+    levels = fx.ceil_log2(max(width, 1))
+    return [min(levels, round((k + 1) * levels / (stages + 1))) if stages <= levels
+            else min(levels, k + 1) for k in range(stages)]
+
+
+def popcount(m: Module, bits, stages: int, name: str):
+    """Add a pipelined popcount of ``bits`` to ``m``; the count appears ``stages`` cycles later.
+
+    Returns the count (unsigned, ``unsigned_width(len(bits))`` bits).
+    """
+    width = len(bits)
+    out_width = fx.unsigned_width(width)
+    level_regs = popcount_register_levels(width, stages)
+    # Each term is (value, number of input bits it counts).
+    terms = [(bits[k], 1) for k in range(width)]
+
+    def register_after(level, terms):
+        for _ in range(level_regs.count(level)):
+            regs = []
+            for k, (value, leaves) in enumerate(terms):
+                r = Signal(fx.unsigned_width(leaves), name=f"{name}_l{level}_{k}")
+                m.d.sync += r.eq(value)
+                regs.append((r, leaves))
+            terms = regs
+        return terms
+
+    levels = fx.ceil_log2(max(width, 1))
+    terms = register_after(0, terms)
+    for level in range(1, levels + 1):
+        nxt = []
+        for k in range(0, len(terms) - 1, 2):
+            (a, na), (b, nb) = terms[k], terms[k + 1]
+            nxt.append(((a + b)[:fx.unsigned_width(na + nb)], na + nb))
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = register_after(level, nxt)
+    count = Signal(out_width, name=f"{name}_count")
+    m.d.comb += count.eq(terms[0][0])
+    return count
+
+
+class SynapseArray(wiring.Component):
+    """SIMD x PE XNOR/popcount array with fold accumulators.
+
+    One operation per cycle: a chunk of ``simd`` input bits (one bit-plane of it for multi-bit
+    inputs) and the ``pe * simd`` weight bits of one memory word (bit ``p * simd + s`` is the
+    weight of neuron p for input s, the layout of :func:`sw.folding.pack_weights`). Operations
+    flagged ``first`` start a new sum, ``shift`` starts the next lower bit-plane (the sums so
+    far are doubled first), ``last`` ends it: the PE synaptic sums appear on ``o`` with the
+    operation's ``tag``.
+
+    **Timing**: latency ``popcount_stages + 2`` cycles from an operation with ``last`` on ``i``
+    to its sums on ``o``; one operation per cycle, no backpressure (both streams are
+    ``always_ready``: the caller schedules operations). Reset clears the output valid only;
+    every sum starts with a ``first`` operation.
+
+    Parameters
+    ----------
+    simd : int
+        Input bits per operation (>= 1).
+    pe : int
+        Neurons per operation (>= 1).
+    inputs : int
+        N, the layer's input count (>= 1); bounds the sums.
+    input_bits : int
+        P, bits per input (1 for spikes, 1..16 for multi-bit inputs).
+    popcount_stages : int
+        Register stages inside each popcount tree (0..8).
+    tag_shape : shape-like
+        Shape of the ``tag`` carried from an operation to its sums.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({spikes, weights, first, last, shift, tag}),
+        always_ready=True))
+    o : Out(stream.Signature(StructLayout({sums: ArrayLayout(signed(sum_width), pe), tag}),
+        always_ready=True))
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range.
+    """
+
+    def __init__(self, simd: int, pe: int, *, inputs: int, input_bits: int = 1,
+                 popcount_stages: int = 1, tag_shape=0):
+        check_int("simd", simd, 1)
+        check_int("pe", pe, 1)
+        check_int("inputs", inputs, 1)
+        check_int("input_bits", input_bits, 1, 16)
+        check_int("popcount_stages", popcount_stages, 0, 8)
+        if simd > inputs:
+            raise ValueError(f"simd must be <= inputs = {inputs}, not {simd!r}")
+        self._simd, self._pe = simd, pe
+        self._inputs, self._input_bits = inputs, input_bits
+        self._stages = popcount_stages
+        bound = fx.synaptic_bound(inputs, input_bits)
+        self._acc_width = fx.unsigned_width(bound)
+        self._sum_width = fx.signed_width(bound)
+        self.i_layout = data.StructLayout({
+            "spikes": unsigned(simd),
+            "weights": unsigned(simd * pe),
+            "first": unsigned(1),
+            "last": unsigned(1),
+            "shift": unsigned(1),
+            "tag": tag_shape,
+        })
+        self.o_layout = data.StructLayout({
+            "sums": data.ArrayLayout(signed(self._sum_width), pe),
+            "tag": tag_shape,
+        })
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout, always_ready=True)),
+            "o": Out(stream.Signature(self.o_layout, always_ready=True)),
+        })
+
+    @property
+    def simd(self) -> int:
+        return self._simd
+
+    @property
+    def pe(self) -> int:
+        return self._pe
+
+    @property
+    def sum_width(self) -> int:
+        """Width of each signed sum: ``signed_width(synaptic_bound(inputs, input_bits))``."""
+        return self._sum_width
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an operation with ``last`` on ``i`` to its sums on ``o``."""
+        return self._stages + 2
+
+    def elaborate(self, platform):
+        m = Module()
+        simd, pe, stages = self._simd, self._pe, self._stages
+        op = self.i.payload
+
+        counts = []
+        for p in range(pe):
+            word = op.weights[p * simd:(p + 1) * simd]
+            counts.append(popcount(m, op.spikes & word, stages, f"popcount{p}"))
+        active = popcount(m, op.spikes, stages, "active")
+        valid = delay(m, self.i.valid, stages, "valid")
+        first = delay(m, op.first, stages, "first")
+        last = delay(m, op.last, stages, "last")
+        shift = delay(m, op.shift, stages, "shift")
+        tag = delay(m, op.tag, stages, "tag")
+
+        # Accumulate (A_p, C): first -> a; shift -> 2 * acc + a; else acc + a.
+        acc = [Signal(self._acc_width, name=f"acc{p}") for p in range(pe)]
+        acc_active = Signal(self._acc_width, name="acc_active")
+        done = Signal(name="done")
+        done_tag = Signal.like(tag, name="done_tag")
+        m.d.sync += done.eq(valid & last)
+        with m.If(valid):
+            m.d.sync += done_tag.eq(tag)
+            for reg, cnt in [*zip(acc, counts, strict=True), (acc_active, active)]:
+                with m.If(first):
+                    m.d.sync += reg.eq(cnt)
+                with m.Elif(shift):
+                    m.d.sync += reg.eq((reg << 1) + cnt)
+                with m.Else():
+                    m.d.sync += reg.eq(reg + cnt)
+
+        # x_p = 2 * A_p - C, registered.
+        m.d.sync += self.o.valid.eq(done)
+        with m.If(done):
+            m.d.sync += self.o.payload.tag.eq(done_tag)
+            for p in range(pe):
+                m.d.sync += self.o.payload.sums[p].eq((acc[p] << 1) - acc_active)
+        return m
