@@ -7,10 +7,13 @@ can insert random idle cycles (gaps and back-pressure) from a seeded generator.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import random
 
-__all__ = ["stream_put", "stream_get", "watch", "vcd_path"]
+__all__ = ["stream_put", "stream_get", "watch", "vcd_path", "sample_beats", "trace_beat",
+           "run_accelerator", "unused_ok"]
 
 
 async def stream_put(ctx, stream, payloads, *, rng: random.Random | None = None,
@@ -63,3 +66,108 @@ def vcd_path(name: str) -> str | None:
         return None
     os.makedirs(root, exist_ok=True)
     return os.path.join(root, f"{name}.vcd")
+
+
+def sample_beats(artifact, lanes: int, sample) -> list[dict]:
+    """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes) as payload dicts:
+    ``lanes`` values per beat in input order, rows one after the other, the last beat of each
+    row zero-padded (docs/hardware.md)."""
+    import numpy as np
+
+    x = np.asarray(sample, dtype=np.int64)
+    rows = x.reshape(1, -1) if artifact.input.kind == "multibit" else x
+    beats = []
+    for row in rows:
+        padded = list(row) + [0] * (-len(row) % lanes)
+        beats += [{"values": [int(v) for v in padded[k:k + lanes]]}
+                  for k in range(0, len(padded), lanes)]
+    return beats
+
+
+def trace_beat(payload) -> dict:
+    """A trace or output payload view as a dict of ints / lists of ints."""
+    out = {}
+    for name, _ in payload.shape():
+        field = getattr(payload, name)
+        if hasattr(field, "shape") and hasattr(field.shape(), "length"):
+            out[name] = [int(v) for v in field]
+        else:
+            out[name] = int(field)
+    return out
+
+
+def run_accelerator(dut, x, *, seed: int = 0, gaps: float = 0.0, backpressure: float = 0.0,
+                    max_cycles: int | None = None, vcd: str | None = None) -> dict:
+    """Simulate ``dut`` (an :class:`hw.Accelerator`) on the samples ``x``.
+
+    A producer testbench sends every sample's beats (random idle cycles with probability
+    ``gaps``), a consumer takes one output per sample (``ready`` low with probability
+    ``backpressure``), and with ``dut.trace`` every trace beat is recorded.
+
+    Returns ``{"outputs": [dict], "cycles": [output cycle], "traces": {layer: [dict]}}``;
+    raises TimeoutError when the outputs have not all come after ``max_cycles`` cycles.
+    """
+    from amaranth.sim import Simulator
+
+    rng_in, rng_out = random.Random(seed), random.Random(seed + 1)
+    art = dut.artifact
+    beats = [b for sample in x for b in sample_beats(art, dut.lanes, sample)]
+    outputs, cycles = [], []
+    traces = {layer.name: [] for layer in art.layers} if dut.trace else {}
+    limit = max_cycles or (len(x) + 4) * 4 * max(dut.ideal_cycles, 1) + 400
+    state = {"cycle": 0}
+
+    async def clock(ctx):
+        async for _ in ctx.tick():
+            state["cycle"] += 1
+
+    async def producer(ctx):
+        await stream_put(ctx, dut.i, beats, rng=rng_in, gaps=gaps)
+
+    async def consumer(ctx):
+        while len(outputs) < len(x):
+            if state["cycle"] > limit:
+                raise TimeoutError(f"{len(outputs)} of {len(x)} outputs after {limit} cycles")
+            ready = not rng_out.random() < backpressure
+            ctx.set(dut.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if ready and valid:
+                outputs.append(trace_beat(payload))
+                cycles.append(state["cycle"])
+        ctx.set(dut.o.ready, 0)
+
+    def tracer(name, stream):
+        async def bench(ctx):
+            async for _, _, valid, payload in ctx.tick().sample(stream.valid, stream.payload):
+                if valid:
+                    traces[name].append(trace_beat(payload))
+        return bench
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_process(clock)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    for name in traces:
+        sim.add_process(tracer(name, getattr(dut, f"trace_{name}")))
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return {"outputs": outputs, "cycles": cycles, "traces": traces}
+
+
+@contextlib.contextmanager
+def unused_ok():
+    """Let components be built and dropped without elaborating them (parameter tests):
+    Amaranth warns about every unused ``Elaboratable`` when it is garbage collected."""
+    from amaranth.hdl import UnusedElaboratable
+
+    old = UnusedElaboratable.__dict__.get("_MustUse__silence", False)
+    UnusedElaboratable._MustUse__silence = True
+    try:
+        yield
+    finally:
+        gc.collect()
+        UnusedElaboratable._MustUse__silence = old
