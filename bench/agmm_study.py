@@ -165,6 +165,56 @@ def flips_table(results):
 
 # ----------------------------------------------------------------------------------------------
 
+VARIANTS = {
+    "off": dict(agmm=False),
+    "batch, mean, α learned": dict(agmm_stat="batch", agmm_moment="mean", agmm_alpha="learned"),
+    "batch, abs, α learned": dict(agmm_stat="batch", agmm_moment="abs", agmm_alpha="learned"),
+    "batch, mean, α fixed": dict(agmm_stat="batch", agmm_moment="mean", agmm_alpha="fixed"),
+    "sample, mean, α learned": dict(agmm_stat="sample", agmm_moment="mean",
+                                    agmm_alpha="learned"),
+    "sample, abs, α learned": dict(agmm_stat="sample", agmm_moment="abs", agmm_alpha="learned"),
+}
+
+
+def variants_jobs(args):
+    from sw.train import TrainConfig
+
+    jobs = []
+    for opt in args.optimizers:
+        for label, opts in VARIANTS.items():
+            for seed in range(args.seeds):
+                cfg = TrainConfig(epochs=args.epochs, seed=seed, agmm_deploy="keep",
+                                  **opts, **OPTIMIZERS[opt])
+                jobs.append({"part": "variants", "variant": label, "optimizer": opt,
+                             "seed": seed, "config": cfg.to_json()})
+    return jobs
+
+
+def variants_table(results):
+    groups = {}
+    for r in results:
+        j = r["job"]
+        groups.setdefault((j["optimizer"], j["variant"]), []).append(r)
+    order = list(VARIANTS)
+    lines = ["| optimizer | gate variant | test acc. (%) | epochs to 90 % | "
+             "flips/step epoch 1 (%) | flips/step mean (%) | firing rate (%) |",
+             "|---|---|---|---|---|---|---|"]
+    for key in sorted(groups, key=lambda k: (k[0], order.index(k[1]))):
+        runs = groups[key]
+        e90 = [_epochs_to(r["history"], 0.90) for r in runs]
+        reached = [e for e in e90 if e is not None]
+        e90s = f"{statistics.fmean(reached):.1f}" if reached else "never"
+        acc = [r["history"][-1]["test_accuracy"] for r in runs]
+        f1 = [r["history"][0]["flip_rate_mean"] for r in runs]
+        fm = [statistics.fmean(h["flip_rate_mean"] for h in r["history"]) for r in runs]
+        fr = [r["history"][-1]["firing_rate_mean"] for r in runs]
+        lines.append(f"| {key[0]} | {key[1]} | {_ms(acc)} | {e90s} | {_ms(f1, digits=3)} | "
+                     f"{_ms(fm, digits=3)} | {_ms(fr, digits=1)} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+
 DEPLOY_OPTIONS = {
     "no gate": dict(agmm=False),
     "batch stat, kept (G[t])": dict(agmm=True, agmm_stat="batch", agmm_deploy="keep"),
@@ -227,7 +277,7 @@ def deploy_table(results):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["flips", "deploy", "all"], default="all")
+    p.add_argument("--part", choices=["flips", "variants", "deploy", "all"], default="all")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=60, help="digits epochs (default 60)")
     p.add_argument("--epochs-events", type=int, default=30,
@@ -258,6 +308,10 @@ def main(argv=None):
                       f"AGMM on vs off ({args.seeds} seeds; MLP hidden "
                       f"{','.join(map(str, STUDY_HIDDEN))}, T=4; digits {args.epochs} epochs, "
                       f"digits-events {args.epochs_events} epochs)"))
+    if args.part in ("variants", "all"):
+        parts.append(("variants", variants_jobs(args), variants_table,
+                      f"AGMM variants ({args.seeds} seeds; default hardware MLP 64-128-10 on "
+                      f"digits, T=4, {args.epochs} epochs, gate kept for the whole run)"))
     if args.part in ("deploy", "all"):
         parts.append(("deploy", deploy_jobs(args), deploy_table,
                       f"Deploying the gate ({args.seeds} seeds; default hardware MLP 64-128-10 "

@@ -217,18 +217,28 @@ def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_ste
         conn = absa > 0
         a_ref = float(absa.max()) if conn.any() else 1.0
         unit = np.where(conn, absa, a_ref)
-        bias = fx.round_half_up(b / unit * 2.0 ** f)
-        theta = fx.threshold_to_int(layer.threshold / (unit * g_min) * 2.0 ** (f + qg))
+        bias_f = b / unit * 2.0 ** f
+        big = np.abs(bias_f) >= 2.0 ** (fx.MAX_WIDTH - 1)
+        if big.any():
+            j = int(np.argmax(big))
+            raise ExportError(f"layer {layer.name!r}, neuron {j}: the folded bias {bias_f[j]:.3g} "
+                              f"(b = {b[j]:.3g} over a nearly zero scale a = {a[j]:.3g}) does "
+                              f"not fit {fx.MAX_WIDTH} bits")
+        bias = fx.round_half_up(bias_f)
+        # thresholds beyond every reachable value are clipped below (before the int cast)
+        theta_f = np.minimum(layer.threshold / (unit * g_min) * 2.0 ** (f + qg),
+                             2.0 ** (fx.MAX_WIDTH - 1))
+        theta = fx.threshold_to_int(theta_f)
         common = dict(name=layer.name, inputs=n, neurons=m, input=spec, time_steps=time_steps,
                       leak_shift=layer.leak_shift, reset=layer.reset, step_gain=gain,
                       weights=bits, bias=bias, connected=conn.astype(np.uint8))
         # A threshold above every reachable membrane value never fires: clip it to one above
         # the proven bound, so an almost-zero scale does not inflate the register width.
-        probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, min(f, fx.MAX_WIDTH - 1)),
-                         threshold=np.minimum(theta, 1), **common)
-        reach = fx.membrane_bound(probe)
-        theta = np.minimum(theta, reach + 1)
         try:
+            probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, min(f, fx.MAX_WIDTH - 1)),
+                             threshold=np.minimum(theta, 1), **common)
+            reach = fx.membrane_bound(probe)
+            theta = np.minimum(theta, reach + 1)
             probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, f), threshold=theta, **common)
         except ValueError as exc:
             raise ExportError(f"layer {layer.name!r} does not fit the integer model with "

@@ -169,3 +169,27 @@ def test_export_cli_refuses_conv_and_missing_checkpoint(tmp_path, capsys):
     assert "layer 'conv1' is Conv2d" in err and not (tmp_path / "a").exists()
     assert main(["export", str(tmp_path / "nothing"), "-o", str(tmp_path / "b")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_nearly_zero_scale_clips_threshold_or_refuses():
+    from sw import fixedpoint as fx
+    from sw.export import FoldedLayer
+
+    def layers(b0):
+        return [FoldedLayer("fc1", np.ones((2, 3), np.uint8), np.array([1e-30, 1.0]),
+                            np.array([b0, 0.1]), np.ones(4), False, 1.0, None, "hard"),
+                FoldedLayer("out", np.ones((2, 2), np.uint8), np.array([1.0, 0.5]),
+                            np.zeros(2), np.ones(4), False)]
+
+    spec = InputSpec("multibit", 3)
+    art = build_artifact(layers(0.0), input_spec=spec, time_steps=4, frac_bits=4)
+    fc1 = art.layers[0]
+    # θ/a is ~1e31: clipped to one above the proven bound, so it still never fires
+    assert fc1.threshold[0] == fx.membrane_bound(fc1) + 1
+    assert fc1.membrane.width == fx.lif_width(fc1) <= 16
+    x = np.full((1, 3), 7)
+    assert GoldenModel(art).run(x).spikes[0][0, :, 0].sum() == 0
+    with pytest.raises(ExportError, match=r"layer 'fc1', neuron 0: the folded bias 8e\+31 "
+                                          r"\(b = 5 over a nearly zero scale a = 1e-30\) does "
+                                          r"not fit 62 bits"):
+        build_artifact(layers(5.0), input_spec=spec, time_steps=4, frac_bits=4)
