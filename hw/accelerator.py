@@ -151,8 +151,8 @@ class Accelerator(wiring.Component):
         Slots of every buffer (default: 2 or 3 each, :func:`hw.plan.buffer_slots`).
     popcount_stages : int
         Register stages in every popcount tree (0..8).
-    out_depth : int
-        Results the output FIFO holds (2..16).
+    out_depth : int or None
+        Results the output FIFO holds (2..64; default :func:`hw.plan.result_credits`).
     budget : int
         Synaptic bits per cycle for the default folding.
 
@@ -171,7 +171,7 @@ class Accelerator(wiring.Component):
 
     def __init__(self, artifact: Artifact, folding=None, *, lanes: int | None = None,
                  trace: bool = False, slots: int | None = None, popcount_stages: int = 1,
-                 out_depth: int = 2, budget: int = DEFAULT_BUDGET):
+                 out_depth: int | None = None, budget: int = DEFAULT_BUDGET):
         if not isinstance(artifact, Artifact):
             raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
         check_bool("trace", trace)
@@ -203,7 +203,8 @@ class Accelerator(wiring.Component):
                                  popcount_stages=popcount_stages, trace=trace)
             else:
                 stage = ReadoutStage(layer, f, in_slots=plan.slots[k],
-                                     popcount_stages=popcount_stages, out_depth=out_depth,
+                                     popcount_stages=popcount_stages,
+                                     out_depth=plan.out_depth,
                                      trace=trace)
             self.stages.append(stage)
         members = {

@@ -212,7 +212,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitspike_accel",
              lanes: int | None = None, trace: bool = False, slots: int | None = None,
-             popcount_stages: int = 1, out_depth: int = 2, budget: int = DEFAULT_BUDGET,
+             popcount_stages: int = 1, out_depth: int | None = None,
+             budget: int = DEFAULT_BUDGET,
              progress=None) -> dict:
     """Write the accelerator's Verilog, memory files and description into ``out_dir``.
 

@@ -22,7 +22,7 @@ from sw.artifact import Artifact, LIFLayer
 from sw.folding import Folding, LayerFolding
 
 __all__ = ["DEFAULT_BUDGET", "default_folding", "default_lanes", "input_beats", "stage_cycles",
-           "stage_latency", "buffer_slots", "Plan", "make_plan"]
+           "stage_latency", "buffer_slots", "result_credits", "Plan", "make_plan"]
 
 #: Synaptic bits per cycle (sum of SIMD x PE over the layers) the default folding may use.
 DEFAULT_BUDGET = 512
@@ -118,19 +118,26 @@ def default_lanes(artifact: Artifact, folding: Folding) -> int:
     return simd
 
 
-def buffer_slots(producer_cycles: int, producer_latency: int, consumer_cycles: int) -> int:
-    """Slots a buffer needs so that neither side waits in steady state.
+def buffer_slots(producer_cycles: int, producer_latency: int, consumer_cycles: int,
+                 period: int) -> int:
+    """Slots a buffer needs so that neither side waits in steady state, one sample per
+    ``period`` cycles.
 
-    With two slots the consumer waits unless the producer finishes a sample (its cycles plus
-    its latency) before the consumer is done with the previous one, and the producer waits
-    unless the consumer's whole sample fits in the producer's; otherwise a third slot lets
-    the faster side run a sample ahead.
+    The producer holds a slot from the start of a sample to its commit
+    (``producer_cycles + producer_latency`` cycles), the consumer from the next cycle until its
+    last read (``consumer_cycles``), and the slot is claimable one cycle after that: a slot
+    turns around in ``producer_cycles + producer_latency + consumer_cycles + 2`` cycles, so
+    ``ceil(turnaround / period)`` slots (at least 2) keep a sample starting every ``period``.
     """
-    margin = 2
-    if (producer_cycles + producer_latency + margin <= consumer_cycles
-            or producer_latency + consumer_cycles + margin <= producer_cycles):
-        return 2
-    return 3
+    turnaround = producer_cycles + producer_latency + consumer_cycles + 2
+    return max(2, fx.ceil_div(turnaround, max(period, 1)))
+
+
+def result_credits(readout_cycles: int, readout_latency: int, period: int) -> int:
+    """Output FIFO entries so the readout never waits for a prompt host: a credit is held
+    from a sample's start through its result's trip through the FIFO
+    (``readout_cycles + readout_latency + 3`` cycles)."""
+    return max(2, fx.ceil_div(readout_cycles + readout_latency + 3, max(period, 1)))
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ class Plan:
 
 
 def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
-              slots: int | None = None, popcount_stages: int = 1, out_depth: int = 2,
+              slots: int | None = None, popcount_stages: int = 1, out_depth: int | None = None,
               budget: int = DEFAULT_BUDGET) -> Plan:
     """Validate the build options and derive the plan (defaults filled in)."""
     if not isinstance(artifact, Artifact):
@@ -187,22 +194,27 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
         raise TypeError(f"popcount_stages must be an int, not {popcount_stages!r}")
     if not 0 <= popcount_stages <= 8:
         raise ValueError(f"popcount_stages must be between 0 and 8, not {popcount_stages!r}")
-    if not isinstance(out_depth, int) or isinstance(out_depth, bool):
-        raise TypeError(f"out_depth must be an int, not {out_depth!r}")
-    if not 2 <= out_depth <= 16:
-        raise ValueError(f"out_depth must be between 2 and 16, not {out_depth!r}")
+    if out_depth is not None:
+        if not isinstance(out_depth, int) or isinstance(out_depth, bool):
+            raise TypeError(f"out_depth must be an int or None, not {out_depth!r}")
+        if not 2 <= out_depth <= 64:
+            raise ValueError(f"out_depth must be between 2 and 64, not {out_depth!r}")
     del first
     cycles = tuple(stage_cycles(la, f) for la, f in zip(artifact.layers, folding.layers,
                                                         strict=True))
     latency = tuple(stage_latency(la, f, popcount_stages)
                     for la, f in zip(artifact.layers, folding.layers, strict=True))
     beats = input_beats(artifact, lanes)
-    producers = [(beats, 1)] + list(zip(cycles[:-1], latency[:-1], strict=True))
+    period = max(beats, *cycles)
+    # The input adapter commits a slot with its last beat (no pipeline behind it).
+    producers = [(beats, 0)] + list(zip(cycles[:-1], latency[:-1], strict=True))
     if slots is None:
-        slot_list = tuple(buffer_slots(pc, pl, cc) for (pc, pl), cc in zip(producers, cycles,
-                                                                          strict=True))
+        slot_list = tuple(buffer_slots(pc, pl, cc, period)
+                          for (pc, pl), cc in zip(producers, cycles, strict=True))
     else:
         slot_list = (slots,) * len(cycles)
+    if out_depth is None:
+        out_depth = result_credits(cycles[-1], latency[-1], period)
     return Plan(folding=folding, lanes=lanes, beats=beats, slots=slot_list,
                 stage_cycles=cycles, stage_latency=latency, popcount_stages=popcount_stages,
                 out_depth=out_depth)

@@ -345,7 +345,7 @@ class ReadoutStage(_StageBase):
     in_slots : int
     popcount_stages : int
     out_depth : int
-        Results the output FIFO holds (2..16).
+        Results the output FIFO holds (2..64).
     trace : bool
         Add the ``trace`` stream: each group's sums S (one beat per group per sample).
 
@@ -365,7 +365,7 @@ class ReadoutStage(_StageBase):
     def __init__(self, layer: ReadoutLayer, folding: LayerFolding, *, in_slots: int = 2,
                  popcount_stages: int = 1, out_depth: int = 2, trace: bool = False):
         _check_layer(layer, folding, ReadoutLayer)
-        check_int("out_depth", out_depth, 2, 16)
+        check_int("out_depth", out_depth, 2, 64)
         reader = self._setup(layer, folding, in_slots=in_slots,
                              popcount_stages=popcount_stages, trace=trace)
         self._out_depth = out_depth

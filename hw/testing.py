@@ -17,16 +17,19 @@ __all__ = ["stream_put", "stream_get", "watch", "vcd_path", "sample_beats", "tra
 
 
 async def stream_put(ctx, stream, payloads, *, rng: random.Random | None = None,
-                     gaps: float = 0.0):
+                     gaps: float = 0.0, on_beat=None):
     """Send every payload in ``payloads`` on ``stream`` (an ``In`` stream of the DUT), in
-    order; with ``rng``, leave ``valid`` low for a cycle with probability ``gaps`` first."""
-    for payload in payloads:
+    order; with ``rng``, leave ``valid`` low for a cycle with probability ``gaps`` first.
+    ``on_beat(index)`` is called right after each transfer."""
+    for index, payload in enumerate(payloads):
         while rng is not None and rng.random() < gaps:
             ctx.set(stream.valid, 0)
             await ctx.tick()
         ctx.set(stream.payload, payload)
         ctx.set(stream.valid, 1)
         await ctx.tick().until(stream.ready)
+        if on_beat is not None:
+            on_beat(index)
     ctx.set(stream.valid, 0)
 
 
@@ -104,7 +107,9 @@ def run_accelerator(dut, x, *, seed: int = 0, gaps: float = 0.0, backpressure: f
     ``gaps``), a consumer takes one output per sample (``ready`` low with probability
     ``backpressure``), and with ``dut.trace`` every trace beat is recorded.
 
-    Returns ``{"outputs": [dict], "cycles": [output cycle], "traces": {layer: [dict]}}``;
+    Returns ``{"outputs": [dict], "cycles": [output cycle], "inputs": [input cycle],
+    "traces": {layer: [dict]}}``, cycles counted in clock edges (a beat's cycle is the edge
+    that transferred it);
     raises TimeoutError when the outputs have not all come after ``max_cycles`` cycles.
     """
     from amaranth.sim import Simulator
@@ -112,7 +117,7 @@ def run_accelerator(dut, x, *, seed: int = 0, gaps: float = 0.0, backpressure: f
     rng_in, rng_out = random.Random(seed), random.Random(seed + 1)
     art = dut.artifact
     beats = [b for sample in x for b in sample_beats(art, dut.lanes, sample)]
-    outputs, cycles = [], []
+    outputs, cycles, in_cycles = [], [], []
     traces = {layer.name: [] for layer in art.layers} if dut.trace else {}
     limit = max_cycles or (len(x) + 4) * 4 * max(dut.ideal_cycles, 1) + 400
     state = {"cycle": 0}
@@ -122,7 +127,8 @@ def run_accelerator(dut, x, *, seed: int = 0, gaps: float = 0.0, backpressure: f
             state["cycle"] += 1
 
     async def producer(ctx):
-        await stream_put(ctx, dut.i, beats, rng=rng_in, gaps=gaps)
+        await stream_put(ctx, dut.i, beats, rng=rng_in, gaps=gaps,
+                         on_beat=lambda index: in_cycles.append(state["cycle"]))
 
     async def consumer(ctx):
         while len(outputs) < len(x):
@@ -155,7 +161,7 @@ def run_accelerator(dut, x, *, seed: int = 0, gaps: float = 0.0, backpressure: f
             sim.run()
     else:
         sim.run()
-    return {"outputs": outputs, "cycles": cycles, "traces": traces}
+    return {"outputs": outputs, "cycles": cycles, "inputs": in_cycles, "traces": traces}
 
 
 @contextlib.contextmanager

@@ -1,0 +1,171 @@
+"""The whole Accelerator in the Amaranth simulator against sw.golden, bit for bit.
+
+Small random networks reach the corner cases (N not a multiple of SIMD, M not a multiple of PE,
+T = 1, soft/hard reset, leak/no leak, step gains, zero-scale neurons and classes, multi-bit and
+spike inputs, a readout-only network), with random gaps on ``i`` and back-pressure on ``o``;
+the trace streams check every layer's x, h, v and spikes (and the readout's sums) against
+``GoldenModel.run(record=True)``. Larger regressions run on the generated Verilog (sim/).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("amaranth", reason="amaranth is needed for the hardware tests")
+
+from amaranth import ClockDomain, Module
+from amaranth.sim import Simulator
+
+from hw import Accelerator
+from hw.generate import first_sample_latency
+from hw.testing import run_accelerator, sample_beats, stream_get, stream_put, unused_ok
+from sw.folding import Folding, LayerFolding
+from sw.golden import GoldenModel
+from sw.randnet import random_artifact, random_inputs
+
+CASES = {
+    # name: (random_artifact options, folding per layer or None for the default)
+    "multibit-odd": (dict(sizes=[11, 7, 5], time_steps=3, input_kind="multibit", input_bits=3,
+                          reset="soft", leak_shift=2, zero_scale=0.3), [(4, 3), (3, 2)]),
+    "spike-two-hidden": (dict(sizes=[9, 6, 5, 4], time_steps=2, input_kind="spike",
+                              reset="hard", leak_shift=None), [(2, 4), (6, 5), (5, 3)]),
+    "t1-gains": (dict(sizes=[6, 5, 3], time_steps=1, input_kind="multibit", input_bits=2,
+                      step_gain=True), [(6, 5), (5, 3)]),
+    "gains-soft-noleak": (dict(sizes=[7, 9, 4], time_steps=4, input_kind="spike",
+                               step_gain=True, reset="soft", leak_shift=None),
+                          [(3, 2), (4, 1)]),
+    "readout-only": (dict(sizes=[10, 4], time_steps=3, input_kind="multibit", input_bits=4,
+                          step_gain=True), [(3, 3)]),
+    "default-folding": (dict(sizes=[12, 10, 3], time_steps=2, input_kind="multibit",
+                             input_bits=5, reset="hard", leak_shift=1), None),
+}
+
+
+def _build(name, seed, **options):
+    kwargs, fold = CASES[name]
+    art = random_artifact(seed, **kwargs)
+    folding = None if fold is None else Folding(tuple(LayerFolding(s, p) for s, p in fold))
+    return art, Accelerator(art, folding, **options)
+
+
+def _check_outputs(res, golden, where):
+    for s, out in enumerate(res["outputs"]):
+        assert out["scores"] == golden.scores[s].tolist(), f"{where}: sample {s} scores"
+        assert out["prediction"] == int(golden.predictions[s]), f"{where}: sample {s} class"
+
+
+def _check_traces(dut, res, golden, samples):
+    art = dut.artifact
+    for layer, f, trace in zip(art.layers, dut.folding.layers, golden.layers, strict=True):
+        beats = res["traces"][layer.name]
+        nf = f.neuron_folds(layer)
+        per_sample = nf * (art.time_steps if layer.kind == "lif" else 1)
+        assert len(beats) == samples * per_sample, f"{layer.name}: trace beat count"
+        for n, beat in enumerate(beats):
+            s, k = divmod(n, per_sample)
+            g, t = divmod(k, art.time_steps) if layer.kind == "lif" else (k, None)
+            assert beat["group"] == g
+            lanes = [g * f.pe + p for p in range(f.pe) if g * f.pe + p < layer.neurons]
+            if layer.kind == "lif":
+                assert beat["time_step"] == t
+                where = f"sample {s}, layer {layer.name!r}, time step {t}, group {g}"
+                spikes = [(beat["spikes"] >> p) & 1 for p in range(len(lanes))]
+                assert spikes == trace.spikes[s, t, lanes].tolist(), where
+                n_l = len(lanes)
+                assert beat["current"][:n_l] == trace.current[s, t, lanes].tolist(), where
+                assert beat["potential"][:n_l] == trace.potential[s, t, lanes].tolist(), where
+                assert beat["membrane"][:n_l] == trace.membrane[s, t, lanes].tolist(), where
+            else:
+                assert beat["sums"][:len(lanes)] == trace.sums[s, lanes].tolist()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_accelerator_matches_golden_with_gaps_and_backpressure(name, seed):
+    art, dut = _build(name, seed, trace=True)
+    x = random_inputs(art, 5, seed)
+    golden = GoldenModel(art).run(x, record=True)
+    res = run_accelerator(dut, x, seed=seed, gaps=0.3, backpressure=0.3)
+    _check_outputs(res, golden, name)
+    _check_traces(dut, res, golden, len(x))
+
+
+@pytest.mark.parametrize("name", ["multibit-odd", "spike-two-hidden", "default-folding"])
+def test_accelerator_steady_state_meets_the_ideal_bound(name, seed):
+    """With a host that never waits, outputs come exactly ``ideal_cycles`` apart, and the
+    first one the described latency after the first input beat."""
+    art, dut = _build(name, seed)
+    x = random_inputs(art, 7, seed)
+    res = run_accelerator(dut, x, seed=seed)
+    _check_outputs(res, GoldenModel(art).run(x), name)
+    gaps = np.diff(res["cycles"])
+    assert gaps[2:].tolist() == [dut.ideal_cycles] * (len(x) - 3), (gaps, dut.plan)
+    assert res["cycles"][0] - res["inputs"][0] == first_sample_latency(dut)
+
+
+def test_accelerator_reset_mid_stream_starts_clean(seed):
+    """A reset in the middle of a sample drops everything in flight; the next beats are a new
+    sample and come out exact."""
+    art, dut = _build("multibit-odd", seed)
+    x = random_inputs(art, 4, seed)
+    golden = GoldenModel(art).run(x[2:])
+    first = [b for s in x[:2] for b in sample_beats(art, dut.lanes, s)]
+    second = [b for s in x[2:] for b in sample_beats(art, dut.lanes, s)]
+    cut = len(first) - 1  # stop one beat short of the second sample's end
+    got = []
+
+    top = Module()
+    top.submodules.dut = dut
+    top.domains.sync = domain = ClockDomain("sync")
+
+    async def producer(ctx):
+        await stream_put(ctx, dut.i, first[:cut])
+        for _ in range(5):
+            await ctx.tick()
+        ctx.set(domain.rst, 1)
+        await ctx.tick()
+        ctx.set(domain.rst, 0)
+        await stream_put(ctx, dut.i, second)
+
+    async def consumer(ctx):
+        # Outputs of samples cut off by the reset may appear before it; keep only later ones.
+        ctx.set(dut.o.ready, 1)
+        async for _, rst, valid, payload in ctx.tick().sample(dut.o.valid, dut.o.payload):
+            if rst:
+                got.clear()
+                break
+            if valid:
+                got.append(int(payload.prediction))
+        after = await stream_get(ctx, dut.o, len(golden.predictions))
+        got.extend(int(p.prediction) for p in after)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == golden.predictions.tolist()
+
+
+@pytest.mark.parametrize("kwargs,exc,message", [
+    (dict(lanes=0), ValueError, "lanes must be between 1 and the 11 inputs, not 0"),
+    (dict(lanes=2.0), TypeError, "lanes must be an int, not 2.0"),
+    (dict(slots=1), ValueError, "slots must be between 2 and 16, not 1"),
+    (dict(popcount_stages=-1), ValueError, "popcount_stages must be between 0 and 8, not -1"),
+    (dict(out_depth=1), ValueError, "out_depth must be between 2 and 64, not 1"),
+    (dict(trace="yes"), TypeError, "trace must be a bool, not 'yes'"),
+    (dict(folding="4x3"), TypeError, "folding must be a sw.folding.Folding, not '4x3'"),
+    (dict(folding=Folding((LayerFolding(12, 1), LayerFolding(1, 1)))), ValueError,
+     "layer 'fc0': simd 12 exceeds its 11 inputs"),
+    (dict(folding=Folding((LayerFolding(1, 1),))), ValueError,
+     "folding gives 1 layers, the artifact has 2"),
+])
+def test_accelerator_parameter_errors(kwargs, exc, message, seed):
+    art = random_artifact(seed, **CASES["multibit-odd"][0])
+    folding = kwargs.pop("folding", None)
+    with unused_ok(), pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        Accelerator(art, folding, **kwargs)
+    with unused_ok(), pytest.raises(TypeError, match="^artifact must be an Artifact, not dict$"):
+        Accelerator({}, None)
