@@ -176,3 +176,42 @@ def test_plots_and_cli(tmp_path, capsys):
         plot_runs([tmp_path / "none"], tmp_path / "plots")
     assert main(["plot", str(run), "-o", str(tmp_path / "p2")]) == 0
     assert (tmp_path / "p2" / "accuracy.png").is_file()
+
+
+def _write_idx(path, array):
+    import numpy as np
+
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def test_file_dataset_trains_and_exports(tmp_path, seed):
+    """A file-based dataset (MNIST IDX files, generated here) through train and export."""
+    import numpy as np
+
+    from sw.export import export
+    from sw.golden import GoldenModel
+    from sw.train import load_data
+
+    rng = np.random.default_rng(seed)
+    root = tmp_path / "mnist"
+    root.mkdir()
+    for prefix, n in (("train", 240), ("t10k", 80)):
+        y = np.arange(n) % 10
+        x = rng.integers(0, 40, size=(n, 10, 10))
+        for i, label in enumerate(y):  # one bright bar per class: learnable
+            x[i, label, :] = 200 + rng.integers(0, 56)
+        _write_idx(root / f"{prefix}-images-idx3-ubyte", x)
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte", y)
+    cfg = TrainConfig(dataset="mnist", root=str(root), epochs=4, finetune_epochs=1,
+                      hidden=(32,), batch_size=64, seed=seed % 1000)
+    run = train(cfg, tmp_path / "run", progress=False)
+    art, rep = export(run, tmp_path / "art")
+    assert art.summary() == "100-32-10 T=4 input=multibit/8b"
+    assert art.metadata["training"]["root"] == str(root)
+    data = load_data(cfg)
+    pred = GoldenModel(art).run(data.test.flat()).predictions
+    assert float(np.mean(pred == data.test.y)) == rep.integer_accuracy
+    assert rep.integer_accuracy > 0.5
