@@ -1,0 +1,477 @@
+"""The host link: frames in over a UART byte stream, samples into the accelerator, answers out.
+
+:class:`HostLink` sits between a UART (:mod:`bitstreams.uart`) and an accelerator with an
+input stream ``i`` and an output stream ``o`` (one output beat per sample, in order). It speaks
+the protocol of :mod:`bitstreams.protocol`; every constant comes from there.
+
+Block diagram::
+
+    rx bytes ─► parser ─► sample buffer (2 slots, BRAM) ─► feeder ─► acc_i (beats)
+                  │  (CRC, LEN, TYPE, timeout)                │ SEQ
+                  ▼                                           ▼
+              answer queue (errors, INFO)                  tag FIFO
+                  │                                           │
+                  └──────────► serializer ◄─── acc_o ◄────────┘
+                                   │
+                                   ▼ tx bytes
+
+A sample reaches the accelerator only after its whole frame arrived and its CRC checked, so a
+corrupted frame never disturbs a computation; it is answered with an error frame instead.
+"""
+
+# Nested `with m.If()` blocks are Amaranth control flow; merging them changes what a
+# following `m.Elif()` attaches to.
+# ruff: noqa: SIM117
+
+from __future__ import annotations
+
+import functools
+import operator
+
+from amaranth.hdl import Array, Cat, Const, Module, ResetInserter, Shape, Signal, Value
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from bitstreams import protocol as P
+from sw.fixedpoint import ceil_div, ceil_log2
+
+__all__ = ["HostLink", "crc16_step"]
+
+
+def _crc_matrix():
+    """For each CRC output bit, the CRC bits and data bits it XORs (the step is linear)."""
+    crc_terms = [[j for j in range(16) if (P.crc16_update(1 << j, 0) >> i) & 1]
+                 for i in range(16)]
+    data_terms = [[k for k in range(8) if (P.crc16_update(0, 1 << k) >> i) & 1]
+                  for i in range(16)]
+    return crc_terms, data_terms
+
+
+_CRC_TERMS, _DATA_TERMS = _crc_matrix()
+
+
+def crc16_step(crc, data):
+    """Amaranth expression of :func:`bitstreams.protocol.crc16_update` (one byte per cycle).
+
+    Built from the software step by linearity, so the two cannot differ.
+    """
+    bits = []
+    for i in range(16):
+        terms = [crc[j] for j in _CRC_TERMS[i]] + [data[k] for k in _DATA_TERMS[i]]
+        bits.append(functools.reduce(operator.xor, terms) if terms else Const(0, 1))
+    return Cat(*bits)
+
+
+def _payload_width(sig, name) -> int:
+    if not isinstance(sig, stream.Signature):
+        raise TypeError(f"{name} must be an amaranth.lib.stream.Signature, not {sig!r}")
+    return Shape.cast(sig.members["payload"].shape).width
+
+
+class HostLink(wiring.Component):
+    """Framed host protocol between a UART and an accelerator.
+
+    Timing
+    ------
+    ``rx`` is always ready (a UART cannot wait); bytes arrive at most one per character time,
+    which must be at least 16 clock cycles. A sample is fed to ``acc_i`` one byte per cycle
+    from the buffer, ``beat_bytes + 1`` cycles per beat plus any wait on ``acc_i.ready``; at
+    most ``tags`` samples are inside the accelerator at once. ``acc_o`` is held (``ready``
+    low) while its RESULT frame is on the wire and taken after its last byte. ``acc_reset``
+    pulses for one cycle when a RESET request is carried out (between two answer frames);
+    the link clears its sample buffer and tags in the same cycle, then answers RESET_DONE.
+    Reset of the domain returns everything to idle.
+
+    Parameters
+    ----------
+    in_signature, out_signature : amaranth.lib.stream.Signature
+        The accelerator's input and output stream signatures (as seen by the accelerator).
+    beats : int
+        Input beats per sample.
+    info : bitstreams.protocol.DeviceInfo
+        What the board reports in its INFO answer; its sizes must agree with the signatures.
+    timeout_cycles : int
+        A frame whose next byte does not arrive within this many cycles is dropped and answered
+        with a TIMEOUT error.
+    tags : int
+        Samples allowed inside the accelerator at once (depth of the SEQ FIFO).
+    answers : int
+        Depth of the queue of error and INFO answers waiting for the transmitter.
+
+    Members
+    -------
+    rx : In(stream.Signature(8))
+        Received bytes.
+    rx_error : In(1)
+        A UART framing error (pulse).
+    tx : Out(stream.Signature(8))
+        Bytes to transmit.
+    acc_i : Out(in_signature)
+        Samples, beat by beat, to the accelerator.
+    acc_o : In(out_signature)
+        Results from the accelerator.
+    acc_reset : Out(1)
+        Resets the accelerator (one-cycle pulse).
+    error : Out(1)
+        Pulses whenever an error answer is queued (for a LED).
+    busy : Out(1)
+        High while samples are inside the accelerator.
+    """
+
+    def __init__(self, *, in_signature, out_signature, beats: int, info: P.DeviceInfo,
+                 timeout_cycles: int, tags: int = 4, answers: int = 4):
+        in_width = _payload_width(in_signature, "in_signature")
+        out_width = _payload_width(out_signature, "out_signature")
+        for name, value, low in (("beats", beats, 1), ("timeout_cycles", timeout_cycles, 16),
+                                 ("tags", tags, 1), ("answers", answers, 1)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, not {value!r}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, not {value}")
+        if not isinstance(info, P.DeviceInfo):
+            raise TypeError(f"info must be a DeviceInfo, not {info!r}")
+        beat_bytes = ceil_div(in_width, 8)
+        expect = {"beats": beats, "beat_bytes": beat_bytes, "sample_bytes": beats * beat_bytes,
+                  "result_bytes": ceil_div(out_width, 8)}
+        for name, value in expect.items():
+            if getattr(info, name) != value:
+                raise ValueError(f"info.{name} is {getattr(info, name)}, but the signatures "
+                                 f"and beats give {value}")
+        if info.sample_bytes > 0xFFFF:
+            raise ValueError(f"a sample of {info.sample_bytes} bytes does not fit one frame "
+                             f"(at most 65535)")
+        self._in_width = in_width
+        self._out_width = out_width
+        self._beats = beats
+        self._info = info
+        self._timeout = timeout_cycles
+        self._tags = tags
+        self._answers = answers
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "rx_error": In(1),
+            "tx": Out(stream.Signature(8)),
+            "acc_i": Out(in_signature),
+            "acc_o": In(out_signature),
+            "acc_reset": Out(1),
+            "error": Out(1),
+            "busy": Out(1),
+        })
+
+    @property
+    def info(self) -> P.DeviceInfo:
+        return self._info
+
+    @property
+    def sample_bytes(self) -> int:
+        return self._info.sample_bytes
+
+    @property
+    def result_bytes(self) -> int:
+        return self._info.result_bytes
+
+    def elaborate(self, platform):
+        m = Module()
+        info = self._info
+        beat_bytes = info.beat_bytes
+        sample_bytes = info.sample_bytes
+        idx_w = max(1, ceil_log2(sample_bytes))
+
+        soft_reset = Signal()
+        m.d.comb += self.acc_reset.eq(soft_reset)
+
+        # -- shared state -----------------------------------------------------------------------
+        m.submodules.buffer = buffer = Memory(shape=8, depth=2 << idx_w, init=[])
+        wr = buffer.write_port()
+        rd = buffer.read_port(domain="sync")
+        full = Signal(2)
+        slot_seq = Array([Signal(8, name=f"slot_seq{i}") for i in range(2)])
+        fill_ptr = Signal()
+        feed_ptr = Signal()
+        reset_pending = Signal()
+        reset_seq = Signal(8)
+        lost = Signal(8)
+
+        m.submodules.tags = tags = ResetInserter(soft_reset)(
+            fifo.SyncFIFOBuffered(width=8, depth=self._tags))
+        # answer queue entry: kind (0 error, 1 INFO), seq, code, request type
+        m.submodules.answers = answers = fifo.SyncFIFOBuffered(width=1 + 8 + 8 + 8,
+                                                               depth=self._answers)
+        commit = Signal()          # parser: a sample frame is complete and good
+        release = Signal()         # feeder: the slot it fed is free again
+        with m.If(soft_reset):
+            m.d.sync += [full.eq(0), fill_ptr.eq(0), feed_ptr.eq(0)]
+        with m.Else():
+            with m.If(commit):
+                m.d.sync += [full.bit_select(fill_ptr, 1).eq(1), fill_ptr.eq(~fill_ptr)]
+            with m.If(release):
+                m.d.sync += [full.bit_select(feed_ptr, 1).eq(0), feed_ptr.eq(~feed_ptr)]
+
+        def answer(kind, seq, code, rtype):
+            stmts = [answers.w_data.eq(Cat(Const(kind, 1), seq, Const(int(code), 8), rtype)),
+                     answers.w_en.eq(1)]
+            return stmts
+
+        # -- parser -----------------------------------------------------------------------------
+        byte = self.rx.payload
+        got = self.rx.valid
+        m.d.comb += self.rx.ready.eq(1)
+        ftype = Signal(8)
+        fseq = Signal(8)
+        flen = Signal(16)
+        remaining = Signal(16)
+        widx = Signal(idx_w)
+        crc = Signal(16)
+        store = Signal()
+        stray_reported = Signal()
+        idle = Signal(range(self._timeout + 1))
+        error_pulse = Signal()
+        m.d.sync += self.error.eq(error_pulse)
+        with m.If(answers.w_en & ~answers.w_rdy & (lost != 0xFF)):
+            m.d.sync += lost.eq(lost + 1)
+        with m.If(answers.w_en & ~answers.w_data[0]):
+            m.d.comb += error_pulse.eq(1)
+
+        with m.If(got):
+            m.d.sync += [crc.eq(crc16_step(crc, byte)), idle.eq(0)]
+        with m.Else():
+            m.d.sync += idle.eq(idle + 1)
+
+        def abort():
+            # Inside a frame: a UART framing error or the frame timeout ends it with an answer.
+            with m.If(self.rx_error):
+                m.d.comb += answer(0, fseq, P.ErrorCode.FRAMING, ftype)
+                m.d.sync += stray_reported.eq(1)
+                m.next = "HUNT"
+            with m.Elif(idle == self._timeout):
+                m.d.comb += answer(0, fseq, P.ErrorCode.TIMEOUT, ftype)
+                m.next = "HUNT"
+
+        len_value = Cat(flen[:8], byte)
+        fits = len_value == sample_bytes
+        with m.FSM(name="parser"):
+            with m.State("HUNT"):
+                with m.If(idle == self._timeout):
+                    m.d.sync += stray_reported.eq(0)  # silence ends a run of stray bytes
+                with m.If(got | self.rx_error):
+                    with m.If(got & (byte == P.REQUEST_SYNC)):
+                        m.d.sync += [crc.eq(P.CRC_INIT), stray_reported.eq(0), ftype.eq(0),
+                                     fseq.eq(0)]
+                        m.next = "TYPE"
+                    with m.Elif(~stray_reported):
+                        m.d.comb += answer(0, Const(0, 8), P.ErrorCode.NO_SYNC, Const(0, 8))
+                        m.d.sync += stray_reported.eq(1)
+            with m.State("TYPE"):
+                with m.If(got):
+                    m.d.sync += ftype.eq(byte)
+                    m.next = "SEQ"
+                abort()
+            with m.State("SEQ"):
+                with m.If(got):
+                    m.d.sync += fseq.eq(byte)
+                    m.next = "LEN0"
+                abort()
+            with m.State("LEN0"):
+                with m.If(got):
+                    m.d.sync += flen[:8].eq(byte)
+                    m.next = "LEN1"
+                abort()
+            with m.State("LEN1"):
+                with m.If(got):
+                    m.d.sync += [flen[8:].eq(byte), remaining.eq(len_value - 1), widx.eq(0),
+                                 store.eq((ftype == P.Request.INFER) & fits & ~reset_pending
+                                          & ~full.bit_select(fill_ptr, 1))]
+                    with m.If(len_value > sample_bytes):
+                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
+                        m.d.sync += stray_reported.eq(1)
+                        m.next = "HUNT"
+                    with m.Elif(len_value == 0):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                abort()
+            with m.State("PAYLOAD"):
+                m.d.comb += [wr.addr.eq(Cat(widx, fill_ptr)), wr.data.eq(byte),
+                             wr.en.eq(got & store)]
+                with m.If(got):
+                    m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
+                    with m.If(remaining == 0):
+                        m.next = "CRC0"
+                abort()
+            with m.State("CRC0"):
+                with m.If(got):
+                    m.next = "CRC1"
+                abort()
+            with m.State("CRC1"):
+                with m.If(got):
+                    m.next = "DISPATCH"
+                abort()
+            with m.State("DISPATCH"):
+                m.next = "HUNT"
+                with m.If(crc != 0):
+                    m.d.comb += answer(0, fseq, P.ErrorCode.BAD_CRC, ftype)
+                with m.Elif(ftype == P.Request.INFER):
+                    with m.If(flen != sample_bytes):
+                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
+                    with m.Elif(store):
+                        m.d.comb += commit.eq(1)
+                        m.d.sync += slot_seq[fill_ptr].eq(fseq)
+                    with m.Else():
+                        m.d.comb += answer(0, fseq, P.ErrorCode.BUSY, ftype)
+                with m.Elif(ftype == P.Request.INFO):
+                    with m.If(flen != 0):
+                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
+                    with m.Else():
+                        m.d.comb += answer(1, fseq, 0, ftype)
+                with m.Elif(ftype == P.Request.RESET):
+                    with m.If(flen != 0):
+                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
+                    with m.Else():
+                        m.d.sync += [reset_pending.eq(1), reset_seq.eq(fseq)]
+                with m.Else():
+                    m.d.comb += answer(0, fseq, P.ErrorCode.UNKNOWN_TYPE, ftype)
+
+        # -- feeder -----------------------------------------------------------------------------
+        beat_reg = Signal(8 * beat_bytes)
+        ridx = Signal(idx_w)
+        lane = Signal(range(beat_bytes))
+        lane_q = Signal(range(beat_bytes))
+        load_q = Signal()
+        beat = Signal(range(self._beats))
+        m.d.comb += [rd.addr.eq(Cat(ridx, feed_ptr)),
+                     self.acc_i.payload.eq(beat_reg[:self._in_width])]
+        m.d.sync += load_q.eq(0)
+        with m.If(load_q):
+            m.d.sync += beat_reg.word_select(lane_q, 8).eq(rd.data)
+
+        def stop_on_reset():
+            with m.If(soft_reset):
+                m.next = "IDLE"
+
+        with m.FSM(name="feeder"):
+            with m.State("IDLE"):
+                with m.If(full.bit_select(feed_ptr, 1) & tags.w_rdy & ~soft_reset):
+                    m.d.comb += [tags.w_en.eq(1), tags.w_data.eq(slot_seq[feed_ptr])]
+                    m.d.sync += [ridx.eq(0), lane.eq(0), beat.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.sync += [lane_q.eq(lane), load_q.eq(1), ridx.eq(ridx + 1), lane.eq(lane + 1)]
+                with m.If(lane == beat_bytes - 1):
+                    m.d.sync += lane.eq(0)
+                    m.next = "LAST"
+                stop_on_reset()
+            with m.State("LAST"):
+                m.next = "SEND"
+                stop_on_reset()
+            with m.State("SEND"):
+                m.d.comb += self.acc_i.valid.eq(1)
+                with m.If(self.acc_i.ready):
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(beat == self._beats - 1):
+                        m.d.comb += release.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "LOAD"
+                stop_on_reset()
+        m.d.comb += self.busy.eq(tags.r_level != 0)
+
+        # -- serializer -------------------------------------------------------------------------
+        info_rom = list(info.to_bytes())
+        info_len = len(info_rom)
+        kind = Signal(2)  # 0 none, 1 error, 2 info, 3 result
+        otype = Signal(8)
+        oseq = Signal(8)
+        olen = Signal(16)
+        ocode = Signal(16)  # error payload: code, request type
+        oidx = Signal(range(max(info_len, self.result_bytes, 2)))
+        ocrc = Signal(16)
+        crc_en = Signal()
+        tx_byte = self.tx.payload
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += self.tx.valid.eq(0)
+            with m.If(crc_en):
+                m.d.sync += ocrc.eq(crc16_step(ocrc, tx_byte))
+
+        result_bits = Cat(Value.cast(self.acc_o.payload),
+                          Const(0, 8 * self.result_bytes - self._out_width))
+        info_bytes = Array([Const(b, 8) for b in info_rom])
+        payload_byte = Signal(8)
+        with m.Switch(kind):
+            with m.Case(1):
+                m.d.comb += payload_byte.eq(ocode.word_select(oidx[:1], 8))
+            with m.Case(2):
+                with m.If(oidx == P.DeviceInfo.LOST_OFFSET):
+                    m.d.comb += payload_byte.eq(lost)
+                with m.Else():
+                    m.d.comb += payload_byte.eq(info_bytes[oidx])
+            with m.Case(3):
+                m.d.comb += payload_byte.eq(result_bits.word_select(oidx, 8))
+
+        def emit(value, in_crc=True):
+            return [tx_byte.eq(value), self.tx.valid.eq(1), crc_en.eq(in_crc)]
+
+        empty = ~self.tx.valid
+        with m.FSM(name="serializer"):
+            with m.State("IDLE"):
+                with m.If(reset_pending):
+                    m.d.comb += soft_reset.eq(1)
+                    m.d.sync += [reset_pending.eq(0), kind.eq(0),
+                                 otype.eq(P.Response.RESET_DONE), oseq.eq(reset_seq),
+                                 olen.eq(0)]
+                    m.next = "SYNC"
+                with m.Elif(answers.r_rdy):
+                    m.d.comb += answers.r_en.eq(1)
+                    entry = answers.r_data
+                    with m.If(entry[0]):
+                        m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len)]
+                    with m.Else():
+                        m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(2)]
+                    m.d.sync += [oseq.eq(entry[1:9]), ocode.eq(entry[9:25])]
+                    m.next = "SYNC"
+                with m.Elif(self.acc_o.valid & tags.r_rdy):
+                    m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(tags.r_data),
+                                 olen.eq(self.result_bytes)]
+                    m.next = "SYNC"
+            with m.State("SYNC"):
+                with m.If(empty):
+                    m.d.sync += [*emit(P.RESPONSE_SYNC, in_crc=False), ocrc.eq(P.CRC_INIT)]
+                    m.next = "TYPE"
+            with m.State("TYPE"):
+                with m.If(empty):
+                    m.d.sync += emit(otype)
+                    m.next = "SEQ"
+            with m.State("SEQ"):
+                with m.If(empty):
+                    m.d.sync += emit(oseq)
+                    m.next = "LEN0"
+            with m.State("LEN0"):
+                with m.If(empty):
+                    m.d.sync += emit(olen[:8])
+                    m.next = "LEN1"
+            with m.State("LEN1"):
+                with m.If(empty):
+                    m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
+                    with m.If(olen == 0):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                with m.If(empty):
+                    m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
+                    with m.If(oidx == olen - 1):
+                        m.next = "CRC0"
+            with m.State("CRC0"):
+                with m.If(empty):
+                    m.d.sync += emit(ocrc[8:], in_crc=False)
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                with m.If(empty):
+                    m.d.sync += emit(ocrc[:8], in_crc=False)
+                    m.next = "DONE"
+            with m.State("DONE"):
+                with m.If(empty):
+                    with m.If(kind == 3):
+                        m.d.comb += [self.acc_o.ready.eq(1), tags.r_en.eq(1)]
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,411 @@
+# amaranth: UnusedElaboratable=no
+"""The host-link gateware (UART, CRC, framing) in Amaranth's simulator, and the wire protocol.
+
+The link is exercised around a small stand-in accelerator defined here (a test fixture with the
+same kind of streams as ``hw.Accelerator``: input beats, one output beat per sample); the real
+accelerator is driven through the whole board top in ``test_bitstream_board.py``.
+"""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from bitstreams import protocol as P
+from bitstreams.link import HostLink, crc16_step
+from bitstreams.uart import UARTRx, UARTTx, divisor_for
+
+# ----------------------------------------------------------------------------------------------
+# Stand-in accelerator (test fixture)
+# ----------------------------------------------------------------------------------------------
+
+LANES, LANE_BITS, BEATS = 3, 4, 5
+SCORE = data.ArrayLayout(data.signed(10), LANES)
+OUT_LAYOUT = data.StructLayout({"prediction": 2, "scores": SCORE})
+
+
+class StandInAccelerator(wiring.Component):
+    """Test fixture: per sample of BEATS beats of LANES unsigned lanes, score k is the sum of
+    lane k minus 20, and the prediction the first highest score. One sample at a time."""
+
+    i: In(stream.Signature(LANES * LANE_BITS))
+    o: Out(stream.Signature(OUT_LAYOUT))
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Array([Signal(data.signed(10), name=f"acc{k}") for k in range(LANES)])
+        beat = Signal(range(BEATS))
+        m.d.comb += self.i.ready.eq(~self.o.valid)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            lanes = [self.i.payload[k * LANE_BITS:(k + 1) * LANE_BITS] for k in range(LANES)]
+            new = [acc[k] + lanes[k] for k in range(LANES)]
+            m.d.sync += beat.eq(beat + 1)
+            for k in range(LANES):
+                m.d.sync += acc[k].eq(new[k])
+            with m.If(beat == BEATS - 1):
+                m.d.sync += [beat.eq(0), self.o.valid.eq(1)]
+                scores = [new[k] - 20 for k in range(LANES)]
+                best, best_score = Const(0, 2), scores[0]
+                for k in range(1, LANES):
+                    higher = scores[k] > best_score
+                    best = Mux(higher, k, best)
+                    best_score = Mux(higher, scores[k], best_score)
+                m.d.sync += self.o.payload.prediction.eq(best)
+                for k in range(LANES):
+                    m.d.sync += [self.o.payload.scores[k].eq(scores[k]), acc[k].eq(0)]
+        return m
+
+
+def stand_in_model(sample: np.ndarray) -> tuple[int, list[int]]:
+    """(prediction, scores) of the fixture for a (BEATS, LANES) sample."""
+    scores = [int(v) - 20 for v in sample.sum(axis=0)]
+    return int(np.argmax(scores)), scores
+
+
+def pack_sample(sample: np.ndarray) -> bytes:
+    beat_bytes = (LANES * LANE_BITS + 7) // 8
+    out = b""
+    for row in sample:
+        value = sum(int(v) << (LANE_BITS * k) for k, v in enumerate(row))
+        out += value.to_bytes(beat_bytes, "little")
+    return out
+
+
+def unpack_result(payload: bytes) -> tuple[int, list[int]]:
+    value = int.from_bytes(payload, "little")
+    pred = value & 3
+    scores = []
+    for k in range(LANES):
+        s = (value >> (2 + 10 * k)) & 0x3FF
+        scores.append(s - 1024 if s & 0x200 else s)
+    return pred, scores
+
+
+def make_info(lost=0):
+    beat_bytes = (LANES * LANE_BITS + 7) // 8
+    return P.DeviceInfo(version=P.PROTOCOL_VERSION, sample_bytes=BEATS * beat_bytes,
+                        result_bytes=(OUT_LAYOUT.size + 7) // 8, beats=BEATS,
+                        beat_bytes=beat_bytes, lanes=LANES, clock_hz=1_000_000,
+                        clocks_per_bit=4, artifact_hash=bytes(range(8)),
+                        folding=((3, 1), (4, 2)), lost_answers=lost)
+
+
+class LinkDUT(wiring.Component):
+    """HostLink + stand-in accelerator, byte streams exposed (no UART)."""
+
+    def __init__(self, timeout=400):
+        self.acc = StandInAccelerator()
+        self.link = HostLink(in_signature=self.acc.i.signature.flip(),
+                             out_signature=self.acc.o.signature, beats=BEATS, info=make_info(),
+                             timeout_cycles=timeout)
+        super().__init__({"rx": In(stream.Signature(8)), "rx_error": In(1),
+                          "tx": Out(stream.Signature(8))})
+
+    def elaborate(self, platform):
+        from amaranth.hdl import ResetInserter
+
+        m = Module()
+        m.submodules.link = link = self.link
+        m.submodules.acc = acc = ResetInserter(link.acc_reset)(self.acc)
+        wiring.connect(m, link.acc_i, acc.i)
+        wiring.connect(m, acc.o, link.acc_o)
+        wiring.connect(m, wiring.flipped(self.rx), link.rx)
+        wiring.connect(m, link.tx, wiring.flipped(self.tx))
+        m.d.comb += link.rx_error.eq(self.rx_error)
+        return m
+
+
+# ----------------------------------------------------------------------------------------------
+# Protocol (pure Python)
+# ----------------------------------------------------------------------------------------------
+
+def test_crc16_check_value():
+    # CRC-16/CCITT-FALSE's catalogued check value.
+    assert P.crc16(b"123456789") == 0x29B1
+    assert P.crc16(b"") == 0xFFFF
+
+
+def test_frame_crc_residue_is_zero(seed):
+    rng = random.Random(seed)
+    payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 50)))
+    raw = P.encode_frame(P.Request.INFER, rng.randrange(256), payload)
+    assert raw[0] == P.REQUEST_SYNC
+    assert P.crc16(raw[1:]) == 0
+    assert len(raw) == P.OVERHEAD_BYTES + len(payload)
+
+
+def test_decoder_round_trip_and_resync(seed):
+    rng = random.Random(seed)
+    frames = [P.Frame(rng.randrange(256), rng.randrange(256),
+                      bytes(rng.randrange(256) for _ in range(rng.randrange(0, 30))))
+              for _ in range(20)]
+    stream_ = b""
+    corrupted = set()
+    for k, f in enumerate(frames):
+        raw = bytearray(P.encode_frame(f.type, f.seq, f.payload, sync=P.RESPONSE_SYNC))
+        if k % 5 == 3:  # corrupt one byte after SYNC
+            raw[1 + rng.randrange(len(raw) - 1)] ^= 1 << rng.randrange(8)
+            corrupted.add(k)
+        stream_ += b"\x00\x13" if k % 7 == 2 else b""
+        stream_ += bytes(raw)
+    dec = P.FrameDecoder(max_payload=64)
+    out = []
+    pos = 0
+    while pos < len(stream_):  # feed in random chunks
+        n = rng.randrange(1, 9)
+        out += dec.feed(stream_[pos:pos + n])
+        pos += n
+    good = [f for f in out if isinstance(f, P.Frame)]
+    assert good[:len(frames) - len(corrupted)] == [f for k, f in enumerate(frames)
+                                                    if k not in corrupted] or \
+        all(f in good for k, f in enumerate(frames) if k not in corrupted)
+    assert any(isinstance(f, P.BadFrame) for f in out) == bool(corrupted or b"\x13" in stream_)
+
+
+def test_frame_validation_messages():
+    with pytest.raises(ValueError, match=r"seq must be an int in 0..255, not 256"):
+        P.Frame(1, 256)
+    with pytest.raises(TypeError, match=r"payload must be bytes, not str"):
+        P.Frame(1, 0, "abc")
+    with pytest.raises(ValueError, match=r"max_payload must be an int in 0..65535, not -1"):
+        P.FrameDecoder(max_payload=-1)
+
+
+def test_device_info_round_trip():
+    info = make_info(lost=3)
+    assert P.DeviceInfo.from_bytes(info.to_bytes()) == info
+    with pytest.raises(P.ProtocolError, match=r"shorter than 30"):
+        P.DeviceInfo.from_bytes(b"\x01\x02")
+
+
+# ----------------------------------------------------------------------------------------------
+# Gateware
+# ----------------------------------------------------------------------------------------------
+
+def test_crc16_step_matches_software(seed):
+    rng = random.Random(seed)
+    crc, byte = Signal(16), Signal(8)
+    out = Signal(16)
+    m = Module()
+    m.d.comb += out.eq(crc16_step(crc, byte))
+    sim = Simulator(m)
+    cases = [(rng.randrange(1 << 16), rng.randrange(256)) for _ in range(200)]
+
+    async def bench(ctx):
+        for c, b in cases:
+            ctx.set(crc, c)
+            ctx.set(byte, b)
+            assert ctx.get(out) == P.crc16_update(c, b), (hex(c), hex(b))
+
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_uart_divisor():
+    assert divisor_for(48e6, 3e6) == 16
+    assert divisor_for(125e6, 3e6) == 42
+    with pytest.raises(ValueError, match=r"needs at least 4 clock cycles per bit"):
+        divisor_for(12e6, 6e6)
+    with pytest.raises(ValueError, match=r"% off \(at most 2 % allowed\)"):
+        divisor_for(10e6, 1.8e6)
+    with pytest.raises(TypeError, match=r"divisor must be an int, not 4.0"):
+        UARTRx(4.0)
+    with pytest.raises(ValueError, match=r"divisor must be >= 4, not 3"):
+        UARTTx(3)
+
+
+@pytest.mark.parametrize("divisor", [4, 7, 16])
+def test_uart_loopback(divisor, seed):
+    rng = random.Random(seed)
+    m = Module()
+    m.submodules.tx = tx = UARTTx(divisor)
+    m.submodules.rx = rx = UARTRx(divisor)
+    m.d.comb += rx.rx.eq(tx.tx)
+    sent = [rng.randrange(256) for _ in range(12)]
+    received = []
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+
+    async def producer(ctx):
+        for b in sent:
+            ctx.set(tx.i.payload, b)
+            ctx.set(tx.i.valid, 1)
+            await ctx.tick().until(tx.i.ready)
+            ctx.set(tx.i.valid, 0)
+            for _ in range(rng.randrange(3)):
+                await ctx.tick()
+
+    async def consumer(ctx):
+        ctx.set(rx.o.ready, 1)
+        while len(received) < len(sent):
+            _, _, valid, payload, ferr = await ctx.tick().sample(rx.o.valid, rx.o.payload,
+                                                                 rx.framing_error)
+            assert not ferr
+            if valid:
+                received.append(payload)
+
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run_until(1e-6 * divisor * 10 * (len(sent) + 4) * 3)
+    assert received == sent
+
+
+def _run_link(chunks, *, expect, tx_ready_prob=1.0, seed=0, timeout=400, byte_gap=16,
+              max_cycles=200_000):
+    """Feed ``chunks`` (bytes, or ("gap", cycles), or ("ferr",)) into the link's rx stream;
+    return the frames it transmits, once ``expect`` of them arrived (and nothing more came
+    for a while)."""
+    rng = random.Random(seed)
+    dut = LinkDUT(timeout=timeout)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    decoder = P.FrameDecoder()
+    frames = []
+
+    async def producer(ctx):
+        for chunk in chunks:
+            if isinstance(chunk, tuple) and chunk[0] == "gap":
+                await ctx.tick().repeat(chunk[1])
+                continue
+            if isinstance(chunk, tuple) and chunk[0] == "ferr":
+                ctx.set(dut.rx_error, 1)
+                await ctx.tick()
+                ctx.set(dut.rx_error, 0)
+                await ctx.tick().repeat(byte_gap)
+                continue
+            for b in chunk:
+                ctx.set(dut.rx.payload, b)
+                ctx.set(dut.rx.valid, 1)
+                await ctx.tick()
+                assert ctx.get(dut.rx.ready)
+                ctx.set(dut.rx.valid, 0)
+                await ctx.tick().repeat(byte_gap + rng.randrange(4))
+
+    async def consumer(ctx):
+        cycles, quiet = 0, 0
+        while cycles < max_cycles and (len(frames) < expect or quiet < 2000):
+            ready = rng.random() < tx_ready_prob
+            ctx.set(dut.tx.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(dut.tx.valid, dut.tx.payload)
+            cycles += 1
+            quiet += 1
+            if valid and ready:
+                frames.extend(decoder.feed(bytes([payload])))
+                quiet = 0
+
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert all(isinstance(f, P.Frame) for f in frames), frames
+    assert decoder.pending == 0
+    return frames
+
+
+def _samples(rng, n):
+    return [np.array([[rng.randrange(16) for _ in range(LANES)] for _ in range(BEATS)])
+            for _ in range(n)]
+
+
+def test_link_results_in_order(seed):
+    rng = random.Random(seed)
+    samples = _samples(rng, 6)
+    chunks = [P.encode_frame(P.Request.INFER, 10 + k, pack_sample(s))
+              for k, s in enumerate(samples)]
+    frames = _run_link(chunks, expect=6, tx_ready_prob=0.7, seed=seed)
+    assert [f.type for f in frames] == [P.Response.RESULT] * 6
+    assert [f.seq for f in frames] == [10 + k for k in range(6)]
+    for f, s in zip(frames, samples, strict=True):
+        assert unpack_result(f.payload) == stand_in_model(s)
+
+
+def test_link_errors_are_answered(seed):
+    rng = random.Random(seed)
+    (good,) = _samples(rng, 1)
+    sample = pack_sample(good)
+    bad_crc = bytearray(P.encode_frame(P.Request.INFER, 1, sample))
+    bad_crc[7] ^= 0x10
+    short = P.encode_frame(P.Request.INFER, 3, sample[:-1])
+    huge = P.encode_frame(P.Request.INFER, 4, sample)[:3] + bytes([0xFF, 0x01])
+    chunks = [
+        bytes(bad_crc),
+        P.encode_frame(0x42, 2),                                   # unknown type
+        short,                                                     # LEN != sample bytes
+        huge, ("gap", 600),                                        # LEN > any payload
+        b"\x00\x01\x02",                                           # stray bytes: one NO_SYNC
+        P.encode_frame(P.Request.INFER, 5, sample)[:9], ("gap", 600),   # truncated: TIMEOUT
+        P.encode_frame(P.Request.INFO, 6, b"\x00"),                # INFO with a payload
+        P.encode_frame(P.Request.INFER, 7, sample)[:4], ("ferr",), ("gap", 600),  # FRAMING
+        P.encode_frame(P.Request.INFER, 8, sample),                # still works afterwards
+        P.encode_frame(P.Request.INFO, 9),
+    ]
+    frames = _run_link(chunks, expect=10, seed=seed)
+    got = [(f.seq, f.error) if f.type == P.Response.ERROR else (f.seq, f.type) for f in frames]
+    E, R = P.ErrorCode, P.Request
+    assert got == [
+        (1, (E.BAD_CRC, R.INFER)),
+        (2, (E.UNKNOWN_TYPE, 0x42)),
+        (3, (E.BAD_LENGTH, R.INFER)),
+        (4, (E.BAD_LENGTH, R.INFER)),
+        (0, (E.NO_SYNC, 0)),
+        (5, (E.TIMEOUT, R.INFER)),
+        (6, (E.BAD_LENGTH, R.INFO)),
+        (7, (E.FRAMING, R.INFER)),
+        (8, P.Response.RESULT),
+        (9, P.Response.INFO),
+    ]
+    assert unpack_result(frames[8].payload) == stand_in_model(good)
+    assert P.DeviceInfo.from_bytes(frames[9].payload) == make_info()
+
+
+def test_link_busy_and_reset(seed):
+    rng = random.Random(seed)
+    samples = _samples(rng, 12)
+    # The transmitter is stalled: results pile up, tags and both buffer slots fill, later
+    # samples are answered BUSY, and answers that find the answer queue full are counted and
+    # reported by INFO: none is silently dropped.
+    chunks = [P.encode_frame(P.Request.INFER, k, pack_sample(s)) for k, s in enumerate(samples)]
+    chunks += [("gap", 20_000), P.encode_frame(P.Request.INFO, 99)]
+    frames = _run_link(chunks, expect=8, tx_ready_prob=0.01, seed=seed, byte_gap=4)
+    info = P.DeviceInfo.from_bytes(frames[-1].payload)
+    assert frames[-1].seq == 99
+    answered = {f.seq: f for f in frames[:-1]}
+    assert len(answered) == len(frames) - 1
+    assert len(answered) + info.lost_answers == len(samples)
+    assert info.lost_answers > 0
+    busy = [s for s, f in answered.items() if f.type == P.Response.ERROR]
+    assert busy and all(answered[s].error == (P.ErrorCode.BUSY, P.Request.INFER) for s in busy)
+    results = [s for s, f in answered.items() if f.type == P.Response.RESULT]
+    assert results == sorted(results)
+    for s in results:
+        assert unpack_result(answered[s].payload) == stand_in_model(samples[s])
+
+    # A reset in the middle of a sample's beats clears the accelerator: a half-fed sample
+    # cannot leak into the next one.
+    chunks = [P.encode_frame(P.Request.INFER, 1, pack_sample(samples[0])),
+              P.encode_frame(P.Request.RESET, 2),
+              P.encode_frame(P.Request.INFER, 3, pack_sample(samples[1]))]
+    frames = _run_link(chunks, expect=3, seed=seed)
+    assert [(f.seq, f.type) for f in frames] == [(1, P.Response.RESULT),
+                                                 (2, P.Response.RESET_DONE),
+                                                 (3, P.Response.RESULT)]
+    assert unpack_result(frames[2].payload) == stand_in_model(samples[1])
+
+
+def test_link_validation():
+    acc = StandInAccelerator()
+    kw = dict(in_signature=acc.i.signature.flip(), out_signature=acc.o.signature, beats=BEATS,
+              info=make_info(), timeout_cycles=100)
+    with pytest.raises(TypeError, match=r"in_signature must be an amaranth.lib.stream.Signature"):
+        HostLink(**{**kw, "in_signature": 3})
+    with pytest.raises(ValueError, match=r"beats must be >= 1, not 0"):
+        HostLink(**{**kw, "beats": 0})
+    with pytest.raises(ValueError, match=r"info.beats is 5, but the signatures and beats give 4"):
+        HostLink(**{**kw, "beats": 4})
+    with pytest.raises(TypeError, match=r"info must be a DeviceInfo"):
+        HostLink(**{**kw, "info": {}})
