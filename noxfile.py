@@ -66,6 +66,16 @@ def slow(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def simulate(session: nox.Session) -> None:
+    """The main job: train the default digits model (or reuse it), export it, generate the
+    Verilog, and check RTL == golden on the test split with cocotb. Options after ``--`` go to
+    ``python -m sim.main`` (``--simulator``, ``--samples``, ``--artifact``, ``--folding``,
+    ``--waves``; ``-- --help`` lists them)."""
+    install(session)
+    session.run("python", "-m", "sim.main", *session.posargs, env=pytest_env())
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("-c", "constraints.txt", "ruff")

@@ -15,6 +15,7 @@ whose message carries the first mismatch and the seed that replays it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ import numpy as np
 
 from sim.description import Description
 from sim.params import TBParams
-from sim.runner import SimResult, SimulationError, default_simulator, run
+from sim.runner import SimResult, SimulationError, build, default_simulator, test
 
 __all__ = ["TESTCASES", "RegressionRun", "generate", "simulate", "artifact_dir_of"]
 
@@ -163,7 +164,7 @@ def _description_file(hw_dir: Path) -> Path:
 def simulate(description, artifact, x, *, build_dir, simulator: str | None = None,
              testcases=("regression",), seed: int = 0, gaps: float = 0.0,
              backpressure: float = 0.0, trace: bool = False, corrupt: str = "none",
-             corrupt_at: int = 0, waves: bool = False, progress=None,
+             corrupt_at: int = 0, waves: bool = False, progress=None, jobs: int = 1,
              check: bool = True) -> RegressionRun:
     """Run the accelerator's cocotb tests on inputs ``x`` (the golden model's input shape).
 
@@ -176,17 +177,21 @@ def simulate(description, artifact, x, *, build_dir, simulator: str | None = Non
     x : array
         ``(B, N)`` values or ``(B, T, N)`` spikes.
     build_dir : path
-        This case's own directory (simulator build, inputs, results, log, waves).
+        This case's own directory (simulator build, inputs, results, logs, waves).
     simulator : str
         ``icarus`` or ``verilator`` (default: ``$SIM``, else icarus).
     testcases : sequence of str
         Among :data:`TESTCASES`.
     seed, gaps, backpressure, trace, corrupt, corrupt_at
-        See :class:`sim.params.TBParams`.
+        See :class:`sim.params.TBParams`; ``corrupt_at`` is a sample index of ``x``.
     waves : bool
-        Dump a waveform (FST with Icarus, VCD with Verilator) into ``build_dir``.
+        Dump a waveform (FST with Icarus, VCD with Verilator), one per job.
     progress : callable or None
         ``progress(done_samples)`` is called about twice a second while the simulation runs.
+    jobs : int
+        Simulator processes sharing the samples (contiguous slices, one build); each job
+        measures its own steady state. Icarus is single-threaded, so 2 jobs on 2 cores halve
+        the wall time of a long run.
     check : bool
         Raise SimulationError on any failed test (default).
     """
@@ -195,65 +200,128 @@ def simulate(description, artifact, x, *, build_dir, simulator: str | None = Non
     unknown = [t for t in testcases if t not in TESTCASES]
     if unknown or not testcases:
         raise ValueError(f"testcases must be among {', '.join(TESTCASES)}, not {list(testcases)}")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, not {jobs!r}")
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     adir = artifact_dir_of(artifact, build_dir).resolve()
     x = np.asarray(x)
     if len(x) < 1:
         raise ValueError("x must hold at least one sample")
-    inputs = build_dir / "inputs.npy"
-    np.save(inputs, x)
-    results = build_dir / "results.json"
-    results.unlink(missing_ok=True)
-    progress_file = build_dir / "progress.txt"
-    progress_file.unlink(missing_ok=True)
-    params = TBParams(description=str(description.path.resolve()), artifact=str(adir),
-                      inputs=str(inputs), seed=int(seed), samples=len(x), gaps=gaps,
-                      backpressure=backpressure, trace=trace, corrupt=corrupt,
-                      corrupt_at=corrupt_at, results=str(results),
-                      progress=str(progress_file) if progress else "")
     simulator = simulator or default_simulator()
+    # Each job needs a few samples of its own to reach a steady state.
+    jobs = max(1, min(jobs, len(x) // 8))
+    bounds = np.linspace(0, len(x), jobs + 1).astype(int)
     t0 = time.perf_counter()
+    sim_dir = build_dir / simulator
+    build_s = build(sources=[description.verilog], toplevel=description.top, build_dir=sim_dir,
+                    simulator=simulator, waves=waves)
 
-    def go():
-        return run(sources=[description.verilog], toplevel=description.top,
-                   test_module="sim.tb_accelerator", testcases=list(testcases),
-                   build_dir=build_dir / simulator, simulator=simulator, env=params.to_env(),
-                   waves=waves, seed=seed, log_file=build_dir / f"{simulator}.log", check=False)
+    plans = []
+    for k in range(jobs):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        job_dir = build_dir if jobs == 1 else build_dir / f"job{k}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        inputs = job_dir / "inputs.npy"
+        np.save(inputs, x[lo:hi])
+        results = job_dir / "results.json"
+        results.unlink(missing_ok=True)
+        progress_file = job_dir / "progress.txt"
+        progress_file.unlink(missing_ok=True)
+        here = lo <= corrupt_at < hi
+        params = TBParams(description=str(description.path.resolve()), artifact=str(adir),
+                          inputs=str(inputs), seed=int(seed) + k, samples=hi - lo,
+                          sample_offset=lo, gaps=gaps, backpressure=backpressure, trace=trace,
+                          corrupt=corrupt if here else "none",
+                          corrupt_at=corrupt_at if here else 0, results=str(results),
+                          progress=str(progress_file) if progress else "")
+        plans.append((job_dir, params, results, progress_file))
 
-    sim = go() if progress is None else _with_progress(go, progress_file, progress)
+    def go(job_dir, params):
+        test_dir = sim_dir if jobs == 1 else job_dir
+        name = f"{simulator}.log" if jobs == 1 else f"{simulator}.{job_dir.name}.log"
+        log = build_dir / name
+        return test(toplevel=description.top, test_module="sim.tb_accelerator",
+                    testcases=list(testcases), build_dir=sim_dir, test_dir=test_dir,
+                    simulator=simulator, env=params.to_env(), waves=waves, seed=params.seed,
+                    log_file=log, check=False)
+
+    sims = _run_jobs([(go, (d, p)) for d, p, _, _ in plans],
+                     [f for *_, f in plans] if progress else None, progress)
     wall = time.perf_counter() - t0
-    measured = json.loads(results.read_text()) if results.is_file() else {}
-    out = RegressionRun(sim=sim, results=measured, description=description, wall_s=wall)
-    if check and not sim.ok:
-        lines = [f"{t.name}: {t.message}" for t in sim.failed]
+    merged_sim = SimResult(simulator=simulator, build_s=build_s, build_dir=sim_dir,
+                           test_s=max(s.test_s for s in sims), log_file=sims[0].log_file,
+                           waves=sims[0].waves)
+    for sim in sims:
+        merged_sim.tests.extend(sim.tests)
+    measured = _merge_results([json.loads(r.read_text()) if r.is_file() else {}
+                               for _, _, r, _ in plans])
+    out = RegressionRun(sim=merged_sim, results=measured, description=description, wall_s=wall)
+    out.extra["jobs"] = jobs
+    out.extra["logs"] = [str(s.log_file) for s in sims]
+    if check and not merged_sim.ok:
+        lines = [f"{t.name}: {t.message}" for t in merged_sim.failed]
         raise SimulationError(
-            f"{len(sim.failed)} of {len(sim.tests)} accelerator test(s) failed on {simulator} "
-            f"(seed {seed}, log {sim.log_file}):\n" + "\n".join(lines), sim)
+            f"{len(merged_sim.failed)} of {len(merged_sim.tests)} accelerator test(s) failed on "
+            f"{simulator} (seed {seed}, log {', '.join(out.extra['logs'])}):\n"
+            + "\n".join(lines), merged_sim)
     return out
 
 
-def _with_progress(go, progress_file: Path, callback):
-    box = {}
+def _merge_results(parts: list) -> dict:
+    """One results dict per test from the jobs' (outputs concatenated, counts summed, the
+    slowest steady state kept)."""
+    merged = {}
+    for part in parts:
+        for name, r in part.items():
+            if name not in merged:
+                merged[name] = {**r, "outputs": list(r.get("outputs", [])),
+                                "mismatches": list(r.get("mismatches", []))}
+                continue
+            m = merged[name]
+            m["ok"] = m["ok"] and r["ok"]
+            m["outputs"] += r.get("outputs", [])
+            m["mismatches"] += r.get("mismatches", [])
+            for key in ("input_beats", "compared", "trace_compared", "mismatched_outputs",
+                        "mismatched_trace", "cycles"):
+                m[key] = m.get(key, 0) + r.get(key, 0)
+            m["report"] = m.get("report", "") + "\n" + r.get("report", "")
+            if r.get("steady_cycles") is not None:
+                m["steady_cycles"] = max(m.get("steady_cycles") or 0, r["steady_cycles"])
+            if "dropped_samples" in r:
+                m["dropped_samples"] = m.get("dropped_samples", []) + r["dropped_samples"]
+    return merged
 
-    def target():
+
+def _run_jobs(calls, progress_files, callback) -> list:
+    """Run ``calls`` (function, args) in threads (each starts a simulator process); while they
+    run, report the summed progress files to ``callback``. Re-raises the first error."""
+    results = [None] * len(calls)
+    errors = []
+
+    def target(k, fn, args):
         try:
-            box["result"] = go()
+            results[k] = fn(*args)
         except BaseException as exc:  # handed to the caller's thread below
-            box["error"] = exc
+            errors.append(exc)
 
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=target, args=(k, fn, args), daemon=True)
+               for k, (fn, args) in enumerate(calls)]
+    for t in threads:
+        t.start()
     last = -1
-    while thread.is_alive():
-        thread.join(0.5)
-        try:
-            done = int(progress_file.read_text() or 0)
-        except (FileNotFoundError, ValueError):
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(0.5 / len(threads))
+        if progress_files is None:
             continue
+        done = 0
+        for f in progress_files:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                done += int(f.read_text() or 0)
         if done != last:
             callback(done)
             last = done
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    if errors:
+        raise errors[0]
+    return results

@@ -126,9 +126,11 @@ class Description:
             raise DescriptionError(f"{path}: streams i and o need a ready port")
         inp = get(raw, "input")
         field_names = streams["i"].layout.names
-        if len(field_names) != 1 or streams["i"].layout[field_names[0]].count is None:
-            raise DescriptionError(f"{path}: the input payload must be one array field, found "
-                                   f"{list(field_names)}")
+        input_field = inp.get("field", field_names[0] if field_names else "")
+        if input_field not in field_names or streams["i"].layout[input_field].count is None \
+                or len(field_names) != 1:
+            raise DescriptionError(f"{path}: the input payload must be one array field "
+                                   f"(input.field {input_field!r}), found {list(field_names)}")
         folding = [(int(get(f, "simd", "folding[].")), int(get(f, "pe", "folding[].")))
                    for f in get(raw, "folding")]
         cycles = get(raw, "cycles")
@@ -139,7 +141,7 @@ class Description:
             input_kind=get(inp, "kind", "input."), lanes=int(get(inp, "lanes", "input.")),
             beats_per_sample=int(get(inp, "beats_per_sample", "input.")),
             rows=int(get(inp, "rows", "input.")), inputs=int(get(inp, "inputs", "input.")),
-            input_field=field_names[0], folding=folding,
+            input_field=input_field, folding=folding,
             ideal_cycles=int(get(cycles, "ideal_per_sample", "cycles.")),
             latency_bound=int(cycles.get("latency_bound") or 0) or 4 * int(
                 get(cycles, "ideal_per_sample", "cycles.")) + 200,

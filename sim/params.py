@@ -38,6 +38,9 @@ class TBParams:
         ``.npy`` file of input samples (accelerator testbenches).
     samples : int
         Samples / items to send (when the testbench draws them itself).
+    sample_offset : int
+        Index of the first input sample in the whole run (when a run is split over several
+        simulator processes), so messages and results name samples globally.
     gaps : float
         Probability of an idle cycle before each input beat (0: back to back).
     backpressure : float
@@ -64,6 +67,7 @@ class TBParams:
     artifact: str = ""
     inputs: str = ""
     samples: int = 0
+    sample_offset: int = 0
     gaps: float = 0.0
     backpressure: float = 0.0
     trace: bool = False
@@ -87,6 +91,8 @@ class TBParams:
         if self.corrupt not in CORRUPT_KINDS:
             raise ValueError(f"corrupt must be one of {', '.join(CORRUPT_KINDS)}, "
                              f"not {self.corrupt!r}")
+        if not isinstance(self.sample_offset, int) or self.sample_offset < 0:
+            raise ValueError(f"sample_offset must be an int >= 0, not {self.sample_offset!r}")
         if not isinstance(self.corrupt_at, int) or self.corrupt_at < 0:
             raise ValueError(f"corrupt_at must be an int >= 0, not {self.corrupt_at!r}")
         if not self.timeout_factor > 0:

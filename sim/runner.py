@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ __all__ = [
     "verilator_version",
     "waves_file",
     "verilator_make_fixes",
+    "build",
+    "test",
     "run",
 ]
 
@@ -240,6 +243,170 @@ def _tail(path: Path | None, lines: int = 40) -> str:
     return "\n".join(text[-lines:])
 
 
+_pytest_env_lock = threading.Lock()
+_pytest_env_users = 0
+_pytest_env_saved: str | None = None
+
+
+class _NoPytestEnv:
+    """Hide ``PYTEST_CURRENT_TEST`` from cocotb's runner while tests run (under pytest the
+    runner calls ``sys.exit`` on a failed test instead of returning); safe with threads."""
+
+    def __enter__(self):
+        global _pytest_env_users, _pytest_env_saved
+        with _pytest_env_lock:
+            if _pytest_env_users == 0:
+                _pytest_env_saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+            _pytest_env_users += 1
+
+    def __exit__(self, *exc):
+        global _pytest_env_users
+        with _pytest_env_lock:
+            _pytest_env_users -= 1
+            if _pytest_env_users == 0 and _pytest_env_saved is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = _pytest_env_saved
+
+
+def _usable(simulator: str | None) -> str:
+    simulator = simulator or default_simulator()
+    problem = simulator_problem(simulator)
+    if problem:
+        raise SimulationError(f"simulator {simulator!r} is not usable: {problem}")
+    return simulator
+
+
+def build(
+    *,
+    sources: Sequence[os.PathLike | str],
+    toplevel: str,
+    build_dir: os.PathLike | str,
+    simulator: str | None = None,
+    waves: bool = False,
+    build_args: Sequence[str] = (),
+) -> float:
+    """Compile ``sources`` for ``simulator`` in ``build_dir`` (skipped by Icarus when the
+    compiled design is newer than the sources, incremental with Verilator's make); returns
+    the seconds it took.
+
+    Raises
+    ------
+    SimulationError
+        The simulator is unusable or the build failed (the message ends with its log).
+    """
+    from cocotb_tools.runner import get_runner
+
+    simulator = _usable(simulator)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner(simulator)
+    runner.log.setLevel(logging.ERROR)  # it logs every command; the caller prints results
+    args = list(build_args)
+    if simulator == "verilator":
+        # Amaranth's Verilog leaves unused bits and width casts Verilator warns about
+        # (docs/hardware.md lists them). Warnings must not stop the build.
+        args += ["-Wno-fatal"]
+    t0 = time.perf_counter()
+    build_log = build_dir / "build.log"
+    saved_make = os.environ.get("MAKEFLAGS")
+    if simulator == "verilator":
+        fixes = " ".join(f"{k}={v}" for k, v in verilator_make_fixes().items())
+        if fixes:
+            os.environ["MAKEFLAGS"] = f"{saved_make} {fixes}" if saved_make else fixes
+    try:
+        runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=toplevel,
+                     build_dir=build_dir, timescale=TIMESCALE, waves=waves, build_args=args,
+                     log_file=build_log)
+    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as exc:
+        raise SimulationError(f"{simulator} build of {toplevel} failed ({exc}); "
+                              f"log {build_log}:\n{_tail(build_log)}") from None
+    finally:
+        if saved_make is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved_make
+    return time.perf_counter() - t0
+
+
+def test(
+    *,
+    toplevel: str,
+    test_module: str,
+    testcases: Sequence[str],
+    build_dir: os.PathLike | str,
+    test_dir: os.PathLike | str | None = None,
+    simulator: str | None = None,
+    env: Mapping[str, str] | None = None,
+    waves: bool = False,
+    seed: int | None = None,
+    log_file: os.PathLike | str | None = None,
+    check: bool = True,
+) -> SimResult:
+    """Run ``testcases`` of ``test_module`` on the design :func:`build` compiled in
+    ``build_dir``, in ``test_dir`` (default ``build_dir``; give each concurrent run its own).
+
+    Raises
+    ------
+    ValueError
+        No test case named.
+    SimulationError
+        The run ended without a results file, a test case did not run, or (with ``check``) a
+        test failed.
+    """
+    from cocotb_tools.runner import get_runner
+
+    simulator = _usable(simulator)
+    testcases = list(testcases)
+    if not testcases:
+        raise ValueError("testcases must name at least one cocotb test")
+    build_dir = Path(build_dir).resolve()
+    test_dir = build_dir if test_dir is None else Path(test_dir).resolve()
+    test_dir.mkdir(parents=True, exist_ok=True)
+    log_path = Path(log_file).resolve() if log_file is not None else None
+    result = SimResult(simulator=simulator, build_dir=build_dir, log_file=log_path)
+    runner = get_runner(simulator)
+    runner.log.setLevel(logging.ERROR)
+    xml = test_dir / f"results.{test_module.rsplit('.', 1)[-1]}.xml"
+    xml.unlink(missing_ok=True)
+    test_env = {"COCOTB_ANSI_OUTPUT": "0", **(env or {})}
+    plusargs = []
+    if waves and simulator == "icarus" and test_dir != build_dir:
+        plusargs.append(f"+dumpfile_path={waves_file(simulator, test_dir, toplevel)}")
+    t0 = time.perf_counter()
+    exit_note = ""
+    with _NoPytestEnv():
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcases,
+                        hdl_toplevel_lang="verilog",
+                        build_dir=build_dir, test_dir=test_dir, results_xml=str(xml),
+                        extra_env=test_env, waves=waves, seed=seed, timescale=TIMESCALE,
+                        log_file=log_path, plusargs=plusargs)
+        except SystemExit as exc:
+            exit_note = f" (simulator exit status {exc.code})"
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            exit_note = f" ({exc})"
+    result.test_s = time.perf_counter() - t0
+    if waves:
+        result.waves = waves_file(simulator, test_dir, toplevel)
+
+    if not xml.is_file():
+        raise SimulationError(
+            f"{simulator} run of {test_module} ended without a results file{exit_note}; "
+            f"the simulation crashed or was killed.\n{_tail(log_path)}", result)
+    result.tests = _read_results(xml)
+    ran = {t.name for t in result.tests}
+    missing = [name for name in testcases if name not in ran]
+    if missing:
+        raise SimulationError(f"{test_module}: test case(s) {missing} did not run (ran: "
+                              f"{sorted(ran)}){exit_note}\n{_tail(log_path)}", result)
+    if check and result.failed:
+        lines = [f"{t.name}: {t.message}" for t in result.failed]
+        raise SimulationError(
+            f"{len(result.failed)} of {len(result.tests)} cocotb test(s) failed on {simulator}"
+            f"{exit_note}:\n" + "\n".join(lines)
+            + (f"\n(log: {log_path})" if log_path else ""), result)
+    return result
+
+
 def run(
     *,
     sources: Sequence[os.PathLike | str],
@@ -255,8 +422,9 @@ def run(
     check: bool = True,
     build_args: Sequence[str] = (),
 ) -> SimResult:
-    """Build ``sources`` for ``simulator`` in ``build_dir`` and run ``testcases`` of
-    ``test_module`` (a module importable from this environment, e.g. ``sim.tb_accelerator``).
+    """:func:`build` then :func:`test`: compile ``sources`` in ``build_dir`` and run
+    ``testcases`` of ``test_module`` (a module importable from this environment, e.g.
+    ``sim.tb_accelerator``) there.
 
     Parameters
     ----------
@@ -280,85 +448,18 @@ def run(
         The simulator is unusable, the build failed, the run ended without a results file, a
         test case did not run, or (with ``check``) a test failed.
     """
-    from cocotb_tools.runner import get_runner
-
-    simulator = simulator or default_simulator()
-    problem = simulator_problem(simulator)
-    if problem:
-        raise SimulationError(f"simulator {simulator!r} is not usable: {problem}")
-    testcases = list(testcases)
-    if not testcases:
+    simulator = _usable(simulator)
+    if not list(testcases):
         raise ValueError("testcases must name at least one cocotb test")
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    log_path = Path(log_file).resolve() if log_file is not None else None
-    result = SimResult(simulator=simulator, build_dir=build_dir, log_file=log_path)
-
-    # cocotb's runner logs every command at INFO; keep the caller's output for results.
-    runner = get_runner(simulator)
-    runner.log.setLevel(logging.ERROR)
-    args = list(build_args)
-    if simulator == "verilator":
-        # Amaranth's Verilog leaves unused bits and width casts Verilator warns about; they
-        # are listed in docs/hardware.md. Warnings must not stop the build.
-        args += ["-Wno-fatal"]
-    t0 = time.perf_counter()
-    build_log = build_dir / "build.log"
-    saved_make = os.environ.get("MAKEFLAGS")
-    if simulator == "verilator":
-        fixes = " ".join(f"{k}={v}" for k, v in verilator_make_fixes().items())
-        if fixes:
-            os.environ["MAKEFLAGS"] = f"{saved_make} {fixes}" if saved_make else fixes
+    build_s = build(sources=sources, toplevel=toplevel, build_dir=build_dir,
+                    simulator=simulator, waves=waves, build_args=build_args)
     try:
-        runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=toplevel,
-                     build_dir=build_dir, timescale=TIMESCALE, waves=waves, build_args=args,
-                     log_file=build_log)
-    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as exc:
-        raise SimulationError(f"{simulator} build of {toplevel} failed ({exc}); "
-                              f"log {build_log}:\n{_tail(build_log)}", result) from None
-    finally:
-        if saved_make is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved_make
-    result.build_s = time.perf_counter() - t0
-
-    xml = build_dir / f"results.{test_module.rsplit('.', 1)[-1]}.xml"
-    test_env = {"COCOTB_ANSI_OUTPUT": "0", **(env or {})}
-    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # keep the runner from sys.exit()
-    t0 = time.perf_counter()
-    exit_note = ""
-    try:
-        runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcases,
-                    build_dir=build_dir, test_dir=build_dir, results_xml=str(xml),
-                    extra_env=test_env, waves=waves, seed=seed, timescale=TIMESCALE,
-                    log_file=log_path)
-    except SystemExit as exc:
-        exit_note = f" (simulator exit status {exc.code})"
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        exit_note = f" ({exc})"
-    finally:
-        if saved is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = saved
-    result.test_s = time.perf_counter() - t0
-    if waves:
-        result.waves = waves_file(simulator, build_dir, toplevel)
-
-    if not xml.is_file():
-        raise SimulationError(
-            f"{simulator} run of {test_module} ended without a results file{exit_note}; "
-            f"the simulation crashed or was killed.\n{_tail(log_path)}", result)
-    result.tests = _read_results(xml)
-    ran = {t.name for t in result.tests}
-    missing = [name for name in testcases if name not in ran]
-    if missing:
-        raise SimulationError(f"{test_module}: test case(s) {missing} did not run (ran: "
-                              f"{sorted(ran)}){exit_note}\n{_tail(log_path)}", result)
-    if check and result.failed:
-        lines = [f"{t.name}: {t.message}" for t in result.failed]
-        raise SimulationError(
-            f"{len(result.failed)} of {len(result.tests)} cocotb test(s) failed on {simulator}"
-            f"{exit_note}:\n" + "\n".join(lines)
-            + (f"\n(log: {log_path})" if log_path else ""), result)
+        result = test(toplevel=toplevel, test_module=test_module, testcases=testcases,
+                      build_dir=build_dir, simulator=simulator, env=env, waves=waves,
+                      seed=seed, log_file=log_file, check=check)
+    except SimulationError as exc:
+        if exc.result is not None:
+            exc.result.build_s = build_s
+        raise
+    result.build_s = build_s
     return result
-

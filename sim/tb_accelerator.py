@@ -115,11 +115,12 @@ class AcceleratorTB:
         scores = [int(v) for v in self.golden.scores[s]]
         prediction = int(self.golden.predictions[s])
         p = self.params
-        if s == p.corrupt_at and p.corrupt == "score":
-            scores[s % len(scores)] += 1
-        elif s == p.corrupt_at and p.corrupt == "prediction":
+        g = s + p.sample_offset
+        if g == p.corrupt_at and p.corrupt == "score":
+            scores[g % len(scores)] += 1
+        elif g == p.corrupt_at and p.corrupt == "prediction":
             prediction = (prediction + 1) % len(scores)
-        return Expected({"prediction": prediction, "scores": scores}, sample=s)
+        return Expected({"prediction": prediction, "scores": scores}, sample=g)
 
     def _expected_trace(self, s: int) -> dict:
         """Trace beats of sample ``s`` per layer, in the order its stage emits them: group by
@@ -128,6 +129,7 @@ class AcceleratorTB:
         p = self.params
         if not p.trace:
             return out
+        g_s = s + p.sample_offset
         for li, (layer, trace) in enumerate(zip(self.artifact.layers, self.golden.layers,
                                                 strict=True)):
             pe = self.desc.folding[li][1]
@@ -144,23 +146,24 @@ class AcceleratorTB:
                             "potential": [int(v) for v in trace.potential[s, t, lanes]],
                             "membrane": [int(v) for v in trace.membrane[s, t, lanes]],
                         }
-                        if s == p.corrupt_at and g == 0 and t == layer.time_steps - 1:
+                        if g_s == p.corrupt_at and g == 0 and t == layer.time_steps - 1:
                             if p.corrupt == "membrane" and li == 0:
                                 values["membrane"][0] += 1
                             elif p.corrupt == "spike" and li == 0:
                                 values["spikes"][0] ^= 1
-                        items.append(Expected(values, sample=s, layer=layer.name,
+                        items.append(Expected(values, sample=g_s, layer=layer.name,
                                               time_step=t))
                 else:
                     items.append(Expected({"group": g,
                                            "sums": [int(v) for v in trace.sums[s, lanes]]},
-                                          sample=s, layer=layer.name))
+                                          sample=g_s, layer=layer.name))
         return out
 
     # -- output ----------------------------------------------------------------------------------
     def _on_output(self, cycle: int, word: int):
         got = self.desc.output_stream.layout.unpack(word)
-        sample = self.in_flight.pop(0) if self.in_flight else -1
+        sample = (self.in_flight.pop(0) + self.params.sample_offset if self.in_flight
+                  else -1)
         self.outputs.append((sample, cycle, int(got["prediction"]),
                              [int(v) for v in got["scores"]]))
         self.out_board.compare(got, cycle=cycle)
@@ -314,7 +317,7 @@ async def reset_mid_sample(dut):
                            timeout=tb.timeout(first), what="beats before the reset")
     tb.source.flush()
     await tb.reset(tb.rng.randint(1, 3))
-    dropped = tb.out_board.drop_pending()
+    dropped = tb.out_board.drop_pending()  # samples in flight at the reset: gone by design
     for board in tb.trace_boards.values():
         board.drop_pending()
     tb.in_flight.clear()

@@ -1,0 +1,148 @@
+"""Steady-state cycles per inference of the generated accelerator vs the ideal bound.
+
+For several networks (the trained digits model, random ones with spike inputs, T=1, T=16, odd
+sizes, three layers) and several foldings each, generates the Verilog, streams samples back to
+back through it in a cocotb simulation (no idle input cycle, output always ready; every output
+is still compared with the golden model exactly) and measures the mean spacing of the outputs
+once the pipeline is full. The ideal bound comes from the generator's description: the slowest
+of the input transfer and the stages' issue cycles (docs/hardware.md).
+
+    python bench/cycles.py                       # all cases, Icarus
+    python bench/cycles.py --quick               # a few cases
+    python bench/cycles.py --simulator verilator --samples 48
+
+Prints a table (measured, ideal, ratio) and exits with status 1 when a ratio exceeds --limit
+(default 1.10) or any output differs from the golden model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.accelerator import generate, simulate  # noqa: E402
+from sim.runner import SIMULATORS, SimulationError, default_simulator  # noqa: E402
+from sw.randnet import random_artifact, random_inputs  # noqa: E402
+
+#: name -> (random_artifact options, foldings); None = the generator's default folding.
+RANDOM_CASES = {
+    "spike 32-24-10 T=4": (dict(sizes=[32, 24, 10], time_steps=4, input_kind="spike"),
+                           [None, "8x4,8x2", "32x24,24x10"]),
+    "multibit/4b 20-16-5 T=1": (dict(sizes=[20, 16, 5], time_steps=1, input_kind="multibit",
+                                     input_bits=4), [None, "4x4,16x1", "20x16,16x5"]),
+    "spike 12-10-4 T=16": (dict(sizes=[12, 10, 4], time_steps=16, input_kind="spike"),
+                           [None, "12x10,10x4", "3x2,5x1"]),
+    "multibit/5b 37-23-7 T=4 (odd)": (dict(sizes=[37, 23, 7], time_steps=4,
+                                           input_kind="multibit", input_bits=5),
+                                      [None, "5x3,7x2", "37x23,23x7"]),
+    "multibit/3b 16-12-8-4 T=3": (dict(sizes=[16, 12, 8, 4], time_steps=3,
+                                       input_kind="multibit", input_bits=3),
+                                  [None, "16x4,12x2,8x1"]),
+}
+DIGITS_FOLDINGS = [None, "64x8,64x1", "32x4,32x1"]
+QUICK = ["spike 32-24-10 T=4", "multibit/5b 37-23-7 T=4 (odd)"]
+
+
+def digits_artifact():
+    """The trained default digits model (trained and exported on first use, then reused)."""
+    from sim.main import ARTIFACT_DIR, RUN_DIR, ensure_exported, ensure_trained
+
+    checkpoint = ensure_trained(ROOT / RUN_DIR)
+    artifact = ensure_exported(checkpoint, ROOT / ARTIFACT_DIR)
+    return ROOT / ARTIFACT_DIR, artifact
+
+
+def measure(name, artifact, folding, x, simulator, build):
+    desc = generate(artifact, out_dir=build, folding=folding)
+    adir = artifact if isinstance(artifact, Path) else build / "artifact"
+    run = simulate(desc, adir, x, build_dir=build, simulator=simulator,
+                   testcases=("back_to_back",))
+    stages = "/".join(str(c) for c in desc.raw["cycles"].get("stages", []))
+    return {
+        "network": name,
+        "folding": ",".join(f"{s}x{p}" for s, p in desc.folding),
+        "beats": desc.beats_per_sample,
+        "stages": stages,
+        "ideal": desc.ideal_cycles,
+        "measured": run.steady_cycles,
+        "ratio": run.steady_cycles / desc.ideal_cycles,
+        "exact": run.ok,
+        "wall": run.wall_s,
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--simulator", choices=SIMULATORS, default=None)
+    p.add_argument("--samples", type=int, default=32,
+                   help="samples per case (the second half is measured; default 32)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random networks")
+    p.add_argument("--quick", action="store_true", help="two random networks only")
+    p.add_argument("--no-digits", action="store_true", help="skip the trained digits model")
+    p.add_argument("--limit", type=float, default=1.10,
+                   help="largest acceptable measured/ideal ratio (default 1.10)")
+    p.add_argument("--build-dir", default=str(ROOT / "sim_build" / "cycles"))
+    args = p.parse_args(argv)
+    simulator = args.simulator or default_simulator()
+    build_root = Path(args.build_dir)
+
+    cases = []
+    if not args.no_digits and not args.quick:
+        from sw.cli_artifact import dataset_inputs
+
+        adir, art = digits_artifact()
+        x, _ = dataset_inputs(art, "digits", "test")
+        for folding in DIGITS_FOLDINGS:
+            cases.append(("digits 64-128-10 T=4 (trained)", adir, folding, x[:args.samples]))
+    names = QUICK if args.quick else list(RANDOM_CASES)
+    for k, name in enumerate(names):
+        options, foldings = RANDOM_CASES[name]
+        rng = np.random.default_rng([args.seed, k])
+        art = random_artifact(rng, **options)
+        x = random_inputs(art, args.samples, rng, extremes=0.0)
+        for folding in foldings:
+            cases.append((name, art, folding, x))
+
+    from tqdm import tqdm
+
+    rows = []
+    t0 = time.perf_counter()
+    for k, (name, art, folding, x) in enumerate(tqdm(cases, unit="case", leave=False)):
+        build = build_root / f"case{k:02d}"
+        try:
+            rows.append(measure(name, art, folding, x, simulator, build))
+        except SimulationError as exc:
+            print(f"{name} [{folding}]: {exc}", file=sys.stderr)
+            rows.append({"network": name, "folding": folding or "default", "beats": "-",
+                         "stages": "-", "ideal": "-", "measured": None, "ratio": None,
+                         "exact": False, "wall": 0.0})
+
+    print(f"steady-state cycles per inference, {simulator}, {args.samples} samples per case, "
+          f"back to back ({time.perf_counter() - t0:.0f} s)")
+    head = (f"{'network':<30} {'folding':<16} {'beats':>5} {'stage cycles':>14} {'ideal':>6} "
+            f"{'measured':>9} {'ratio':>6}  exact")
+    print(head)
+    print("-" * len(head))
+    bad = 0
+    for r in rows:
+        measured = "-" if r["measured"] is None else f"{r['measured']:.2f}"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
+        flag = "" if r["ratio"] is not None and r["ratio"] <= args.limit else "  <-- over"
+        bad += bool(flag) or not r["exact"]
+        print(f"{r['network']:<30} {r['folding']:<16} {r['beats']:>5} {r['stages']:>14} "
+              f"{r['ideal']:>6} {measured:>9} {ratio:>6}  {'yes' if r['exact'] else 'NO'}{flag}")
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    if ratios:
+        print(f"ratio: max {max(ratios):.3f}, mean {np.mean(ratios):.3f} (limit {args.limit})")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The main job: train (or reuse) the default digits model, export it, generate the accelerator's
+Verilog and check it against the golden model on the test split with cocotb.
+
+    python -m sim.main                      # what `nox -s simulate` runs
+    python -m sim.main --samples 200 --simulator verilator
+    python -m sim.main --artifact artifacts/digits --folding 64x8,64x1 --waves
+
+Steps (each reuses its output when it is already there and matches):
+
+1. train the default model (``sw.train.TrainConfig()``: digits, hardware-profile MLP
+   64-128-10, T=4, AGMM) into ``runs/default``; an interrupted run is resumed;
+2. export it to ``artifacts/digits`` (re-exported when the checkpoint changed);
+3. generate the Verilog and its description into ``sim_build/simulate/<folding>/hw``;
+4. run the cocotb testbench on the test split: every output (prediction and every class score)
+   compared with the golden model exactly, and the steady-state cycles per inference measured
+   against the ideal bound of the folding;
+5. print float, golden and RTL accuracy, the RTL/golden mismatches, cycles per inference and
+   the simulation wall time. The exit status is 1 on any mismatch or failed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sim.runner import SIMULATORS, SimulationError, default_simulator, simulator_problem
+
+__all__ = ["main", "build_parser", "ensure_trained", "ensure_exported"]
+
+RUN_DIR = Path("runs/default")
+ARTIFACT_DIR = Path("artifacts/digits")
+BUILD_DIR = Path("sim_build/simulate")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_trained(run_dir: Path) -> Path:
+    """The checkpoint of the default model in ``run_dir``: reused when it is complete and was
+    trained with today's default options, resumed when interrupted, trained otherwise."""
+    from sw.train import CHECKPOINT, CheckpointError, TrainConfig, load_checkpoint, train
+
+    config = TrainConfig()
+    path = run_dir / CHECKPOINT
+    if path.is_file():
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as exc:
+            _say(f"[1/4] {exc}; training afresh")
+            ckpt = None
+        if ckpt is not None and ckpt["config"] == config.to_json():
+            if int(ckpt["epoch"]) >= config.total_epochs:
+                _say(f"[1/4] reusing the trained default model in {run_dir} "
+                     f"({ckpt['epoch']} epochs)")
+                return path
+            _say(f"[1/4] resuming the default model in {run_dir} at epoch {ckpt['epoch']}")
+            train(None, run_dir, resume=True)
+            return path
+        if ckpt is not None:
+            _say(f"[1/4] {run_dir} holds a model trained with other options; training the "
+                 f"default model afresh")
+    else:
+        _say(f"[1/4] training the default digits model into {run_dir}")
+    train(config, run_dir, overwrite=True)
+    return path
+
+
+def ensure_exported(checkpoint: Path, out: Path):
+    """The artifact exported from ``checkpoint`` at ``out`` (re-exported when it came from
+    another checkpoint). Returns ``(artifact, float_accuracy or None)``."""
+    from sw.artifact import ArtifactError, load_artifact
+    from sw.export import export
+
+    digest = _sha256(checkpoint)
+    if (out / "manifest.json").is_file():
+        try:
+            art = load_artifact(out)
+        except ArtifactError:
+            art = None
+        if art is not None and art.metadata.get("checkpoint_sha256", "").endswith(digest):
+            _say(f"[2/4] reusing the artifact {out} (exported from this checkpoint)")
+            return art
+    _say(f"[2/4] exporting {checkpoint} to {out}")
+    art, report = export(checkpoint, out, overwrite=True, log=lambda line: None)
+    for line in report.table().splitlines():
+        _say(f"      {line}")
+    return art
+
+
+def _float_predictions(checkpoint: Path, x_split, y) -> np.ndarray | None:
+    """The float model's predictions on samples of the test split (None without torch)."""
+    try:
+        from sw.train import build_from_checkpoint, evaluate, load_checkpoint
+    except ImportError:
+        return None
+    model, _, _ = build_from_checkpoint(load_checkpoint(checkpoint))
+    return np.asarray(evaluate(model, x_split, y)["predictions"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sim.main",
+        description="Train/export the default digits model, generate the accelerator and check "
+                    "RTL == golden model on the test split with cocotb (the `nox -s simulate` "
+                    "job).")
+    p.add_argument("--simulator", choices=SIMULATORS, default=None,
+                   help="cocotb simulator (default: $SIM, else icarus)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="test samples to simulate (default: the whole test split)")
+    p.add_argument("--artifact", default=None,
+                   help="simulate this artifact instead of training/exporting the default model")
+    p.add_argument("--dataset", default=None,
+                   help="dataset of --artifact (default: its metadata's, else digits)")
+    p.add_argument("--folding", default=None,
+                   help="SIMDxPE per layer, e.g. 64x8,64x1 (default: the generator's choice)")
+    p.add_argument("--waves", action="store_true",
+                   help="dump a waveform (FST with Icarus, VCD with Verilator)")
+    p.add_argument("--trace", action="store_true",
+                   help="debug mode: also compare every layer's membranes and spikes per time "
+                        "step (builds the trace ports)")
+    p.add_argument("--gaps", type=float, default=0.0,
+                   help="probability of an idle input cycle (default 0: back to back; cycles "
+                        "per inference are measured only then)")
+    p.add_argument("--backpressure", type=float, default=0.0,
+                   help="probability of output ready low per cycle (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of gaps/backpressure (default 0)")
+    p.add_argument("--run-dir", default=str(RUN_DIR),
+                   help=f"training run directory (default {RUN_DIR})")
+    p.add_argument("--out", default=str(ARTIFACT_DIR),
+                   help=f"artifact directory to export to (default {ARTIFACT_DIR})")
+    p.add_argument("--build-dir", default=str(BUILD_DIR),
+                   help=f"Verilog and simulation directory (default {BUILD_DIR})")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    simulator = args.simulator or default_simulator()
+    if simulator not in SIMULATORS:
+        print(f"error: SIM={simulator!r} is not one of {', '.join(SIMULATORS)}", file=sys.stderr)
+        return 2
+    problem = simulator_problem(simulator)
+    if problem:
+        print(f"error: {simulator}: {problem}", file=sys.stderr)
+        return 2
+    if args.samples is not None and args.samples < 1:
+        print(f"error: --samples must be >= 1, not {args.samples}", file=sys.stderr)
+        return 2
+    for name in ("gaps", "backpressure"):
+        v = getattr(args, name)
+        if not 0.0 <= v < 1.0:
+            print(f"error: --{name} must be in [0, 1), not {v}", file=sys.stderr)
+            return 2
+
+    from sw.artifact import ArtifactError, load_artifact
+    from sw.cli_artifact import dataset_inputs
+    from sw.golden import GoldenModel
+
+    checkpoint = None
+    if args.artifact:
+        try:
+            artifact = load_artifact(args.artifact)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        artifact_dir = Path(args.artifact)
+        _say(f"[1/4] using the artifact {artifact_dir} (no training)")
+        _say("[2/4] -")
+    else:
+        checkpoint = ensure_trained(Path(args.run_dir))
+        artifact_dir = Path(args.out)
+        artifact = ensure_exported(checkpoint, artifact_dir)
+    dataset = args.dataset or artifact.metadata.get("dataset", "digits")
+    x, y = dataset_inputs(artifact, dataset, "test",
+                          seed=int(artifact.metadata.get("data_seed", 0)))
+    if args.samples is not None:
+        x, y = x[:args.samples], y[:args.samples]
+
+    from sim.accelerator import generate, simulate
+
+    build_dir = Path(args.build_dir) / (args.folding or "default").replace(",", "_")
+    _say(f"[3/4] generating the Verilog into {build_dir / 'hw'}")
+    t0 = time.perf_counter()
+    try:
+        desc = generate(artifact_dir, out_dir=build_dir, folding=args.folding, trace=args.trace)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    gen_s = time.perf_counter() - t0
+    folding = ",".join(f"{s}x{p}" for s, p in desc.folding)
+    back_to_back = args.gaps == 0.0 and args.backpressure == 0.0
+    testcase = "back_to_back" if back_to_back else "regression"
+    mode = ("back to back" if back_to_back else
+            f"gaps {args.gaps}, backpressure {args.backpressure}")
+    _say(f"[4/4] cocotb on {simulator}: {len(x)} {dataset} test samples, folding {folding}, "
+         f"{mode}{', trace' if args.trace else ''}")
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(x), unit="sample", desc="simulating", leave=False,
+               disable=not sys.stderr.isatty())
+    try:
+        run = simulate(desc, artifact_dir, x, build_dir=build_dir, simulator=simulator,
+                       testcases=(testcase,), seed=args.seed, gaps=args.gaps,
+                       backpressure=args.backpressure, trace=args.trace, waves=args.waves,
+                       progress=lambda done: bar.update(done - bar.n), check=False)
+    except SimulationError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+
+    golden = GoldenModel(artifact).run(x)
+    rtl_pred = run.predictions
+    rtl_scores = run.scores
+    complete = len(rtl_pred) == len(x)
+    if complete:
+        differ = int(np.sum((rtl_pred != golden.predictions)
+                            | np.any(rtl_scores != golden.scores, axis=1)))
+    else:
+        differ = len(x) - int(np.sum(rtl_pred == golden.predictions[:len(rtl_pred)]))
+    mismatches = max(run.mismatches, differ)
+    golden_acc = float(np.mean(golden.predictions == y))
+    rtl_acc = float(np.mean(rtl_pred == y[:len(rtl_pred)])) if len(rtl_pred) else 0.0
+    float_note = ""
+    float_acc = None
+    if checkpoint is not None:
+        pred = _float_predictions(checkpoint, _split_samples(dataset, artifact, len(x)), y)
+        if pred is not None:
+            float_acc = float(np.mean(pred == y))
+    if float_acc is None and "float_accuracy" in artifact.metadata:
+        float_acc = float(artifact.metadata["float_accuracy"])
+        float_note = " (exporter's figure, whole test split)"
+
+    ideal = desc.ideal_cycles
+    steady = run.steady_cycles
+    rows = [
+        ("artifact", f"{artifact_dir} ({artifact.summary()})"),
+        ("folding", f"{folding} (ideal {ideal} cycles/inference)"),
+        ("simulator", simulator),
+        ("samples", f"{len(x)} ({dataset} test split)"),
+        ("float accuracy", "n/a" if float_acc is None else f"{100 * float_acc:.2f} %{float_note}"),
+        ("golden accuracy", f"{100 * golden_acc:.2f} %"),
+        ("RTL accuracy", f"{100 * rtl_acc:.2f} %" + ("" if complete else
+                                                    f" ({len(rtl_pred)} outputs only)")),
+        ("RTL/golden mismatches", f"{mismatches}" + ("" if run.first_mismatch is None else
+                                                     f" (first: {run.first_mismatch})")),
+        ("cycles/inference", "n/a (gaps or backpressure on)" if steady is None else
+         f"{steady:.2f} measured, {ideal} ideal, ratio {steady / ideal:.3f}"),
+        ("simulation wall time", f"{run.wall_s:.1f} s (generate {gen_s:.1f} s, build "
+                                 f"{run.sim.build_s:.1f} s)"),
+    ]
+    if run.sim.waves is not None:
+        rows.append(("waves", str(run.sim.waves)))
+    width = max(len(k) for k, _ in rows)
+    print()
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    failed = [t for t in run.sim.tests if not t.passed]
+    if failed or mismatches or not complete:
+        for t in failed:
+            print(f"FAILED {t.name}: {t.message}", file=sys.stderr)
+        print(f"RTL does not match the golden model (log: {run.sim.log_file})", file=sys.stderr)
+        return 1
+    print("RTL == golden model on every output")
+    return 0
+
+
+def _split_samples(dataset, artifact, n):
+    """The first ``n`` test samples in the dataset's own layout (what the float model takes)."""
+    from sw.data import load_dataset
+
+    data = load_dataset(dataset, time_steps=artifact.time_steps,
+                        seed=int(artifact.metadata.get("data_seed", 0)))
+    return data.test.x[:n]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
