@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,11 +34,13 @@ def output_layout(artifact: Artifact) -> data.StructLayout:
 class InputAdapter(wiring.Component):
     """Writes input beats into the first stage's buffer, one sample per slot.
 
-    **Timing**: ``i.ready`` is high while a slot is claimed; a beat is written in the cycle it
-    is transferred; the sample's last beat commits the slot and, if another slot is free,
-    claims it in the same cycle, so beats may follow back to back across samples. Values
-    beyond the last input (padding of the last beat of a row) are written as 0 whatever the
-    host sends. Reset drops a partly received sample.
+    **Timing**: ``i.ready`` is high while a slot is claimed and the previous beat is written.
+    A beat is written one bit-plane per cycle: plane 0 in the cycle it is transferred, the
+    other P-1 planes in the following cycles (``ready`` low meanwhile), so multi-bit input
+    takes P cycles per beat and spike input one. The sample's last write commits the slot
+    and, if another slot is free, claims it in the same cycle, so samples follow back to back.
+    Values beyond the last input (padding of the last beat of a row) are written as 0 whatever
+    the host sends. Reset drops a partly received sample.
 
     Parameters
     ----------
@@ -70,8 +72,8 @@ class InputAdapter(wiring.Component):
         self.layout = input_layout(bits, lanes)
         super().__init__({
             "i": In(stream.Signature(self.layout)),
-            "w": Out(BufferWriter(slots=slots, rows=rows, groups=self._groups,
-                                  width=lanes * bits)),
+            "w": Out(BufferWriter(slots=slots, rows=rows, planes=bits, groups=self._groups,
+                                  width=lanes)),
         })
 
     @property
@@ -79,8 +81,14 @@ class InputAdapter(wiring.Component):
         """Beats per sample."""
         return self._groups * self._rows
 
+    @property
+    def cycles_per_sample(self) -> int:
+        """Cycles per sample at full rate: one per beat and bit-plane."""
+        return self.beats * self._bits
+
     def elaborate(self, platform):
         m = Module()
+        planes, lanes = self._bits, self._lanes
         active = Signal(name="active")
         slot = Signal.like(self.w.slot, name="slot")
         group = Signal.like(self.w.group, name="beat")
@@ -88,29 +96,56 @@ class InputAdapter(wiring.Component):
         last_group = group == self._groups - 1
         last_row = row == self._rows - 1
         xfer = self.i.valid & self.i.ready
-        done = xfer & last_group & last_row
+
+        # Zero the padding values of a row's last beat.
+        valid_last = self._inputs - (self._groups - 1) * lanes
+        values = self.i.payload.values
+        beat = Signal(lanes * planes, name="beat_values")
+        m.d.comb += beat.eq(Cat(*(values[k] if k < valid_last else Mux(last_group, 0, values[k])
+                                  for k in range(lanes))))
+
+        def plane_bits(word, b):
+            return Cat(*(word[k * planes + b] for k in range(lanes)))
+
+        if planes == 1:
+            busy = Const(0, 1)
+            beat_end = xfer
+            m.d.comb += [self.w.en.eq(xfer), self.w.data.eq(beat), self.w.plane.eq(0)]
+        else:
+            # One bit-plane per cycle: plane 0 straight from the beat, the rest from a copy.
+            busy = Signal(name="busy")
+            held = Signal(lanes * planes, name="held")
+            plane = Signal(range(planes), name="plane")
+            beat_end = busy & (plane == planes - 1)
+            with m.If(xfer):
+                m.d.sync += [held.eq(beat), busy.eq(1), plane.eq(1)]
+            with m.Elif(busy):
+                m.d.sync += plane.eq(plane + 1)
+                with m.If(plane == planes - 1):
+                    m.d.sync += busy.eq(0)
+            source = Signal(lanes * planes, name="plane_source")
+            m.d.comb += source.eq(Mux(busy, held, beat))
+            with m.Switch(Mux(busy, plane, 0)):
+                for b in range(planes - 1):
+                    with m.Case(b):
+                        m.d.comb += self.w.data.eq(plane_bits(source, b))
+                with m.Default():
+                    m.d.comb += self.w.data.eq(plane_bits(source, planes - 1))
+            m.d.comb += [self.w.en.eq(xfer | busy), self.w.plane.eq(Mux(busy, plane, 0))]
+
+        done = beat_end & last_group & last_row
         claim = (~active | done) & self.w.free
-        m.d.comb += [self.i.ready.eq(active), self.w.claim.eq(claim)]
+        m.d.comb += [self.i.ready.eq(active & ~busy), self.w.claim.eq(claim),
+                     self.w.slot.eq(slot), self.w.row.eq(row), self.w.group.eq(group),
+                     self.w.commit.eq(done)]
         with m.If(claim):
             m.d.sync += [active.eq(1), slot.eq(self.w.next_slot), group.eq(0), row.eq(0)]
         with m.Elif(done):
             m.d.sync += active.eq(0)
-        with m.Elif(xfer):
+        with m.Elif(beat_end):
             m.d.sync += group.eq(group + 1)
             with m.If(last_group):
                 m.d.sync += [group.eq(0), row.eq(row + 1)]
-
-        # Zero the padding values of a row's last beat.
-        valid_last = self._inputs - (self._groups - 1) * self._lanes
-        values = self.i.payload.values
-        lanes = []
-        for k in range(self._lanes):
-            v = values[k]
-            lanes.append(v if k < valid_last else Mux(last_group, 0, v))
-        m.d.comb += [
-            self.w.en.eq(xfer), self.w.slot.eq(slot), self.w.row.eq(row),
-            self.w.group.eq(group), self.w.data.eq(Cat(*lanes)), self.w.commit.eq(done),
-        ]
         return m
 
 

@@ -2,11 +2,11 @@
 
 A :class:`SampleBuffer` holds ``slots`` samples. Each sample is ``rows`` rows (time steps; 1 for
 multi-bit input values) of ``elements`` elements of ``planes`` bits (1 for spikes, P for
-multi-bit values). The producer claims a slot, writes it ``write_lanes`` elements at a time
-(group g holds elements ``g * write_lanes ...``) and commits it; the consumer takes a committed
-slot, reads it ``read_lanes`` bits at a time (chunk k of one bit-plane of one row: elements
-``k * read_lanes ...``) and releases it. Slots are used in order; both sides learn their slot
-index from the buffer when they claim or take.
+multi-bit values). The producer claims a slot, writes it one bit-plane of ``write_lanes``
+elements at a time (group g holds elements ``g * write_lanes ...``) and commits it; the
+consumer takes a committed slot, reads it ``read_lanes`` bits at a time (chunk k of one
+bit-plane of one row: elements ``k * read_lanes ...``) and releases it. Slots are used in
+order; both sides learn their slot index from the buffer when they claim or take.
 """
 
 from __future__ import annotations
@@ -47,18 +47,19 @@ class BufferWriter(wiring.Signature):
         The slot a claim in this cycle gets.
     claim : Out(1)
         Claim the next slot (only while ``free``).
-    en, slot, row, group, data : Out
-        Write ``data`` (``write_lanes`` elements of ``planes`` bits, element-major) as group
-        ``group`` of row ``row`` of slot ``slot``.
+    en, slot, row, plane, group, data : Out
+        Write ``data`` (``write_lanes`` bits: one bit-plane of a group of elements) as group
+        ``group`` of bit-plane ``plane`` of row ``row`` of slot ``slot``.
     commit : Out(1)
         The oldest claimed slot is complete (may come with its last write).
     """
 
-    def __init__(self, *, slots, rows, groups, width):
+    def __init__(self, *, slots, rows, planes, groups, width):
         super().__init__({
             "free": In(1), "next_slot": In(_idx(slots)), "claim": Out(1),
             "en": Out(1), "slot": Out(_idx(slots)), "row": Out(_idx(rows)),
-            "group": Out(_idx(groups)), "data": Out(width), "commit": Out(1),
+            "plane": Out(_idx(planes)), "group": Out(_idx(groups)), "data": Out(width),
+            "commit": Out(1),
         })
 
 
@@ -90,16 +91,22 @@ class BufferReader(wiring.Signature):
 
 
 class SampleBuffer(wiring.Component):
-    """A ring of sample slots with independent write and read widths.
+    """A ring of sample slots with independent write and read widths, in one memory.
 
-    Storage is one memory word per (slot, row) holding every plane of the row (plane-major,
-    padded to a whole number of write groups), written with granularity ``write_lanes`` so a
-    write touches only its group. A read fetches the word and selects one plane and one chunk.
+    Two layouts, chosen from the widths:
+
+    * **chunked** (``read_lanes`` a multiple of ``write_lanes``): one word per (slot, row,
+      plane, chunk) of ``read_lanes`` bits, written with granularity ``write_lanes``; a read
+      is one word. Narrow and deep, so it maps to block RAM.
+    * **row** (otherwise): one word per (slot, row, plane) holding the whole padded row,
+      written with granularity ``write_lanes``; a read selects its chunk from the word.
+
+    Bits never written (padding past the last element) read as 0.
 
     **Timing**: a read request in cycle c returns its chunk in cycle c + :attr:`read_latency`
-    (2). Writes land at the end of their cycle; a slot committed in cycle c can be taken from
-    cycle c + 1. ``free``/``full`` depend on registers only. Reset empties every slot (the
-    contents stay, unread).
+    (2: the memory, then a register). Writes land at the end of their cycle; a slot committed
+    in cycle c can be taken from cycle c + 1. ``free``/``full`` depend on registers only.
+    Reset empties every slot (the contents stay, unread).
 
     Parameters
     ----------
@@ -139,18 +146,19 @@ class SampleBuffer(wiring.Component):
         self._wl, self._rl = write_lanes, read_lanes
         self._groups = fx.ceil_div(elements, write_lanes)
         self._chunks = fx.ceil_div(elements, read_lanes)
+        self._chunked = read_lanes % write_lanes == 0
         span = max(self._groups * write_lanes, self._chunks * read_lanes)
         self._row_bits = fx.ceil_div(span, write_lanes) * write_lanes
         super().__init__({
-            "w": In(BufferWriter(slots=slots, rows=rows, groups=self._groups,
-                                 width=write_lanes * planes)),
+            "w": In(BufferWriter(slots=slots, rows=rows, planes=planes, groups=self._groups,
+                                 width=write_lanes)),
             "r": In(BufferReader(slots=slots, rows=rows, chunks=self._chunks, planes=planes,
                                  read_lanes=read_lanes)),
         })
 
     @property
     def groups(self) -> int:
-        """Writes per row: ``ceil(elements / write_lanes)``."""
+        """Writes per row and plane: ``ceil(elements / write_lanes)``."""
         return self._groups
 
     @property
@@ -159,17 +167,23 @@ class SampleBuffer(wiring.Component):
         return self._chunks
 
     @property
+    def layout(self) -> str:
+        """``"chunked"`` or ``"row"`` (see the class docstring)."""
+        return "chunked" if self._chunked else "row"
+
+    @property
     def read_latency(self) -> int:
         return 2
 
     @property
     def word_width(self) -> int:
-        """Bits of one memory word (one row of one slot, every plane)."""
-        return self._planes * self._row_bits
+        """Bits of one memory word."""
+        return self._rl if self._chunked else self._row_bits
 
     @property
     def depth(self) -> int:
-        return self._slots * self._rows
+        words = self._slots * self._rows * self._planes
+        return words * self._chunks if self._chunked else words
 
     @property
     def storage_bits(self) -> int:
@@ -177,9 +191,8 @@ class SampleBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        slots, rows, planes = self._slots, self._rows, self._planes
-        wl, rl, row_bits = self._wl, self._rl, self._row_bits
-        per_plane = row_bits // wl
+        slots, rows, planes, chunks = self._slots, self._rows, self._planes, self._chunks
+        wl, rl = self._wl, self._rl
 
         # -- slot bookkeeping ------------------------------------------------------------------
         used = Signal(range(slots + 1), name="used")
@@ -201,21 +214,37 @@ class SampleBuffer(wiring.Component):
         wr = storage.write_port(granularity=wl)
         rd = storage.read_port(domain="sync")
 
-        def address(slot, row):
-            return slot * rows + row if rows > 1 else slot
+        def row_index(slot, row, plane):
+            index = slot
+            if rows > 1:
+                index = index * rows + row
+            if planes > 1:
+                index = index * planes + plane
+            return index
 
-        planes_of = [Cat(self.w.data[e * planes + b] for e in range(wl)) for b in range(planes)]
-        m.d.comb += [wr.addr.eq(address(self.w.slot, self.w.row)),
-                     wr.data.eq(Cat(*(planes_of[b] for b in range(planes)
-                                      for _ in range(per_plane))))]
-        for b in range(planes):
-            for g in range(per_plane):
-                m.d.comb += wr.en[b * per_plane + g].eq(self.w.en & (self.w.group == g))
-
-        m.d.comb += rd.addr.eq(address(self.r.slot, self.r.row))
-        plane = Signal.like(self.r.plane, name="plane_d1")
-        chunk = Signal.like(self.r.chunk, name="chunk_d1")
-        m.d.sync += [plane.eq(self.r.plane), chunk.eq(self.r.chunk)]
-        row = rd.data.word_select(plane, row_bits) if planes > 1 else rd.data
-        m.d.sync += self.r.data.eq(row.word_select(chunk, rl) if self._chunks > 1 else row[:rl])
+        w, r = self.w, self.r
+        if self._chunked:
+            per_word = rl // wl
+            chunk_of = w.group if per_word == 1 else w.group // per_word
+            granule = 0 if per_word == 1 else w.group % per_word
+            waddr = row_index(w.slot, w.row, w.plane)
+            raddr = row_index(r.slot, r.row, r.plane)
+            if chunks > 1:
+                waddr, raddr = waddr * chunks + chunk_of, raddr * chunks + r.chunk
+            m.d.comb += [wr.addr.eq(waddr), wr.data.eq(Cat(*([w.data] * per_word))),
+                         rd.addr.eq(raddr)]
+            for g in range(per_word):
+                m.d.comb += wr.en[g].eq(w.en & (granule == g))
+            m.d.sync += r.data.eq(rd.data)
+        else:
+            per_row = self._row_bits // wl
+            m.d.comb += [wr.addr.eq(row_index(w.slot, w.row, w.plane)),
+                         wr.data.eq(Cat(*([w.data] * per_row))),
+                         rd.addr.eq(row_index(r.slot, r.row, r.plane))]
+            for g in range(per_row):
+                m.d.comb += wr.en[g].eq(w.en & (w.group == g))
+            chunk = Signal.like(r.chunk, name="chunk_d1")
+            m.d.sync += chunk.eq(r.chunk)
+            m.d.sync += r.data.eq(rd.data.word_select(chunk, rl) if chunks > 1
+                                  else rd.data[:rl])
         return m

@@ -167,6 +167,7 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: st
         "input": {"kind": a.input.kind, "bits": a.input.bits, "inputs": a.inputs,
                   "time_steps": a.time_steps, "lanes": plan.lanes, "rows": rows,
                   "beats_per_row": plan.beats // rows, "beats_per_sample": plan.beats,
+                  "cycles_per_beat": a.input.bits if a.input.kind == "multibit" else 1,
                   "field": "values"},
         "output": {"classes": a.classes, "score_width": a.readout.score.width,
                    "prediction_width": len(acc.o.payload.prediction)},
@@ -176,8 +177,9 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: st
         "buffers": buffers,
         "cycles": {
             "ideal_per_sample": ideal,
-            "bound": "max(input beats per sample, every stage's cycles per sample)",
+            "bound": "max(input cycles per sample, every stage's cycles per sample)",
             "input_beats": plan.beats,
+            "input_cycles": plan.input_cycles,
             "stages": list(plan.stage_cycles),
             "bottleneck": plan.bottleneck,
             "latency": latency,
@@ -193,10 +195,10 @@ def first_sample_latency(acc: Accelerator) -> int:
     """Cycles from the transfer of a sample's first input beat to its output beat on ``o``
     (valid) when the accelerator is idle and ``o.ready`` is high."""
     plan = acc.plan
-    cycles = plan.beats                               # the last beat commits the input slot
+    cycles = plan.input_cycles                        # until the last write commits the slot
     for c, lat in zip(plan.stage_cycles, plan.stage_latency, strict=True):
         cycles += 1 + c + lat                         # start, issue, pipeline to commit
-    return cycles + 1                                 # output FIFO
+    return cycles + (0 if plan.out_depth == 2 else 1)  # output FIFO: a register, or memory
 
 
 def _atomic_write(path: Path, text: str) -> None:

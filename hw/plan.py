@@ -5,8 +5,9 @@ generator, the testbenches and the benches all quote the same numbers.
 
 The ideal bound (steady state, every stage busy on successive samples) is the slowest of
 
-* the input transfer: ``ceil(N / LANES)`` beats per sample (multi-bit input) or
-  ``T * ceil(N / LANES)`` (spike input), one beat per cycle;
+* the input transfer: ``P * ceil(N / LANES)`` cycles per sample for multi-bit input (one
+  beat, then its P bit-planes written one per cycle) or ``T * ceil(N / LANES)`` for spike
+  input (one beat per cycle);
 * each stage's issue cycles per sample (:func:`hw.stage.stage_cycles`): ``T * ceil(N/SIMD) *
   ceil(M/PE)`` for spike inputs, ``P * ceil(N/SIMD) * ceil(M/PE)`` for the bit-serial
   multi-bit first layer (computed once per sample), which a LIF layer also needs to be at
@@ -21,7 +22,8 @@ from sw import fixedpoint as fx
 from sw.artifact import Artifact, LIFLayer
 from sw.folding import Folding, LayerFolding
 
-__all__ = ["DEFAULT_BUDGET", "default_folding", "default_lanes", "input_beats", "stage_cycles",
+__all__ = ["DEFAULT_BUDGET", "default_folding", "default_lanes", "input_beats", "input_cycles",
+           "stage_cycles",
            "stage_latency", "buffer_slots", "result_credits", "Plan", "make_plan"]
 
 #: Synaptic bits per cycle (sum of SIMD x PE over the layers) the default folding may use.
@@ -54,6 +56,11 @@ def input_beats(artifact: Artifact, lanes: int) -> int:
     """Input stream beats per sample."""
     per_row = fx.ceil_div(artifact.inputs, lanes)
     return per_row if artifact.input.kind == "multibit" else artifact.time_steps * per_row
+
+
+def input_cycles(artifact: Artifact, lanes: int) -> int:
+    """Cycles the input adapter needs per sample at full rate (one per beat and bit-plane)."""
+    return input_beats(artifact, lanes) * artifact.input.bits
 
 
 def _candidates(n: int) -> list[int]:
@@ -107,13 +114,14 @@ def default_folding(artifact: Artifact, budget: int = DEFAULT_BUDGET) -> Folding
 
 def default_lanes(artifact: Artifact, folding: Folding) -> int:
     """Input values per beat: the smallest divisor of the first layer's SIMD whose transfer
-    (:func:`input_beats`) takes at most half the slowest stage's cycles, so the host can
-    leave gaps without slowing the pipeline (SIMD itself if none does)."""
+    (:func:`input_cycles`) takes at most half the slowest stage's cycles, so the host can
+    leave gaps without slowing the pipeline (SIMD itself if none does). A divisor of SIMD
+    keeps the input buffer in its narrow, block-RAM friendly layout."""
     simd = folding.layers[0].simd
     slowest = max(stage_cycles(la, f) for la, f in zip(artifact.layers, folding.layers,
                                                        strict=True))
     for lanes in range(1, simd + 1):
-        if simd % lanes == 0 and 2 * input_beats(artifact, lanes) <= slowest:
+        if simd % lanes == 0 and 2 * input_cycles(artifact, lanes) <= slowest:
             return lanes
     return simd
 
@@ -147,6 +155,7 @@ class Plan:
     folding: Folding
     lanes: int
     beats: int
+    input_cycles: int
     slots: tuple[int, ...]          # one per buffer: input buffer, then after each LIF stage
     stage_cycles: tuple[int, ...]
     stage_latency: tuple[int, ...]
@@ -155,13 +164,13 @@ class Plan:
 
     @property
     def ideal_cycles(self) -> int:
-        """The bound: max(input beats, every stage's cycles) per sample."""
-        return max(self.beats, *self.stage_cycles)
+        """The bound: max(input cycles, every stage's cycles) per sample."""
+        return max(self.input_cycles, *self.stage_cycles)
 
     @property
     def bottleneck(self) -> str:
         worst = self.ideal_cycles
-        if self.beats == worst and self.beats > max(self.stage_cycles):
+        if self.input_cycles == worst and self.input_cycles > max(self.stage_cycles):
             return "input"
         return f"stage {self.stage_cycles.index(worst)}"
 
@@ -205,9 +214,10 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
     latency = tuple(stage_latency(la, f, popcount_stages)
                     for la, f in zip(artifact.layers, folding.layers, strict=True))
     beats = input_beats(artifact, lanes)
-    period = max(beats, *cycles)
-    # The input adapter commits a slot with its last beat (no pipeline behind it).
-    producers = [(beats, 0)] + list(zip(cycles[:-1], latency[:-1], strict=True))
+    in_cycles = input_cycles(artifact, lanes)
+    period = max(in_cycles, *cycles)
+    # The input adapter commits a slot with its last write (no pipeline behind it).
+    producers = [(in_cycles, 0)] + list(zip(cycles[:-1], latency[:-1], strict=True))
     if slots is None:
         slot_list = tuple(buffer_slots(pc, pl, cc, period)
                           for (pc, pl), cc in zip(producers, cycles, strict=True))
@@ -215,6 +225,7 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
         slot_list = (slots,) * len(cycles)
     if out_depth is None:
         out_depth = result_credits(cycles[-1], latency[-1], period)
-    return Plan(folding=folding, lanes=lanes, beats=beats, slots=slot_list,
+    return Plan(folding=folding, lanes=lanes, beats=beats, input_cycles=in_cycles,
+                slots=slot_list,
                 stage_cycles=cycles, stage_latency=latency, popcount_stages=popcount_stages,
                 out_depth=out_depth)

@@ -179,9 +179,11 @@ class ReadoutUnit(wiring.Component):
             gains = [Const(g, fx.unsigned_width(max(self._gain))) for g in self._gain]
             factor = Signal(fx.unsigned_width(max(self._gain)), name="gain")
             with m.Switch(op.time_step):
-                for t, g in enumerate(gains):
+                for t, g in enumerate(gains[:-1]):
                     with m.Case(t):
                         m.d.comb += factor.eq(g)
+                with m.Default():
+                    m.d.comb += factor.eq(gains[-1])
         else:
             factor = None
         for p in range(pe):

@@ -197,7 +197,7 @@ class LIFStage(_StageBase):
         self.trace_layout = lif_trace_layout(layer, folding.pe, self._current_width)
         members = {
             "i_buf": Out(reader),
-            "o_buf": Out(BufferWriter(slots=out_slots, rows=layer.time_steps,
+            "o_buf": Out(BufferWriter(slots=out_slots, rows=layer.time_steps, planes=1,
                                       groups=self._nf, width=folding.pe)),
         }
         if trace:
@@ -312,6 +312,7 @@ class LIFStage(_StageBase):
             self.o_buf.en.eq(lif.o.valid),
             self.o_buf.slot.eq(out.tag.slot),
             self.o_buf.row.eq(out.time_step),
+            self.o_buf.plane.eq(0),
             self.o_buf.group.eq(out.tag.group),
             self.o_buf.data.eq(out.spikes),
             self.o_buf.commit.eq(lif.o.valid & out.tag.sample_end),
@@ -333,10 +334,11 @@ class ReadoutStage(_StageBase):
     """The readout layer: folded synapses, score accumulation, argmax, one result per sample.
 
     **Timing**: a sample takes :attr:`cycles_per_sample` cycles of issue; it starts only with
-    a result credit (room in the output FIFO of ``out_depth`` entries), so its result never
-    waits inside the pipeline. ``o`` follows the stream rules (``valid`` holds until
-    ``ready``); ``ready`` low only stops new samples from starting once the FIFO's room is
-    reserved. Reset empties the FIFO and restores the credits.
+    a result credit (``out_depth`` of them: the readout's score registers plus an output FIFO
+    of ``out_depth - 1`` entries), so its result never waits inside the pipeline. ``o``
+    follows the stream rules (``valid`` holds until ``ready``); ``ready`` low only stops new
+    samples from starting once every credit is taken. Reset empties the FIFO and restores
+    the credits.
 
     Parameters
     ----------
@@ -422,10 +424,15 @@ class ReadoutStage(_StageBase):
             unit.i.payload.time_step.eq(syn.o.payload.tag.time_step),
             unit.i.payload.group.eq(syn.o.payload.tag.group),
         ]
+        # The unit's score registers hold a finished result until it moves into the FIFO
+        # (at once, unless the FIFO is full); the credits guarantee that the next sample's
+        # first scores come only after that.
         m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=self.result_layout.size,
-                                                             depth=self._out_depth)
+                                                             depth=self._out_depth - 1)
+        pending = Signal(name="result_pending")
+        m.d.sync += pending.eq((unit.o.valid | pending) & ~out_fifo.w_rdy)
         m.d.comb += [
-            out_fifo.w_en.eq(unit.o.valid),
+            out_fifo.w_en.eq(unit.o.valid | pending),
             out_fifo.w_data.eq(unit.o.payload),
             self.o.valid.eq(out_fifo.r_rdy),
             self.o.payload.eq(out_fifo.r_data),

@@ -30,7 +30,7 @@ EXPECTED_LINT = {"UNUSEDSIGNAL", "WIDTHEXPAND", "WIDTHTRUNC", "PROCASSINIT", "AS
 def tiny(tmp_path_factory):
     """A small two-layer network, generated once with the trace streams."""
     art = random_artifact(7, sizes=[7, 5, 3], time_steps=2, input_kind="multibit",
-                          input_bits=3)
+                          input_bits=3, step_gain=True)
     out = tmp_path_factory.mktemp("hw")
     folding = Folding.parse("4x2,3x2", art)
     desc = generate(art, folding, out, trace=True)
@@ -90,7 +90,7 @@ def test_cli_verilog_prints_a_table(tmp_path):
     desc = json.loads((tmp_path / "hw" / DESCRIPTION_FILE).read_text())
     assert desc["input"] == {"kind": "spike", "bits": 1, "inputs": 6, "time_steps": 1,
                              "lanes": 3, "rows": 1, "beats_per_row": 2, "beats_per_sample": 2,
-                             "field": "values"}
+                             "cycles_per_beat": 1, "field": "values"}
     bad = subprocess.run([sys.executable, "-m", "bitspike", "verilog", str(tmp_path / "art"),
                           "--folding", "7x1,2x1", "-o", str(tmp_path / "bad")],
                          capture_output=True, text=True, timeout=300)

@@ -11,6 +11,7 @@ from hw.plan import (
     default_folding,
     default_lanes,
     input_beats,
+    input_cycles,
     make_plan,
     result_credits,
     stage_cycles,
@@ -52,9 +53,10 @@ def test_default_folding_is_the_fastest_within_the_budget(digits):
 
 def test_default_lanes_keep_the_input_off_the_critical_path(digits):
     folding = Folding.parse("64x8,64x1", digits)
-    # slowest stage 80 cycles; 1 lane: 64 beats > 40; 2 lanes: 32 beats <= 40
-    assert default_lanes(digits, folding) == 2
-    assert input_beats(digits, 2) == 32
+    # slowest stage 80 cycles; each beat takes 5 cycles (one per bit-plane):
+    # 4 lanes: 16 beats, 80 cycles > 40; 8 lanes: 8 beats, 40 cycles <= 40
+    assert default_lanes(digits, folding) == 8
+    assert (input_beats(digits, 8), input_cycles(digits, 8)) == (8, 40)
     spikes = random_artifact(2, sizes=[20, 6, 3], time_steps=3, input_kind="spike")
     assert input_beats(spikes, 4) == 3 * 5
 
@@ -69,7 +71,7 @@ def test_buffers_turn_around_within_the_period():
 
 def test_make_plan_fills_in_the_defaults(digits):
     plan = make_plan(digits)
-    assert plan.ideal_cycles == max(plan.beats, *plan.stage_cycles)
+    assert plan.ideal_cycles == max(plan.input_cycles, *plan.stage_cycles)
     assert plan.bottleneck in ("stage 0", "stage 1")
     assert len(plan.slots) == 2 and all(s >= 2 for s in plan.slots)
     assert make_plan(digits, slots=4).slots == (4, 4)
