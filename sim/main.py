@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backpressure", type=float, default=0.0,
                    help="probability of output ready low per cycle (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of gaps/backpressure (default 0)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="simulator processes sharing the samples (default: 2 with Icarus on a "
+                        "machine with 2+ cores, else 1)")
     p.add_argument("--run-dir", default=str(RUN_DIR),
                    help=f"training run directory (default {RUN_DIR})")
     p.add_argument("--out", default=str(ARTIFACT_DIR),
@@ -157,6 +161,10 @@ def main(argv=None) -> int:
     if problem:
         print(f"error: {simulator}: {problem}", file=sys.stderr)
         return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"error: --jobs must be >= 1, not {args.jobs}", file=sys.stderr)
+        return 2
+    jobs = args.jobs or (2 if simulator == "icarus" and (os.cpu_count() or 1) >= 2 else 1)
     if args.samples is not None and args.samples < 1:
         print(f"error: --samples must be >= 1, not {args.samples}", file=sys.stderr)
         return 2
@@ -217,7 +225,7 @@ def main(argv=None) -> int:
         run = simulate(desc, artifact_dir, x, build_dir=build_dir, simulator=simulator,
                        testcases=(testcase,), seed=args.seed, gaps=args.gaps,
                        backpressure=args.backpressure, trace=args.trace, waves=args.waves,
-                       progress=lambda done: bar.update(done - bar.n), check=False)
+                       progress=lambda done: bar.update(done - bar.n), jobs=jobs, check=False)
     except SimulationError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
@@ -251,7 +259,8 @@ def main(argv=None) -> int:
     rows = [
         ("artifact", f"{artifact_dir} ({artifact.summary()})"),
         ("folding", f"{folding} (ideal {ideal} cycles/inference)"),
-        ("simulator", simulator),
+        ("simulator", f"{simulator} ({run.extra['jobs']} simulator process"
+                      f"{'es' if run.extra['jobs'] > 1 else ''})"),
         ("samples", f"{len(x)} ({dataset} test split)"),
         ("float accuracy", "n/a" if float_acc is None else f"{100 * float_acc:.2f} %{float_note}"),
         ("golden accuracy", f"{100 * golden_acc:.2f} %"),
@@ -274,7 +283,8 @@ def main(argv=None) -> int:
     if failed or mismatches or not complete:
         for t in failed:
             print(f"FAILED {t.name}: {t.message}", file=sys.stderr)
-        print(f"RTL does not match the golden model (log: {run.sim.log_file})", file=sys.stderr)
+        print(f"RTL does not match the golden model (logs: {', '.join(run.extra['logs'])})",
+              file=sys.stderr)
         return 1
     print("RTL == golden model on every output")
     return 0
