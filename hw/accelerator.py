@@ -190,6 +190,8 @@ class Accelerator(wiring.Component):
         Results the output FIFO holds (2..64; default :func:`hw.plan.result_credits`).
     budget : int
         Synaptic bits per cycle for the default folding.
+    weight_memory : {"auto", "block", "logic"}
+        Where synthesis should put the weight memories (``ram_style``/``rom_style``).
 
     Members
     -------
@@ -205,8 +207,9 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, artifact: Artifact, folding=None, *, lanes: int | None = None,
-                 trace: bool = False, slots: int | None = None, popcount_stages: int = 1,
-                 out_depth: int | None = None, budget: int = DEFAULT_BUDGET):
+                 trace: bool = False, slots: int | None = None, popcount_stages: int = 2,
+                 out_depth: int | None = None, budget: int = DEFAULT_BUDGET,
+                 weight_memory: str = "auto"):
         if not isinstance(artifact, Artifact):
             raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
         check_bool("trace", trace)
@@ -216,6 +219,7 @@ class Accelerator(wiring.Component):
                               budget=budget)
         self.folding = self.plan.folding
         self._trace = trace
+        self.weight_memory = weight_memory
         a, plan = artifact, self.plan
         rows = 1 if a.input.kind == "multibit" else a.time_steps
         self.adapter = InputAdapter(inputs=a.inputs, bits=a.input.bits, lanes=plan.lanes,
@@ -235,12 +239,13 @@ class Accelerator(wiring.Component):
             self.buffers.append(buf)
             if layer.kind == "lif":
                 stage = LIFStage(layer, f, in_slots=plan.slots[k], out_slots=plan.slots[k + 1],
-                                 popcount_stages=popcount_stages, trace=trace)
+                                 popcount_stages=popcount_stages, trace=trace,
+                                 weight_memory=weight_memory)
             else:
                 stage = ReadoutStage(layer, f, in_slots=plan.slots[k],
                                      popcount_stages=popcount_stages,
                                      out_depth=plan.out_depth,
-                                     trace=trace)
+                                     trace=trace, weight_memory=weight_memory)
             self.stages.append(stage)
         members = {
             "i": In(stream.Signature(self.adapter.layout)),

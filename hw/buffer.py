@@ -199,14 +199,22 @@ class SampleBuffer(wiring.Component):
         full = Signal(range(slots + 1), name="full")
         wp = Signal(_idx(slots), name="claim_ptr")
         rp = Signal(_idx(slots), name="take_ptr")
-        m.d.sync += [used.eq(used + self.w.claim - self.r.release),
-                     full.eq(full + self.w.commit - self.r.take)]
+        used_next = Signal.like(used, name="used_next")
+        full_next = Signal.like(full, name="full_next")
+        # free/full are registered flags computed from the next counts: the stages' start
+        # logic then begins at a register.
+        free_flag = Signal(init=1, name="free_flag")
+        full_flag = Signal(name="full_flag")
+        m.d.comb += [used_next.eq(used + self.w.claim - self.r.release),
+                     full_next.eq(full + self.w.commit - self.r.take)]
+        m.d.sync += [used.eq(used_next), full.eq(full_next),
+                     free_flag.eq(used_next < slots), full_flag.eq(full_next != 0)]
         with m.If(self.w.claim):
             _advance(m, wp, slots)
         with m.If(self.r.take):
             _advance(m, rp, slots)
-        m.d.comb += [self.w.free.eq(used < slots), self.w.next_slot.eq(wp),
-                     self.r.full.eq(full != 0), self.r.next_slot.eq(rp)]
+        m.d.comb += [self.w.free.eq(free_flag), self.w.next_slot.eq(wp),
+                     self.r.full.eq(full_flag), self.r.next_slot.eq(rp)]
 
         # -- storage ---------------------------------------------------------------------------
         m.submodules.storage = storage = Memory(shape=unsigned(self.word_width),

@@ -25,8 +25,10 @@ class Verilog:
                        help="add the debug trace streams (every layer's x, h, v, s / sums)")
         p.add_argument("--slots", type=int, default=None,
                        help="samples each inter-stage buffer holds (default: 2 or 3 per buffer)")
-        p.add_argument("--popcount-stages", type=int, default=1,
-                       help="register stages in every popcount tree (default 1)")
+        p.add_argument("--popcount-stages", type=int, default=2,
+                       help="register stages in every popcount tree (default 2)")
+        p.add_argument("--weight-memory", choices=["auto", "block", "logic"], default="auto",
+                       help="where synthesis puts the weights (ram_style/rom_style attribute)")
         p.add_argument("--top", default="bitspike_accel", help="top module name")
         p.add_argument("-o", "--output", required=True, help="output directory")
 
@@ -57,6 +59,7 @@ class Verilog:
                 desc = generate(artifact, folding, args.output, top=args.top,
                                 lanes=args.lanes, trace=args.trace, slots=args.slots,
                                 popcount_stages=args.popcount_stages,
+                                weight_memory=args.weight_memory,
                                 budget=args.budget if args.budget is not None
                                 else DEFAULT_BUDGET, progress=progress)
                 bar.update(1)

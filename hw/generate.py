@@ -186,7 +186,8 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: st
             "latency_bound": latency + in_flight * ideal,
         },
         "options": {"lanes": plan.lanes, "trace": acc.trace, "slots": list(plan.slots),
-                    "popcount_stages": plan.popcount_stages, "out_depth": plan.out_depth},
+                    "popcount_stages": plan.popcount_stages, "out_depth": plan.out_depth,
+                    "weight_memory": acc.weight_memory},
         "memories": [{k: v for k, v in mem.items() if k != "words"} for mem in _memories(acc)],
     }
 
@@ -214,8 +215,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitspike_accel",
              lanes: int | None = None, trace: bool = False, slots: int | None = None,
-             popcount_stages: int = 1, out_depth: int | None = None,
-             budget: int = DEFAULT_BUDGET,
+             popcount_stages: int = 2, out_depth: int | None = None,
+             budget: int = DEFAULT_BUDGET, weight_memory: str = "auto",
              progress=None) -> dict:
     """Write the accelerator's Verilog, memory files and description into ``out_dir``.
 
@@ -228,7 +229,7 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
         Created if missing.
     top : str
         Name of the top Verilog module (an identifier).
-    lanes, trace, slots, popcount_stages, out_depth, budget
+    lanes, trace, slots, popcount_stages, out_depth, budget, weight_memory
         :class:`hw.Accelerator` options.
     progress : callable or None
         Called with a short step name before each step (for a progress bar).
@@ -246,7 +247,8 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
     step = progress or (lambda name: None)
     step("elaborate")
     acc = Accelerator(artifact, folding, lanes=lanes, trace=trace, slots=slots,
-                      popcount_stages=popcount_stages, out_depth=out_depth, budget=budget)
+                      popcount_stages=popcount_stages, out_depth=out_depth, budget=budget,
+                      weight_memory=weight_memory)
     desc = describe(acc, top, manifest_hash=manifest_sha256(artifact))
     memories = _memories(acc)
     step("verilog")

@@ -24,10 +24,12 @@ class LIFUnit(wiring.Component):
         v = hard: s ? 0 : h      soft: s ? h - Θ : h       reset
 
     ``leak(v) = v - (v >>> k)`` (``sw.fixedpoint.leak``). The comparison is done as
-    ``leak(v) + (I - Θ) >= 0`` with ``I - Θ`` computed a stage earlier, so the membrane loop
-    holds two adders side by side rather than three in series. Successive operations of one
-    lane are successive time steps of one neuron; an operation with ``time_step == 0`` starts
-    a new neuron (or sample) from ``v = 0``, so nothing needs clearing between samples.
+    ``leak(v) + (I - Θ) >= 0`` with ``I - Θ`` computed a stage earlier, and each of the two
+    three-operand sums ``v - (v >>> k) + c`` is reduced carry-save to a single adder, so the
+    one-cycle membrane loop holds one carry chain (plus a LUT level before and after).
+    Successive operations of one lane are successive time steps of one neuron; an operation
+    with ``time_step == 0`` starts a new neuron (or sample) from ``v = 0``, so nothing needs
+    clearing between samples.
 
     **Timing**: latency :attr:`latency` cycles (3, or 4 with step gains other than 1) from an
     operation on ``i`` to its result on ``o``; one operation per cycle; operations of the same
@@ -146,16 +148,22 @@ class LIFUnit(wiring.Component):
                 m.d.sync += scaled[p].eq(drive[p] * g_t)
             valid, carried, drive = s2_valid, s2, scaled
 
-        # Stage 3: I and I - Θ.
-        current = Signal(data.ArrayLayout(signed(w), pe), name="input_current")
-        margin = Signal(data.ArrayLayout(signed(w + 1), pe), name="margin")
+        # Stage 3: the loop's addends, I and I - Θ (plus one with a leak, see below).
+        k = self._leak_shift
+        ext = w + 2
+        bump = 0 if k is None else 1
+        current = Signal(data.ArrayLayout(signed(ext), pe), name="input_current")
+        margin = Signal(data.ArrayLayout(signed(ext), pe), name="margin")
         s3 = Signal(self.i_layout, name="s3")
         s3_valid = Signal(name="s3_valid")
         m.d.sync += [s3_valid.eq(valid), s3.eq(carried)]
         for p in range(pe):
-            m.d.sync += [current[p].eq(drive[p]), margin[p].eq(drive[p] - carried.threshold[p])]
+            m.d.sync += [current[p].eq(drive[p] + bump),
+                         margin[p].eq(drive[p] - carried.threshold[p] + bump)]
 
-        # Stage 4: the membrane loop.
+        # Stage 4: the membrane loop. With a leak, leak(v) + c = v + ~(v >>> k) + (c + 1):
+        # three addends reduced bitwise (one LUT level, carry-save) into one carry chain, so
+        # the loop is LUT, adder, compare-and-select, for h and for h - Θ side by side.
         membrane = [Signal(signed(w), name=f"membrane{p}") for p in range(pe)]
         m.d.sync += [self.o.valid.eq(s3_valid)]
         with m.If(s3_valid):
@@ -163,17 +171,29 @@ class LIFUnit(wiring.Component):
                          self.o.payload.tag.eq(s3.tag), self.o.payload.current.eq(s3.current)]
             spikes = []
             for p in range(pe):
-                v = membrane[p]
-                leaked = v if self._leak_shift is None else v - (v >> self._leak_shift)
-                kept = Signal(signed(w), name=f"leaked{p}")
-                m.d.comb += kept.eq(Mux(s3.time_step == 0, 0, leaked))
-                h = Signal(signed(w), name=f"potential{p}")
-                d = Signal(signed(w + 2), name=f"over{p}")
+                kept = Signal(signed(ext), name=f"kept{p}")  # v, or 0 at a sample's t = 0
+                m.d.comb += kept.eq(Mux(s3.time_step == 0, 0, membrane[p]))
+                h = Signal(signed(ext), name=f"potential{p}")
+                d = Signal(signed(ext), name=f"over{p}")
+                if k is None:
+                    m.d.comb += [h.eq(kept + current[p]), d.eq(kept + margin[p])]
+                else:
+                    shifted = Signal(signed(ext), name=f"shifted{p}")
+                    m.d.comb += shifted.eq(~(kept >> k))
+                    for total, addend in ((h, current[p]), (d, margin[p])):
+                        a_, b_, c_ = (kept.as_unsigned(), shifted.as_unsigned(),
+                                      addend.as_unsigned())
+                        ssum = Signal(ext, name=f"{total.name}_sum")
+                        scarry = Signal(ext, name=f"{total.name}_carry")
+                        m.d.comb += [ssum.eq(a_ ^ b_ ^ c_),
+                                     scarry.eq(((a_ & b_) | (a_ & c_) | (b_ & c_)) << 1)]
+                        m.d.comb += total.eq(ssum + scarry)
                 fire = Signal(name=f"fire{p}")
-                m.d.comb += [h.eq(kept + current[p]), d.eq(kept + margin[p]), fire.eq(d >= 0)]
+                m.d.comb += fire.eq(~d[ext - 1])
                 reset_value = 0 if self._reset == "hard" else d[:w]
-                nxt = Mux(fire, reset_value, h)
-                m.d.sync += [v.eq(nxt), self.o.payload.potential[p].eq(h),
+                nxt = Signal(signed(w), name=f"next{p}")
+                m.d.comb += nxt.eq(Mux(fire, reset_value, h[:w]))
+                m.d.sync += [membrane[p].eq(nxt), self.o.payload.potential[p].eq(h[:w]),
                              self.o.payload.membrane[p].eq(nxt)]
                 spikes.append(fire)
             m.d.sync += self.o.payload.spikes.eq(Cat(*spikes))

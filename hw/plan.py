@@ -49,7 +49,8 @@ def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
         lif = 4 if any(g != 1 for g in layer.step_gain) else 3
         replay = layer.time_steps if layer.input.kind == "multibit" else 0
         return synapse + 1 + replay + lif
-    return synapse + 5                         # readout: gain, sum, A*S, +C, argmax
+    # readout: gain, sum, A*S, +C, argmax tree over the PE lanes, running argmax
+    return synapse + 5 + fx.ceil_log2(folding.pe)
 
 
 def input_beats(artifact: Artifact, lanes: int) -> int:
@@ -176,7 +177,7 @@ class Plan:
 
 
 def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
-              slots: int | None = None, popcount_stages: int = 1, out_depth: int | None = None,
+              slots: int | None = None, popcount_stages: int = 2, out_depth: int | None = None,
               budget: int = DEFAULT_BUDGET) -> Plan:
     """Validate the build options and derive the plan (defaults filled in)."""
     if not isinstance(artifact, Artifact):

@@ -8,7 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_bool, check_int
+from hw.common import check_bool, check_int, delay
 from sw import fixedpoint as fx
 
 __all__ = ["ReadoutUnit", "readout_rom_layout", "readout_rom_words"]
@@ -148,8 +148,9 @@ class ReadoutUnit(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from the operation completing the last group to the result on ``o``."""
-        return 5
+        """Cycles from the operation completing the last group to the result on ``o``:
+        gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels, running argmax."""
+        return 5 + fx.ceil_log2(self._pe)
 
     @property
     def rom_words(self) -> list[int]:
@@ -226,32 +227,59 @@ class ReadoutUnit(wiring.Component):
         for p in range(pe):
             m.d.sync += score[p].eq(product[p] + s3_offset[p])
 
-        # Stage 5: argmax over the group's lanes and the groups so far; keep the scores.
-        best = Signal(signed(ws), name="best_score")
-        best_index = Signal(self.o_layout["prediction"].shape, name="best_index")
-        scores = Signal(self.o_layout["scores"].shape, name="scores")
-        done = Signal(name="done")
-        m.d.sync += done.eq(s4_valid & (s4_group == self._groups - 1))
-        with m.If(s4_valid):
-            value, index = best, best_index
-            for p in range(pe):
-                lane_index = s4_group * pe + p
-                if p == 0:  # lane 0 always holds a class; it opens the search at group 0
-                    take = (s4_group == 0) | (score[p] > value)
-                else:  # strictly greater: the lowest index wins ties
-                    take = (lane_index < self._classes) & (score[p] > value)
-                # Named signals per lane keep the chain linear (no repeated subexpressions).
-                nxt_value = Signal(signed(ws), name=f"best_score_{p}")
-                nxt_index = Signal.like(best_index, name=f"best_index_{p}")
-                m.d.comb += [nxt_value.eq(Mux(take, score[p], value)),
-                             nxt_index.eq(Mux(take, lane_index, index))]
-                value, index = nxt_value, nxt_index
-            m.d.sync += [best.eq(value), best_index.eq(index)]
-            for j in range(self._classes):
-                with m.If(s4_group == j // pe):
-                    m.d.sync += scores[j].eq(score[j % pe])
+        # Stage 5: keep the scores; reduce the group's lanes to their best (value, index) in
+        # a tree registered after every level (lower index wins ties: the right operand is
+        # taken only when strictly greater).
+        index_shape = self.o_layout["prediction"].shape
+        nodes = []
+        for p in range(pe):
+            idx = Signal(index_shape, name=f"lane_index{p}")
+            present = Signal(name=f"lane_present{p}")
+            # Compare before truncating to the index width: padding lanes are not present.
+            m.d.comb += [idx.eq(s4_group * pe + p), present.eq(s4_group * pe + p < self._classes)]
+            nodes.append((score[p], idx, present))
+        valid, group = s4_valid, s4_group
+        level = 0
+        while len(nodes) > 1:
+            level += 1
+            merged = []
+            for k in range(0, len(nodes) - 1, 2):
+                (va, ia, pa), (vb, ib, pb) = nodes[k], nodes[k + 1]
+                v = Signal(signed(ws), name=f"tree{level}_{k // 2}_score")
+                i = Signal(index_shape, name=f"tree{level}_{k // 2}_index")
+                q = Signal(name=f"tree{level}_{k // 2}_present")
+                take_b = pb & (~pa | (vb > va))
+                m.d.sync += [v.eq(Mux(take_b, vb, va)), i.eq(Mux(take_b, ib, ia)),
+                             q.eq(pa | pb)]
+                merged.append((v, i, q))
+            if len(nodes) % 2:
+                va, ia, pa = nodes[-1]
+                v = Signal(signed(ws), name=f"tree{level}_last_score")
+                i = Signal(index_shape, name=f"tree{level}_last_index")
+                q = Signal(name=f"tree{level}_last_present")
+                m.d.sync += [v.eq(va), i.eq(ia), q.eq(pa)]
+                merged.append((v, i, q))
+            nodes = merged
+            valid = delay(m, valid, 1, f"tree{level}_valid")
+            group = delay(m, group, 1, f"tree{level}_group")
+        group_best, group_index, _ = nodes[0]
 
-        # Stage 6: the result.
+        # The group's scores go into the result registers when its argmax is known, so a
+        # sample's result is complete and unchanged in the cycle ``o`` carries it.
+        lanes_late = delay(m, score, level, "lane_scores")
+        scores = Signal(self.o_layout["scores"].shape, name="scores")
+        with m.If(valid):
+            for j in range(self._classes):
+                with m.If(group == j // pe):
+                    m.d.sync += scores[j].eq(lanes_late[j % pe])
+
+        # Stage 6: the running best over the groups; the result after the last group.
+        best = Signal(signed(ws), name="best_score")
+        best_index = Signal(index_shape, name="best_index")
+        done = Signal(name="done")
+        m.d.sync += done.eq(valid & (group == self._groups - 1))
+        with m.If(valid & ((group == 0) | (group_best > best))):
+            m.d.sync += [best.eq(group_best), best_index.eq(group_index)]
         m.d.comb += [self.o.valid.eq(done), self.o.payload.prediction.eq(best_index),
                      self.o.payload.scores.eq(scores)]
         return m

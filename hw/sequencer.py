@@ -91,18 +91,21 @@ class Sequencer(wiring.Component):
         groups, steps, planes, chunks = self._groups, self._steps, self._planes, self._chunks
         ops, period = self.operations_per_group, self._period
         padded = period > ops
+        total = groups * period
 
         busy = Signal(name="busy")
         base = Signal.like(self.weight_addr, name="group_base")
-        cycle = Signal(range(period), name="cycle") if padded else None
+        # Down-counters with registered "last cycle" flags keep start/end two LUT levels from
+        # registers (they fan out to every counter).
+        left = Signal(range(total), name="sample_left")
+        at_end = Signal(name="at_sample_end")
+        group_left = Signal(range(period), name="group_left")
+        at_group_end = Signal(name="at_group_end")
 
         last_chunk = self.chunk == chunks - 1
         last_plane = self.plane == 0
-        last_step = self.time_step == steps - 1
-        last_group = self.group == groups - 1
-        issue = busy & (cycle < ops) if padded else busy
-        group_end = (busy & (cycle == period - 1) if padded
-                     else busy & last_chunk & last_plane & last_step)
+        issue = busy & (group_left >= period - ops) if padded else busy
+        group_end = busy & at_group_end
         m.d.comb += [
             self.valid.eq(issue),
             self.weight_addr.eq(base + self.chunk),
@@ -110,22 +113,23 @@ class Sequencer(wiring.Component):
             self.shift.eq((self.chunk == 0) & (self.plane != planes - 1)),
             self.last.eq(last_chunk & last_plane),
             self.group_end.eq(group_end),
-            self.end.eq(group_end & last_group),
+            self.end.eq(busy & at_end),
             self.start.eq((~busy | self.end) & self.can_start),
         ]
 
         with m.If(self.start):
             m.d.sync += [busy.eq(1), self.group.eq(0), self.time_step.eq(0),
-                         self.plane.eq(planes - 1), self.chunk.eq(0), base.eq(0)]
-            if padded:
-                m.d.sync += cycle.eq(0)
+                         self.plane.eq(planes - 1), self.chunk.eq(0), base.eq(0),
+                         left.eq(total - 1), at_end.eq(total == 1),
+                         group_left.eq(period - 1), at_group_end.eq(period == 1)]
         with m.Elif(self.end):
             m.d.sync += busy.eq(0)
         with m.Elif(busy):
-            if padded:
-                m.d.sync += cycle.eq(cycle + 1)
-                with m.If(group_end):
-                    m.d.sync += cycle.eq(0)
+            m.d.sync += [left.eq(left - 1), at_end.eq(left == 1),
+                         group_left.eq(group_left - 1), at_group_end.eq(group_left == 1)]
+            with m.If(group_end):
+                m.d.sync += [group_left.eq(period - 1), at_group_end.eq(period == 1),
+                             self.group.eq(self.group + 1), base.eq(base + chunks)]
             with m.If(issue):
                 m.d.sync += self.chunk.eq(self.chunk + 1)
                 with m.If(last_chunk):
@@ -133,8 +137,6 @@ class Sequencer(wiring.Component):
                     with m.If(last_plane):
                         m.d.sync += [self.plane.eq(planes - 1),
                                      self.time_step.eq(self.time_step + 1)]
-                        with m.If(last_step):
+                        with m.If(self.time_step == steps - 1):
                             m.d.sync += self.time_step.eq(0)
-            with m.If(group_end):
-                m.d.sync += [self.group.eq(self.group + 1), base.eq(base + chunks)]
         return m

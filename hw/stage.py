@@ -22,7 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
 from hw.buffer import BufferReader, BufferWriter
-from hw.common import check_bool, check_int, delay
+from hw.common import check_bool, check_choice, check_int, delay
 from hw.lif import LIFUnit
 from hw.plan import stage_cycles, stage_latency
 from hw.readout import ReadoutUnit
@@ -32,7 +32,11 @@ from sw import fixedpoint as fx
 from sw.artifact import LIFLayer, ReadoutLayer
 from sw.folding import LayerFolding, pack_weights
 
-__all__ = ["lif_rom_layout", "lif_rom_words", "lif_trace_layout", "LIFStage", "ReadoutStage"]
+__all__ = ["WEIGHT_MEMORY", "lif_rom_layout", "lif_rom_words", "lif_trace_layout", "LIFStage",
+           "ReadoutStage"]
+
+#: Choices of where synthesis puts a stage's weights.
+WEIGHT_MEMORY = ("auto", "block", "logic")
 
 
 def lif_rom_layout(pe: int, width: int) -> data.StructLayout:
@@ -90,10 +94,12 @@ def _check_layer(layer, folding, kind):
 class _StageBase(wiring.Component):
     """The front of a stage: sequencer, input buffer reads, weight memory, synapse array."""
 
-    def _setup(self, layer, folding, *, in_slots, popcount_stages, trace):
+    def _setup(self, layer, folding, *, in_slots, popcount_stages, trace, weight_memory):
         check_int("in_slots", in_slots, 1, 16)
         check_int("popcount_stages", popcount_stages, 0, 8)
         check_bool("trace", trace)
+        check_choice("weight_memory", weight_memory, WEIGHT_MEMORY)
+        self._weight_memory = weight_memory
         self.layer, self.folding = layer, folding
         self._trace = trace
         self._popcount_stages = popcount_stages
@@ -122,9 +128,11 @@ class _StageBase(wiring.Component):
         m.submodules.sequencer = seq = Sequencer(
             groups=self._nf, steps=self._steps, planes=self._planes, chunks=self._sf,
             period=period)
+        attrs = {} if self._weight_memory == "auto" else {
+            "ram_style": self._weight_memory, "rom_style": self._weight_memory}
         m.submodules.weights = wmem = Memory(shape=unsigned(f.word_width),
                                              depth=len(self.weight_words),
-                                             init=self.weight_words)
+                                             init=self.weight_words, attrs=attrs)
         wrd = wmem.read_port(domain="sync")
         m.d.comb += wrd.addr.eq(seq.weight_addr)
         weights = Signal(f.word_width, name="weight_word")
@@ -170,6 +178,9 @@ class LIFStage(_StageBase):
         Register stages in each popcount tree (0..8).
     trace : bool
         Add the ``trace`` stream.
+    weight_memory : {"auto", "block", "logic"}
+        Where synthesis should put the weights: its own choice, block RAM, or logic (LUTs);
+        passed as the memory's ``ram_style``/``rom_style`` attribute.
 
     Members
     -------
@@ -187,11 +198,13 @@ class LIFStage(_StageBase):
     """
 
     def __init__(self, layer: LIFLayer, folding: LayerFolding, *, in_slots: int = 2,
-                 out_slots: int = 2, popcount_stages: int = 1, trace: bool = False):
+                 out_slots: int = 2, popcount_stages: int = 2, trace: bool = False,
+                 weight_memory: str = "auto"):
         _check_layer(layer, folding, LIFLayer)
         check_int("out_slots", out_slots, 1, 16)
         reader = self._setup(layer, folding, in_slots=in_slots,
-                             popcount_stages=popcount_stages, trace=trace)
+                             popcount_stages=popcount_stages, trace=trace,
+                             weight_memory=weight_memory)
         self.rom_words = lif_rom_words(layer, folding.pe)
         self.rom_layout = lif_rom_layout(folding.pe, layer.membrane.width)
         self.trace_layout = lif_trace_layout(layer, folding.pe, self._current_width)
@@ -350,6 +363,8 @@ class ReadoutStage(_StageBase):
         Results the output FIFO holds (2..64).
     trace : bool
         Add the ``trace`` stream: each group's sums S (one beat per group per sample).
+    weight_memory : {"auto", "block", "logic"}
+        As for :class:`LIFStage`.
 
     Members
     -------
@@ -365,11 +380,13 @@ class ReadoutStage(_StageBase):
     """
 
     def __init__(self, layer: ReadoutLayer, folding: LayerFolding, *, in_slots: int = 2,
-                 popcount_stages: int = 1, out_depth: int = 2, trace: bool = False):
+                 popcount_stages: int = 2, out_depth: int = 2, trace: bool = False,
+                 weight_memory: str = "auto"):
         _check_layer(layer, folding, ReadoutLayer)
         check_int("out_depth", out_depth, 2, 64)
         reader = self._setup(layer, folding, in_slots=in_slots,
-                             popcount_stages=popcount_stages, trace=trace)
+                             popcount_stages=popcount_stages, trace=trace,
+                             weight_memory=weight_memory)
         self._out_depth = out_depth
         self.unit = ReadoutUnit(
             folding.pe, classes=layer.neurons, step_gain=layer.step_gain,
@@ -402,16 +419,19 @@ class ReadoutStage(_StageBase):
         seq, syn, lat = self._front(m, tag_layout, None)
 
         credits = Signal(range(self._out_depth + 1), init=self._out_depth, name="credits")
+        credits_next = Signal.like(credits, name="credits_next")
+        has_credit = Signal(init=1, name="has_credit")
         slot_in = Signal.like(self.i_buf.slot, name="slot_in")
         m.d.comb += [
-            seq.can_start.eq(self.i_buf.full & (credits != 0)),
+            seq.can_start.eq(self.i_buf.full & has_credit),
             self.i_buf.take.eq(seq.start),
             self.i_buf.release.eq(seq.end),
             self.i_buf.slot.eq(slot_in),
         ]
         with m.If(seq.start):
             m.d.sync += slot_in.eq(self.i_buf.next_slot)
-        m.d.sync += credits.eq(credits - seq.start + (self.o.valid & self.o.ready))
+        m.d.comb += credits_next.eq(credits - seq.start + (self.o.valid & self.o.ready))
+        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
 
         tag = Signal(tag_layout, name="op_tag")
         m.d.comb += [tag.group.eq(seq.group), tag.time_step.eq(seq.time_step)]

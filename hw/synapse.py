@@ -25,12 +25,12 @@ __all__ = ["popcount", "popcount_register_levels", "SynapseArray"]
 def popcount_register_levels(width: int, stages: int) -> list[int]:
     """Tree levels after which :func:`popcount` places its ``stages`` registers.
 
-    A ``width``-bit popcount is a tree of ``ceil_log2(width)`` adder levels; registers are
-    spread evenly over it (level 0 is before the first adder; extra registers go last).
+    A ``width``-bit popcount is a tree of ``ceil_log2(width)`` adder levels. The last register
+    goes after the last level (so the count leaves the tree from a register), the others are
+    spread evenly before it.
     """
     levels = fx.ceil_log2(max(width, 1))
-    return [min(levels, round((k + 1) * levels / (stages + 1))) if stages <= levels
-            else min(levels, k + 1) for k in range(stages)]
+    return [round((k + 1) * levels / stages) for k in range(stages)]
 
 
 def popcount(m: Module, bits, stages: int, name: str):
@@ -113,7 +113,7 @@ class SynapseArray(wiring.Component):
     """
 
     def __init__(self, simd: int, pe: int, *, inputs: int, input_bits: int = 1,
-                 popcount_stages: int = 1, tag_shape=0):
+                 popcount_stages: int = 2, tag_shape=0):
         check_int("simd", simd, 1)
         check_int("pe", pe, 1)
         check_int("inputs", inputs, 1)

@@ -113,8 +113,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=sorted(DEVICES), default="up5k")
     p.add_argument("--freq", type=float, default=None, help="target MHz")
     p.add_argument("--lanes", type=int, default=None)
-    p.add_argument("--popcount-stages", type=int, default=1)
+    p.add_argument("--popcount-stages", type=int, default=2)
     p.add_argument("--budget", type=int, default=None)
+    p.add_argument("--weight-memory", choices=["auto", "block", "logic"], default="auto")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--workdir", default=None, help="keep the build files here")
     args = p.parse_args(argv)
@@ -127,10 +128,10 @@ def main(argv=None) -> int:
     art = load_artifact(args.artifact)
     folding = Folding.parse(args.folding, art) if args.folding else None
     acc = Accelerator(art, folding, lanes=args.lanes, popcount_stages=args.popcount_stages,
-                      budget=args.budget or DEFAULT_BUDGET)
+                      budget=args.budget or DEFAULT_BUDGET, weight_memory=args.weight_memory)
     res = run_flow(acc, args.device, args.freq, seed=args.seed, workdir=args.workdir)
     print(f"{art.summary()}  folding {acc.folding}  lanes {acc.lanes}  "
-          f"popcount stages {args.popcount_stages}")
+          f"popcount stages {args.popcount_stages}  weights {args.weight_memory}")
     print(f"{'resource':<16} {'used':>7} {'available':>10}")
     for name in _SHOW:
         if name in res["cells"]:

@@ -63,6 +63,17 @@ def test_readout_worked_example_tie_goes_to_the_lowest_index():
     assert traces == [(0, [2, 100]), (1, [3, 0])]
 
 
+def test_readout_padding_lanes_never_win():
+    """4 classes, 3 per group: the second group's lanes 1 and 2 are padding (their score is
+    0, their index would wrap to 0 and 1 in the 2-bit prediction); every real score is
+    negative, so a padding lane taken for a class would win."""
+    dut = ReadoutUnit(3, classes=4, step_gain=(1, 1), current_width=8, sum_width=9,
+                      score_width=12, scale=[1, 1, 1, 1], offset=[-400, -300, -200, -100])
+    x = np.array([[5, 1, -7, 3], [2, 0, 1, -4]])
+    results, _ = _run(dut, [x], 2)
+    assert results == [(3, [-393, -299, -206, -101])]
+
+
 @pytest.mark.parametrize("classes,pe,steps,direct,gains", [
     (7, 3, 4, False, False),
     (5, 5, 1, False, False),

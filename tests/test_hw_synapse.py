@@ -55,9 +55,10 @@ def test_popcount_matches_numpy_after_its_stages(width, stages, seed):
 
 def test_popcount_register_levels_spread_over_the_tree():
     assert popcount_register_levels(64, 0) == []
-    assert popcount_register_levels(64, 1) == [3]
-    assert popcount_register_levels(64, 2) == [2, 4]
-    assert popcount_register_levels(2, 3) == [1, 1, 1]
+    assert popcount_register_levels(64, 1) == [6]
+    assert popcount_register_levels(64, 2) == [3, 6]
+    assert popcount_register_levels(64, 3) == [2, 4, 6]
+    assert popcount_register_levels(2, 3) == [0, 1, 1]
 
 
 def _reference(ops, simd, pe):
@@ -183,5 +184,5 @@ def test_synapse_array_reports_widths():
     with unused_ok():
         dut = SynapseArray(8, 3, inputs=64, input_bits=5)
         assert dut.sum_width == 12          # |x| <= 64 * 31 = 1984 < 2**11, plus a sign bit
-        assert dut.latency == 3
+        assert dut.latency == 4
         del dut
