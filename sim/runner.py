@@ -16,6 +16,7 @@ Simulators:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -267,6 +268,33 @@ class _NoPytestEnv:
                 os.environ["PYTEST_CURRENT_TEST"] = _pytest_env_saved
 
 
+_WAVES_MODULE = "bitspike_waves"
+
+
+def _icarus_waves_module(build_dir: Path, toplevel: str) -> Path:
+    """A Verilog-2005 module dumping ``toplevel`` to ``<build_dir>/<toplevel>.fst`` (or the
+    ``+dumpfile_path=`` plusarg's file); vvp writes FST with its ``-fst`` option."""
+    default = str(waves_file("icarus", build_dir, toplevel)).replace("\\", "/")
+    path = build_dir / f"{_WAVES_MODULE}.v"
+    path.write_text(
+        f"module {_WAVES_MODULE};\n"
+        f"  reg [8*1024-1:0] dumpfile_path;\n"
+        f"  initial begin\n"
+        f"    if ($value$plusargs(\"dumpfile_path=%s\", dumpfile_path))\n"
+        f"      $dumpfile(dumpfile_path);\n"
+        f"    else\n"
+        f"      $dumpfile(\"{default}\");\n"
+        f"    $dumpvars(0, {toplevel});\n"
+        f"  end\n"
+        f"endmodule\n")
+    return path
+
+
+def _env_waves() -> bool:
+    """cocotb's runner also turns waves on when the ``WAVES`` environment variable is 1."""
+    return os.environ.get("WAVES", "").strip().lower() in ("1", "yes", "true", "on")
+
+
 def _usable(simulator: str | None) -> str:
     simulator = simulator or default_simulator()
     problem = simulator_problem(simulator)
@@ -301,21 +329,43 @@ def build(
     runner = get_runner(simulator)
     runner.log.setLevel(logging.ERROR)  # it logs every command; the caller prints results
     args = list(build_args)
-    if simulator == "verilator":
+    sources = [Path(s).resolve() for s in sources]
+    want_waves = waves or _env_waves()
+    runner_waves = want_waves
+    if simulator == "icarus":
+        # Amaranth's Verilog (Yosys' write_verilog) starts its combinational `always @*`
+        # blocks through registers initialised in their declaration (`reg r = 0;`), which is
+        # an event at time 0 under Verilog-2005 rules but not under the SystemVerilog rules
+        # cocotb compiles with (-g2012): there, a block whose inputs never change stays X.
+        # So compile as Verilog-2005, with a Verilog-2005 waveform module of our own (cocotb's
+        # uses a SystemVerilog string).
+        args = ["-g2005", *args]
+        if want_waves:
+            sources.append(_icarus_waves_module(build_dir, toplevel))
+            args += ["-s", _WAVES_MODULE]
+        runner_waves = False
+    elif simulator == "verilator":
         # Amaranth's Verilog leaves unused bits and width casts Verilator warns about
         # (docs/hardware.md lists them). Warnings must not stop the build.
         args += ["-Wno-fatal"]
+    stamp = build_dir / "build.options"
+    options = json.dumps({"simulator": simulator, "args": args, "waves": want_waves,
+                          "sources": [str(s) for s in sources], "toplevel": toplevel})
+    fresh = not stamp.is_file() or stamp.read_text() != options
     t0 = time.perf_counter()
     build_log = build_dir / "build.log"
     saved_make = os.environ.get("MAKEFLAGS")
+    saved_waves = os.environ.pop("WAVES", None) if simulator == "icarus" else None
     if simulator == "verilator":
         fixes = " ".join(f"{k}={v}" for k, v in verilator_make_fixes().items())
         if fixes:
             os.environ["MAKEFLAGS"] = f"{saved_make} {fixes}" if saved_make else fixes
     try:
-        runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=toplevel,
-                     build_dir=build_dir, timescale=TIMESCALE, waves=waves, build_args=args,
-                     log_file=build_log)
+        # Different options (waves on/off, flags) than the last build here: build again even
+        # when the compiled design looks newer than the sources.
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                     timescale=TIMESCALE, waves=runner_waves, build_args=args,
+                     log_file=build_log, always=fresh)
     except (RuntimeError, subprocess.CalledProcessError, SystemExit) as exc:
         raise SimulationError(f"{simulator} build of {toplevel} failed ({exc}); "
                               f"log {build_log}:\n{_tail(build_log)}") from None
@@ -324,6 +374,9 @@ def build(
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved_make
+        if saved_waves is not None:
+            os.environ["WAVES"] = saved_waves
+    stamp.write_text(options)
     return time.perf_counter() - t0
 
 
@@ -369,7 +422,7 @@ def test(
     xml.unlink(missing_ok=True)
     test_env = {"COCOTB_ANSI_OUTPUT": "0", **(env or {})}
     plusargs = []
-    if waves and simulator == "icarus" and test_dir != build_dir:
+    if (waves or _env_waves()) and simulator == "icarus" and test_dir != build_dir:
         plusargs.append(f"+dumpfile_path={waves_file(simulator, test_dir, toplevel)}")
     t0 = time.perf_counter()
     exit_note = ""
@@ -385,7 +438,7 @@ def test(
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             exit_note = f" ({exc})"
     result.test_s = time.perf_counter() - t0
-    if waves:
+    if waves or _env_waves():
         result.waves = waves_file(simulator, test_dir, toplevel)
 
     if not xml.is_file():

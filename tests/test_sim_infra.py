@@ -173,3 +173,18 @@ def test_fifo_corrupted_expectation_is_caught(fifo, request, seed, simulator):
     assert "first mismatch: o: sample 17, field value" in message
     assert f"seed {seed}" in message
     assert info.value.result is not None and not info.value.result.ok
+
+
+@pytest.mark.parametrize("simulator", SIM_PARAMS)
+def test_fifo_waves(fifo, request, seed, simulator):
+    """A waveform on request: FST from Icarus, VCD from Verilator, next to the build."""
+    require_simulator(simulator)
+    out, desc = fifo
+    build = build_dir_for(request)
+    params = TBParams(description=str(out / f"{desc['top']}.json"), seed=seed, samples=20)
+    result = run(sources=[out / desc["verilog"]], toplevel=desc["top"], test_module="sim.tb_demo",
+                 testcases=["fifo_stream"], build_dir=build, simulator=simulator,
+                 env=params.to_env(), log_file=build / "sim.log", waves=True)
+    assert result.ok and result.waves is not None
+    assert result.waves.suffix == (".fst" if simulator == "icarus" else ".vcd")
+    assert result.waves.is_file() and result.waves.stat().st_size > 100
