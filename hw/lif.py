@@ -19,7 +19,7 @@ class LIFUnit(wiring.Component):
     ``Θ`` and connection flag ``c``, and the time step's gain ``G[t]``::
 
         I = G[t] * (c ? (x << F) + B : B)                 charge
-        h = (t == 0 ? 0 : leak(v)) + I                     v is the lane's membrane register
+        h = leak(v) + I                                    v is the lane's membrane register
         s = h >= Θ                                         fire
         v = hard: s ? 0 : h      soft: s ? h - Θ : h       reset
 
@@ -27,14 +27,14 @@ class LIFUnit(wiring.Component):
     ``leak(v) + (I - Θ) >= 0`` with ``I - Θ`` computed a stage earlier, and each of the two
     three-operand sums ``v - (v >>> k) + c`` is reduced carry-save to a single adder, so the
     one-cycle membrane loop holds one carry chain (plus a LUT level before and after).
-    Successive operations of one lane are successive time steps of one neuron; an operation
-    with ``time_step == 0`` starts a new neuron (or sample) from ``v = 0``, so nothing needs
-    clearing between samples.
+    A lane's operations are the time steps 0..T-1 of one neuron, in order, then those of the
+    next neuron: after time step T-1 the lane's register is cleared, so every neuron (and
+    every sample) starts from ``v = 0`` with no test in the loop.
 
     **Timing**: latency :attr:`latency` cycles (3, or 4 with step gains other than 1) from an
     operation on ``i`` to its result on ``o``; one operation per cycle; operations of the same
     lane may follow each other back to back (the membrane loop is one cycle). No backpressure
-    (``always_ready`` streams). Reset clears the valid flags.
+    (``always_ready`` streams). Reset clears the valid flags and the membranes.
 
     Parameters
     ----------
@@ -156,7 +156,9 @@ class LIFUnit(wiring.Component):
         margin = Signal(data.ArrayLayout(signed(ext), pe), name="margin")
         s3 = Signal(self.i_layout, name="s3")
         s3_valid = Signal(name="s3_valid")
-        m.d.sync += [s3_valid.eq(valid), s3.eq(carried)]
+        s3_last = Signal(name="s3_last")  # t == T-1: the lane's register is cleared after it
+        m.d.sync += [s3_valid.eq(valid), s3.eq(carried),
+                     s3_last.eq(carried.time_step == len(self._gain) - 1)]
         for p in range(pe):
             m.d.sync += [current[p].eq(drive[p] + bump),
                          margin[p].eq(drive[p] - carried.threshold[p] + bump)]
@@ -171,18 +173,18 @@ class LIFUnit(wiring.Component):
                          self.o.payload.tag.eq(s3.tag), self.o.payload.current.eq(s3.current)]
             spikes = []
             for p in range(pe):
-                kept = Signal(signed(ext), name=f"kept{p}")  # v, or 0 at a sample's t = 0
-                m.d.comb += kept.eq(Mux(s3.time_step == 0, 0, membrane[p]))
+                v = Signal(signed(ext), name=f"v{p}")
+                m.d.comb += v.eq(membrane[p])
+                kept = v.as_unsigned()
                 h = Signal(signed(ext), name=f"potential{p}")
                 d = Signal(signed(ext), name=f"over{p}")
                 if k is None:
-                    m.d.comb += [h.eq(kept + current[p]), d.eq(kept + margin[p])]
+                    m.d.comb += [h.eq(kept.as_signed() + current[p]),
+                                 d.eq(kept.as_signed() + margin[p])]
                 else:
-                    shifted = Signal(signed(ext), name=f"shifted{p}")
-                    m.d.comb += shifted.eq(~(kept >> k))
+                    shifted = (~(v >> k)).as_unsigned()
                     for total, addend in ((h, current[p]), (d, margin[p])):
-                        a_, b_, c_ = (kept.as_unsigned(), shifted.as_unsigned(),
-                                      addend.as_unsigned())
+                        a_, b_, c_ = kept, shifted, addend.as_unsigned()
                         ssum = Signal(ext, name=f"{total.name}_sum")
                         scarry = Signal(ext, name=f"{total.name}_carry")
                         m.d.comb += [ssum.eq(a_ ^ b_ ^ c_),
@@ -193,7 +195,9 @@ class LIFUnit(wiring.Component):
                 reset_value = 0 if self._reset == "hard" else d[:w]
                 nxt = Signal(signed(w), name=f"next{p}")
                 m.d.comb += nxt.eq(Mux(fire, reset_value, h[:w]))
-                m.d.sync += [membrane[p].eq(nxt), self.o.payload.potential[p].eq(h[:w]),
+                # The register starts the lane's next neuron (t = 0) from v = 0.
+                m.d.sync += [membrane[p].eq(Mux(s3_last, 0, nxt)),
+                             self.o.payload.potential[p].eq(h[:w]),
                              self.o.payload.membrane[p].eq(nxt)]
                 spikes.append(fire)
             m.d.sync += self.o.payload.spikes.eq(Cat(*spikes))

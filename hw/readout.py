@@ -40,6 +40,14 @@ def readout_rom_words(scale, offset, pe: int, scale_width: int, score_width: int
     return words
 
 
+def _greater(m: Module, a, b, name: str):
+    """``a > b`` for signed values as the sign of ``b - a`` (one subtraction: a carry chain,
+    where a comparison operator may become a LUT ripple)."""
+    diff = Signal(signed(max(len(a), len(b)) + 1), name=f"{name}_diff")
+    m.d.comb += diff.eq(b - a)
+    return diff[-1]
+
+
 class ReadoutUnit(wiring.Component):
     """Per-class score accumulation, scale and offset, and the argmax, PE classes at a time.
 
@@ -248,7 +256,7 @@ class ReadoutUnit(wiring.Component):
                 v = Signal(signed(ws), name=f"tree{level}_{k // 2}_score")
                 i = Signal(index_shape, name=f"tree{level}_{k // 2}_index")
                 q = Signal(name=f"tree{level}_{k // 2}_present")
-                take_b = pb & (~pa | (vb > va))
+                take_b = pb & (~pa | _greater(m, vb, va, f"tree{level}_{k // 2}"))
                 m.d.sync += [v.eq(Mux(take_b, vb, va)), i.eq(Mux(take_b, ib, ia)),
                              q.eq(pa | pb)]
                 merged.append((v, i, q))
@@ -278,7 +286,7 @@ class ReadoutUnit(wiring.Component):
         best_index = Signal(index_shape, name="best_index")
         done = Signal(name="done")
         m.d.sync += done.eq(valid & (group == self._groups - 1))
-        with m.If(valid & ((group == 0) | (group_best > best))):
+        with m.If(valid & ((group == 0) | _greater(m, group_best, best, "running"))):
             m.d.sync += [best.eq(group_best), best_index.eq(group_index)]
         m.d.comb += [self.o.valid.eq(done), self.o.payload.prediction.eq(best_index),
                      self.o.payload.scores.eq(scores)]
