@@ -93,8 +93,9 @@ class InputAdapter(wiring.Component):
         slot = Signal.like(self.w.slot, name="slot")
         group = Signal.like(self.w.group, name="beat")
         row = Signal.like(self.w.row, name="row")
-        last_group = group == self._groups - 1
-        last_row = row == self._rows - 1
+        # Registered "at the last group / row" flags keep claim/commit short.
+        last_group = Signal(name="at_last_beat_of_row")
+        last_row = Signal(name="at_last_row")
         xfer = self.i.valid & self.i.ready
 
         # Zero the padding values of a row's last beat.
@@ -116,12 +117,14 @@ class InputAdapter(wiring.Component):
             busy = Signal(name="busy")
             held = Signal(lanes * planes, name="held")
             plane = Signal(range(planes), name="plane")
-            beat_end = busy & (plane == planes - 1)
+            last_plane = Signal(name="at_last_plane")
+            beat_end = busy & last_plane
             with m.If(xfer):
-                m.d.sync += [held.eq(beat), busy.eq(1), plane.eq(1)]
+                m.d.sync += [held.eq(beat), busy.eq(1), plane.eq(1),
+                             last_plane.eq(planes == 2)]
             with m.Elif(busy):
-                m.d.sync += plane.eq(plane + 1)
-                with m.If(plane == planes - 1):
+                m.d.sync += [plane.eq(plane + 1), last_plane.eq(plane == planes - 2)]
+                with m.If(last_plane):
                     m.d.sync += busy.eq(0)
             source = Signal(lanes * planes, name="plane_source")
             m.d.comb += source.eq(Mux(busy, held, beat))
@@ -138,14 +141,17 @@ class InputAdapter(wiring.Component):
         m.d.comb += [self.i.ready.eq(active & ~busy), self.w.claim.eq(claim),
                      self.w.slot.eq(slot), self.w.row.eq(row), self.w.group.eq(group),
                      self.w.commit.eq(done)]
+        groups, rows = self._groups, self._rows
         with m.If(claim):
-            m.d.sync += [active.eq(1), slot.eq(self.w.next_slot), group.eq(0), row.eq(0)]
+            m.d.sync += [active.eq(1), slot.eq(self.w.next_slot), group.eq(0), row.eq(0),
+                         last_group.eq(groups == 1), last_row.eq(rows == 1)]
         with m.Elif(done):
             m.d.sync += active.eq(0)
         with m.Elif(beat_end):
-            m.d.sync += group.eq(group + 1)
+            m.d.sync += [group.eq(group + 1), last_group.eq(group == groups - 2)]
             with m.If(last_group):
-                m.d.sync += [group.eq(0), row.eq(row + 1)]
+                m.d.sync += [group.eq(0), last_group.eq(groups == 1), row.eq(row + 1),
+                             last_row.eq(row == rows - 2)]
         return m
 
 
@@ -207,7 +213,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, artifact: Artifact, folding=None, *, lanes: int | None = None,
-                 trace: bool = False, slots: int | None = None, popcount_stages: int = 2,
+                 trace: bool = False, slots: int | None = None, popcount_stages: int = 3,
                  out_depth: int | None = None, budget: int = DEFAULT_BUDGET,
                  weight_memory: str = "auto"):
         if not isinstance(artifact, Artifact):

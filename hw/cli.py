@@ -25,8 +25,8 @@ class Verilog:
                        help="add the debug trace streams (every layer's x, h, v, s / sums)")
         p.add_argument("--slots", type=int, default=None,
                        help="samples each inter-stage buffer holds (default: 2 or 3 per buffer)")
-        p.add_argument("--popcount-stages", type=int, default=2,
-                       help="register stages in every popcount tree (default 2)")
+        p.add_argument("--popcount-stages", type=int, default=3,
+                       help="register stages in every popcount tree (default 3)")
         p.add_argument("--weight-memory", choices=["auto", "block", "logic"], default="auto",
                        help="where synthesis puts the weights (ram_style/rom_style attribute)")
         p.add_argument("--top", default="bitspike_accel", help="top module name")

@@ -215,7 +215,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitspike_accel",
              lanes: int | None = None, trace: bool = False, slots: int | None = None,
-             popcount_stages: int = 2, out_depth: int | None = None,
+             popcount_stages: int = 3, out_depth: int | None = None,
              budget: int = DEFAULT_BUDGET, weight_memory: str = "auto",
              progress=None) -> dict:
     """Write the accelerator's Verilog, memory files and description into ``out_dir``.

@@ -125,14 +125,15 @@ class LIFUnit(wiring.Component):
         pe, w, f = self._pe, self._width, self._frac
         op = self.i.payload
 
-        # Stage 1: drive D = c ? (x << F) + B : B.
+        # Stage 1: drive D = c ? (x << F) + B : B, registered (the operation's fields come
+        # from registers and the parameter ROM's read port).
         s1 = Signal(self.i_layout, name="s1")
         s1_valid = Signal(name="s1_valid")
         drive = Signal(data.ArrayLayout(signed(w), pe), name="drive")
         m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(op)]
         for p in range(pe):
-            charged = (s1.current[p] << f) + s1.bias[p]
-            m.d.comb += drive[p].eq(Mux(s1.connected[p], charged, s1.bias[p]))
+            charged = (op.current[p] << f) + op.bias[p]
+            m.d.sync += drive[p].eq(Mux(op.connected[p], charged, op.bias[p]))
 
         # Stage 2 (with gains): I = G[t] * D.
         valid, carried = s1_valid, s1

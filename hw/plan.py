@@ -177,7 +177,7 @@ class Plan:
 
 
 def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
-              slots: int | None = None, popcount_stages: int = 2, out_depth: int | None = None,
+              slots: int | None = None, popcount_stages: int = 3, out_depth: int | None = None,
               budget: int = DEFAULT_BUDGET) -> Plan:
     """Validate the build options and derive the plan (defaults filled in)."""
     if not isinstance(artifact, Artifact):

@@ -198,7 +198,7 @@ class LIFStage(_StageBase):
     """
 
     def __init__(self, layer: LIFLayer, folding: LayerFolding, *, in_slots: int = 2,
-                 out_slots: int = 2, popcount_stages: int = 2, trace: bool = False,
+                 out_slots: int = 2, popcount_stages: int = 3, trace: bool = False,
                  weight_memory: str = "auto"):
         _check_layer(layer, folding, LIFLayer)
         check_int("out_slots", out_slots, 1, 16)
@@ -380,7 +380,7 @@ class ReadoutStage(_StageBase):
     """
 
     def __init__(self, layer: ReadoutLayer, folding: LayerFolding, *, in_slots: int = 2,
-                 popcount_stages: int = 2, out_depth: int = 2, trace: bool = False,
+                 popcount_stages: int = 3, out_depth: int = 2, trace: bool = False,
                  weight_memory: str = "auto"):
         _check_layer(layer, folding, ReadoutLayer)
         check_int("out_depth", out_depth, 2, 64)

@@ -113,7 +113,7 @@ class SynapseArray(wiring.Component):
     """
 
     def __init__(self, simd: int, pe: int, *, inputs: int, input_bits: int = 1,
-                 popcount_stages: int = 2, tag_shape=0):
+                 popcount_stages: int = 3, tag_shape=0):
         check_int("simd", simd, 1)
         check_int("pe", pe, 1)
         check_int("inputs", inputs, 1)

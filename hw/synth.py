@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=sorted(DEVICES), default="up5k")
     p.add_argument("--freq", type=float, default=None, help="target MHz")
     p.add_argument("--lanes", type=int, default=None)
-    p.add_argument("--popcount-stages", type=int, default=2)
+    p.add_argument("--popcount-stages", type=int, default=3)
     p.add_argument("--budget", type=int, default=None)
     p.add_argument("--weight-memory", choices=["auto", "block", "logic"], default="auto")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")

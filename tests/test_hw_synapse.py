@@ -184,5 +184,5 @@ def test_synapse_array_reports_widths():
     with unused_ok():
         dut = SynapseArray(8, 3, inputs=64, input_bits=5)
         assert dut.sum_width == 12          # |x| <= 64 * 31 = 1984 < 2**11, plus a sign bit
-        assert dut.latency == 4
+        assert dut.latency == 5
         del dut
