@@ -178,7 +178,8 @@ class HostLink(wiring.Component):
         sample_bytes = info.sample_bytes
         idx_w = max(1, ceil_log2(sample_bytes))
 
-        soft_reset = Signal()
+        soft_reset = Signal()  # a registered pulse: it fans out to the whole accelerator
+        m.d.sync += soft_reset.eq(0)
         m.d.comb += self.acc_reset.eq(soft_reset)
 
         # -- shared state -----------------------------------------------------------------------
@@ -194,10 +195,11 @@ class HostLink(wiring.Component):
         lost = Signal(8)
 
         m.submodules.tags = tags = ResetInserter(soft_reset)(
-            fifo.SyncFIFOBuffered(width=8, depth=self._tags))
-        # answer queue entry: kind (0 error, 1 INFO), seq, code, request type
-        m.submodules.answers = answers = fifo.SyncFIFOBuffered(width=1 + 8 + 8 + 8,
-                                                               depth=self._answers)
+            fifo.SyncFIFO(width=8, depth=self._tags))
+        # answer queue entry: INFO (1) or error (0), seq, error code
+        code_w = max(int(c) for c in P.ErrorCode).bit_length()
+        m.submodules.answers = answers = fifo.SyncFIFO(width=1 + 8 + code_w,
+                                                       depth=self._answers)
         commit = Signal()          # parser: a sample frame is complete and good
         release = Signal()         # feeder: the slot it fed is free again
         with m.If(soft_reset):
@@ -208,24 +210,52 @@ class HostLink(wiring.Component):
             with m.If(release):
                 m.d.sync += [full.bit_select(feed_ptr, 1).eq(0), feed_ptr.eq(~feed_ptr)]
 
-        def answer(kind, seq, code, rtype):
-            stmts = [answers.w_data.eq(Cat(Const(kind, 1), seq, Const(int(code), 8), rtype)),
-                     answers.w_en.eq(1)]
-            return stmts
+        # Answers are requested through a register (one cycle later into the queue), which
+        # keeps the parser's decisions and the queue's bookkeeping in separate cycles.
+        ans_en = Signal()
+        ans_data = Signal(1 + 8 + code_w)
+        m.d.sync += ans_en.eq(0)
+        m.d.comb += [answers.w_en.eq(ans_en), answers.w_data.eq(ans_data)]
+
+        def answer(is_info, seq, code=0):
+            return [ans_en.eq(1), ans_data.eq(Cat(Const(is_info, 1), seq,
+                                                  Const(int(code), code_w)))]
 
         # -- parser -----------------------------------------------------------------------------
-        byte = self.rx.payload
-        got = self.rx.valid
+        # Stage 1 registers each received byte with what the parser asks of it (comparisons
+        # against constants); stage 2, the state machine, only combines registered flags.
         m.d.comb += self.rx.ready.eq(1)
-        ftype = Signal(8)
+        got = Signal()
+        byte = Signal(8)
+        framing = Signal()
+        is_sync, is_zero = Signal(), Signal()
+        eq_lo, gt_lo, eq_hi, gt_hi = Signal(), Signal(), Signal(), Signal()
+        is_infer, is_info, is_reset = Signal(), Signal(), Signal()
+        m.d.sync += [
+            got.eq(self.rx.valid), byte.eq(self.rx.payload), framing.eq(self.rx_error),
+            is_sync.eq(self.rx.payload == P.REQUEST_SYNC), is_zero.eq(self.rx.payload == 0),
+            eq_lo.eq(self.rx.payload == (sample_bytes & 0xFF)),
+            gt_lo.eq(self.rx.payload > (sample_bytes & 0xFF)),
+            eq_hi.eq(self.rx.payload == (sample_bytes >> 8)),
+            gt_hi.eq(self.rx.payload > (sample_bytes >> 8)),
+            is_infer.eq(self.rx.payload == P.Request.INFER),
+            is_info.eq(self.rx.payload == P.Request.INFO),
+            is_reset.eq(self.rx.payload == P.Request.RESET),
+        ]
         fseq = Signal(8)
-        flen = Signal(16)
-        remaining = Signal(16)
+        type_infer, type_info, type_reset = Signal(), Signal(), Signal()
+        len_lo = Signal(8)
+        lo_eq, lo_gt, lo_zero = Signal(), Signal(), Signal()
+        len_is_sample = Signal()
+        len_is_zero = Signal()
+        remaining = Signal(range(sample_bytes))
         widx = Signal(idx_w)
         crc = Signal(16)
+        crc_ok = Signal()
         store = Signal()
         stray_reported = Signal()
         idle = Signal(range(self._timeout + 1))
+        timed_out = Signal()
         error_pulse = Signal()
         m.d.sync += self.error.eq(error_pulse)
         with m.If(answers.w_en & ~answers.w_rdy & (lost != 0xFF)):
@@ -233,38 +263,37 @@ class HostLink(wiring.Component):
         with m.If(answers.w_en & ~answers.w_data[0]):
             m.d.comb += error_pulse.eq(1)
 
+        m.d.sync += [timed_out.eq(idle == self._timeout), crc_ok.eq(crc == 0)]
         with m.If(got):
             m.d.sync += [crc.eq(crc16_step(crc, byte)), idle.eq(0)]
-        with m.Else():
+        with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
 
         def abort():
             # Inside a frame: a UART framing error or the frame timeout ends it with an answer.
-            with m.If(self.rx_error):
-                m.d.comb += answer(0, fseq, P.ErrorCode.FRAMING, ftype)
-                m.d.sync += stray_reported.eq(1)
+            with m.If(framing):
+                m.d.sync += [*answer(0, fseq, P.ErrorCode.FRAMING), stray_reported.eq(1)]
                 m.next = "HUNT"
-            with m.Elif(idle == self._timeout):
-                m.d.comb += answer(0, fseq, P.ErrorCode.TIMEOUT, ftype)
+            with m.Elif(timed_out):
+                m.d.sync += answer(0, fseq, P.ErrorCode.TIMEOUT)
                 m.next = "HUNT"
 
-        len_value = Cat(flen[:8], byte)
-        fits = len_value == sample_bytes
         with m.FSM(name="parser"):
             with m.State("HUNT"):
-                with m.If(idle == self._timeout):
+                with m.If(timed_out):
                     m.d.sync += stray_reported.eq(0)  # silence ends a run of stray bytes
-                with m.If(got | self.rx_error):
-                    with m.If(got & (byte == P.REQUEST_SYNC)):
-                        m.d.sync += [crc.eq(P.CRC_INIT), stray_reported.eq(0), ftype.eq(0),
-                                     fseq.eq(0)]
+                with m.If(got | framing):
+                    with m.If(got & is_sync):
+                        m.d.sync += [crc.eq(P.CRC_INIT), stray_reported.eq(0), fseq.eq(0),
+                                     type_infer.eq(0), type_info.eq(0), type_reset.eq(0)]
                         m.next = "TYPE"
                     with m.Elif(~stray_reported):
-                        m.d.comb += answer(0, Const(0, 8), P.ErrorCode.NO_SYNC, Const(0, 8))
-                        m.d.sync += stray_reported.eq(1)
+                        m.d.sync += [*answer(0, Const(0, 8), P.ErrorCode.NO_SYNC),
+                                     stray_reported.eq(1)]
             with m.State("TYPE"):
                 with m.If(got):
-                    m.d.sync += ftype.eq(byte)
+                    m.d.sync += [type_infer.eq(is_infer), type_info.eq(is_info),
+                                 type_reset.eq(is_reset)]
                     m.next = "SEQ"
                 abort()
             with m.State("SEQ"):
@@ -274,19 +303,22 @@ class HostLink(wiring.Component):
                 abort()
             with m.State("LEN0"):
                 with m.If(got):
-                    m.d.sync += flen[:8].eq(byte)
+                    m.d.sync += [len_lo.eq(byte), lo_eq.eq(eq_lo), lo_gt.eq(gt_lo),
+                                 lo_zero.eq(is_zero)]
                     m.next = "LEN1"
                 abort()
             with m.State("LEN1"):
                 with m.If(got):
-                    m.d.sync += [flen[8:].eq(byte), remaining.eq(len_value - 1), widx.eq(0),
-                                 store.eq((ftype == P.Request.INFER) & fits & ~reset_pending
+                    is_sample = eq_hi & lo_eq
+                    m.d.sync += [len_is_sample.eq(is_sample), len_is_zero.eq(is_zero & lo_zero),
+                                 remaining.eq(Cat(len_lo, byte) - 1), widx.eq(0),
+                                 store.eq(type_infer & is_sample & ~reset_pending
                                           & ~full.bit_select(fill_ptr, 1))]
-                    with m.If(len_value > sample_bytes):
-                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
-                        m.d.sync += stray_reported.eq(1)
+                    with m.If(gt_hi | (eq_hi & lo_gt)):
+                        m.d.sync += [*answer(0, fseq, P.ErrorCode.BAD_LENGTH),
+                                     stray_reported.eq(1)]
                         m.next = "HUNT"
-                    with m.Elif(len_value == 0):
+                    with m.Elif(is_zero & lo_zero):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"
@@ -305,32 +337,31 @@ class HostLink(wiring.Component):
                 abort()
             with m.State("CRC1"):
                 with m.If(got):
-                    m.next = "DISPATCH"
+                    m.next = "CHECK"
                 abort()
+            with m.State("CHECK"):
+                m.next = "DISPATCH"  # crc_ok registers the CRC of the last byte
             with m.State("DISPATCH"):
                 m.next = "HUNT"
-                with m.If(crc != 0):
-                    m.d.comb += answer(0, fseq, P.ErrorCode.BAD_CRC, ftype)
-                with m.Elif(ftype == P.Request.INFER):
-                    with m.If(flen != sample_bytes):
-                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
+                with m.If(~crc_ok):
+                    m.d.sync += answer(0, fseq, P.ErrorCode.BAD_CRC)
+                with m.Elif(type_infer):
+                    with m.If(~len_is_sample):
+                        m.d.sync += answer(0, fseq, P.ErrorCode.BAD_LENGTH)
                     with m.Elif(store):
                         m.d.comb += commit.eq(1)
                         m.d.sync += slot_seq[fill_ptr].eq(fseq)
                     with m.Else():
-                        m.d.comb += answer(0, fseq, P.ErrorCode.BUSY, ftype)
-                with m.Elif(ftype == P.Request.INFO):
-                    with m.If(flen != 0):
-                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
-                    with m.Else():
-                        m.d.comb += answer(1, fseq, 0, ftype)
-                with m.Elif(ftype == P.Request.RESET):
-                    with m.If(flen != 0):
-                        m.d.comb += answer(0, fseq, P.ErrorCode.BAD_LENGTH, ftype)
+                        m.d.sync += answer(0, fseq, P.ErrorCode.BUSY)
+                with m.Elif(type_info | type_reset):
+                    with m.If(~len_is_zero):
+                        m.d.sync += answer(0, fseq, P.ErrorCode.BAD_LENGTH)
+                    with m.Elif(type_info):
+                        m.d.sync += answer(1, fseq)
                     with m.Else():
                         m.d.sync += [reset_pending.eq(1), reset_seq.eq(fseq)]
                 with m.Else():
-                    m.d.comb += answer(0, fseq, P.ErrorCode.UNKNOWN_TYPE, ftype)
+                    m.d.sync += answer(0, fseq, P.ErrorCode.UNKNOWN_TYPE)
 
         # -- feeder -----------------------------------------------------------------------------
         beat_reg = Signal(8 * beat_bytes)
@@ -343,7 +374,10 @@ class HostLink(wiring.Component):
                      self.acc_i.payload.eq(beat_reg[:self._in_width])]
         m.d.sync += load_q.eq(0)
         with m.If(load_q):
-            m.d.sync += beat_reg.word_select(lane_q, 8).eq(rd.data)
+            with m.Switch(lane_q):
+                for k in range(beat_bytes):
+                    with m.Case(k):
+                        m.d.sync += beat_reg[8 * k:8 * (k + 1)].eq(rd.data)
 
         def stop_on_reset():
             with m.If(soft_reset):
@@ -374,17 +408,18 @@ class HostLink(wiring.Component):
                     with m.Else():
                         m.next = "LOAD"
                 stop_on_reset()
-        m.d.comb += self.busy.eq(tags.r_level != 0)
+        m.d.comb += self.busy.eq(tags.r_rdy)
 
         # -- serializer -------------------------------------------------------------------------
         info_rom = list(info.to_bytes())
         info_len = len(info_rom)
+        longest = max(info_len, self.result_bytes, 1)
         kind = Signal(2)  # 0 none, 1 error, 2 info, 3 result
         otype = Signal(8)
         oseq = Signal(8)
-        olen = Signal(16)
-        ocode = Signal(16)  # error payload: code, request type
-        oidx = Signal(range(max(info_len, self.result_bytes, 2)))
+        olen = Signal(range(longest + 1))
+        ocode = Signal(code_w)
+        oidx = Signal(range(longest))
         ocrc = Signal(16)
         crc_en = Signal()
         tx_byte = self.tx.payload
@@ -393,20 +428,35 @@ class HostLink(wiring.Component):
             with m.If(crc_en):
                 m.d.sync += ocrc.eq(crc16_step(ocrc, tx_byte))
 
+        # The payload byte comes through a two-stage multiplexer (4:1 within groups of four
+        # bytes, then across groups), registered after each stage: a byte needed only every
+        # few cycles must not set the clock. A variable part-select instead would become a
+        # barrel shifter over the whole payload. After oidx moves, PAYLOAD waits until both
+        # stages hold the new byte (`moved`).
         result_bits = Cat(Value.cast(self.acc_o.payload),
                           Const(0, 8 * self.result_bytes - self._out_width))
-        info_bytes = Array([Const(b, 8) for b in info_rom])
+        result_bytes = [result_bits[8 * k:8 * (k + 1)] for k in range(self.result_bytes)]
+        info_bytes = Array([lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
+                            for k, b in enumerate(info_rom)])
+        groups = []
+        for g in range(0, self.result_bytes, 4):
+            group = Signal(8, name=f"result_group{g // 4}")
+            m.d.sync += group.eq(Array(result_bytes[g:g + 4])[oidx[:2]])
+            groups.append(group)
+        info_byte = Signal(8)
+        group_sel = Signal.like(oidx[2:])
+        m.d.sync += [info_byte.eq(info_bytes[oidx]), group_sel.eq(oidx[2:])]
         payload_byte = Signal(8)
         with m.Switch(kind):
             with m.Case(1):
-                m.d.comb += payload_byte.eq(ocode.word_select(oidx[:1], 8))
+                m.d.sync += payload_byte.eq(ocode)
             with m.Case(2):
-                with m.If(oidx == P.DeviceInfo.LOST_OFFSET):
-                    m.d.comb += payload_byte.eq(lost)
-                with m.Else():
-                    m.d.comb += payload_byte.eq(info_bytes[oidx])
+                m.d.sync += payload_byte.eq(info_byte)
             with m.Case(3):
-                m.d.comb += payload_byte.eq(result_bits.word_select(oidx, 8))
+                m.d.sync += payload_byte.eq(Array(groups)[group_sel])
+        moved = Signal(2)
+        oidx_moves = Signal()
+        m.d.sync += moved.eq(Cat(oidx_moves, moved[0]))
 
         def emit(value, in_crc=True):
             return [tx_byte.eq(value), self.tx.valid.eq(1), crc_en.eq(in_crc)]
@@ -415,8 +465,7 @@ class HostLink(wiring.Component):
         with m.FSM(name="serializer"):
             with m.State("IDLE"):
                 with m.If(reset_pending):
-                    m.d.comb += soft_reset.eq(1)
-                    m.d.sync += [reset_pending.eq(0), kind.eq(0),
+                    m.d.sync += [soft_reset.eq(1), reset_pending.eq(0), kind.eq(0),
                                  otype.eq(P.Response.RESET_DONE), oseq.eq(reset_seq),
                                  olen.eq(0)]
                     m.next = "SYNC"
@@ -426,8 +475,8 @@ class HostLink(wiring.Component):
                     with m.If(entry[0]):
                         m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len)]
                     with m.Else():
-                        m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(2)]
-                    m.d.sync += [oseq.eq(entry[1:9]), ocode.eq(entry[9:25])]
+                        m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1)]
+                    m.d.sync += [oseq.eq(entry[1:9]), ocode.eq(entry[9:])]
                     m.next = "SYNC"
                 with m.Elif(self.acc_o.valid & tags.r_rdy):
                     m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(tags.r_data),
@@ -452,13 +501,15 @@ class HostLink(wiring.Component):
             with m.State("LEN1"):
                 with m.If(empty):
                     m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
+                    m.d.comb += oidx_moves.eq(1)
                     with m.If(olen == 0):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                with m.If(empty):
+                with m.If(empty & (moved == 0)):
                     m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
+                    m.d.comb += oidx_moves.eq(1)
                     with m.If(oidx == olen - 1):
                         m.next = "CRC0"
             with m.State("CRC0"):

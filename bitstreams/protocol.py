@@ -80,7 +80,7 @@ class Response(enum.IntEnum):
     INFO = 0x82
     #: Empty payload: the reset requested with the same SEQ is complete.
     RESET_DONE = 0x83
-    #: Payload: ``code, request type`` (two bytes), see :class:`ErrorCode`.
+    #: Payload: one byte, the :class:`ErrorCode`.
     ERROR = 0xEE
 
 
@@ -152,12 +152,12 @@ class Frame:
         object.__setattr__(self, "payload", bytes(self.payload))
 
     @property
-    def error(self) -> tuple[ErrorCode | int, int] | None:
-        """``(code, request type)`` of an error frame, None for other frames."""
-        if self.type != Response.ERROR or len(self.payload) != 2:
+    def error(self) -> ErrorCode | int | None:
+        """The error code of an error frame (an int if unknown), None for other frames."""
+        if self.type != Response.ERROR or len(self.payload) != 1:
             return None
-        code, rtype = self.payload
-        return (ErrorCode(code) if code in _ERROR_CODES else code), rtype
+        code = self.payload[0]
+        return ErrorCode(code) if code in _ERROR_CODES else code
 
 
 def encode_frame(type: int, seq: int, payload: bytes = b"", *, sync: int = REQUEST_SYNC
@@ -168,9 +168,9 @@ def encode_frame(type: int, seq: int, payload: bytes = b"", *, sync: int = REQUE
     return bytes([sync]) + body + struct.pack(">H", crc16(body))
 
 
-def error_payload(code: int, request_type: int) -> bytes:
+def error_payload(code: int) -> bytes:
     """Payload of an error frame."""
-    return bytes([int(code) & 0xFF, int(request_type) & 0xFF])
+    return bytes([int(code) & 0xFF])
 
 
 @dataclass(frozen=True)

