@@ -72,7 +72,7 @@ def simulate(session: nox.Session) -> None:
     ``python -m sim.main`` (``--simulator``, ``--samples``, ``--artifact``, ``--folding``,
     ``--waves``; ``-- --help`` lists them)."""
     install(session)
-    session.run("python", "-m", "sim.main", *session.posargs, env=pytest_env())
+    session.run("python", "-m", "sim.main", *session.posargs, env={"PYTHONHASHSEED": "0"})
 
 
 @nox.session(python=PYTHON)

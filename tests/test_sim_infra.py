@@ -10,7 +10,8 @@ import pytest
 
 from sim.layout import Field, LayoutError, PayloadLayout, to_signed
 from sim.params import ENV_VAR, TBParams
-from sim.runner import SimulationError, run, simulator_problem
+from sim.runner import SimulationError, build, run, simulator_problem
+from sim.runner import test as run_tests
 from sim.scoreboard import Expected, Scoreboard
 from sim.testing import SIM_PARAMS, build_dir_for, require_simulator
 
@@ -137,14 +138,25 @@ def fifo(tmp_path_factory):
     return out, desc
 
 
+_FIFO_BUILDS = {}
+
+
 def _run_fifo(fifo, request, simulator, params, testcases, check=True):
+    """One build of the FIFO per simulator (a Verilator build takes ~10 s), one test
+    directory per case."""
     out, desc = fifo
-    build = build_dir_for(request)
+    case_dir = build_dir_for(request)
+    if simulator not in _FIFO_BUILDS:
+        shared = case_dir.parent / f"fifo_{simulator}"
+        build(sources=[out / desc["verilog"]], toplevel=desc["top"], build_dir=shared,
+              simulator=simulator)
+        _FIFO_BUILDS[simulator] = shared
     params = TBParams(description=str(out / f"{desc['top']}.json"),
-                      results=str(build / "results.json"), **params)
-    return run(sources=[out / desc["verilog"]], toplevel=desc["top"], test_module="sim.tb_demo",
-               testcases=testcases, build_dir=build, simulator=simulator, env=params.to_env(),
-               log_file=build / "sim.log", check=check), build
+                      results=str(case_dir / "results.json"), **params)
+    return run_tests(toplevel=desc["top"], test_module="sim.tb_demo", testcases=testcases,
+                     build_dir=_FIFO_BUILDS[simulator], test_dir=case_dir,
+                     simulator=simulator, env=params.to_env(), log_file=case_dir / "sim.log",
+                     check=check), case_dir
 
 
 @pytest.mark.parametrize("simulator", SIM_PARAMS)
