@@ -42,13 +42,19 @@ def stage_cycles(layer, folding: LayerFolding) -> int:
 
 
 def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
-    """Cycles from a stage's last operation of a sample to the sample's output (the commit of
-    its spikes, or its result entering the output FIFO)."""
+    """Cycles from the last cycle of a stage's sample (its last operation, or the end of its
+    last group's period) to the sample's output (the commit of its spikes, or its result
+    entering the output FIFO)."""
     synapse = 2 + popcount_stages + 2          # buffer/weight read, popcount, accumulate, x
     if isinstance(layer, LIFLayer):
         lif = 4 if any(g != 1 for g in layer.step_gain) else 3
-        replay = layer.time_steps if layer.input.kind == "multibit" else 0
-        return synapse + 1 + replay + lif
+        if layer.input.kind != "multibit":
+            return synapse + 1 + lif
+        # The last group's T-step replay starts after its sums; counted from the end of the
+        # group's period, which idles T - P*SF cycles when the replay is the longer part.
+        ops = layer.input.bits * folding.synapse_folds(layer)
+        idle = max(ops, layer.time_steps) - ops
+        return synapse + 1 + layer.time_steps + lif - idle
     # readout: gain, sum, A*S, +C, argmax tree over the PE lanes, running argmax
     return synapse + 5 + fx.ceil_log2(folding.pe)
 
