@@ -39,6 +39,8 @@ CASES = {
                           [(3, 2), (4, 1)]),
     "readout-only": (dict(sizes=[10, 4], time_steps=3, input_kind="multibit", input_bits=4,
                           step_gain=True), [(3, 3)]),
+    "replay-bound": (dict(sizes=[4, 6, 3], time_steps=8, input_kind="multibit", input_bits=1,
+                          reset="soft", leak_shift=3), [(4, 2), (3, 1)]),  # T > P·SF
     "default-folding": (dict(sizes=[12, 10, 3], time_steps=2, input_kind="multibit",
                              input_bits=5, reset="hard", leak_shift=1), None),
 }
@@ -92,7 +94,8 @@ def test_accelerator_matches_golden_with_gaps_and_backpressure(name, seed):
     _check_traces(dut, res, golden, len(x))
 
 
-@pytest.mark.parametrize("name", ["multibit-odd", "spike-two-hidden", "default-folding"])
+@pytest.mark.parametrize("name", ["multibit-odd", "spike-two-hidden", "replay-bound",
+                                  "default-folding"])
 def test_accelerator_steady_state_meets_the_ideal_bound(name, seed):
     """With a host that never waits, outputs come exactly ``ideal_cycles`` apart, and the
     first one the described latency after the first input beat."""
