@@ -31,22 +31,23 @@ from sim.accelerator import generate, simulate  # noqa: E402
 from sim.runner import SIMULATORS, SimulationError, default_simulator  # noqa: E402
 from sw.randnet import random_artifact, random_inputs  # noqa: E402
 
-#: name -> (random_artifact options, foldings); None = the generator's default folding.
+#: name -> (random_artifact options, [(folding, lanes)]); None = the generator's default.
 RANDOM_CASES = {
     "spike 32-24-10 T=4": (dict(sizes=[32, 24, 10], time_steps=4, input_kind="spike"),
-                           [None, "8x4,8x2", "32x24,24x10"]),
+                           [(None, None), ("8x4,8x2", None), ("32x24,24x10", None)]),
     "multibit/4b 20-16-5 T=1": (dict(sizes=[20, 16, 5], time_steps=1, input_kind="multibit",
-                                     input_bits=4), [None, "4x4,16x1", "20x16,16x5"]),
+                                     input_bits=4),
+                                [(None, None), ("4x4,16x1", None), ("20x16,16x5", 1)]),
     "spike 12-10-4 T=16": (dict(sizes=[12, 10, 4], time_steps=16, input_kind="spike"),
-                           [None, "12x10,10x4", "3x2,5x1"]),
+                           [(None, None), ("6x5,5x2", None), ("3x2,5x1", None)]),
     "multibit/5b 37-23-7 T=4 (odd)": (dict(sizes=[37, 23, 7], time_steps=4,
                                            input_kind="multibit", input_bits=5),
-                                      [None, "5x3,7x2", "37x23,23x7"]),
+                                      [(None, None), ("5x3,7x2", None), ("37x23,23x7", 3)]),
     "multibit/3b 16-12-8-4 T=3": (dict(sizes=[16, 12, 8, 4], time_steps=3,
                                        input_kind="multibit", input_bits=3),
-                                  [None, "16x4,12x2,8x1"]),
+                                  [(None, None), ("16x4,12x2,8x1", None)]),
 }
-DIGITS_FOLDINGS = [None, "64x8,64x1", "32x4,32x1"]
+DIGITS_FOLDINGS = [(None, None), ("64x8,64x1", None), ("32x4,32x1", None)]
 QUICK = ["spike 32-24-10 T=4", "multibit/5b 37-23-7 T=4 (odd)"]
 
 
@@ -59,8 +60,8 @@ def digits_artifact():
     return ROOT / ARTIFACT_DIR, artifact
 
 
-def measure(name, artifact, folding, x, simulator, build):
-    desc = generate(artifact, out_dir=build, folding=folding)
+def measure(name, artifact, folding, lanes, x, simulator, build):
+    desc = generate(artifact, out_dir=build, folding=folding, lanes=lanes)
     adir = artifact if isinstance(artifact, Path) else build / "artifact"
     run = simulate(desc, adir, x, build_dir=build, simulator=simulator,
                    testcases=("back_to_back",))
@@ -68,6 +69,7 @@ def measure(name, artifact, folding, x, simulator, build):
     return {
         "network": name,
         "folding": ",".join(f"{s}x{p}" for s, p in desc.folding),
+        "lanes": desc.lanes,
         "beats": desc.beats_per_sample,
         "stages": stages,
         "ideal": desc.ideal_cycles,
@@ -99,35 +101,38 @@ def main(argv=None) -> int:
 
         adir, art = digits_artifact()
         x, _ = dataset_inputs(art, "digits", "test")
-        for folding in DIGITS_FOLDINGS:
-            cases.append(("digits 64-128-10 T=4 (trained)", adir, folding, x[:args.samples]))
+        for folding, lanes in DIGITS_FOLDINGS:
+            cases.append(("digits 64-128-10 T=4 (trained)", adir, folding, lanes,
+                          x[:args.samples]))
     names = QUICK if args.quick else list(RANDOM_CASES)
     for k, name in enumerate(names):
         options, foldings = RANDOM_CASES[name]
         rng = np.random.default_rng([args.seed, k])
         art = random_artifact(rng, **options)
         x = random_inputs(art, args.samples, rng, extremes=0.0)
-        for folding in foldings:
-            cases.append((name, art, folding, x))
+        for folding, lanes in foldings:
+            cases.append((name, art, folding, lanes, x))
 
     from tqdm import tqdm
 
     rows = []
     t0 = time.perf_counter()
-    for k, (name, art, folding, x) in enumerate(tqdm(cases, unit="case", leave=False)):
+    bar = tqdm(cases, unit="case", leave=False, disable=not sys.stderr.isatty())
+    for k, (name, art, folding, lanes, x) in enumerate(bar):
         build = build_root / f"case{k:02d}"
         try:
-            rows.append(measure(name, art, folding, x, simulator, build))
+            rows.append(measure(name, art, folding, lanes, x, simulator, build))
         except SimulationError as exc:
             print(f"{name} [{folding}]: {exc}", file=sys.stderr)
-            rows.append({"network": name, "folding": folding or "default", "beats": "-",
+            rows.append({"network": name, "folding": folding or "default", "lanes": "-",
+                         "beats": "-",
                          "stages": "-", "ideal": "-", "measured": None, "ratio": None,
                          "exact": False, "wall": 0.0})
 
     print(f"steady-state cycles per inference, {simulator}, {args.samples} samples per case, "
           f"back to back ({time.perf_counter() - t0:.0f} s)")
-    head = (f"{'network':<30} {'folding':<16} {'beats':>5} {'stage cycles':>14} {'ideal':>6} "
-            f"{'measured':>9} {'ratio':>6}  exact")
+    head = (f"{'network':<30} {'folding':<16} {'lanes':>5} {'beats':>5} {'stage cycles':>14} "
+            f"{'ideal':>6} {'measured':>9} {'ratio':>6}  exact")
     print(head)
     print("-" * len(head))
     bad = 0
@@ -136,7 +141,8 @@ def main(argv=None) -> int:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
         flag = "" if r["ratio"] is not None and r["ratio"] <= args.limit else "  <-- over"
         bad += bool(flag) or not r["exact"]
-        print(f"{r['network']:<30} {r['folding']:<16} {r['beats']:>5} {r['stages']:>14} "
+        print(f"{r['network']:<30} {r['folding']:<16} {r['lanes']:>5} {r['beats']:>5} "
+              f"{r['stages']:>14} "
               f"{r['ideal']:>6} {measured:>9} {ratio:>6}  {'yes' if r['exact'] else 'NO'}{flag}")
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
     if ratios:

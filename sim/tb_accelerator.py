@@ -29,6 +29,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
+from sim.cycles import steady_state
 from sim.description import Description
 from sim.params import TBParams
 from sim.scoreboard import Expected, Scoreboard
@@ -261,16 +262,6 @@ class AcceleratorTB:
         tmp.replace(path)
 
 
-def steady_state(cycles: list, beats_in: int) -> float | None:
-    """Cycles per inference between outputs once the pipeline is full: the mean spacing of
-    the second half of the output cycles (None with fewer than 4 outputs)."""
-    n = len(cycles)
-    if n < 4:
-        return None
-    start = n // 2
-    return (cycles[-1] - cycles[start]) / (n - 1 - start)
-
-
 @cocotb.test()
 async def regression(dut):
     """Every sample, with gaps and backpressure; every output (and trace beat) exact."""
@@ -295,7 +286,7 @@ async def back_to_back(dut):
     await tb.wait_outputs(n, "back-to-back outputs")
     await tb.drain()
     cycles = [c for _, c, _, _ in tb.outputs]
-    tb.write_results("back_to_back", steady_cycles=steady_state(cycles, tb.desc.beats_per_sample),
+    tb.write_results("back_to_back", steady_cycles=steady_state(cycles),
                      ideal_cycles=tb.desc.ideal_cycles)
     tb.check(n)
 

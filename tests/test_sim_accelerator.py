@@ -98,6 +98,10 @@ def _assert_exact(run):
         assert result["ok"], (name, result["report"])
         assert result["mismatched_outputs"] == 0 and result["mismatched_trace"] == 0
     assert run.results["regression"]["compared"] == len(run.results["regression"]["outputs"])
+    if "back_to_back" in run.results:
+        # Steady state within 1.10x the ideal bound of the description.
+        assert run.steady_cycles <= 1.10 * run.ideal_cycles, (run.steady_cycles,
+                                                              run.ideal_cycles)
 
 
 # -- default suite: one small network, and the test of the test --------------------------------

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from sim.cycles import steady_state
 from sim.layout import Field, LayoutError, PayloadLayout, to_signed
 from sim.params import ENV_VAR, TBParams
 from sim.runner import SimulationError, build, run, simulator_problem
@@ -117,6 +118,15 @@ def test_params_round_trip_and_validation():
         TBParams.from_env({})
     with pytest.raises(ValueError, match=r"unknown parameters \['bogus'\]"):
         TBParams.from_env({ENV_VAR: json.dumps({"bogus": 1})})
+
+
+def test_steady_state():
+    # Pipeline fill (first output at 100), then one output every 7 cycles.
+    assert steady_state([100, 107, 114, 121, 128, 135]) == 7.0
+    assert steady_state([5, 9, 20, 30, 40, 50, 60, 70]) == 10.0  # the fill is left out
+    assert steady_state([1, 2, 3]) is None
+    with pytest.raises(ValueError, match="increasing order"):
+        steady_state([3, 2, 5, 9])
 
 
 def test_runner_rejects_unknown_simulator():
