@@ -27,7 +27,25 @@ from hw.plan import DEFAULT_BUDGET
 from sw.artifact import Artifact, manifest_sha256
 from sw.folding import words_to_hex_lines
 
-__all__ = ["DESCRIPTION_FILE", "DESCRIPTION_SCHEMA", "top_ports", "describe", "generate"]
+__all__ = ["DESCRIPTION_FILE", "DESCRIPTION_SCHEMA", "LINT_WAIVERS", "top_ports", "describe",
+           "generate"]
+
+#: Verilator ``-Wall`` warnings the generated Verilog raises, and why each is harmless
+#: (docs/hardware.md). Anything else is a defect.
+LINT_WAIVERS = {
+    "UNUSEDSIGNAL": "Amaranth names every field of a payload view and Yosys keeps expression "
+                    "temporaries of which only some bits are used; also the padding lanes and "
+                    "unused high bits of memory words",
+    "WIDTHEXPAND": "Yosys writes additions and comparisons on operands of different widths; "
+                   "Verilog zero/sign-extends them as the Amaranth semantics require",
+    "WIDTHTRUNC": "logical NOT of a multi-bit counter (`!plane`, a test for zero) and shifts "
+                  "whose result is narrower than the shifted word; both are what is meant",
+    "PROCASSINIT": "registers carry their reset value as an initial value (`reg x = 0`), the "
+                   "power-up state FPGAs load; the synchronous reset sets the same values",
+    "ASCRANGE": "zero-width signals (a counter over one value, `wire [-1:0]`) that Amaranth "
+                "still declares; nothing reads them",
+    "DECLFILENAME": "submodules are named `<top>.<block>` in the one file `<top>.v`",
+}
 
 DESCRIPTION_FILE = "accelerator.json"
 DESCRIPTION_SCHEMA = "bitspike-hw"
