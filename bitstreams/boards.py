@@ -111,7 +111,7 @@ BOARDS: dict[str, Board] = {
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40", capacity=ICE40UP5K, oscillator_hz=12e6, clock_hz=48e6,
         baud=3_000_000, reset_button=("button", 0),
-        leds=(("led_g", 0), ("led_r", 0)), synth_opts="-dsp"),
+        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp"),
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,

@@ -72,13 +72,15 @@ class FitError(RuntimeError):
 @dataclass(frozen=True)
 class Memory:
     """One memory of a design: its hierarchical name, word width, depth, whether it is
-    written (RAM) and whether every read port is synchronous."""
+    written (RAM), whether every read port is synchronous, and the ``ram_style`` /
+    ``rom_style`` attribute asking for a mapping (``"block"``, ``"logic"``) if any."""
 
     name: str
     width: int
     depth: int
     writable: bool
     sync_read: bool
+    style: str | None = None
 
     @property
     def bits(self) -> int:
@@ -106,7 +108,7 @@ class MemoryEstimate:
             if kind == "bram":
                 costs = _costs(mem, self.family, self.capacity)
                 others = [v for k, v in costs.items() if k != "bram"]
-                if costs["bram"] <= CERTAIN * min(others):
+                if not others or costs["bram"] <= CERTAIN * min(others):
                     total += blocks
         return total
 
@@ -128,10 +130,13 @@ def design_memories(elaboratable, platform=None) -> list[Memory]:
     def walk(frag, path):
         if isinstance(frag, MemoryInstance):
             data = frag._data
+            writable = bool(frag._write_ports)
+            style = frag._attrs.get("ram_style" if writable else "rom_style")
             out.append(Memory(
                 name=".".join(path) or "top", width=Shape.cast(data.shape).width,
-                depth=data.depth, writable=bool(frag._write_ports),
-                sync_read=all(p._domain != "comb" for p in frag._read_ports)))
+                depth=data.depth, writable=writable,
+                sync_read=all(p._domain != "comb" for p in frag._read_ports),
+                style=str(style) if style is not None else None))
         for sub, name, _ in frag.subfragments:
             walk(sub, (*path, str(name)))
 
@@ -145,6 +150,12 @@ def bram_blocks(width: int, depth: int, capacity: Capacity) -> int:
 
 
 def _costs(mem: Memory, family: str, capacity: Capacity | None = None) -> dict:
+    if mem.style in ("block", "logic") and (mem.style == "logic" or mem.sync_read):
+        # An explicit style wins (Yosys honours ram_style / rom_style).
+        if mem.style == "logic":
+            return {"logic": 0.0}
+        return {"bram": 0.0 if capacity is None else float(
+            bram_blocks(mem.width, mem.depth, capacity))}
     costs = {"logic": mem.bits * (1.0 if mem.writable else 1 / 16)}
     if family in _LUTRAM_COST and mem.writable:
         costs["lutram"] = _LUTRAM_COST[family] * math.ceil(mem.width / 4) * math.ceil(

@@ -261,7 +261,6 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         import hw
 
         folding = hw.default_folding(artifact, budget=board.budget)
-    toolset = find_tools(board.family, tools)
 
     step("elaborate")
     t0 = time.perf_counter()
@@ -273,6 +272,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     estimate = fit.memory_estimate(memories, board.family, board.capacity)
     times["elaborate"] = time.perf_counter() - t0
     fit.check(board.capacity, board.family, estimate=estimate)
+    toolset = find_tools(board.family, tools)
 
     out = Path(out_dir) if out_dir is not None else BUILD_ROOT / board.name
     out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Array, Cat, Const, Module, ResetInserter, Shape, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Shape, Signal, Value
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -418,6 +418,8 @@ class HostLink(wiring.Component):
         otype = Signal(8)
         oseq = Signal(8)
         olen = Signal(range(longest + 1))
+        olast = Signal(range(longest))    # olen - 1, set with olen (no subtractor in PAYLOAD)
+        oempty = Signal()
         ocode = Signal(code_w)
         oidx = Signal(range(longest))
         ocrc = Signal(16)
@@ -436,24 +438,25 @@ class HostLink(wiring.Component):
         result_bits = Cat(Value.cast(self.acc_o.payload),
                           Const(0, 8 * self.result_bytes - self._out_width))
         result_bytes = [result_bits[8 * k:8 * (k + 1)] for k in range(self.result_bytes)]
-        info_bytes = Array([lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
-                            for k, b in enumerate(info_rom)])
+        info_bytes = [lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
+                      for k, b in enumerate(info_rom)]
+        is_info = kind == 2
+
+        def source(k):
+            if k < self.result_bytes and k < info_len:
+                return Mux(is_info, info_bytes[k], result_bytes[k])
+            return info_bytes[k] if k < info_len else result_bytes[k]
+
         groups = []
-        for g in range(0, self.result_bytes, 4):
-            group = Signal(8, name=f"result_group{g // 4}")
-            m.d.sync += group.eq(Array(result_bytes[g:g + 4])[oidx[:2]])
+        for g in range(0, longest, 4):
+            group = Signal(8, name=f"payload_group{g // 4}")
+            m.d.sync += group.eq(Array([source(k) for k in range(g, min(g + 4, longest))])
+                                 [oidx[:2]])
             groups.append(group)
-        info_byte = Signal(8)
-        group_sel = Signal.like(oidx[2:])
-        m.d.sync += [info_byte.eq(info_bytes[oidx]), group_sel.eq(oidx[2:])]
+        group_sel = Signal.like(oidx[2:]) if len(oidx) > 2 else Signal()
+        m.d.sync += group_sel.eq(oidx[2:])
         payload_byte = Signal(8)
-        with m.Switch(kind):
-            with m.Case(1):
-                m.d.sync += payload_byte.eq(ocode)
-            with m.Case(2):
-                m.d.sync += payload_byte.eq(info_byte)
-            with m.Case(3):
-                m.d.sync += payload_byte.eq(Array(groups)[group_sel])
+        m.d.sync += payload_byte.eq(Mux(kind == 1, ocode, Array(groups)[group_sel]))
         moved = Signal(2)
         oidx_moves = Signal()
         m.d.sync += moved.eq(Cat(oidx_moves, moved[0]))
@@ -467,20 +470,23 @@ class HostLink(wiring.Component):
                 with m.If(reset_pending):
                     m.d.sync += [soft_reset.eq(1), reset_pending.eq(0), kind.eq(0),
                                  otype.eq(P.Response.RESET_DONE), oseq.eq(reset_seq),
-                                 olen.eq(0)]
+                                 olen.eq(0), olast.eq(0), oempty.eq(1)]
                     m.next = "SYNC"
                 with m.Elif(answers.r_rdy):
                     m.d.comb += answers.r_en.eq(1)
                     entry = answers.r_data
                     with m.If(entry[0]):
-                        m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len)]
+                        m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len),
+                                     olast.eq(info_len - 1), oempty.eq(0)]
                     with m.Else():
-                        m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1)]
+                        m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1),
+                                     olast.eq(0), oempty.eq(0)]
                     m.d.sync += [oseq.eq(entry[1:9]), ocode.eq(entry[9:])]
                     m.next = "SYNC"
                 with m.Elif(self.acc_o.valid & tags.r_rdy):
                     m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(tags.r_data),
-                                 olen.eq(self.result_bytes)]
+                                 olen.eq(self.result_bytes), olast.eq(self.result_bytes - 1),
+                                 oempty.eq(0)]
                     m.next = "SYNC"
             with m.State("SYNC"):
                 with m.If(empty):
@@ -502,7 +508,7 @@ class HostLink(wiring.Component):
                 with m.If(empty):
                     m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
                     m.d.comb += oidx_moves.eq(1)
-                    with m.If(olen == 0):
+                    with m.If(oempty):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"
@@ -510,7 +516,7 @@ class HostLink(wiring.Component):
                 with m.If(empty & (moved == 0)):
                     m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
                     m.d.comb += oidx_moves.eq(1)
-                    with m.If(oidx == olen - 1):
+                    with m.If(oidx == olast):
                         m.next = "CRC0"
             with m.State("CRC0"):
                 with m.If(empty):
