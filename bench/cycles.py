@@ -5,7 +5,8 @@ sizes, three layers) and several foldings each, generates the Verilog, streams s
 back through it in a cocotb simulation (no idle input cycle, output always ready; every output
 is still compared with the golden model exactly) and measures the mean spacing of the outputs
 once the pipeline is full. The ideal bound comes from the generator's description: the slowest
-of the input transfer and the stages' issue cycles (docs/hardware.md).
+of the input transfer (``input`` cycles: beats x cycles per beat) and the stages' issue cycles
+(docs/hardware.md).
 
     python bench/cycles.py                       # all cases, Icarus
     python bench/cycles.py --quick               # a few cases
@@ -71,6 +72,7 @@ def measure(name, artifact, folding, lanes, x, simulator, build):
         "folding": ",".join(f"{s}x{p}" for s, p in desc.folding),
         "lanes": desc.lanes,
         "beats": desc.beats_per_sample,
+        "input": int(desc.raw["cycles"].get("input_cycles", desc.beats_per_sample)),
         "stages": stages,
         "ideal": desc.ideal_cycles,
         "measured": run.steady_cycles,
@@ -125,14 +127,14 @@ def main(argv=None) -> int:
         except SimulationError as exc:
             print(f"{name} [{folding}]: {exc}", file=sys.stderr)
             rows.append({"network": name, "folding": folding or "default", "lanes": "-",
-                         "beats": "-",
+                         "beats": "-", "input": "-",
                          "stages": "-", "ideal": "-", "measured": None, "ratio": None,
                          "exact": False, "wall": 0.0})
 
     print(f"steady-state cycles per inference, {simulator}, {args.samples} samples per case, "
           f"back to back ({time.perf_counter() - t0:.0f} s)")
-    head = (f"{'network':<30} {'folding':<16} {'lanes':>5} {'beats':>5} {'stage cycles':>14} "
-            f"{'ideal':>6} {'measured':>9} {'ratio':>6}  exact")
+    head = (f"{'network':<30} {'folding':<16} {'lanes':>5} {'beats':>5} {'input':>5} "
+            f"{'stage cycles':>14} {'ideal':>6} {'measured':>9} {'ratio':>6}  exact")
     print(head)
     print("-" * len(head))
     bad = 0
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
         flag = "" if r["ratio"] is not None and r["ratio"] <= args.limit else "  <-- over"
         bad += bool(flag) or not r["exact"]
         print(f"{r['network']:<30} {r['folding']:<16} {r['lanes']:>5} {r['beats']:>5} "
-              f"{r['stages']:>14} "
+              f"{r['input']:>5} {r['stages']:>14} "
               f"{r['ideal']:>6} {measured:>9} {ratio:>6}  {'yes' if r['exact'] else 'NO'}{flag}")
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
     if ratios:

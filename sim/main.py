@@ -256,6 +256,7 @@ def main(argv=None) -> int:
 
     ideal = desc.ideal_cycles
     steady = run.steady_cycles
+    traced = sum(r.get("trace_compared", 0) for r in run.results.values())
     rows = [
         ("artifact", f"{artifact_dir} ({artifact.summary()})"),
         ("folding", f"{folding} (ideal {ideal} cycles/inference)"),
@@ -268,6 +269,8 @@ def main(argv=None) -> int:
                                                     f" ({len(rtl_pred)} outputs only)")),
         ("RTL/golden mismatches", f"{mismatches}" + ("" if run.first_mismatch is None else
                                                      f" (first: {run.first_mismatch})")),
+        *([("trace beats compared", f"{traced} (every layer's x, h, v, spikes and sums)")]
+          if args.trace else []),
         ("cycles/inference", "n/a (gaps or backpressure on)" if steady is None else
          f"{steady:.2f} measured, {ideal} ideal, ratio {steady / ideal:.3f}"),
         ("simulation wall time", f"{run.wall_s:.1f} s (generate {gen_s:.1f} s, build "
