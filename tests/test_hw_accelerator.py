@@ -172,3 +172,24 @@ def test_accelerator_parameter_errors(kwargs, exc, message, seed):
         Accelerator(art, folding, **kwargs)
     with unused_ok(), pytest.raises(TypeError, match="^artifact must be an Artifact, not dict$"):
         Accelerator({}, None)
+
+
+@pytest.mark.slow
+def test_random_networks_run_at_the_bound(seed):
+    """Random networks, half with the default folding and half with a random one: outputs exact,
+    steady state exactly at the ideal bound, first output after the described latency."""
+    rng = np.random.default_rng(seed)
+    for case in range(24):
+        sizes = [int(v) for v in rng.integers(1, 24, size=int(rng.integers(2, 5)))]
+        art = random_artifact(rng, sizes=sizes)
+        folding = None if case % 2 else Folding(tuple(
+            LayerFolding(int(rng.integers(1, la.inputs + 1)), int(rng.integers(1, la.neurons + 1)))
+            for la in art.layers))
+        dut = Accelerator(art, folding)
+        x = random_inputs(art, 6, rng)
+        res = run_accelerator(dut, x)
+        where = f"case {case}: {art.summary()} folding {dut.folding}"
+        _check_outputs(res, GoldenModel(art).run(x), where)
+        gaps = np.diff(res["cycles"])[2:].tolist()
+        assert gaps == [dut.ideal_cycles] * len(gaps), (where, gaps, dut.plan)
+        assert res["cycles"][0] - res["inputs"][0] == first_sample_latency(dut), where
