@@ -72,14 +72,16 @@ def top_ports(component) -> dict:
     return ports
 
 
-def _memories(acc: Accelerator) -> list[dict]:
-    """Every initialised memory: its Verilog module and array name, size, init file, layout."""
+def _memories(acc: Accelerator, top: str) -> list[dict]:
+    """Every initialised memory: its instance path, Verilog module and array name, size, init
+    file, layout."""
     mems = []
     for layer, f, stage in zip(acc.artifact.layers, acc.folding.layers, acc.stages,
                                strict=True):
         module = f"stage_{layer.name}"
         mems.append({
-            "name": f"{layer.name}.weights", "module": module, "memory": "weights",
+            "name": f"{layer.name}.weights", "instance": module,
+            "module": f"{top}.{module}", "memory": "weights",
             "depth": len(stage.weight_words), "width": f.word_width,
             "file": f"{layer.name}.weights.{f}.mem", "words": stage.weight_words,
             "contents": "weights, sw.folding.pack_weights layout: word nf*SF+sf, bit p*SIMD+s "
@@ -95,7 +97,8 @@ def _memories(acc: Accelerator) -> list[dict]:
             module_p, memory_p = f"{module}.unit", "rom"
             text = "per class group: scale[PE] (A_j, unsigned), offset[PE] (C_j, signed)"
         mems.append({
-            "name": f"{layer.name}.params", "module": module_p, "memory": memory_p,
+            "name": f"{layer.name}.params", "instance": module_p,
+            "module": f"{top}.{module_p}", "memory": memory_p,
             "depth": len(words), "width": layout.size,
             "file": f"{layer.name}.params.{f}.mem", "words": words,
             "contents": text, "layout": layout_json(layout),
@@ -206,7 +209,8 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: st
         "options": {"lanes": plan.lanes, "trace": acc.trace, "slots": list(plan.slots),
                     "popcount_stages": plan.popcount_stages, "out_depth": plan.out_depth,
                     "weight_memory": acc.weight_memory},
-        "memories": [{k: v for k, v in mem.items() if k != "words"} for mem in _memories(acc)],
+        "memories": [{k: v for k, v in mem.items() if k != "words"}
+                     for mem in _memories(acc, top)],
     }
 
 
@@ -268,7 +272,7 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
                       popcount_stages=popcount_stages, out_depth=out_depth, budget=budget,
                       weight_memory=weight_memory)
     desc = describe(acc, top, manifest_hash=manifest_sha256(artifact))
-    memories = _memories(acc)
+    memories = _memories(acc, top)
     step("verilog")
     text = verilog.convert(acc, name=top, ports=top_ports(acc), emit_src=False)
     step("write")

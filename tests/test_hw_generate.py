@@ -49,6 +49,11 @@ def test_generate_writes_verilog_memories_and_description(tiny):
         assert hex_lines_to_words(lines, mem["width"]) == pack_weights(layer.weights, f.simd,
                                                                        f.pe)
         assert mem["file"] == f"{layer.name}.weights.{f}.mem"   # the `bitspike bram` name
+    verilog = (out / desc["verilog"]).read_text()
+    for mem in desc["memories"]:  # the named array exists in the named module, right size
+        body = verilog.split(f"module \\{mem['module']} ", 1)[1].split("endmodule", 1)[0]
+        assert re.search(rf"reg \[{mem['width'] - 1}:0\] {mem['memory']} "
+                         rf"\[{mem['depth'] - 1}:0\];", body), mem
     assert not list(out.glob(".*")), "temporary files left behind"
 
 
