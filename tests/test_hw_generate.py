@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("amaranth", reason="amaranth is needed for the hardware tests")
 
-from hw import DESCRIPTION_FILE, Accelerator, generate
+from hw import DESCRIPTION_FILE, Accelerator, generate, input_layout, output_layout
+from hw.common import layout_json
 from hw.generate import LINT_WAIVERS
 from hw.testing import unused_ok
 from sw.artifact import manifest_sha256, write_artifact
@@ -80,6 +81,10 @@ def test_description_matches_the_accelerator(tiny):
         assert desc["folding"] == [{"layer": la.name, "simd": f.simd, "pe": f.pe}
                                    for la, f in zip(art.layers, folding.layers, strict=True)]
         assert set(desc["streams"]) == {"i", "o", "trace_fc0", "trace_out1"}
+        # the public layout functions board tops and hosts use are the ports' layouts
+        assert layout_json(output_layout(art)) == desc["streams"]["o"]["layout"]
+        assert layout_json(input_layout(art.input.bits, acc.lanes)) == \
+            desc["streams"]["i"]["layout"]
         del acc
 
 
