@@ -24,7 +24,8 @@ class Verilog:
         p.add_argument("--trace", action="store_true",
                        help="add the debug trace streams (every layer's x, h, v, s / sums)")
         p.add_argument("--slots", type=int, default=None,
-                       help="samples each inter-stage buffer holds (default: 2 or 3 per buffer)")
+                       help="samples every buffer holds (default: per buffer, enough for a "
+                            "slot's round trip; see docs/hardware.md)")
         p.add_argument("--popcount-stages", type=int, default=3,
                        help="register stages in every popcount tree (default 3)")
         p.add_argument("--weight-memory", choices=["auto", "block", "logic"], default="auto",
