@@ -178,9 +178,11 @@ def test_every_folding_of_a_small_network(request, seed, index):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", [p for p in SIM_PARAMS if p.id == "verilator"])
-def test_random_network_verilator(request, seed, simulator):
-    """A representative case on Verilator (its builds take a minute): trace, gaps,
-    backpressure, reset mid-sample, back to back."""
+@pytest.mark.parametrize("name", ["odd-multibit5", "gains-spike"])
+def test_random_network_verilator(request, seed, simulator, name):
+    """Representative cases on Verilator (a build takes up to a minute): multi-bit and spike
+    input, step gains; trace, gaps, backpressure, reset mid-sample, back to back."""
     require_simulator(simulator)
-    _assert_exact(_run(request, seed, NETWORKS["odd-multibit5"][0], simulator=simulator,
+    spec, folding = NETWORKS[name]
+    _assert_exact(_run(request, seed, spec, folding_kind=folding, simulator=simulator,
                        samples=24))

@@ -4,6 +4,7 @@ the stream drivers/monitors on a small FIFO design (sim/demo.py) whose behaviour
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -157,7 +158,8 @@ def _run_fifo(fifo, request, simulator, params, testcases, check=True):
     out, desc = fifo
     case_dir = build_dir_for(request)
     if simulator not in _FIFO_BUILDS:
-        shared = case_dir.parent / f"fifo_{simulator}"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # one build per xdist worker
+        shared = case_dir.parent / f"fifo_{simulator}{worker}"
         build(sources=[out / desc["verilog"]], toplevel=desc["top"], build_dir=shared,
               simulator=simulator)
         _FIFO_BUILDS[simulator] = shared
