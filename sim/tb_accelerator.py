@@ -30,7 +30,7 @@ import numpy as np
 from cocotb.clock import Clock
 
 from sim.cycles import steady_state
-from sim.description import Description
+from sim.description import Description, DescriptionError
 from sim.params import TBParams
 from sim.scoreboard import Expected, Scoreboard
 from sim.streams import CycleLoop, StreamSink, StreamSource, never, random_pattern
@@ -84,6 +84,11 @@ class AcceleratorTB:
         self.loop.add(self.source, self.sink)
         self.traces = []
         if params.trace:
+            missing = [la.name for la in self.artifact.layers
+                       if la.name not in self.desc.trace_streams]
+            if missing:
+                raise DescriptionError(f"{self.desc.path}: no trace stream for {missing}; "
+                                       f"generate the accelerator with trace=True (--trace)")
             for layer in self.artifact.layers:
                 t = self.desc.trace_streams[layer.name]
                 sink = StreamSink(getattr(dut, t.valid), None, getattr(dut, t.payload),
@@ -93,7 +98,6 @@ class AcceleratorTB:
                 self.loop.add(sink)
         self.outputs = []        # (sample, cycle, prediction, scores)
         self.in_flight = []      # samples sent (or being sent), oldest first, not yet output
-        self.first_beat_cycle = {}
         self._last_progress = 0.0
         Clock(clk, 10, unit="ns").start()
         self.loop.start()

@@ -212,3 +212,38 @@ def test_fifo_waves(fifo, request, seed, simulator):
     assert result.ok and result.waves is not None
     assert result.waves.suffix == (".fst" if simulator == "icarus" else ".vcd")
     assert result.waves.is_file() and result.waves.stat().st_size > 100
+
+
+# -- the accelerator's description ----------------------------------------------------------------
+
+
+def test_description_of_a_generated_accelerator(tmp_path, seed):
+    """The testbench's reading of hw.generate's description: ports, input packing, checks."""
+    pytest.importorskip("amaranth")
+    import numpy as np
+
+    from sim.accelerator import generate
+    from sim.description import Description, DescriptionError
+    from sw.artifact import write_artifact
+    from sw.randnet import random_artifact, random_inputs
+
+    rng = np.random.default_rng(seed)
+    art = random_artifact(rng, sizes=[11, 4, 3], time_steps=2, input_kind="spike")
+    desc = generate(art, out_dir=tmp_path / "gen", lanes=4, trace=True)
+    assert desc.verilog.is_file() and desc.top in desc.verilog.read_text()
+    assert (desc.lanes, desc.rows, desc.inputs) == (4, 2, 11)
+    assert desc.beats_per_sample == 2 * 3  # T rows of ceil(11 / 4) beats
+    assert set(desc.trace_streams) == {layer.name for layer in art.layers}
+    assert desc.input_stream.ready is not None and desc.trace_streams["fc0"].ready is None
+    x = random_inputs(art, 1, rng)[0]
+    beats = desc.pack_input(x)
+    layout = desc.input_stream.layout
+    got = np.array([layout.unpack(b)[desc.input_field] for b in beats]).reshape(2, 12)
+    assert np.array_equal(got[:, :11], x) and not got[:, 11:].any()  # zero padding
+    desc.check_artifact(art, tmp_path / "gen" / "artifact")
+    other = random_artifact(rng, sizes=[11, 4, 3], time_steps=2, input_kind="spike")
+    write_artifact(other, tmp_path / "other")
+    with pytest.raises(DescriptionError, match="generated from another artifact"):
+        desc.check_artifact(other, tmp_path / "other")
+    with pytest.raises(DescriptionError, match="no such description file"):
+        Description.load(tmp_path / "missing.json")
