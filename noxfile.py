@@ -3,6 +3,7 @@
     nox -s simulate          the main job: train, export, generate Verilog, verify RTL == golden
     nox -s tests             the fast test suite (the default session)
     nox -s slow              long simulations and synthesis (CI runs it too)
+    nox -s bitstream         a board's bitstream and report (-- --board icebreaker|ulx3s-85f)
     nox -s lint              ruff
 
 Options after ``--`` go to the session's command. Environments are reused between runs
@@ -73,6 +74,18 @@ def simulate(session: nox.Session) -> None:
     ``--waves``; ``-- --help`` lists them)."""
     install(session)
     session.run("python", "-m", "sim.main", *session.posargs, env={"PYTHONHASHSEED": "0"})
+
+
+@nox.session(python=PYTHON)
+def bitstream(session: nox.Session) -> None:
+    """Build a board's bitstream and report.json into build/bitstreams/<board>:
+    ``nox -s bitstream -- --board icebreaker|ulx3s-85f [--artifact A] [--folding F]
+    [--seed S]`` (``-- --help`` lists the options). Without ``--artifact``, the default digits
+    model (trained and exported first when missing). Exit status 1: timing not met; 2: the
+    design does not fit (said before place and route) or a bad option; 3: a tool failed."""
+    install(session)
+    args = session.posargs or ["--board", "icebreaker"]
+    session.run("python", "-m", "bitstreams.flow", *args, env={"PYTHONHASHSEED": "0"})
 
 
 @nox.session(python=PYTHON)

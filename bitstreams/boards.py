@@ -6,7 +6,7 @@ and the flow in :mod:`bitstreams.flow` take everything board-specific from here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Capacity", "Board", "BOARDS", "get_board"]
 
@@ -85,6 +85,10 @@ class Board:
         (``hw.default_folding``): what the device holds beside the host link at the clock.
     synth_opts : str
         Extra options for Yosys' ``synth_<family>``.
+    accelerator : dict
+        Default ``hw.Accelerator`` options for this board (e.g. ``weight_memory``).
+    seeds : int
+        Placement attempts by default (the flow tries the next seed while timing fails).
     """
 
     name: str
@@ -98,6 +102,8 @@ class Board:
     leds: tuple
     budget: int = 512
     synth_opts: str = ""
+    accelerator: dict = field(default_factory=dict)
+    seeds: int = 1
 
     def make_platform(self):
         import importlib
@@ -111,7 +117,7 @@ BOARDS: dict[str, Board] = {
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40", capacity=ICE40UP5K, oscillator_hz=12e6, clock_hz=48e6,
         baud=3_000_000, reset_button=("button", 0),
-        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp"),
+        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp", seeds=4),
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,

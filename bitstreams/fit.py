@@ -167,13 +167,17 @@ def _costs(mem: Memory, family: str, capacity: Capacity | None = None) -> dict:
 
 def memory_estimate(memories: list[Memory], family: str, capacity: Capacity
                     ) -> MemoryEstimate:
-    """Map each memory to its cheapest implementation (ties go to the non-block one)."""
+    """Map each memory to its cheapest implementation, as Yosys does: the cheaper of block
+    and LUT RAM (a tie goes to block RAM), unless logic costs no more than that."""
     if family not in _BRAM_COST:
         raise ValueError(f"family must be one of {', '.join(_BRAM_COST)}, not {family!r}")
     est = MemoryEstimate(family, capacity)
     for mem in memories:
         costs = _costs(mem, family, capacity)
-        kind = min(costs, key=lambda k: (costs[k], k == "bram"))
+        rams = [k for k in ("bram", "lutram") if k in costs]
+        kind = min(rams, key=lambda k: costs[k]) if rams else "logic"
+        if "logic" in costs and (not rams or costs["logic"] <= costs[kind]):
+            kind = "logic"
         blocks = bram_blocks(mem.width, mem.depth, capacity) if kind == "bram" else 0
         est.mapping.append((mem, kind, blocks))
     return est

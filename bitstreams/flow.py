@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (a board top that fails a fit check is dropped on purpose, before it is built)
 """Build a bitstream for a board: synthesis, fit checks, place and route, pack, report.
 
     python -m bitstreams.flow --board icebreaker                 # what `nox -s bitstream` runs
@@ -40,7 +42,7 @@ from pathlib import Path
 from bitstreams import fit
 from bitstreams.boards import BOARDS, Board, get_board
 
-__all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "find_tools",
+__all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tools",
            "default_artifact", "build", "timing_met", "main"]
 
 BUILD_ROOT = Path("build/bitstreams")
@@ -69,7 +71,9 @@ def _env_var(tool: str) -> str:
     return tool_env_var(tool)
 
 
-def _which(name: str) -> str | None:
+def which(name: str) -> str | None:
+    """``shutil.which``, also looking beside this Python (a venv's scripts when the venv is
+    not activated)."""
     found = shutil.which(name)
     if found:
         return found
@@ -130,7 +134,7 @@ def find_tools(family: str, mode: str = "auto") -> ToolSet:
     for tool in TOOLS[family]:
         var = _env_var(tool)
         if os.environ.get(var):
-            exe = _which(os.environ[var])
+            exe = which(os.environ[var])
             if exe is None:
                 raise ToolError(f"{var}={os.environ[var]!r} names no executable")
             tools.exe[tool], tools.source[tool] = exe, f"${var}"
@@ -138,7 +142,7 @@ def find_tools(family: str, mode: str = "auto") -> ToolSet:
         candidates = {"auto": ("yowasp", "system"), "yowasp": ("yowasp",),
                       "system": ("system",)}[mode]
         for kind in candidates:
-            exe = _which(f"yowasp-{tool}" if kind == "yowasp" else tool)
+            exe = which(f"yowasp-{tool}" if kind == "yowasp" else tool)
             if exe:
                 tools.exe[tool], tools.source[tool] = exe, kind
                 break
@@ -208,9 +212,10 @@ def _pack_command(cmd: list, pack_report: str) -> list:
 
 
 def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
-          seed: int = 1, clock_hz: float | None = None, baud: float | None = None,
-          out_dir=None, tools: str = "auto", fit_only: bool = False, progress=None,
-          log=print) -> dict:
+          seed: int = 1, seeds: int | None = None, clock_hz: float | None = None,
+          baud: float | None = None,
+          out_dir=None, tools: str = "auto", fit_only: bool = False,
+          accelerator_options: dict | None = None, progress=None, log=print) -> dict:
     """Build ``artifact`` for ``board``; returns the report (also written to report.json).
 
     Parameters
@@ -225,6 +230,10 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         synaptic budget).
     seed : int
         nextpnr's placement seed.
+    seeds : int or None
+        Placement attempts: when timing is not met, place and route again with the next seed
+        (``seed + 1``, ...), up to this many in all (the board's default when None); the
+        report lists every attempt.
     clock_hz : float or None
         Requested clock (the board's default when None); the PLL's nearest is used.
     baud : float or None
@@ -234,6 +243,9 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     tools : {"auto", "yowasp", "system"}
     fit_only : bool
         Stop after the fit checks (no place and route).
+    accelerator_options : dict or None
+        ``hw.Accelerator`` options over the board's defaults (``weight_memory``,
+        ``popcount_stages``, ``lanes``...).
     progress : callable or None
         Called with each step's name as it starts.
 
@@ -251,6 +263,9 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         raise TypeError(f"seed must be an int, not {seed!r}")
     if not 0 <= seed < 2**31:
         raise ValueError(f"seed must be between 0 and 2**31 - 1, not {seed}")
+    seeds = board.seeds if seeds is None else seeds
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= 100:
+        raise ValueError(f"seeds must be an int between 1 and 100, not {seeds!r}")
     step = progress or (lambda name: None)
     times = {}
     if artifact is None:
@@ -266,7 +281,9 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     t0 = time.perf_counter()
     from bitstreams.top import BoardTop
 
-    top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud)
+    options = {**board.accelerator, **(accelerator_options or {})}
+    top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
+                   accelerator_options=options)
     platform = board.make_platform()
     memories = fit.design_memories(top.core)  # the board shell around it has no memories
     estimate = fit.memory_estimate(memories, board.family, board.capacity)
@@ -313,6 +330,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
                      "sha256": manifest_sha256(artifact), "summary": artifact.summary()},
         "folding": str(acc.folding),
         "lanes": acc.lanes,
+        "accelerator_options": options,
         "seed": seed,
         "clock": {"oscillator_mhz": board.oscillator_hz / 1e6,
                   "requested_mhz": top.requested_hz / 1e6, "pll_mhz": top.clock_hz / 1e6,
@@ -336,15 +354,26 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         return report
 
     step("place and route")
-    times["place_and_route"] = _run(resolve(commands[1]), out, "nextpnr.log", env)
+    tries = []
+    times["place_and_route"] = 0.0
+    for attempt in range(seed, seed + seeds):
+        pnr = resolve(commands[1])
+        pnr[pnr.index("--seed") + 1] = str(attempt)
+        times["place_and_route"] += _run(pnr, out, "nextpnr.log", env)
+        nextpnr = fit.load_json(out / "nextpnr-report.json")
+        fmax = {clk: {"achieved": v["achieved"], "constraint": v["constraint"]}
+                for clk, v in nextpnr.get("fmax", {}).items()}
+        met = timing_met(fmax)
+        tries.append({"seed": attempt, "timing_met": met,
+                      "achieved_mhz": min((v["achieved"] for v in fmax.values()
+                                           if v["constraint"]), default=None)})
+        if met:
+            break
+    report["seed"] = attempt
+    report["seed_tries"] = tries
     step("bitstream")
     times["pack"] = _run(resolve(commands[2]), out, "pack_tool.log", env)
-
-    nextpnr = fit.load_json(out / "nextpnr-report.json")
     packed = fit.pack_usage(nextpnr)
-    fmax = {clk: {"achieved": v["achieved"], "constraint": v["constraint"]}
-            for clk, v in nextpnr.get("fmax", {}).items()}
-    met = timing_met(fmax)
     design_clock = max(fmax.values(), key=lambda v: v["constraint"]) if fmax else None
     achieved = design_clock["achieved"] if design_clock else None
     bitstream = "top.bin" if board.family == "ice40" else "top.bit"
@@ -395,13 +424,18 @@ def summary_table(report: dict) -> str:
     lines = [f"board {report['board']} ({report['device']}), artifact "
              f"{report['artifact']['summary']} [{report['artifact']['sha256'][:19]}], "
              f"folding {report['folding']}, seed {report['seed']}"]
+    tries = report.get("seed_tries", [])
+    if len(tries) > 1:
+        lines.append("placement seeds tried: " + ", ".join(
+            f"{t['seed']} ({t['achieved_mhz']:.1f} MHz{', met' if t['timing_met'] else ''})"
+            for t in tries))
     lines.append(f"{'resource':<12} {'used':>7} {'available':>10} {'%':>6}")
     for name, v in u.items():
         lines.append(f"{name:<12} {v['used']:>7} {v['available']:>10} {v['percent']:>6}")
     if "fmax" in report:
         for clk, v in report["fmax"].items():
             ok = "met" if v["achieved"] >= v["constraint"] else "NOT MET"
-            lines.append(f"clock {clk}: {v['achieved']:.1f} MHz achieved, "
+            lines.append(f"clock (nextpnr net {clk}): {v['achieved']:.1f} MHz achieved, "
                          f"{v['constraint']:.1f} MHz constraint ({ok})")
         ideal = report["cycles_per_inference_ideal"]
         lines.append(f"accelerator: {ideal} cycles per inference -> "
@@ -422,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folding", default=None,
                    help="SIMDxPE per layer, e.g. 64x2,32x1 (default: the board's)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="placement attempts: while timing is not met, try the next seed, up "
+                        "to this many in all (default: the board's, 4 iCEBreaker, 1 ULX3S)")
     p.add_argument("--clock", type=float, default=None,
                    help="clock in MHz (default: the board's, 48 iCEBreaker, 125 ULX3S)")
     p.add_argument("--baud", type=int, default=None, help="UART rate (default 3000000)")
@@ -430,7 +467,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the tools come from when their variables are unset")
     p.add_argument("--fit-only", action="store_true",
                    help="stop after the fit checks (no place and route)")
+    p.add_argument("--hw-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="an hw.Accelerator option over the board's defaults, e.g. "
+                        "weight_memory=block or popcount_stages=3 (repeatable)")
     return p
+
+
+def parse_options(items) -> dict:
+    """``["name=value", ...]`` -> dict, values as int when they look like one."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--hw-option expects NAME=VALUE, not {item!r}")
+        out[name] = int(value) if value.lstrip("-").isdigit() else value
+    return out
 
 
 def main(argv=None) -> int:
@@ -459,10 +510,13 @@ def main(argv=None) -> int:
         bar.set_description(f"{args.board}: {name}")
 
     try:
+        options = parse_options(args.hw_option)
         report = build(args.board, artifact, artifact_dir=args.artifact, folding=args.folding,
-                       seed=args.seed, clock_hz=None if args.clock is None else args.clock * 1e6,
+                       seed=args.seed, seeds=args.seeds,
+                       clock_hz=None if args.clock is None else args.clock * 1e6,
                        baud=args.baud, out_dir=args.out, tools=args.tools,
-                       fit_only=args.fit_only, progress=progress)
+                       fit_only=args.fit_only, accelerator_options=options,
+                       progress=progress)
     except fit.FitError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)

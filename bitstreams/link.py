@@ -178,6 +178,9 @@ class HostLink(wiring.Component):
         sample_bytes = info.sample_bytes
         idx_w = max(1, ceil_log2(sample_bytes))
 
+        fseq = Signal(8)
+        fseq_q = Signal(8)  # fseq one cycle later, for the answer encoded a cycle after
+        m.d.sync += fseq_q.eq(fseq)
         soft_reset = Signal()  # a registered pulse: it fans out to the whole accelerator
         m.d.sync += soft_reset.eq(0)
         m.d.comb += self.acc_reset.eq(soft_reset)
@@ -210,16 +213,27 @@ class HostLink(wiring.Component):
             with m.If(release):
                 m.d.sync += [full.bit_select(feed_ptr, 1).eq(0), feed_ptr.eq(~feed_ptr)]
 
-        # Answers are requested through a register (one cycle later into the queue), which
-        # keeps the parser's decisions and the queue's bookkeeping in separate cycles.
-        ans_en = Signal()
-        ans_data = Signal(1 + 8 + code_w)
-        m.d.sync += ans_en.eq(0)
-        m.d.comb += [answers.w_en.eq(ans_en), answers.w_data.eq(ans_data)]
+        # The parser raises one event per answer (a one-hot set of registers); the cycle
+        # after, a priority encoder turns it into the queue entry, written the cycle after
+        # that. A byte comes at most every 16 cycles, so the two cycles cost nothing and keep
+        # the state machine's decisions, the encoding and the queue in separate cycles.
+        kinds = ["info", *[c.name for c in P.ErrorCode]]
+        event = {k: Signal(name=f"event_{k.lower()}") for k in kinds}
+        raised = Signal(len(kinds))
+        m.d.sync += raised.eq(Cat(*event.values()))
+        entry = Const(0, 1 + 8 + code_w)
+        for k, name in reversed(list(enumerate(kinds))):  # lowest index wins
+            code = 0 if name == "info" else int(P.ErrorCode[name])
+            seq = Const(0, 8) if name == "NO_SYNC" else fseq_q
+            entry = Mux(raised[k], Cat(Const(name == "info", 1), seq, Const(code, code_w)),
+                        entry)
+        enqueue = Signal()
+        enqueued = Signal.like(entry)
+        m.d.sync += [enqueue.eq(raised != 0), enqueued.eq(entry)]
+        m.d.comb += [answers.w_en.eq(enqueue), answers.w_data.eq(enqueued)]
 
-        def answer(is_info, seq, code=0):
-            return [ans_en.eq(1), ans_data.eq(Cat(Const(is_info, 1), seq,
-                                                  Const(int(code), code_w)))]
+        def answer(name):
+            return event[name].eq(1)
 
         # -- parser -----------------------------------------------------------------------------
         # Stage 1 registers each received byte with what the parser asks of it (comparisons
@@ -242,10 +256,11 @@ class HostLink(wiring.Component):
             is_info.eq(self.rx.payload == P.Request.INFO),
             is_reset.eq(self.rx.payload == P.Request.RESET),
         ]
-        fseq = Signal(8)
         type_infer, type_info, type_reset = Signal(), Signal(), Signal()
         len_lo = Signal(8)
         lo_eq, lo_gt, lo_zero = Signal(), Signal(), Signal()
+        v_commit, v_busy, v_bad_length = Signal(), Signal(), Signal()
+        v_info, v_reset, v_unknown = Signal(), Signal(), Signal()
         len_is_sample = Signal()
         len_is_zero = Signal()
         remaining = Signal(range(sample_bytes))
@@ -269,99 +284,97 @@ class HostLink(wiring.Component):
         with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
 
-        def abort():
-            # Inside a frame: a UART framing error or the frame timeout ends it with an answer.
-            with m.If(framing):
-                m.d.sync += [*answer(0, fseq, P.ErrorCode.FRAMING), stray_reported.eq(1)]
-                m.next = "HUNT"
-            with m.Elif(timed_out):
-                m.d.sync += answer(0, fseq, P.ErrorCode.TIMEOUT)
-                m.next = "HUNT"
+        # The parser is a one-hot state machine written out by hand: every next-state and
+        # action term is a short AND/OR of registered flags, two or three LUT levels deep on
+        # an iCE40 (a binary-encoded FSM with this many transitions took five or more).
+        names = ["HUNT", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1", "CHECK",
+                 "DISPATCH"]
+        st = {n: Signal(name=f"parser_{n.lower()}", init=int(n == "HUNT")) for n in names}
+        inframe = Signal()         # in TYPE .. CRC1 (kept as its own flip-flop)
+        rem_zero = Signal()        # remaining == 0, registered (remaining moves on bytes only)
+        m.d.sync += rem_zero.eq(remaining == 0)
+        abort = framing | timed_out
+        start = st["HUNT"] & got & is_sync
+        bad_len = gt_hi | (eq_hi & lo_gt)
+        zero_len = is_zero & lo_zero
+        stay = ~got & ~abort
 
-        with m.FSM(name="parser"):
-            with m.State("HUNT"):
-                with m.If(timed_out):
-                    m.d.sync += stray_reported.eq(0)  # silence ends a run of stray bytes
-                with m.If(got | framing):
-                    with m.If(got & is_sync):
-                        m.d.sync += [crc.eq(P.CRC_INIT), stray_reported.eq(0), fseq.eq(0),
-                                     type_infer.eq(0), type_info.eq(0), type_reset.eq(0)]
-                        m.next = "TYPE"
-                    with m.Elif(~stray_reported):
-                        m.d.sync += [*answer(0, Const(0, 8), P.ErrorCode.NO_SYNC),
-                                     stray_reported.eq(1)]
-            with m.State("TYPE"):
-                with m.If(got):
-                    m.d.sync += [type_infer.eq(is_infer), type_info.eq(is_info),
-                                 type_reset.eq(is_reset)]
-                    m.next = "SEQ"
-                abort()
-            with m.State("SEQ"):
-                with m.If(got):
-                    m.d.sync += fseq.eq(byte)
-                    m.next = "LEN0"
-                abort()
-            with m.State("LEN0"):
-                with m.If(got):
-                    m.d.sync += [len_lo.eq(byte), lo_eq.eq(eq_lo), lo_gt.eq(gt_lo),
-                                 lo_zero.eq(is_zero)]
-                    m.next = "LEN1"
-                abort()
-            with m.State("LEN1"):
-                with m.If(got):
-                    is_sample = eq_hi & lo_eq
-                    m.d.sync += [len_is_sample.eq(is_sample), len_is_zero.eq(is_zero & lo_zero),
-                                 remaining.eq(Cat(len_lo, byte) - 1), widx.eq(0),
-                                 store.eq(type_infer & is_sample & ~reset_pending
-                                          & ~full.bit_select(fill_ptr, 1))]
-                    with m.If(gt_hi | (eq_hi & lo_gt)):
-                        m.d.sync += [*answer(0, fseq, P.ErrorCode.BAD_LENGTH),
-                                     stray_reported.eq(1)]
-                        m.next = "HUNT"
-                    with m.Elif(is_zero & lo_zero):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                abort()
-            with m.State("PAYLOAD"):
-                m.d.comb += [wr.addr.eq(Cat(widx, fill_ptr)), wr.data.eq(byte),
-                             wr.en.eq(got & store)]
-                with m.If(got):
-                    m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
-                    with m.If(remaining == 0):
-                        m.next = "CRC0"
-                abort()
-            with m.State("CRC0"):
-                with m.If(got):
-                    m.next = "CRC1"
-                abort()
-            with m.State("CRC1"):
-                with m.If(got):
-                    m.next = "CHECK"
-                abort()
-            with m.State("CHECK"):
-                m.next = "DISPATCH"  # crc_ok registers the CRC of the last byte
-            with m.State("DISPATCH"):
-                m.next = "HUNT"
-                with m.If(~crc_ok):
-                    m.d.sync += answer(0, fseq, P.ErrorCode.BAD_CRC)
-                with m.Elif(type_infer):
-                    with m.If(~len_is_sample):
-                        m.d.sync += answer(0, fseq, P.ErrorCode.BAD_LENGTH)
-                    with m.Elif(store):
-                        m.d.comb += commit.eq(1)
-                        m.d.sync += slot_seq[fill_ptr].eq(fseq)
-                    with m.Else():
-                        m.d.sync += answer(0, fseq, P.ErrorCode.BUSY)
-                with m.Elif(type_info | type_reset):
-                    with m.If(~len_is_zero):
-                        m.d.sync += answer(0, fseq, P.ErrorCode.BAD_LENGTH)
-                    with m.Elif(type_info):
-                        m.d.sync += answer(1, fseq)
-                    with m.Else():
-                        m.d.sync += [reset_pending.eq(1), reset_seq.eq(fseq)]
-                with m.Else():
-                    m.d.sync += answer(0, fseq, P.ErrorCode.UNKNOWN_TYPE)
+        m.d.sync += [
+            st["HUNT"].eq(st["HUNT"] & ~start | st["DISPATCH"] | inframe & abort
+                          | st["LEN1"] & got & bad_len),
+            st["TYPE"].eq(start | st["TYPE"] & stay),
+            st["SEQ"].eq(st["TYPE"] & got | st["SEQ"] & stay),
+            st["LEN0"].eq(st["SEQ"] & got | st["LEN0"] & stay),
+            st["LEN1"].eq(st["LEN0"] & got | st["LEN1"] & stay),
+            st["PAYLOAD"].eq(st["LEN1"] & got & ~bad_len & ~zero_len
+                             | st["PAYLOAD"] & ~abort & ~(got & rem_zero)),
+            st["CRC0"].eq(st["LEN1"] & got & ~bad_len & zero_len
+                          | st["PAYLOAD"] & got & rem_zero | st["CRC0"] & stay),
+            st["CRC1"].eq(st["CRC0"] & got | st["CRC1"] & stay),
+            st["CHECK"].eq(st["CRC1"] & got),
+            st["DISPATCH"].eq(st["CHECK"]),
+            inframe.eq(start | inframe & ~abort & ~(st["CRC1"] & got)
+                       & ~(st["LEN1"] & got & bad_len)),
+        ]
+
+        # HUNT: a SYNC starts a frame; anything else is a stray byte, answered once per run.
+        with m.If(st["HUNT"]):
+            with m.If(timed_out):
+                m.d.sync += stray_reported.eq(0)  # silence ends a run of stray bytes
+            with m.If(start):
+                m.d.sync += [crc.eq(P.CRC_INIT), stray_reported.eq(0), fseq.eq(0),
+                             type_infer.eq(0), type_info.eq(0), type_reset.eq(0)]
+            with m.Elif((got | framing) & ~stray_reported):
+                m.d.comb += answer("NO_SYNC")
+                m.d.sync += stray_reported.eq(1)
+        # Inside a frame, a UART framing error or the frame timeout ends it with an answer.
+        with m.If(inframe & framing):
+            m.d.comb += answer("FRAMING")
+            m.d.sync += stray_reported.eq(1)
+        with m.Elif(inframe & timed_out):
+            m.d.comb += answer("TIMEOUT")
+        with m.If(st["TYPE"] & got):
+            m.d.sync += [type_infer.eq(is_infer), type_info.eq(is_info),
+                         type_reset.eq(is_reset)]
+        with m.If(st["SEQ"] & got):
+            m.d.sync += fseq.eq(byte)
+        with m.If(st["LEN0"] & got):
+            m.d.sync += [len_lo.eq(byte), lo_eq.eq(eq_lo), lo_gt.eq(gt_lo), lo_zero.eq(is_zero)]
+        with m.If(st["LEN1"] & got):
+            is_sample = eq_hi & lo_eq
+            m.d.sync += [len_is_sample.eq(is_sample), len_is_zero.eq(zero_len),
+                         remaining.eq(Cat(len_lo, byte) - 1), widx.eq(0),
+                         store.eq(type_infer & is_sample & ~reset_pending
+                                  & ~full.bit_select(fill_ptr, 1))]
+            with m.If(bad_len):
+                m.d.comb += answer("BAD_LENGTH")
+                m.d.sync += stray_reported.eq(1)
+        m.d.comb += [wr.addr.eq(Cat(widx, fill_ptr)), wr.data.eq(byte),
+                     wr.en.eq(st["PAYLOAD"] & got & store)]
+        with m.If(st["PAYLOAD"] & got):
+            m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
+        with m.If(st["CHECK"]):
+            # The verdict on everything but the CRC, registered (crc_ok registers the CRC of
+            # the last byte in this same cycle).
+            known_len = type_infer & len_is_sample | (type_info | type_reset) & len_is_zero
+            m.d.sync += [
+                v_commit.eq(type_infer & len_is_sample & store),
+                v_busy.eq(type_infer & len_is_sample & ~store),
+                v_bad_length.eq((type_infer | type_info | type_reset) & ~known_len),
+                v_info.eq(type_info & len_is_zero),
+                v_reset.eq(type_reset & len_is_zero),
+                v_unknown.eq(~(type_infer | type_info | type_reset)),
+                slot_seq[fill_ptr].eq(fseq),  # harmless unless the sample commits
+            ]
+        with m.If(st["DISPATCH"]):
+            with m.If(~crc_ok):
+                m.d.comb += answer("BAD_CRC")
+            with m.Else():
+                m.d.comb += [commit.eq(v_commit), event["BUSY"].eq(v_busy),
+                             event["BAD_LENGTH"].eq(v_bad_length), event["info"].eq(v_info),
+                             event["UNKNOWN_TYPE"].eq(v_unknown)]
+                with m.If(v_reset):
+                    m.d.sync += [reset_pending.eq(1), reset_seq.eq(fseq)]
 
         # -- feeder -----------------------------------------------------------------------------
         beat_reg = Signal(8 * beat_bytes)
@@ -464,71 +477,74 @@ class HostLink(wiring.Component):
         def emit(value, in_crc=True):
             return [tx_byte.eq(value), self.tx.valid.eq(1), crc_en.eq(in_crc)]
 
+        # What is waiting, registered: the FIFO levels behind these flags stay off the path into
+        # the state machine. Each stays true until the serializer takes it, except a result
+        # being taken this cycle (in DONE), which the flag leaves out.
+        have_reset, have_answer, have_result = Signal(), Signal(), Signal()
+        m.d.sync += [have_reset.eq(reset_pending), have_answer.eq(answers.r_rdy),
+                     have_result.eq(self.acc_o.valid & tags.r_rdy & ~self.acc_o.ready)]
+
+        # One-hot state machine, as the parser's: each term a short AND/OR of registers.
+        snames = ["IDLE", "SYNC", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1",
+                  "DONE"]
+        ss = {n: Signal(name=f"serializer_{n.lower()}", init=int(n == "IDLE")) for n in snames}
+        at_last = Signal()   # oidx == olast, registered (PAYLOAD waits for `moved` anyway)
+        m.d.sync += at_last.eq(oidx == olast)
         empty = ~self.tx.valid
-        with m.FSM(name="serializer"):
-            with m.State("IDLE"):
-                with m.If(reset_pending):
-                    m.d.sync += [soft_reset.eq(1), reset_pending.eq(0), kind.eq(0),
-                                 otype.eq(P.Response.RESET_DONE), oseq.eq(reset_seq),
-                                 olen.eq(0), olast.eq(0), oempty.eq(1)]
-                    m.next = "SYNC"
-                with m.Elif(answers.r_rdy):
-                    m.d.comb += answers.r_en.eq(1)
-                    entry = answers.r_data
-                    with m.If(entry[0]):
-                        m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len),
-                                     olast.eq(info_len - 1), oempty.eq(0)]
-                    with m.Else():
-                        m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1),
-                                     olast.eq(0), oempty.eq(0)]
-                    m.d.sync += [oseq.eq(entry[1:9]), ocode.eq(entry[9:])]
-                    m.next = "SYNC"
-                with m.Elif(self.acc_o.valid & tags.r_rdy):
-                    m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(tags.r_data),
-                                 olen.eq(self.result_bytes), olast.eq(self.result_bytes - 1),
-                                 oempty.eq(0)]
-                    m.next = "SYNC"
-            with m.State("SYNC"):
-                with m.If(empty):
-                    m.d.sync += [*emit(P.RESPONSE_SYNC, in_crc=False), ocrc.eq(P.CRC_INIT)]
-                    m.next = "TYPE"
-            with m.State("TYPE"):
-                with m.If(empty):
-                    m.d.sync += emit(otype)
-                    m.next = "SEQ"
-            with m.State("SEQ"):
-                with m.If(empty):
-                    m.d.sync += emit(oseq)
-                    m.next = "LEN0"
-            with m.State("LEN0"):
-                with m.If(empty):
-                    m.d.sync += emit(olen[:8])
-                    m.next = "LEN1"
-            with m.State("LEN1"):
-                with m.If(empty):
-                    m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
-                    m.d.comb += oidx_moves.eq(1)
-                    with m.If(oempty):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                with m.If(empty & (moved == 0)):
-                    m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
-                    m.d.comb += oidx_moves.eq(1)
-                    with m.If(oidx == olast):
-                        m.next = "CRC0"
-            with m.State("CRC0"):
-                with m.If(empty):
-                    m.d.sync += emit(ocrc[8:], in_crc=False)
-                    m.next = "CRC1"
-            with m.State("CRC1"):
-                with m.If(empty):
-                    m.d.sync += emit(ocrc[:8], in_crc=False)
-                    m.next = "DONE"
-            with m.State("DONE"):
-                with m.If(empty):
-                    with m.If(kind == 3):
-                        m.d.comb += [self.acc_o.ready.eq(1), tags.r_en.eq(1)]
-                    m.next = "IDLE"
+        pick = ss["IDLE"] & (have_reset | have_answer | have_result)
+        emit_payload = ss["PAYLOAD"] & empty & (moved == 0)
+        m.d.sync += [
+            ss["IDLE"].eq(ss["IDLE"] & ~pick | ss["DONE"] & empty),
+            ss["SYNC"].eq(pick | ss["SYNC"] & ~empty),
+            ss["TYPE"].eq(ss["SYNC"] & empty | ss["TYPE"] & ~empty),
+            ss["SEQ"].eq(ss["TYPE"] & empty | ss["SEQ"] & ~empty),
+            ss["LEN0"].eq(ss["SEQ"] & empty | ss["LEN0"] & ~empty),
+            ss["LEN1"].eq(ss["LEN0"] & empty | ss["LEN1"] & ~empty),
+            ss["PAYLOAD"].eq(ss["LEN1"] & empty & ~oempty | ss["PAYLOAD"]
+                             & ~(emit_payload & at_last)),
+            ss["CRC0"].eq(ss["LEN1"] & empty & oempty | emit_payload & at_last
+                          | ss["CRC0"] & ~empty),
+            ss["CRC1"].eq(ss["CRC0"] & empty | ss["CRC1"] & ~empty),
+            ss["DONE"].eq(ss["CRC1"] & empty | ss["DONE"] & ~empty),
+        ]
+        with m.If(ss["IDLE"]):
+            with m.If(have_reset):
+                m.d.sync += [soft_reset.eq(1), reset_pending.eq(0), kind.eq(0),
+                             otype.eq(P.Response.RESET_DONE), oseq.eq(reset_seq),
+                             olen.eq(0), olast.eq(0), oempty.eq(1)]
+            with m.Elif(have_answer):
+                m.d.comb += answers.r_en.eq(1)
+                entry = answers.r_data
+                with m.If(entry[0]):
+                    m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len),
+                                 olast.eq(info_len - 1), oempty.eq(0)]
+                with m.Else():
+                    m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1),
+                                 olast.eq(0), oempty.eq(0)]
+                m.d.sync += [oseq.eq(entry[1:9]), ocode.eq(entry[9:])]
+            with m.Elif(have_result):
+                m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(tags.r_data),
+                             olen.eq(self.result_bytes), olast.eq(self.result_bytes - 1),
+                             oempty.eq(0)]
+        with m.If(empty):
+            with m.If(ss["SYNC"]):
+                m.d.sync += [*emit(P.RESPONSE_SYNC, in_crc=False), ocrc.eq(P.CRC_INIT)]
+            with m.If(ss["TYPE"]):
+                m.d.sync += emit(otype)
+            with m.If(ss["SEQ"]):
+                m.d.sync += emit(oseq)
+            with m.If(ss["LEN0"]):
+                m.d.sync += emit(olen[:8])
+            with m.If(ss["LEN1"]):
+                m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
+                m.d.comb += oidx_moves.eq(1)
+            with m.If(ss["CRC0"]):
+                m.d.sync += emit(ocrc[8:], in_crc=False)
+            with m.If(ss["CRC1"]):
+                m.d.sync += emit(ocrc[:8], in_crc=False)
+            with m.If(ss["DONE"] & (kind == 3)):
+                m.d.comb += [self.acc_o.ready.eq(1), tags.r_en.eq(1)]
+        with m.If(emit_payload):
+            m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
+            m.d.comb += oidx_moves.eq(1)
         return m

@@ -218,7 +218,7 @@ class BoardTop(wiring.Component):
         m.d.comb += ResetSignal("sync").eq(held)
 
         m.submodules.core = core = self.core
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
         m.d.comb += [core.uart_rx.eq(rx_buf.i), tx_buf.o.eq(core.uart_tx)]

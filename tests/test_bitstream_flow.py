@@ -1,0 +1,288 @@
+# amaranth: UnusedElaboratable=no
+"""Bitstream flow: PLL settings, board registry, tool selection, fit checks, real builds.
+
+Builds that run Yosys and nextpnr are marked ``synth`` and ``slow`` (``nox -s slow``); the
+fit check that stops a too-large network before synthesis runs in the default suite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+pytest.importorskip("amaranth")
+
+from bitstreams import fit
+from bitstreams.boards import BOARDS, ICE40UP5K, LFE5U85F, get_board
+from bitstreams.flow import (
+    ToolError,
+    build,
+    find_tools,
+    main,
+    summary_table,
+    timing_met,
+    which,
+)
+from bitstreams.pll import ecp5_pll, ice40_pll
+from sw.artifact import manifest_sha256, write_artifact
+from sw.randnet import random_artifact
+
+# -- PLL ---------------------------------------------------------------------------------------
+
+
+def test_ice40_pll_limits_and_accuracy():
+    for target in (16e6, 24e6, 30e6, 36e6, 42e6, 48e6, 60e6, 75e6, 100e6):
+        pll = ice40_pll(12e6, target)
+        assert 10e6 <= pll.f_pfd <= 133e6 and 533e6 <= pll.f_vco <= 1066e6
+        assert 1 <= pll.divq <= 6 and 0 <= pll.divf <= 127 and 0 <= pll.divr <= 15
+        assert abs(pll.f_out - target) / target < 0.01
+    pll = ice40_pll(12e6, 48e6)
+    assert pll.f_out == 48e6
+    assert pll.f_out == 12e6 * (pll.divf + 1) / ((pll.divr + 1) * 2**pll.divq)
+    with pytest.raises(ValueError, match=r"f_out must be between 16 and 275 MHz for an iCE40 "
+                                         r"PLL, not 300 MHz"):
+        ice40_pll(12e6, 300e6)
+    with pytest.raises(TypeError, match=r"f_in must be a number \(Hz\), not '12'"):
+        ice40_pll("12", 48e6)
+
+
+def test_ice40_pll_agrees_with_icepll():
+    exe = which("yowasp-icepll") or which("icepll")
+    if exe is None:
+        pytest.skip("neither yowasp-icepll nor icepll is installed")
+    for mhz in (36, 48, 60):
+        out = subprocess.run([exe, "-i", "12", "-o", str(mhz)], capture_output=True, text=True,
+                             timeout=300, check=True).stdout
+        found = {k: int(v) for k, v in re.findall(r"^(DIVR|DIVF|DIVQ|FILTER_RANGE):\s+(\d+)",
+                                                   out, re.M)}
+        pll = ice40_pll(12e6, mhz * 1e6)
+        assert found == {"DIVR": pll.divr, "DIVF": pll.divf, "DIVQ": pll.divq,
+                         "FILTER_RANGE": pll.filter_range}, out
+
+
+def test_ecp5_pll():
+    for target in (50e6, 62.5e6, 100e6, 125e6, 150e6):
+        pll = ecp5_pll(25e6, target)
+        assert 400e6 <= pll.f_vco <= 800e6
+        assert pll.f_out == pytest.approx(target)
+    pll = ecp5_pll(25e6, 125e6)
+    assert (pll.clki_div, pll.clkfb_div, pll.clkop_div) == (1, 5, 5)
+    assert pll.params()["CLKOP_CPHASE"] == pll.clkop_div - 1
+    with pytest.raises(ValueError, match=r"f_out must be between 3.125 and 400 MHz"):
+        ecp5_pll(25e6, 500e6)
+
+
+# -- boards, tools -----------------------------------------------------------------------------
+
+
+def test_board_registry():
+    assert set(BOARDS) == {"icebreaker", "ulx3s-85f"}
+    assert get_board("icebreaker").capacity is ICE40UP5K
+    assert get_board("ulx3s-85f").capacity is LFE5U85F
+    with pytest.raises(ValueError, match=r"board must be one of icebreaker, ulx3s-85f, not "
+                                         r"'ecp3'"):
+        get_board("ecp3")
+    for board in BOARDS.values():
+        platform = board.make_platform()
+        assert platform.default_clk_frequency == board.oscillator_hz
+
+
+def test_tool_selection(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match=r"family must be one of ice40, ecp5, not 'gowin'"):
+        find_tools("gowin")
+    with pytest.raises(ValueError, match=r"mode must be 'auto', 'yowasp' or 'system', not 'x'"):
+        find_tools("ice40", "x")
+    monkeypatch.setenv("YOSYS", str(tmp_path / "nope"))
+    with pytest.raises(ToolError, match=r"YOSYS=.*nope' names no executable"):
+        find_tools("ice40")
+    fake = tmp_path / "my-yosys"
+    fake.write_text("#!/bin/sh\necho 'Yosys 9.99 (fake)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("YOSYS", str(fake))
+    monkeypatch.setenv("NEXTPNR_ICE40", str(fake))
+    monkeypatch.setenv("ICEPACK", str(fake))
+    tools = find_tools("ice40")
+    assert tools.source == {"yosys": "$YOSYS", "nextpnr-ice40": "$NEXTPNR_ICE40",
+                            "icepack": "$ICEPACK"}
+    assert tools.versions["yosys"] == "Yosys 9.99 (fake)"
+    assert tools.env()["YOSYS"] == str(fake)
+    monkeypatch.delenv("YOSYS")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolError, match=r"yosys not found \(install yosys, or set YOSYS\)"):
+        find_tools("ice40", "system")
+
+
+def test_timing_met():
+    assert timing_met({"clk": {"achieved": 50.1, "constraint": 48.0}})
+    assert not timing_met({"clk": {"achieved": 47.9, "constraint": 48.0}})
+    assert not timing_met({})
+    assert timing_met({"clk": {"achieved": 130, "constraint": 125},
+                       "osc": {"achieved": 300, "constraint": 0}})
+
+
+# -- fit checks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family, cap, cases", [
+    ("ice40", ICE40UP5K, [
+        # (width, depth, writable, sync read, style) -> (maps to, blocks); Yosys 0.70's
+        # choices for these shapes (synth_ice40).
+        ((8, 128, False, True, None), ("logic", 0)),
+        ((16, 128, False, True, None), ("bram", 1)),
+        ((8, 16, True, True, None), ("bram", 1)),
+        ((100, 8, True, True, None), ("bram", 7)),
+        ((200, 2, True, True, None), ("logic", 0)),
+        ((20, 4, True, True, None), ("logic", 0)),
+        ((8, 64, True, False, None), ("logic", 0)),     # asynchronous read: no block RAM
+        ((256, 8, False, True, "block"), ("bram", 16)),
+        ((16, 4096, False, True, "logic"), ("logic", 0)),
+    ]),
+    ("ecp5", LFE5U85F, [
+        ((8, 128, True, True, None), ("lutram", 0)),
+        ((16, 128, True, True, None), ("bram", 1)),
+        ((16, 128, False, True, None), ("logic", 0)),
+        ((200, 2, True, True, None), ("lutram", 0)),
+    ]),
+])
+def test_memory_estimate_rules(family, cap, cases):
+    mems = [fit.Memory(f"m{k}", w, d, wr, sync, style)
+            for k, ((w, d, wr, sync, style), _) in enumerate(cases)]
+    est = fit.memory_estimate(mems, family, cap)
+    assert [(kind, blocks) for _, kind, blocks in est.mapping] == [want for _, want in cases]
+    assert est.bram == sum(b for _, (kind, b) in cases if kind == "bram")
+    assert "maps to" in est.table()
+
+
+def test_fit_error_messages():
+    est = fit.memory_estimate([fit.Memory("w", 16, 256 * 41, False, True)], "ice40", ICE40UP5K)
+    with pytest.raises(fit.FitError) as info:
+        fit.check(ICE40UP5K, "ice40", estimate=est)
+    assert str(info.value) == (
+        "does not fit iCE40UP5K: needs 41 block RAMs (SB_RAM40_4K, 4 Kbit), the device has 30 "
+        "(11 too many) (found by the memory estimate, before place and route)")
+    with pytest.raises(fit.FitError, match=r"needs 6106 logic cells \(ICESTORM_LC\), the device "
+                                           r"has 5280 \(826 too many\) \(found by the packing"):
+        fit.check(ICE40UP5K, "ice40", packed={"ICESTORM_LC": (6106, 5280)})
+    with pytest.raises(fit.FitError, match=r"needs 90000 LUT4s, the device has 83640"):
+        fit.check(LFE5U85F, "ecp5", synthesis={"lut": 90000, "ff": 0, "bram": 0, "dsp": 0})
+    fit.check(ICE40UP5K, "ice40", packed={"ICESTORM_LC": (5000, 5280)})
+    with pytest.raises(ValueError, match=r"give estimate, synthesis or packed"):
+        fit.check(ICE40UP5K, "ice40")
+
+
+def test_design_memories_of_a_board_top(seed):
+    from bitstreams.top import LinkTop
+
+    art = random_artifact(seed, sizes=[12, 6, 3], time_steps=2)
+    top = LinkTop(art, None, clock_hz=48e6)
+    mems = {m.name: m for m in fit.design_memories(top)}
+    assert mems["link.buffer"].writable and mems["link.buffer"].sync_read
+    assert mems["link.buffer"].width == 8
+    weights = [m for name, m in mems.items() if name.endswith(".weights")]
+    assert len(weights) == len(art.layers)
+    for mem, f in zip(weights, top.folding.layers, strict=True):
+        assert mem.width == f.word_width and not mem.writable
+
+
+def test_too_large_network_fails_before_synthesis(tmp_path):
+    """A network whose weights need more block RAM than the UP5K has stops at the memory
+    estimate, before any tool runs, saying by how much."""
+    art = random_artifact(0, sizes=[1024, 256, 10], time_steps=2, input_kind="multibit",
+                          input_bits=4)
+    write_artifact(art, tmp_path / "big")
+    out = tmp_path / "build"
+    rc = main(["--board", "icebreaker", "--artifact", str(tmp_path / "big"),
+               "--folding", "64x1,32x1", "--out", str(out)])
+    assert rc == 2
+    with pytest.raises(fit.FitError) as info:
+        build("icebreaker", art, folding="64x1,32x1", out_dir=out)
+    err = info.value
+    assert err.stage == "memory estimate"
+    (short,) = err.shortfalls
+    assert short.needed > ICE40UP5K.bram and short.available == ICE40UP5K.bram
+    assert re.fullmatch(r"does not fit iCE40UP5K: needs \d+ block RAMs \(SB_RAM40_4K, 4 Kbit\), "
+                        r"the device has 30 \(\d+ too many\) \(found by the memory estimate, "
+                        r"before place and route\)", str(err))
+    assert not (out / "top.rpt").exists()  # synthesis never started
+
+
+def test_flow_option_errors(tmp_path, capsys):
+    assert main(["--board", "icebreaker", "--artifact", str(tmp_path / "missing")]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+    art = random_artifact(0, sizes=[8, 4, 2], time_steps=2)
+    write_artifact(art, tmp_path / "a")
+    assert main(["--board", "icebreaker", "--artifact", str(tmp_path / "a"),
+                 "--folding", "9x1,4x1"]) == 2
+    assert "simd 9 exceeds its 8 inputs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"seed must be between 0 and 2\*\*31 - 1, not -1"):
+        build("icebreaker", art, seed=-1)
+
+
+# -- real builds -------------------------------------------------------------------------------
+
+
+def _require_tools(family):
+    try:
+        find_tools(family)
+    except ToolError as exc:
+        pytest.skip(f"no {family} toolchain: {exc}")
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_ice40_build_of_a_small_network(tmp_path, seed):
+    """Real Yosys + nextpnr + icepack for the iCEBreaker: bitstream and report."""
+    _require_tools("ice40")
+    art = random_artifact(np.random.default_rng(seed), sizes=[16, 8, 4], time_steps=2,
+                          input_kind="multibit", input_bits=4)
+    write_artifact(art, tmp_path / "art")
+    out = tmp_path / "build"
+    rc = main(["--board", "icebreaker", "--artifact", str(tmp_path / "art"), "--seed", "3",
+               "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert rc == (0 if report["timing_met"] else 1)
+    assert report["timing_met"], report["fmax"]
+    assert (out / "top.bin").stat().st_size > 100_000  # an UP5K image is ~104 KB
+    assert report["artifact"]["sha256"] == manifest_sha256(art)
+    assert report["seed"] == 3 and report["board"] == "icebreaker"
+    assert report["clock"]["pll_mhz"] == 48.0
+    u = report["utilization"]
+    for key in ("lut4", "ff", "logic_cells", "bram", "dsp"):
+        assert 0 <= u[key]["used"] <= u[key]["available"], (key, u[key])
+    assert u["logic_cells"]["available"] == 5280 and u["bram"]["available"] == 30
+    assert u["bram"]["used"] == report["memory_estimate"]["bram"]
+    assert set(report["tools"]) == {"yosys", "nextpnr-ice40", "icepack"}
+    assert all(v["achieved"] > 0 for v in report["fmax"].values())
+    assert "accelerator:" in summary_table(report)
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_ecp5_build_of_a_small_network(tmp_path, seed):
+    _require_tools("ecp5")
+    art = random_artifact(np.random.default_rng(seed), sizes=[16, 8, 4], time_steps=2,
+                          input_kind="spike")
+    report = build("ulx3s-85f", art, out_dir=tmp_path / "build", seed=1)
+    assert report["timing_met"], report["fmax"]
+    assert (tmp_path / "build" / "top.bit").stat().st_size > 0
+    assert report["utilization"]["lut4"]["available"] == 83640
+    assert report["clock"]["pll_mhz"] == 125.0
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_logic_overflow_stops_before_place_and_route(tmp_path):
+    """The digits-sized network at a folding too wide for the UP5K's logic: found by
+    synthesis or packing, before placement."""
+    _require_tools("ice40")
+    art = random_artifact(0, sizes=[64, 128, 10], time_steps=4, input_kind="multibit",
+                          input_bits=5)
+    with pytest.raises(fit.FitError) as info:
+        build("icebreaker", art, folding="64x8,64x1", out_dir=tmp_path / "b")
+    assert info.value.stage in ("synthesis statistics", "packing step")
+    assert "logic cells" in str(info.value) and "too many" in str(info.value)
+    assert not (tmp_path / "b" / "nextpnr.log").exists()
