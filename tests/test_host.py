@@ -181,6 +181,8 @@ def test_unanswered_sample_fails(net):
 
 def test_codec_matches_the_hardware_description(seed):
     # The client packs beats exactly as the accelerator's generator describes them.
+    from amaranth.hdl import Fragment
+
     import hw
     from sim.description import Description
 
@@ -189,6 +191,7 @@ def test_codec_matches_the_hardware_description(seed):
         artifact = random_artifact(rng, sizes=[11, 5, 3], time_steps=2, input_kind=kind)
         lanes = int(rng.integers(1, 6))
         acc = hw.Accelerator(artifact, None, lanes=lanes)
+        Fragment.get(acc, None)  # elaborated, as any accelerator a description comes from
         desc = Description.from_json(hw.describe(acc), Path("accelerator.json"))
         codec = SampleCodec(artifact, lanes)
         assert codec.beats == acc.beats_per_sample
