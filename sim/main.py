@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "RTL == golden model on the test split with cocotb (the `nox -s simulate` "
                     "job).")
     p.add_argument("--simulator", choices=SIMULATORS, default=None,
-                   help="cocotb simulator (default: $SIM, else icarus)")
+                   help="cocotb simulator (default: $SIM, else icarus when installed, "
+                        "else verilator)")
     p.add_argument("--samples", type=int, default=None,
                    help="test samples to simulate (default: the whole test split)")
     p.add_argument("--artifact", default=None,

