@@ -1,0 +1,140 @@
+"""Resources, Fmax and throughput of the default digits model on both boards, several foldings.
+
+For each board and folding: the whole board top (UART host link + accelerator) is built with
+``bitstreams.flow`` (Yosys, nextpnr, pack; the board's placement seed attempts), and the
+accelerator's steady-state cycles per inference are measured in a cocotb simulation of its
+Verilog (samples back to back, every output compared with the golden model). Printed per row:
+
+* LUT4 / FF / BRAM used (iCE40: also logic cells, LUT4 + flip-flop pairs);
+* Fmax achieved by nextpnr for the design clock, and whether the board's clock is met;
+* cycles per inference (simulation) and the ideal bound of the folding;
+* inferences/s at the achieved Fmax = Fmax / cycles (the accelerator's own rate; the UART
+  link moves far fewer, see docs/bitstreams.md);
+* synaptic operations per second = inferences/s x sum over layers of N x M x T (every synapse
+  once per time step, the work a dense SNN does per inference).
+
+    python bench/fpga.py                     # both boards, all foldings (about 15 minutes)
+    python bench/fpga.py --quick             # the boards' default foldings only
+    python bench/fpga.py --boards icebreaker --foldings 64x1,8x1
+
+Figures in docs/bitstreams.md come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: board -> foldings of the digits model (the board's default first)
+FOLDINGS = {
+    "icebreaker": ["64x1,8x1", "32x1,4x1", "64x2,16x1"],
+    "ulx3s-85f": ["64x4,32x1", "64x1,8x1", "64x8,64x1", "64x16,128x1"],
+}
+
+
+def synaptic_ops(artifact) -> int:
+    """Synaptic operations per inference: every synapse once per time step."""
+    return sum(layer.inputs * layer.neurons * artifact.time_steps for layer in artifact.layers)
+
+
+def measure_cycles(adir, folding, x, build, simulator):
+    """Steady-state cycles per inference of the accelerator alone (cocotb, back to back)."""
+    from sim.accelerator import generate, simulate
+
+    desc = generate(adir, out_dir=build, folding=folding)
+    run = simulate(desc, adir, x, build_dir=build, simulator=simulator,
+                   testcases=("back_to_back",))
+    return run.steady_cycles, desc.ideal_cycles, run.ok
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--boards", default="icebreaker,ulx3s-85f")
+    p.add_argument("--foldings", default=None,
+                   help="SIMDxPE per layer for every board (default: the table above)")
+    p.add_argument("--quick", action="store_true", help="the boards' default foldings only")
+    p.add_argument("--samples", type=int, default=24,
+                   help="samples simulated back to back per folding (default 24)")
+    p.add_argument("--simulator", default=None, help="icarus (default) or verilator")
+    p.add_argument("--out", default=str(ROOT / "build" / "bench-fpga"))
+    args = p.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from bitstreams.boards import get_board
+    from bitstreams.fit import FitError
+    from bitstreams.flow import FlowError, build, default_artifact
+    from sw.cli_artifact import dataset_inputs
+
+    artifact, adir = default_artifact(log=lambda line: print(line, file=sys.stderr))
+    adir = (ROOT / adir) if not Path(adir).is_absolute() else Path(adir)
+    x, _ = dataset_inputs(artifact, "digits", "test")
+    x = x[:args.samples]
+    sops = synaptic_ops(artifact)
+    out = Path(args.out)
+    boards = [b.strip() for b in args.boards.split(",") if b.strip()]
+    cases = []
+    for name in boards:
+        get_board(name)
+        foldings = ([args.foldings] if args.foldings else
+                    FOLDINGS[name][:1] if args.quick else FOLDINGS[name])
+        cases += [(name, f) for f in foldings]
+
+    rows, cycles_cache = [], {}
+    t0 = time.perf_counter()
+    for name, folding in tqdm(cases, unit="build", file=sys.stderr):
+        tag = f"{name}-{folding.replace(',', '_')}"
+        try:
+            report = build(name, artifact, artifact_dir=adir, folding=folding,
+                           out_dir=out / tag, log=lambda line: None)
+        except (FitError, FlowError, ValueError) as exc:  # a row that says why; go on
+            rows.append({"board": name, "folding": folding, "error": str(exc)})
+            continue
+        if folding not in cycles_cache:
+            cycles_cache[folding] = measure_cycles(adir, folding, x, out / f"sim-{tag}",
+                                                   args.simulator)
+        measured, ideal, exact = cycles_cache[folding]
+        fmax = report["achieved_mhz"]
+        u = report["utilization"]
+        rate = fmax * 1e6 / measured if measured else None
+        rows.append({
+            "board": name, "folding": folding, "lut4": u["lut4"]["used"],
+            "lut4_available": u["lut4"]["available"], "ff": u["ff"]["used"],
+            "bram": u["bram"]["used"], "bram_available": u["bram"]["available"],
+            "logic_cells": u.get("logic_cells", {}).get("used"),
+            "clock_mhz": report["clock"]["pll_mhz"], "fmax_mhz": fmax,
+            "timing_met": report["timing_met"], "seed": report["seed"],
+            "cycles": measured, "ideal": ideal, "exact": exact,
+            "inferences_per_s": rate, "sops": rate * sops if rate else None,
+        })
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+    print(f"default digits model {artifact.summary()}, {sops} synaptic operations per "
+          f"inference; {time.perf_counter() - t0:.0f} s")
+    head = (f"{'board':<11} {'folding':<12} {'LUT4':>6} {'LC':>5} {'FF':>6} {'BRAM':>7} "
+            f"{'Fmax MHz':>9} {'clock':>8} {'cycles':>7} {'ideal':>6} {'inf/s @Fmax':>12} "
+            f"{'GSOP/s':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['board']:<11} {r['folding']:<12} {r['error'][:90]}")
+            continue
+        lc = "-" if r["logic_cells"] is None else str(r["logic_cells"])
+        met = "met" if r["timing_met"] else "NOT met"
+        print(f"{r['board']:<11} {r['folding']:<12} {r['lut4']:>6} {lc:>5} {r['ff']:>6} "
+              f"{r['bram']:>3}/{r['bram_available']:<3} {r['fmax_mhz']:>9.1f} "
+              f"{r['clock_mhz']:>4g} {met:<3} {r['cycles']:>7.1f} {r['ideal']:>6} "
+              f"{r['inferences_per_s']:>12,.0f} {r['sops'] / 1e9:>7.2f}")
+    return 0 if all("error" not in r and r["exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
