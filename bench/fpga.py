@@ -16,6 +16,11 @@ Verilog (samples back to back, every output compared with the golden model). Pri
     python bench/fpga.py                     # both boards, all foldings (about 15 minutes)
     python bench/fpga.py --quick             # the boards' default foldings only
     python bench/fpga.py --boards icebreaker --foldings 64x1,8x1
+    python bench/fpga.py --link              # end to end over the UART, simulated
+
+``--link`` instead simulates each board's whole top (UART at the board's rate, host link,
+accelerator at the board's clock and default folding) with the host client, and prints the
+end-to-end inferences/s in simulated time: what ``bitspike run`` can reach on the board.
 
 Figures in docs/bitstreams.md come from this script.
 """
@@ -53,6 +58,47 @@ def measure_cycles(adir, folding, x, build, simulator):
     return run.steady_cycles, desc.ideal_cycles, run.ok
 
 
+def link(args) -> int:
+    """End-to-end rate through the simulated UART, host link and accelerator."""
+    import hw
+    from bitstreams.boards import get_board
+    from bitstreams.boardsim import simulate
+    from bitstreams.flow import default_artifact
+    from bitstreams.host import SampleCodec
+    from bitstreams.pll import ecp5_pll, ice40_pll
+    from bitstreams.protocol import OVERHEAD_BYTES
+    from bitstreams.uart import divisor_for
+    from sw.cli_artifact import dataset_inputs
+
+    artifact, adir = default_artifact(log=lambda line: print(line, file=sys.stderr))
+    adir = (ROOT / adir) if not Path(adir).is_absolute() else Path(adir)
+    x, _ = dataset_inputs(artifact, "digits", "test")
+    x = x[:min(args.samples, 12)]
+    print(f"end to end through the board top (simulated), {len(x)} digits samples, window 4")
+    print(f"{'board':<11} {'folding':<11} {'clock':>6} {'baud':>10} {'request B':>9} "
+          f"{'result B':>8} {'inf/s':>8} {'exact':>6}")
+    ok = True
+    for name in [b.strip() for b in args.boards.split(",") if b.strip()]:
+        board = get_board(name)
+        pll = (ice40_pll if board.family == "ice40" else ecp5_pll)(board.oscillator_hz,
+                                                                    board.clock_hz)
+        folding = hw.default_folding(artifact, budget=board.budget)
+        cpb = divisor_for(pll.f_out, board.baud)
+        res = simulate(artifact, adir, x, build_dir=Path(args.out) / f"link-{name}",
+                       folding=folding, testcases=("answers_like_golden",),
+                       clock_hz=pll.f_out, clocks_per_bit=cpb, timeout_s=0.05,
+                       accelerator_options=board.accelerator)["answers_like_golden"]
+        exact = res["answered"] == len(x) and not res["mismatches"]
+        ok &= exact
+        codec = SampleCodec(artifact, hw.make_plan(artifact, folding).lanes)
+        rate = res["answered"] / res["sim_seconds"]
+        print(f"{name:<11} {str(folding):<11} {pll.f_out / 1e6:>6g} "
+              f"{pll.f_out / cpb:>10,.0f} {codec.sample_bytes + OVERHEAD_BYTES:>9} "
+              f"{codec.result_bytes + OVERHEAD_BYTES:>8} {rate:>8,.0f} "
+              f"{'yes' if exact else 'NO':>6}")
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--boards", default="icebreaker,ulx3s-85f")
@@ -63,7 +109,11 @@ def main(argv=None) -> int:
                    help="samples simulated back to back per folding (default 24)")
     p.add_argument("--simulator", default=None, help="icarus (default) or verilator")
     p.add_argument("--out", default=str(ROOT / "build" / "bench-fpga"))
+    p.add_argument("--link", action="store_true",
+                   help="simulate the whole board top over its UART instead (end to end)")
     args = p.parse_args(argv)
+    if args.link:
+        return link(args)
 
     from tqdm import tqdm
 

@@ -44,10 +44,14 @@ def generate(artifact, folding=None, out_dir=".", *, clocks_per_bit: int = 4,
 
 def simulate(artifact, artifact_dir, x, *, build_dir, folding=None, testcases=TESTCASES,
              simulator: str | None = None, window: int = 4, timeout_s: float = 2e-3,
-             clocks_per_bit: int = 4, waves: bool = False,
+             clock_hz: float = 100e6, clocks_per_bit: int = 4, waves: bool = False,
              accelerator_options: dict | None = None) -> dict:
     """Build the board top for ``artifact`` (read from ``artifact_dir``) and run ``testcases``
     on samples ``x``; returns ``{testcase: recorded results}``.
+
+    ``clock_hz`` and ``clocks_per_bit`` set the simulated clock and UART (the defaults keep
+    simulations short; a board's own, e.g. 48 MHz and 16, give its end-to-end rate in
+    simulated time).
 
     Raises
     ------
@@ -58,7 +62,7 @@ def simulate(artifact, artifact_dir, x, *, build_dir, folding=None, testcases=TE
 
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
-    gen = generate(artifact, folding, build, clocks_per_bit=clocks_per_bit,
+    gen = generate(artifact, folding, build, clocks_per_bit=clocks_per_bit, clock_hz=clock_hz,
                    accelerator_options=accelerator_options)
     inputs = build / "inputs.npy"
     np.save(inputs, np.asarray(x))

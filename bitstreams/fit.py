@@ -71,9 +71,10 @@ class FitError(RuntimeError):
 
 @dataclass(frozen=True)
 class Memory:
-    """One memory of a design: its hierarchical name, word width, depth, whether it is
-    written (RAM), whether every read port is synchronous, and the ``ram_style`` /
-    ``rom_style`` attribute asking for a mapping (``"block"``, ``"logic"``) if any."""
+    """One memory of a design: its hierarchical name, word width (of a ROM: the bits that
+    are not the same constant in every word), depth, whether it is written (RAM), whether
+    every read port is synchronous, and the ``ram_style`` / ``rom_style`` attribute asking
+    for a mapping (``"block"``, ``"logic"``) if any."""
 
     name: str
     width: int
@@ -132,8 +133,14 @@ def design_memories(elaboratable, platform=None) -> list[Memory]:
             data = frag._data
             writable = bool(frag._write_ports)
             style = frag._attrs.get("ram_style" if writable else "rom_style")
+            width = Shape.cast(data.shape).width
+            if not writable:
+                # Yosys drops the bit columns of a ROM that hold the same value in every word.
+                words = [_const(x) for x in data.init]
+                width = max(1, sum(1 for b in range(width)
+                                   if len({(w >> b) & 1 for w in words}) > 1))
             out.append(Memory(
-                name=".".join(path) or "top", width=Shape.cast(data.shape).width,
+                name=".".join(path) or "top", width=width,
                 depth=data.depth, writable=writable,
                 sync_read=all(p._domain != "comb" for p in frag._read_ports),
                 style=str(style) if style is not None else None))
@@ -142,6 +149,14 @@ def design_memories(elaboratable, platform=None) -> list[Memory]:
 
     walk(Fragment.get(elaboratable, platform), ())
     return out
+
+
+def _const(value) -> int:
+    from amaranth.hdl import Const
+
+    if isinstance(value, int):
+        return value
+    return Const.cast(value.as_value() if hasattr(value, "as_value") else value).value
 
 
 def bram_blocks(width: int, depth: int, capacity: Capacity) -> int:

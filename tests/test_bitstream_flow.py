@@ -184,8 +184,33 @@ def test_design_memories_of_a_board_top(seed):
     assert mems["link.buffer"].width == 8
     weights = [m for name, m in mems.items() if name.endswith(".weights")]
     assert len(weights) == len(art.layers)
-    for mem, f in zip(weights, top.folding.layers, strict=True):
-        assert mem.width == f.word_width and not mem.writable
+    for mem, f, layer in zip(weights, top.folding.layers, art.layers, strict=True):
+        # A ROM counts only its bit columns that are not constant (Yosys drops those).
+        assert 1 <= mem.width <= f.word_width and not mem.writable
+        assert mem.depth == f.depth(layer)
+
+
+def test_rom_constant_columns_are_not_counted():
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.memory import Memory
+    from amaranth.lib.wiring import Out
+
+    class Rom(wiring.Component):
+        def __init__(self):
+            super().__init__({"q": Out(16)})
+
+        def elaborate(self, platform):
+            m = Module()
+            # bits 0..3 vary, bits 4..15 are 0xA5A in every word
+            init = [(0xA5A << 4) | (k % 16) for k in range(64)]
+            m.submodules.rom = rom = Memory(shape=16, depth=64, init=init)
+            port = rom.read_port()
+            m.d.comb += self.q.eq(port.data)
+            return m
+
+    (mem,) = fit.design_memories(Rom())
+    assert (mem.width, mem.depth, mem.writable) == (4, 64, False)
 
 
 def test_too_large_network_fails_before_synthesis(tmp_path):
