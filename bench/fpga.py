@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 #: board -> foldings of the digits model (the board's default first)
 FOLDINGS = {
     "icebreaker": ["64x1,8x1", "32x1,4x1", "64x2,16x1"],
-    "ulx3s-85f": ["64x4,32x1", "64x1,8x1", "64x8,64x1", "64x16,128x1"],
+    "ulx3s-85f": ["64x8,64x1", "64x4,32x1", "64x1,8x1", "64x16,128x1"],
 }
 
 

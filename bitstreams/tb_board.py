@@ -53,7 +53,8 @@ class BoardTB:
         self.params = _params()
         self.artifact = load_artifact(self.params["artifact"])
         self.x = np.load(self.params["inputs"])
-        cocotb.start_soon(Clock(dut.clk, self.params["period_ns"], unit="ns").start())
+        period_ps = 2 * round(self.params["period_ns"] * 500)  # even, whole picoseconds
+        cocotb.start_soon(Clock(dut.clk, period_ps, unit="ps").start())
         self.transport = CocotbUARTTransport(dut.clk, dut.uart_rx, dut.uart_tx,
                                              self.params["clocks_per_bit"])
         self.client = BoardClient(self.transport, timeout=self.params["timeout"])
