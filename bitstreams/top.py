@@ -28,10 +28,24 @@ from bitstreams.pll import ecp5_pll, ice40_pll
 from bitstreams.uart import UARTRx, UARTTx, divisor_for
 from sw.fixedpoint import ceil_div
 
-__all__ = ["LinkTop", "BoardTop", "artifact_digest", "DEFAULT_TIMEOUT_S"]
+__all__ = ["LinkTop", "BoardTop", "artifact_digest", "byte_lanes", "DEFAULT_TIMEOUT_S"]
 
 #: A frame whose next byte is this late is dropped and answered TIMEOUT.
 DEFAULT_TIMEOUT_S = 0.01
+
+
+def byte_lanes(artifact, folding=None) -> int:
+    """Input lanes for a board: hw's default rounded up so that a beat fills whole bytes
+    (``lanes * bits`` a multiple of 8), which keeps the UART frames free of padding bits;
+    hw's default when that would exceed the inputs."""
+    import math
+
+    import hw
+
+    base = hw.make_plan(artifact, folding).lanes
+    step = 8 // math.gcd(artifact.input.bits, 8)
+    lanes = -(-base // step) * step
+    return lanes if lanes <= artifact.inputs else base
 
 
 def artifact_digest(artifact) -> bytes:
@@ -62,7 +76,8 @@ class LinkTop(wiring.Component):
     timeout_s : float
         Frame timeout (a frame whose next byte is this late is dropped and answered TIMEOUT).
     accelerator_options : dict
-        Further ``hw.Accelerator`` options (``lanes``, ``popcount_stages``...).
+        Further ``hw.Accelerator`` options (``popcount_stages``...); ``lanes`` defaults to
+        :func:`byte_lanes` (beats in whole bytes).
 
     Members
     -------
@@ -91,7 +106,9 @@ class LinkTop(wiring.Component):
         self.divisor = divisor_for(clock_hz, baud)
         self.clock_hz = clock_hz
         self.baud = baud
-        self.accelerator = hw.Accelerator(artifact, folding, **(accelerator_options or {}))
+        options = dict(accelerator_options or {})
+        options.setdefault("lanes", byte_lanes(artifact, folding))
+        self.accelerator = hw.Accelerator(artifact, folding, **options)
         acc = self.accelerator
         in_sig = acc.signature.members["i"].signature.flip()
         out_sig = acc.signature.members["o"].signature
