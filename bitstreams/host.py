@@ -402,9 +402,14 @@ class Run:
         from tqdm import tqdm
 
         from bitstreams.top import artifact_digest
-        from sw.cli_artifact import _load, dataset_inputs
+        from sw.artifact import ArtifactError, load_artifact
+        from sw.cli_artifact import dataset_inputs
 
-        artifact = _load(args.artifact)
+        try:
+            artifact = load_artifact(args.artifact)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         x, y = dataset_inputs(artifact, args.dataset, args.split, args.root)
         if args.limit is not None:
             x, y = x[:args.limit], y[:args.limit]

@@ -298,3 +298,9 @@ def test_bitspike_run_bad_port(tmp_path, capsys):
                    "--limit", "2"])
     assert rc == 2
     assert "error: cannot open" in capsys.readouterr().err
+
+
+def test_bitspike_run_bad_artifact(tmp_path, capsys):
+    rc = cli_main(["run", str(tmp_path / "missing"), "--port", "socket://127.0.0.1:9"])
+    assert rc == 2
+    assert "manifest.json" in capsys.readouterr().err
