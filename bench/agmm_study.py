@@ -35,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sw.atomic import atomic_write_text  # noqa: E402
+
 # One thread per worker: these models are tiny, and threads fight over a shared machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -325,19 +327,12 @@ def main(argv=None):
         minutes = (time.perf_counter() - t_part) / 60
         text = (f"# {title}\n\nCommand: `{cmd}`\n\n{table}\n\n"
                 f"Time: {minutes:.1f} min with {args.workers} worker processes.\n")
-        _atomic_write(out / f"agmm_study_{name}.md", text)
-        _atomic_write(out / f"agmm_study_{name}.json",
+        atomic_write_text(out / f"agmm_study_{name}.md", text)
+        atomic_write_text(out / f"agmm_study_{name}.json",
                       json.dumps([_slim(r) for r in res]) + "\n")
         print(f"written {out / f'agmm_study_{name}.md'} ({minutes:.1f} min)")
     print(f"total {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
-
-
-def _atomic_write(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,14 @@ Every file is written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from hw.accelerator import Accelerator
 from hw.common import layout_json
 from hw.plan import DEFAULT_BUDGET
 from sw.artifact import Artifact, manifest_sha256
+from sw.atomic import atomic_write_json, atomic_write_text
 from sw.folding import words_to_hex_lines
 
 __all__ = ["DESCRIPTION_FILE", "DESCRIPTION_SCHEMA", "LINT_WAIVERS", "top_ports", "describe",
@@ -224,17 +222,6 @@ def first_sample_latency(acc: Accelerator) -> int:
     return cycles + (0 if plan.out_depth == 2 else 1)  # output FIFO: a register, or memory
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitspike_accel",
              lanes: int | None = None, trace: bool = False, slots: int | None = None,
              popcount_stages: int = 3, out_depth: int | None = None,
@@ -278,9 +265,9 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
     step("write")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / desc["verilog"], text)
+    atomic_write_text(out / desc["verilog"], text)
     for mem in memories:
-        _atomic_write(out / mem["file"],
+        atomic_write_text(out / mem["file"],
                       "\n".join(words_to_hex_lines(mem["words"], mem["width"])) + "\n")
-    _atomic_write(out / DESCRIPTION_FILE, json.dumps(desc, indent=2) + "\n")
+    atomic_write_json(out / DESCRIPTION_FILE, desc)
     return desc

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sw.atomic import atomic_write_text
 from sw.fixedpoint import ceil_div
 
 __all__ = [
@@ -230,17 +230,6 @@ def hex_lines_to_words(lines: Sequence[str], width: int, file: str = "memory") -
     return words
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_bram_files(artifact, folding: Folding, out_dir: str | os.PathLike) -> list[Path]:
     """Write each layer's weights, packed for ``folding``, as ``<layer>.weights.<S>x<P>.mem``
     (``$readmemh`` format, one word per line). Each file is written atomically."""
@@ -251,6 +240,6 @@ def write_bram_files(artifact, folding: Folding, out_dir: str | os.PathLike) -> 
     for layer, f in zip(artifact.layers, folding.layers, strict=True):
         words = pack_weights(layer.weights, f.simd, f.pe)
         path = out / f"{layer.name}.weights.{f}.mem"
-        _atomic_write_text(path, "\n".join(words_to_hex_lines(words, f.word_width)) + "\n")
+        atomic_write_text(path, "\n".join(words_to_hex_lines(words, f.word_width)) + "\n")
         paths.append(path)
     return paths

@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from sw.atomic import atomic_path, atomic_write_text
 from sw.train.config import TrainConfig
 from sw.train.metrics import FlipCounter, SpikeMonitor
 
@@ -72,23 +72,6 @@ def state_digest(model) -> str:
         h.update(name.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, write):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str):
-    _atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
 
 
 class _Dist:
@@ -364,7 +347,7 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
 
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(out_dir / "config.json", json.dumps(config.to_json(), indent=2) + "\n")
+        atomic_write_text(out_dir / "config.json", json.dumps(config.to_json(), indent=2) + "\n")
 
     flips = FlipCounter(model.binary_synapses())
     bar = None
@@ -450,8 +433,9 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
                 "gates_removed": gates_removed, "history": history,
                 "torch_version": str(torch.__version__), "world_size": dist.world,
             }
-            _atomic_write_bytes(out_dir / CHECKPOINT, lambda fh, st=state: torch.save(st, fh))
-            _atomic_write_text(out_dir / "metrics.jsonl",
+            with atomic_path(out_dir / CHECKPOINT) as tmp:
+                torch.save(state, tmp)
+            atomic_write_text(out_dir / "metrics.jsonl",
                                "".join(json.dumps(r) + "\n" for r in history))
         if bar is not None:
             bar.set_postfix(loss=f"{row['loss']:.3f}", train=f"{row['train_accuracy']:.3f}",
@@ -479,7 +463,7 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
             "rank_digests": digests,
             "ranks_agree": len(set(digests)) == 1,
         }
-        _atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         if progress:
             _print_table(config, history, out_dir)
     return out_dir

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from sw.atomic import atomic_path
 
 __all__ = ["PlotError", "read_metrics", "plot_runs"]
 
@@ -36,14 +36,8 @@ def read_metrics(run) -> list[dict]:
 
 
 def _save(fig, path: Path):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def plot_runs(runs, out, *, labels=None) -> list[Path]:
