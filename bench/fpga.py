@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 #: board -> foldings of the digits model (the board's default first)
 FOLDINGS = {
     "icebreaker": ["64x1,8x1", "32x1,4x1", "64x2,16x1"],
-    "ulx3s-85f": ["64x8,64x1", "64x4,32x1", "64x1,8x1", "64x16,128x1"],
+    "ulx3s-85f": ["64x8,64x1", "64x4,32x1", "64x1,8x1"],
 }
 
 
@@ -48,11 +48,12 @@ def synaptic_ops(artifact) -> int:
     return sum(layer.inputs * layer.neurons * artifact.time_steps for layer in artifact.layers)
 
 
-def measure_cycles(adir, folding, x, build, simulator):
-    """Steady-state cycles per inference of the accelerator alone (cocotb, back to back)."""
+def measure_cycles(adir, folding, lanes, x, build, simulator):
+    """Steady-state cycles per inference of the accelerator alone (cocotb, back to back),
+    built as the board top builds it (same folding and input lanes)."""
     from sim.accelerator import generate, simulate
 
-    desc = generate(adir, out_dir=build, folding=folding)
+    desc = generate(adir, out_dir=build, folding=folding, lanes=lanes)
     run = simulate(desc, adir, x, build_dir=build, simulator=simulator,
                    testcases=("back_to_back",))
     return run.steady_cycles, desc.ideal_cycles, run.ok
@@ -148,8 +149,8 @@ def main(argv=None) -> int:
             rows.append({"board": name, "folding": folding, "error": str(exc)})
             continue
         if folding not in cycles_cache:
-            cycles_cache[folding] = measure_cycles(adir, folding, x, out / f"sim-{tag}",
-                                                   args.simulator)
+            cycles_cache[folding] = measure_cycles(adir, folding, report["lanes"], x,
+                                                   out / f"sim-{tag}", args.simulator)
         measured, ideal, exact = cycles_cache[folding]
         fmax = report["achieved_mhz"]
         u = report["utilization"]
