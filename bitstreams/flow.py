@@ -159,11 +159,20 @@ def default_artifact(log=print):
     """The default digits model: trained into ``runs/default`` and exported to
     ``artifacts/digits`` when not there yet (the same steps as ``nox -s simulate``).
     Returns ``(artifact, directory)``."""
+    import contextlib
+    import io
+    import re
+
     from sim.main import ARTIFACT_DIR, RUN_DIR, ensure_exported, ensure_trained
 
     log(f"no --artifact: using the default digits model ({ARTIFACT_DIR})")
-    checkpoint = ensure_trained(RUN_DIR)
-    return ensure_exported(checkpoint, ARTIFACT_DIR), ARTIFACT_DIR
+    said = io.StringIO()  # the helpers number their lines as steps of `nox -s simulate`
+    with contextlib.redirect_stdout(said):
+        checkpoint = ensure_trained(RUN_DIR)
+        artifact = ensure_exported(checkpoint, ARTIFACT_DIR)
+    for line in said.getvalue().splitlines():
+        log("  " + re.sub(r"^\[\d+/\d+\]\s*", "", line))
+    return artifact, ARTIFACT_DIR
 
 
 def _run(cmd: list, cwd: Path, log_name: str, env: dict) -> float:
