@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "golden": ("sw.cli_artifact:Golden", "run an artifact's integer golden model on a dataset"),
     "random": ("sw.cli_artifact:Random", "write a random integer network (tests, exploration)"),
     "bram": ("sw.cli_artifact:Bram", "pack an artifact's weights for a folding as $readmemh files"),
-    "run": ("bitstreams.host:Run", "stream a dataset to a board over its UART and check every answer"),
+    "run": ("bitstreams.host:Run", "stream a dataset to a board over UART, check every answer"),
     "verilog": ("hw.cli:Verilog", "generate the accelerator's Verilog, .mem files and description"),
     "train": ("sw.train.cli:Train", "train a binary spiking network (AGMM) into a run directory"),
     "export": ("sw.export:Export", "fold a training checkpoint into an integer artifact"),

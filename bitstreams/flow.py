@@ -34,13 +34,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bitstreams import fit
 from bitstreams.boards import BOARDS, Board, get_board
+from sw.atomic import atomic_write_json
 
 __all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tools",
            "default_artifact", "build", "timing_met", "main"]
@@ -192,18 +192,6 @@ def timing_met(fmax: dict) -> bool:
     """True when every constrained clock of a nextpnr report reaches its constraint."""
     checked = [v for v in fmax.values() if v.get("constraint")]
     return bool(checked) and all(v["achieved"] >= v["constraint"] for v in checked)
-
-
-def _atomic_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _pack_command(cmd: list, pack_report: str) -> list:
@@ -359,7 +347,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         report["fit_only"] = True
         report["utilization"] = _utilization(board, synthesis, packed)
         report["seconds"] = times
-        _atomic_json(out / "report.json", report)
+        atomic_write_json(out / "report.json", report)
         return report
 
     step("place and route")
@@ -398,7 +386,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
                   "synthesis_log": "top.rpt", "place_and_route_log": "top.tim"},
         "seconds": times,
     })
-    _atomic_json(out / "report.json", report)
+    atomic_write_json(out / "report.json", report)
     return report
 
 

@@ -74,13 +74,14 @@ class HostLink(wiring.Component):
 
     Timing
     ------
-    ``rx`` is always ready (a UART cannot wait); bytes must come at least 8 clock cycles
-    apart (a UART delivers one per 10 bit times: 40 cycles or more). A sample is fed to ``acc_i`` one byte per cycle
-    from the buffer, ``beat_bytes + 1`` cycles per beat plus any wait on ``acc_i.ready``; at
-    most ``tags`` samples are inside the accelerator at once. ``acc_o`` is held (``ready``
-    low) while its RESULT frame is on the wire and taken after its last byte. ``acc_reset``
-    pulses for one cycle when a RESET request is carried out (between two answer frames);
-    the link clears its sample buffer and tags in the same cycle, then answers RESET_DONE.
+    ``rx`` is always ready (a UART cannot wait); bytes must come at least 8 clock cycles apart
+    (a UART delivers one per 10 bit times: 40 cycles or more). A sample is fed to ``acc_i`` one
+    byte per cycle from the buffer, ``beat_bytes + 1`` cycles per beat plus any wait on
+    ``acc_i.ready``; at most ``tags`` samples are inside the accelerator at once. ``acc_o`` is
+    held (``ready`` low) while its RESULT frame is on the wire and taken after its last byte.
+    ``acc_reset`` pulses for one cycle when a RESET request is carried out (between two answer
+    frames); the link clears its sample buffer and tags in the same cycle, then answers
+    RESET_DONE.
     Reset of the domain returns everything to idle.
 
     Parameters

@@ -10,13 +10,14 @@ exactly (every item comes out once, in order) before they meet the accelerator.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from amaranth import Module, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from sw.atomic import atomic_write_json, atomic_write_text
 
 __all__ = ["StreamFifo", "generate", "payload_layout"]
 
@@ -114,8 +115,6 @@ def generate(out_dir: str | os.PathLike, *, width: int = 12, depth: int = 4,
         },
         "depth": depth,
     }
-    for fname, content in ((f"{name}.v", text), (f"{name}.json", json.dumps(desc, indent=2))):
-        tmp = out / f".{fname}.tmp"
-        tmp.write_text(content)
-        os.replace(tmp, out / fname)
+    atomic_write_text(out / f"{name}.v", text)
+    atomic_write_json(out / f"{name}.json", desc)
     return desc

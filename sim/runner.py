@@ -186,7 +186,7 @@ def simulator_problem(simulator: str) -> str | None:
                 f">= {MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d})")
     for tool in ("make", "g++"):
         if shutil.which(tool) is None:
-            return f"Verilator needs {tool}, which is not on PATH"
+            return f"Verilator needs {tool}, which is not on PATH (Debian: apt install g++ make)"
     return None
 
 

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from sw import fixedpoint as fx
+from sw.atomic import default_mode
 from sw.fixedpoint import FixedPoint
 
 __all__ = [
@@ -536,6 +537,7 @@ def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bo
         for name, text in files.items():
             (tmp / name).write_bytes(text.encode("ascii"))
         (tmp / MANIFEST).write_text(_manifest_text(artifact, files))
+        tmp.chmod(default_mode(directory=True))
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.rename(path, old)

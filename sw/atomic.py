@@ -14,7 +14,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = [
+    "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+    "default_mode",
+]
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain ``open``/``mkdir`` would give under the current umask.
+
+    ``tempfile`` creates private (0600/0700) entries; results are meant to be shared like any
+    other file the user writes, so they get the ordinary permissions before the rename.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
 
 
 @contextmanager
@@ -31,6 +45,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():
+            tmp.chmod(default_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -173,8 +173,10 @@ def test_unknown_schema_version(written, version):
 
 
 @pytest.mark.parametrize("edit,match", [
+    # one bit above what the format itself needs (signed: 2 at least), far below the bound
     (lambda m: m["layers"][0]["membrane"].__setitem__(
-        "width", max(m["layers"][0]["membrane"]["frac"], m["layers"][0]["leak_shift"] or 0) + 1),
+        "width", max(m["layers"][0]["membrane"]["frac"], m["layers"][0]["leak_shift"] or 0,
+                     1) + 1),
      r"fc0\.membrane\.width: width \d+ is below the \d+ bits the proven bound"),
     (lambda m: m["layers"][0]["membrane"].__setitem__("width", 99),
      r"membrane: width must be between 1 and 62, not 99"),
