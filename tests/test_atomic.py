@@ -30,3 +30,23 @@ def test_failure_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("writer failed")
     assert p.read_text() == "old"
     assert [x.name for x in tmp_path.iterdir()] == ["f.png"]
+
+
+def test_results_get_the_permissions_a_plain_write_gets(tmp_path):
+    """tempfile makes private 0600 files and 0700 folders; results are shared like any file."""
+    import os
+
+    from sw.artifact import write_artifact
+    from sw.randnet import random_artifact
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "report.json", {"ok": True})
+        (tmp_path / "plain").write_text("x")
+        net = write_artifact(random_artifact(1, sizes=[5, 3, 2]), tmp_path / "net")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "plain").stat().st_mode & 0o777 == 0o644
+    assert net.stat().st_mode & 0o777 == 0o755
+    assert (net / "manifest.json").stat().st_mode & 0o777 == 0o644
