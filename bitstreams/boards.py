@@ -122,7 +122,7 @@ BOARDS: dict[str, Board] = {
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,
         baud=3_000_000, reset_button=("button_fire", 0),
-        leds=(("led", 0), ("led", 1), ("led", 2)), budget=1024),
+        leds=(("led", 0), ("led", 1), ("led", 2)), budget=1024, seeds=3),
 }
 
 

@@ -29,7 +29,10 @@ def build_dir_for(request) -> Path:
 
 
 def require_simulator(simulator: str) -> None:
-    """Skip the calling test, saying why, when ``simulator`` cannot run here."""
+    """Fail the calling test, saying what to install, when ``simulator`` cannot run here.
+
+    A missing simulator is an installation error, not a reason to pass quietly.
+    """
     problem = simulator_problem(simulator)
     if problem:
-        pytest.skip(f"{simulator} unavailable: {problem}")
+        pytest.fail(f"{simulator} unavailable: {problem}", pytrace=False)

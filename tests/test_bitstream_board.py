@@ -13,9 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("amaranth")
-pytest.importorskip("cocotb")
-
 from bitstreams.boards import get_board
 from bitstreams.boardsim import TESTCASES, simulate
 from sim.testing import build_dir_for, require_simulator

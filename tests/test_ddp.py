@@ -7,13 +7,11 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 
 def test_ddp_two_processes_on_digits(tmp_path):
-    dist = pytest.importorskip("torch.distributed")
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("this torch build has no gloo backend")
+    import torch.distributed as dist
+
+    assert dist.is_available() and dist.is_gloo_available(), "this torch build has no gloo"
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",

@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("amaranth")
-
 from bitspike.cli import main as cli_main
 from bitstreams import protocol as P
 from bitstreams.host import (
@@ -266,7 +264,6 @@ def _serve(board, ready, stop):
 
 def test_bitspike_run_over_a_socket(tmp_path, capsys, seed):
     # The whole command, through pyserial (socket:// URL), against the Python board.
-    pytest.importorskip("serial")
     artifact = random_artifact(seed, sizes=[64, 12, 10], time_steps=2, input_kind="multibit",
                                input_bits=5)
     write_artifact(artifact, tmp_path / "art")
@@ -290,7 +287,6 @@ def test_bitspike_run_over_a_socket(tmp_path, capsys, seed):
 
 
 def test_bitspike_run_bad_port(tmp_path, capsys):
-    pytest.importorskip("serial")
     artifact = random_artifact(0, sizes=[64, 4, 10], time_steps=2, input_kind="multibit",
                                input_bits=5)
     write_artifact(artifact, tmp_path / "art")

@@ -13,9 +13,6 @@ import re
 
 import numpy as np
 import pytest
-
-pytest.importorskip("amaranth", reason="amaranth is needed for the hardware tests")
-
 from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 

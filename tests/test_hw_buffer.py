@@ -7,9 +7,6 @@ import re
 
 import numpy as np
 import pytest
-
-pytest.importorskip("amaranth", reason="amaranth is needed for the hardware tests")
-
 from amaranth.sim import Simulator
 
 from hw import InputAdapter, LIFStage, ReadoutStage, SampleBuffer, Sequencer

@@ -6,9 +6,6 @@ import re
 
 import numpy as np
 import pytest
-
-pytest.importorskip("amaranth", reason="amaranth is needed for the hardware tests")
-
 from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out

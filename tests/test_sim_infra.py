@@ -141,7 +141,6 @@ def test_runner_rejects_unknown_simulator():
 
 @pytest.fixture(scope="module")
 def fifo(tmp_path_factory):
-    pytest.importorskip("amaranth")
     from sim.demo import generate
 
     out = tmp_path_factory.mktemp("fifo")
@@ -219,7 +218,6 @@ def test_fifo_waves(fifo, request, seed, simulator):
 
 def test_description_of_a_generated_accelerator(tmp_path, seed):
     """The testbench's reading of hw.generate's description: ports, input packing, checks."""
-    pytest.importorskip("amaranth")
     import numpy as np
 
     from sim.accelerator import generate

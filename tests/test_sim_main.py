@@ -33,7 +33,6 @@ def test_bad_simulator(capsys, monkeypatch):
 @pytest.mark.slow
 def test_random_artifact_on_digits(request, tmp_path, seed, capsys):
     """--artifact: any artifact taking 64 5-bit inputs runs on the digits test split."""
-    pytest.importorskip("amaranth")
     require_simulator("icarus")
     from sw.artifact import write_artifact
     from sw.randnet import random_artifact
@@ -55,8 +54,6 @@ def test_random_artifact_on_digits(request, tmp_path, seed, capsys):
 def test_trained_digits_main_job(request, tmp_path, capsys):
     """The main job on a freshly trained default model: 200 test samples, RTL == golden,
     RTL accuracy equal to golden accuracy, cycles per inference within 1.10x the bound."""
-    pytest.importorskip("torch")
-    pytest.importorskip("amaranth")
     require_simulator("icarus")
     build = build_dir_for(request)
     argv = ["--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "digits"),
