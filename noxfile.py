@@ -57,6 +57,12 @@ def require_icarus(session: nox.Session) -> None:
                       "install it with: sudo apt-get install iverilog   (Debian/Ubuntu)")
 
 
+def parallel() -> list[str]:
+    """pytest-xdist over the machine's cores (every test builds in its own folder);
+    ``-- -n 0`` after the session name runs serially."""
+    return ["-n", "auto"] if (os.cpu_count() or 1) > 1 else []
+
+
 def pytest_env() -> dict:
     return {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
 
@@ -66,7 +72,7 @@ def tests(session: nox.Session) -> None:
     """The fast test suite: unit, property and Amaranth-simulator tests (not `slow`)."""
     require_icarus(session)
     install(session)
-    session.run("pytest", "-m", "not slow", *session.posargs, env=pytest_env())
+    session.run("pytest", "-m", "not slow", *parallel(), *session.posargs, env=pytest_env())
 
 
 @nox.session(python=PYTHON)
@@ -74,7 +80,7 @@ def slow(session: nox.Session) -> None:
     """Long tests: cocotb regressions on generated Verilog, synthesis, place and route."""
     require_icarus(session)
     install(session)
-    session.run("pytest", "-m", "slow", *session.posargs, env=pytest_env())
+    session.run("pytest", "-m", "slow", *parallel(), *session.posargs, env=pytest_env())
 
 
 @nox.session(python=PYTHON)
