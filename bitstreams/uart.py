@@ -45,14 +45,24 @@ def divisor_for(clock_hz: float, baud: float) -> int:
     return divisor
 
 
-def _check_divisor(divisor):
-    if not isinstance(divisor, int) or isinstance(divisor, bool):
-        raise TypeError(f"divisor must be an int, not {divisor!r}")
-    if divisor < 4:
-        raise ValueError(f"divisor must be >= 4, not {divisor}")
+class _UARTBase(wiring.Component):
+    """The clock divisor shared by the receiver and the transmitter (validated: an int >= 4)."""
+
+    def __init__(self, divisor: int):
+        if not isinstance(divisor, int) or isinstance(divisor, bool):
+            raise TypeError(f"divisor must be an int, not {divisor!r}")
+        if divisor < 4:
+            raise ValueError(f"divisor must be >= 4, not {divisor}")
+        self._divisor = divisor
+        super().__init__()
+
+    @property
+    def divisor(self) -> int:
+        """Clock cycles per bit."""
+        return self._divisor
 
 
-class UARTRx(wiring.Component):
+class UARTRx(_UARTBase):
     """8N1 receiver.
 
     The line is synchronised with two flip-flops. A falling edge starts a character; the start
@@ -87,15 +97,6 @@ class UARTRx(wiring.Component):
     o: Out(stream.Signature(8))
     framing_error: Out(1)
     overrun: Out(1)
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -152,7 +153,7 @@ class UARTRx(wiring.Component):
         return m
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_UARTBase):
     """8N1 transmitter.
 
     Timing
@@ -177,15 +178,6 @@ class UARTTx(wiring.Component):
 
     i: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()

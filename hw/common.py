@@ -27,6 +27,16 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
+def check_step_gain(step_gain) -> tuple:
+    """A non-empty sequence of ints >= 1 (a layer's per-time-step gains), as a tuple."""
+    if not isinstance(step_gain, (tuple, list)) or not step_gain:
+        raise TypeError(f"step_gain must be a non-empty tuple of ints, not {step_gain!r}")
+    for g in step_gain:
+        if not isinstance(g, int) or isinstance(g, bool) or g < 1:
+            raise ValueError(f"step_gain must hold ints >= 1, not {tuple(step_gain)!r}")
+    return tuple(int(g) for g in step_gain)
+
+
 def check_choice(name: str, value, choices) -> object:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, "

@@ -6,7 +6,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_choice, check_int
+from hw.common import check_choice, check_int, check_step_gain
 from sw import fixedpoint as fx
 
 __all__ = ["LIFUnit"]
@@ -77,11 +77,7 @@ class LIFUnit(wiring.Component):
         if leak_shift is not None:
             check_int("leak_shift", leak_shift, 1, width - 1)
         check_choice("reset", reset, ("hard", "soft"))
-        if not isinstance(step_gain, (tuple, list)) or not step_gain:
-            raise TypeError(f"step_gain must be a non-empty tuple of ints, not {step_gain!r}")
-        for g in step_gain:
-            if not isinstance(g, int) or isinstance(g, bool) or g < 1:
-                raise ValueError(f"step_gain must hold ints >= 1, not {tuple(step_gain)!r}")
+        step_gain = check_step_gain(step_gain)
         check_int("current_width", current_width, 2, fx.MAX_WIDTH)
         self._pe, self._width, self._frac = pe, width, frac
         self._leak_shift, self._reset = leak_shift, reset

@@ -8,7 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_bool, check_int, delay
+from hw.common import check_bool, check_int, check_step_gain, delay
 from sw import fixedpoint as fx
 
 __all__ = ["ReadoutUnit", "readout_rom_layout", "readout_rom_words"]
@@ -103,11 +103,7 @@ class ReadoutUnit(wiring.Component):
                  sum_width: int, score_width: int, scale, offset, direct: bool = False):
         check_int("classes", classes, 1)
         check_int("pe", pe, 1, classes)
-        if not isinstance(step_gain, (tuple, list)) or not step_gain:
-            raise TypeError(f"step_gain must be a non-empty tuple of ints, not {step_gain!r}")
-        for g in step_gain:
-            if not isinstance(g, int) or isinstance(g, bool) or g < 1:
-                raise ValueError(f"step_gain must hold ints >= 1, not {tuple(step_gain)!r}")
+        step_gain = check_step_gain(step_gain)
         check_int("current_width", current_width, 2, fx.MAX_WIDTH)
         check_int("sum_width", sum_width, 2, fx.MAX_WIDTH)
         check_int("score_width", score_width, 2, fx.MAX_WIDTH)
