@@ -25,6 +25,7 @@ import hashlib
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@contextmanager
+def _one_torch_thread():
+    """Train on one thread, as `bitspike train` does by default: the float reductions, hence
+    the trained weights, then do not depend on the machine's core count, and the main job's
+    model is the one `bitspike train` makes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def ensure_trained(run_dir: Path) -> Path:
     """The checkpoint of the default model in ``run_dir``: reused when it is complete and was
     trained with today's default options, resumed when interrupted, trained otherwise."""
@@ -69,14 +85,16 @@ def ensure_trained(run_dir: Path) -> Path:
                      f"({ckpt['epoch']} epochs)")
                 return path
             _say(f"[1/4] resuming the default model in {run_dir} at epoch {ckpt['epoch']}")
-            train(None, run_dir, resume=True)
+            with _one_torch_thread():
+                train(None, run_dir, resume=True)
             return path
         if ckpt is not None:
             _say(f"[1/4] {run_dir} holds a model trained with other options; training the "
                  f"default model afresh")
     else:
         _say(f"[1/4] training the default digits model into {run_dir}")
-    train(config, run_dir, overwrite=True)
+    with _one_torch_thread():
+        train(config, run_dir, overwrite=True)
     return path
 
 
