@@ -25,7 +25,6 @@ import hashlib
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,25 +50,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-@contextmanager
-def _one_torch_thread():
-    """Train on one thread, as `bitspike train` does by default: the float reductions, hence
-    the trained weights, then do not depend on the machine's core count, and the main job's
-    model is the one `bitspike train` makes."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def ensure_trained(run_dir: Path) -> Path:
     """The checkpoint of the default model in ``run_dir``: reused when it is complete and was
     trained with today's default options, resumed when interrupted, trained otherwise."""
-    from sw.train import CHECKPOINT, CheckpointError, TrainConfig, load_checkpoint, train
+    from sw.train import (
+        CHECKPOINT,
+        CheckpointError,
+        TrainConfig,
+        load_checkpoint,
+        torch_threads,
+        train,
+    )
 
     config = TrainConfig()
     path = run_dir / CHECKPOINT
@@ -85,7 +76,7 @@ def ensure_trained(run_dir: Path) -> Path:
                      f"({ckpt['epoch']} epochs)")
                 return path
             _say(f"[1/4] resuming the default model in {run_dir} at epoch {ckpt['epoch']}")
-            with _one_torch_thread():
+            with torch_threads():  # as `bitspike train` trains it
                 train(None, run_dir, resume=True)
             return path
         if ckpt is not None:
@@ -93,7 +84,7 @@ def ensure_trained(run_dir: Path) -> Path:
                  f"default model afresh")
     else:
         _say(f"[1/4] training the default digits model into {run_dir}")
-    with _one_torch_thread():
+    with torch_threads():  # as `bitspike train` trains it
         train(config, run_dir, overwrite=True)
     return path
 

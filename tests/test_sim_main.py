@@ -72,3 +72,31 @@ def test_trained_digits_main_job(request, tmp_path, capsys):
     again = capsys.readouterr().out
     assert "reusing the trained default model" in again
     assert "reusing the artifact" in again
+
+
+def test_default_model_trains_on_the_threads_bitspike_train_uses(tmp_path, monkeypatch):
+    """The main job's model must be the one `bitspike train` makes: same config, same torch
+    thread count (the float reductions, hence the weights, depend on it); the caller's thread
+    count comes back afterwards."""
+    import torch
+
+    import sim.main
+    import sw.train
+    from sw.train import DEFAULT_THREADS, TrainConfig
+
+    seen = []
+
+    def fake_train(config, out_dir, **kwargs):
+        seen.append((config, torch.get_num_threads()))
+        return out_dir
+
+    monkeypatch.setattr(sw.train, "train", fake_train)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sim.main.ensure_trained(tmp_path / "run")
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [(TrainConfig(), DEFAULT_THREADS)]
+    assert after == 2

@@ -4,7 +4,14 @@
     run = train(TrainConfig(), "runs/digits")      # the default digits model -> run directory
 """
 
-from sw.train.config import DEFAULT_LR, DEPLOYS, OPTIMIZERS, SCHEDULES, TrainConfig
+from sw.train.config import (
+    DEFAULT_LR,
+    DEFAULT_THREADS,
+    DEPLOYS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+)
 from sw.train.loop import (
     CHECKPOINT,
     CheckpointError,
@@ -13,9 +20,10 @@ from sw.train.loop import (
     load_checkpoint,
     load_data,
     state_digest,
+    torch_threads,
     train,
 )
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_checkpoint", "build_from_checkpoint",
            "load_data", "state_digest", "CHECKPOINT", "CheckpointError", "OPTIMIZERS",
-           "SCHEDULES", "DEPLOYS", "DEFAULT_LR"]
+           "SCHEDULES", "DEPLOYS", "DEFAULT_LR", "DEFAULT_THREADS", "torch_threads"]

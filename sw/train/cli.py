@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from sw.train.config import DEFAULT_LR, DEPLOYS, OPTIMIZERS, SCHEDULES, TrainConfig
+from sw.train.config import (
+    DEFAULT_LR,
+    DEFAULT_THREADS,
+    DEPLOYS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+)
 
 _D = TrainConfig()
 
@@ -43,9 +50,10 @@ class Train:
         p.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint (its saved options)")
         p.add_argument("--force", action="store_true", help="start over in an existing --out")
-        p.add_argument("--threads", type=int, default=1,
-                       help="torch CPU threads (default 1: the small models run fastest on one "
-                            "thread, and several threads slow down badly on a busy machine)")
+        p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                       help=f"torch CPU threads (default {DEFAULT_THREADS}: the small models run "
+                            "fastest on one thread, several slow down badly on a busy machine, "
+                            "and on one the trained weights do not depend on the core count)")
         p.add_argument("--quiet", action="store_true", help="no progress bar or table")
         g = p.add_argument_group("data")
         g.add_argument("--dataset", default=_D.dataset,
@@ -116,22 +124,20 @@ class Train:
 
     @staticmethod
     def run(args):
-        import torch
-
         from sw.data import DatasetError
-        from sw.train.loop import CheckpointError, train
+        from sw.train.loop import CheckpointError, torch_threads, train
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
         try:
             if args.resume:
                 if not args.out:
                     print("error: --resume needs --out RUN_DIR", file=sys.stderr)
                     return 2
-                train(None, args.out, resume=True, progress=not args.quiet)
+                with torch_threads(args.threads):
+                    train(None, args.out, resume=True, progress=not args.quiet)
             else:
                 config = Train.config_from_args(args)
-                train(config, args.out, overwrite=args.force, progress=not args.quiet)
+                with torch_threads(args.threads):
+                    train(config, args.out, overwrite=args.force, progress=not args.quiet)
         except (TypeError, ValueError, FileExistsError, DatasetError, CheckpointError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -17,6 +17,10 @@ SCHEDULES = ("cosine", "constant")
 DEPLOYS = ("keep", "finetune")
 #: learning rate when none is given
 DEFAULT_LR = {"adam": 1e-2, "sgd": 0.1}
+#: torch CPU threads for training unless told otherwise. The small models run fastest on one
+#: thread (several slow down badly on a busy machine), and on one thread the float reductions,
+#: hence the trained weights, do not depend on the machine's core count.
+DEFAULT_THREADS = 1
 
 
 def _is_int(v):

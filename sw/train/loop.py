@@ -15,6 +15,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,11 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from sw.atomic import atomic_path, atomic_write_text
-from sw.train.config import TrainConfig
+from sw.train.config import DEFAULT_THREADS, TrainConfig
 from sw.train.metrics import FlipCounter, SpikeMonitor
 
-__all__ = ["train", "evaluate", "load_checkpoint", "build_from_checkpoint", "load_data",
-           "state_digest", "resolve_device", "CHECKPOINT", "CheckpointError"]
+__all__ = [
+    "torch_threads", "train", "evaluate", "load_checkpoint", "build_from_checkpoint",
+    "load_data", "state_digest", "resolve_device", "CHECKPOINT", "CheckpointError",
+]
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "bitspike-checkpoint"
@@ -252,6 +256,19 @@ def _gate_log(model) -> tuple[dict, dict]:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
+
+
+@contextmanager
+def torch_threads(threads: int | None = DEFAULT_THREADS) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(threads)`` (None or 0: torch's own count),
+    restoring the old count after."""
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def train(config: TrainConfig | None = None, out_dir=None, *, resume: bool = False,
