@@ -54,7 +54,7 @@ QUICK = ["spike 32-24-10 T=4", "multibit/5b 37-23-7 T=4 (odd)"]
 
 def digits_artifact():
     """The trained default digits model (trained and exported on first use, then reused)."""
-    from sim.main import ARTIFACT_DIR, RUN_DIR, ensure_exported, ensure_trained
+    from sw.default_model import ARTIFACT_DIR, RUN_DIR, ensure_exported, ensure_trained
 
     checkpoint = ensure_trained(ROOT / RUN_DIR)
     artifact = ensure_exported(checkpoint, ROOT / ARTIFACT_DIR)

@@ -156,23 +156,13 @@ def find_tools(family: str, mode: str = "auto") -> ToolSet:
 
 
 def default_artifact(log=print):
-    """The default digits model: trained into ``runs/default`` and exported to
-    ``artifacts/digits`` when not there yet (the same steps as ``nox -s simulate``).
+    """The default digits model (:mod:`sw.default_model`): trained into ``runs/default`` and
+    exported to ``artifacts/digits`` when not there yet, as ``nox -s simulate`` does.
     Returns ``(artifact, directory)``."""
-    import contextlib
-    import io
-    import re
-
-    from sim.main import ARTIFACT_DIR, RUN_DIR, ensure_exported, ensure_trained
+    from sw.default_model import ARTIFACT_DIR, ensure_default
 
     log(f"no --artifact: using the default digits model ({ARTIFACT_DIR})")
-    said = io.StringIO()  # the helpers number their lines as steps of `nox -s simulate`
-    with contextlib.redirect_stdout(said):
-        checkpoint = ensure_trained(RUN_DIR)
-        artifact = ensure_exported(checkpoint, ARTIFACT_DIR)
-    for line in said.getvalue().splitlines():
-        log("  " + re.sub(r"^\[\d+/\d+\]\s*", "", line))
-    return artifact, ARTIFACT_DIR
+    return ensure_default(lambda line: log("  " + line))
 
 
 def _run(cmd: list, cwd: Path, log_name: str, env: dict) -> float:

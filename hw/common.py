@@ -5,43 +5,10 @@ from __future__ import annotations
 from amaranth import Module, Signal, unsigned
 from amaranth.lib import data
 
-__all__ = ["check_int", "check_bool", "check_choice", "delay", "layout_json"]
+from sw.checks import check_bool, check_choice, check_int, check_step_gain
 
-
-def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    """Return ``value`` if it is an int in ``lo..hi``; raise TypeError/ValueError naming it."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if lo is not None and value < lo:
-        if hi is None:
-            raise ValueError(f"{name} must be >= {lo}, not {value!r}")
-        raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
-    if hi is not None and value > hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
-    return value
-
-
-def check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {value!r}")
-    return value
-
-
-def check_step_gain(step_gain) -> tuple:
-    """A non-empty sequence of ints >= 1 (a layer's per-time-step gains), as a tuple."""
-    if not isinstance(step_gain, (tuple, list)) or not step_gain:
-        raise TypeError(f"step_gain must be a non-empty tuple of ints, not {step_gain!r}")
-    for g in step_gain:
-        if not isinstance(g, int) or isinstance(g, bool) or g < 1:
-            raise ValueError(f"step_gain must hold ints >= 1, not {tuple(step_gain)!r}")
-    return tuple(int(g) for g in step_gain)
-
-
-def check_choice(name: str, value, choices) -> object:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, "
-                         f"not {value!r}")
-    return value
+# The parameter checks live in sw.checks (Amaranth-free); re-exported for the gateware.
+__all__ = ["check_int", "check_bool", "check_choice", "check_step_gain", "delay", "layout_json"]
 
 
 def delay(m: Module, value, cycles: int, name: str):

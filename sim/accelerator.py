@@ -143,7 +143,7 @@ def generate(artifact, *, out_dir, folding=None, trace: bool = False, lanes: int
     artifact with the same options. ``folding`` is a ``sw.folding.Folding``, a string
     ``"SxP,..."`` or None (the generator's default). The reuse key covers the artifact's
     manifest, the options and the generator's own source."""
-    from hw import generate as hw_generate
+    from hw.generate import generate as hw_generate
     from sw.artifact import load_artifact
     from sw.folding import Folding
 

@@ -21,7 +21,6 @@ Steps (each reuses its output when it is already there and matches):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -30,11 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from sim.runner import SIMULATORS, SimulationError, default_simulator, simulator_problem
+from sw.default_model import ARTIFACT_DIR, RUN_DIR
 
 __all__ = ["main", "build_parser", "ensure_trained", "ensure_exported"]
 
-RUN_DIR = Path("runs/default")
-ARTIFACT_DIR = Path("artifacts/digits")
 BUILD_DIR = Path("sim_build/simulate")
 
 
@@ -42,73 +40,20 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ensure_trained(run_dir: Path) -> Path:
-    """The checkpoint of the default model in ``run_dir``: reused when it is complete and was
-    trained with today's default options, resumed when interrupted, trained otherwise."""
-    from sw.train import (
-        CHECKPOINT,
-        CheckpointError,
-        TrainConfig,
-        load_checkpoint,
-        torch_threads,
-        train,
-    )
+    """Step 1: the default model's checkpoint (:func:`sw.default_model.ensure_trained`)."""
+    from sw import default_model
 
-    config = TrainConfig()
-    path = run_dir / CHECKPOINT
-    if path.is_file():
-        try:
-            ckpt = load_checkpoint(path)
-        except CheckpointError as exc:
-            _say(f"[1/4] {exc}; training afresh")
-            ckpt = None
-        if ckpt is not None and ckpt["config"] == config.to_json():
-            if int(ckpt["epoch"]) >= config.total_epochs:
-                _say(f"[1/4] reusing the trained default model in {run_dir} "
-                     f"({ckpt['epoch']} epochs)")
-                return path
-            _say(f"[1/4] resuming the default model in {run_dir} at epoch {ckpt['epoch']}")
-            with torch_threads():  # as `bitspike train` trains it
-                train(None, run_dir, resume=True)
-            return path
-        if ckpt is not None:
-            _say(f"[1/4] {run_dir} holds a model trained with other options; training the "
-                 f"default model afresh")
-    else:
-        _say(f"[1/4] training the default digits model into {run_dir}")
-    with torch_threads():  # as `bitspike train` trains it
-        train(config, run_dir, overwrite=True)
-    return path
+    return default_model.ensure_trained(run_dir, lambda line: _say(f"[1/4] {line}"))
 
 
 def ensure_exported(checkpoint: Path, out: Path):
-    """The artifact exported from ``checkpoint`` at ``out`` (re-exported when it came from
-    another checkpoint). Returns ``(artifact, float_accuracy or None)``."""
-    from sw.artifact import ArtifactError, load_artifact
-    from sw.export import export
+    """Step 2: the artifact exported from ``checkpoint``
+    (:func:`sw.default_model.ensure_exported`)."""
+    from sw import default_model
 
-    digest = _sha256(checkpoint)
-    if (out / "manifest.json").is_file():
-        try:
-            art = load_artifact(out)
-        except ArtifactError:
-            art = None
-        if art is not None and art.metadata.get("checkpoint_sha256", "").endswith(digest):
-            _say(f"[2/4] reusing the artifact {out} (exported from this checkpoint)")
-            return art
-    _say(f"[2/4] exporting {checkpoint} to {out}")
-    art, report = export(checkpoint, out, overwrite=True, log=lambda line: None)
-    for line in report.table().splitlines():
-        _say(f"      {line}")
-    return art
+    return default_model.ensure_exported(checkpoint, out, lambda line: _say(f"[2/4] {line}"),
+                                         lambda line: _say(f"      {line}"))
 
 
 def _float_predictions(checkpoint: Path, x_split, y) -> np.ndarray | None:

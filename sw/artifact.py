@@ -28,6 +28,7 @@ import numpy as np
 
 from sw import fixedpoint as fx
 from sw.atomic import default_mode
+from sw.digest import Sha256
 from sw.fixedpoint import FixedPoint
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "write_artifact",
     "load_artifact",
     "manifest_sha256",
+    "manifest_digest",
     "weights_to_hex_lines",
     "weights_from_hex_lines",
 ]
@@ -370,6 +372,13 @@ class Artifact:
     def readout(self) -> ReadoutLayer:
         return self.layers[-1]
 
+    @property
+    def rows_per_sample(self) -> int:
+        """Rows of input values per sample: 1 for multibit input (direct encoding: the same
+        values at every time step), T for spike input (one row of spikes per time step).
+        The one statement of this rule; every layer that lays out or counts input asks it."""
+        return 1 if self.input.kind == "multibit" else self.time_steps
+
     def input_shape(self, batch: int | None = None) -> tuple:
         """Shape of a batch of inputs the golden model and the hardware take:
         ``(B, N)`` values for multibit input, ``(B, T, N)`` spikes otherwise."""
@@ -506,6 +515,13 @@ def _data_files(artifact: Artifact) -> dict:
 def _manifest_text(artifact: Artifact, files: dict) -> str:
     hashes = {name: _sha256(text.encode("ascii")) for name, text in files.items()}
     return json.dumps(manifest_dict(artifact, hashes), indent=2) + "\n"
+
+
+def manifest_digest(artifact: Artifact) -> Sha256:
+    """The :class:`~sw.digest.Sha256` of the ``manifest.json`` that :func:`write_artifact`
+    writes for ``artifact`` (the same bytes :func:`load_artifact` read, for a loaded artifact):
+    the artifact's identity, which the generated hardware and the board carry."""
+    return Sha256.parse(manifest_sha256(artifact))
 
 
 def manifest_sha256(artifact: Artifact) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hw import DESCRIPTION_FILE, Accelerator, generate, input_layout, output_layout
+from hw import DESCRIPTION_FILE, Accelerator, input_layout, output_layout
 from hw.common import layout_json
-from hw.generate import LINT_WAIVERS
+from hw.generate import LINT_WAIVERS, generate
 from hw.testing import unused_ok
 from sw.artifact import manifest_sha256, write_artifact
 from sw.folding import Folding, hex_lines_to_words, pack_weights

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hw import Accelerator, generate
-from hw.generate import LINT_WAIVERS
+from hw import Accelerator
+from hw.generate import LINT_WAIVERS, generate
 from sw.folding import Folding
 from sw.randnet import random_artifact
 

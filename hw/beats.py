@@ -1,0 +1,38 @@
+"""The input-beat order of the accelerator: the one packer every producer of input beats uses
+(the Amaranth testbenches, the cocotb description, the board's host client).
+
+docs/hardware.md: a sample is ``rows`` rows of ``inputs`` values (:attr:`sw.artifact.Artifact.
+rows_per_sample`: 1 for multi-bit input, T for spike input); each row is sent as
+``ceil(inputs / lanes)`` beats, value k of beat b being input ``b * lanes + k`` of the row, the
+last beat of a row zero-padded; rows follow one another. Nothing here imports Amaranth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sw.checks import check_int
+from sw.fixedpoint import ceil_div
+
+__all__ = ["beats_per_sample", "sample_beats"]
+
+
+def beats_per_sample(inputs: int, rows: int, lanes: int) -> int:
+    """Input beats of one sample: ``rows * ceil(inputs / lanes)``."""
+    check_int("inputs", inputs, 1)
+    check_int("rows", rows, 1)
+    check_int("lanes", lanes, 1, inputs)
+    return rows * ceil_div(inputs, lanes)
+
+
+def sample_beats(sample, *, inputs: int, rows: int, lanes: int) -> list[list[int]]:
+    """The beats of one sample (``rows * inputs`` values, e.g. ``(N,)`` or ``(T, N)``), each a
+    list of ``lanes`` ints, in the order the accelerator takes them."""
+    count = beats_per_sample(inputs, rows, lanes)
+    x = np.asarray(sample, dtype=np.int64)
+    if x.size != rows * inputs:
+        raise ValueError(f"a sample must hold {rows} x {inputs} values, not shape {x.shape}")
+    per_row = count // rows
+    padded = np.zeros((rows, per_row * lanes), dtype=np.int64)
+    padded[:, :inputs] = x.reshape(rows, inputs)
+    return [[int(v) for v in beat] for beat in padded.reshape(count, lanes)]
