@@ -64,7 +64,9 @@ def parallel() -> list[str]:
 
 
 def pytest_env() -> dict:
-    return {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+    """Fixed hashing, one OpenMP thread per worker, and every warning an error (in the tests'
+    own process and in every simulator, CLI and tool process they start)."""
+    return {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 
 
 @nox.session(python=PYTHON)
