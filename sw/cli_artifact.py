@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sw import fixedpoint as fx
+from sw.options import add_folding
 
 
 def _load(path):
@@ -116,8 +117,7 @@ class Bram:
                        help="inputs per cycle: one value for every layer or a comma list")
         p.add_argument("--pe", default=None,
                        help="neurons per cycle: one value for every layer or a comma list")
-        p.add_argument("--folding", default=None,
-                       help="alternative to --simd/--pe: SIMDxPE per layer, e.g. 64x8,64x1")
+        add_folding(p, "from --simd and --pe")
         p.add_argument("-o", "--output", required=True, help="output directory")
 
     @staticmethod
