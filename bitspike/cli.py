@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bitspike import __version__
@@ -68,3 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``bitspike info A | head``): stop quietly, as a shell tool
+        # does, and keep Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        # The environment refused (unwritable, read-only or full disk, a directory where a
+        # file was expected): one line naming the path, not a traceback.
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(exc: OSError) -> str:
+    """``"<path>: <reason>"`` of an OSError (``"<reason>"`` when it names no path)."""
+    reason = exc.strerror or str(exc)
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return ": ".join([*map(str, paths), reason]) if paths else reason
