@@ -1,7 +1,9 @@
 """The ``bitspike`` command: one subcommand per step of the data path.
 
 Subcommands are registered in :data:`COMMANDS` (name -> ``"module:Class"``, one-line help).
-The class has static methods ``configure(parser)`` and ``run(args) -> int``; its module is
+The class has static methods ``configure(parser)`` and ``run(args) -> int``; a bare
+``"module"`` is a whole job whose ``main(argv) -> int`` parses its own options (the main job,
+the bitstream flow: ``bitspike simulate`` is ``python -m sim.main``). A command's module is
 imported only when its subcommand runs, so ``bitspike --help`` stays fast and a missing optional
 dependency (torch, amaranth) only matters to the subcommands that need it.
 """
@@ -27,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("sw.export:Export", "fold a training checkpoint into an integer artifact"),
     "plot": ("sw.train.cli:Plot", "PNG plots comparing training runs (accuracy, flips, firing)"),
     "datasets": ("sw.data.cli:Datasets", "list the datasets and their file layouts, load one"),
+    "simulate": ("sim.main", "the main job: train/export the default model (or take an "
+                             "artifact), check RTL == golden with cocotb (= nox -s simulate)"),
+    "bitstream": ("bitstreams.flow", "build a board's bitstream and report.json "
+                                     "(= nox -s bitstream)"),
 }
 
 
@@ -59,13 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     target = COMMANDS[args.command][0]
+    rest = argv[argv.index(args.command) + 1:]
+    if ":" not in target:
+        # A whole job with its own parser and exit codes (``main(argv) -> int``): the same
+        # program as ``python -m <module>`` and its nox session.
+        return _guarded(lambda: _load(target).main(rest))
     command = _load(target)
     sub = argparse.ArgumentParser(prog=f"bitspike {args.command}",
                                   description=COMMANDS[args.command][1])
     command.configure(sub)
-    cmd_args = sub.parse_args(argv[argv.index(args.command) + 1:])
+    cmd_args = sub.parse_args(rest)
+    return _guarded(lambda: command.run(cmd_args))
+
+
+def _guarded(run) -> int:
+    """Run a command; the errors of its environment end it with one line, not a traceback."""
     try:
-        return int(command.run(cmd_args) or 0)
+        return int(run() or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

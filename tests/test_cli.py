@@ -62,3 +62,24 @@ def test_closed_pipe_is_quiet(tmp_path):
         proc.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert proc.returncode == 141
+
+
+@pytest.mark.parametrize("command, module", [("simulate", "sim.main"),
+                                             ("bitstream", "bitstreams.flow")])
+def test_every_job_is_a_subcommand(command, module, monkeypatch):
+    """``bitspike simulate``/``bitstream`` run the same program as ``python -m`` with the
+    same options, and return its exit status."""
+    import importlib
+
+    seen = []
+    monkeypatch.setattr(importlib.import_module(module), "main",
+                        lambda argv: seen.append(argv) or 7)
+    assert cli.main([command, "--samples", "3"]) == 7
+    assert seen == [["--samples", "3"]]
+
+
+def test_simulate_subcommand_help_is_the_main_jobs(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["simulate", "--help"])
+    assert exc.value.code == 0
+    assert "--simulator" in capsys.readouterr().out
