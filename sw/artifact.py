@@ -14,7 +14,6 @@ what was expected.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -531,10 +530,6 @@ def _parse_params(lines, header, rows, file):
     return out
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _layer_files(layer) -> dict:
     return {"weights": f"{layer.name}.weights.hex", "params": f"{layer.name}.params.csv"}
 
@@ -580,7 +575,7 @@ def _data_files(artifact: Artifact) -> dict:
 
 
 def _manifest_text(artifact: Artifact, files: dict) -> str:
-    hashes = {name: _sha256(text.encode("ascii")) for name, text in files.items()}
+    hashes = {name: str(Sha256.of_bytes(text.encode("ascii"))) for name, text in files.items()}
     return json.dumps(manifest_dict(artifact, hashes), indent=2) + "\n"
 
 
@@ -588,14 +583,14 @@ def manifest_digest(artifact: Artifact) -> Sha256:
     """The :class:`~sw.digest.Sha256` of the ``manifest.json`` that :func:`write_artifact`
     writes for ``artifact`` (the same bytes :func:`load_artifact` read, for a loaded artifact):
     the artifact's identity, which the generated hardware and the board carry."""
-    return Sha256.parse(manifest_sha256(artifact))
+    return Sha256.of_bytes(_manifest_text(artifact, _data_files(artifact)).encode("utf-8"))
 
 
 def manifest_sha256(artifact: Artifact) -> str:
     """``"sha256:<hex>"`` of the ``manifest.json`` that :func:`write_artifact` writes for
-    ``artifact`` (the same bytes :func:`load_artifact` read, for a loaded artifact). It names
-    the model exactly: the manifest holds every data file's hash."""
-    return _sha256(_manifest_text(artifact, _data_files(artifact)).encode("utf-8"))
+    ``artifact``: the written form of :func:`manifest_digest`, for the callers that still
+    take a string. It names the model exactly: the manifest holds every data file's hash."""
+    return str(manifest_digest(artifact))
 
 
 def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -707,9 +702,15 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
             data = (path / name).read_bytes()
         except FileNotFoundError:
             raise _err(f"missing from {path} (named by {field})", file=name) from None
-        if _sha256(data) != hashes[name]:
-            raise _err(f"content hash {_sha256(data)} does not match manifest.json's "
-                       f"{hashes[name]} (the file was changed or truncated)", file=name)
+        try:
+            recorded = Sha256.parse(hashes[name])
+        except ValueError:
+            raise _err(f"expected 'sha256:<64 lower-case hex digits>', found {hashes[name]!r}",
+                       file=mf, field=f"hashes.{name}") from None
+        actual = Sha256.of_bytes(data)
+        if actual != recorded:
+            raise _err(f"content hash {actual} does not match manifest.json's "
+                       f"{recorded} (the file was changed or truncated)", file=name)
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:

@@ -27,7 +27,6 @@ a conv layer, a full-precision layer (``paper`` profile) or a data-dependent gat
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from torch import nn
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, InputSpec, LIFLayer, ReadoutLayer, write_artifact
 from sw.checks import check_int, is_int, is_real
+from sw.digest import Sha256
 from sw.fixedpoint import FixedPoint
 
 __all__ = ["ExportError", "ExportReport", "FoldedLayer", "export", "fold_model", "build_artifact",
@@ -71,10 +71,14 @@ class FoldedLayer:
 
 @dataclass
 class ExportReport:
-    """What :func:`export` measured."""
+    """What :func:`export` measured.
+
+    ``checkpoint_sha256`` is the checkpoint file's :class:`~sw.digest.Sha256`; the artifact's
+    metadata records its written form ``"sha256:<hex>"``.
+    """
 
     checkpoint: str
-    checkpoint_sha256: str
+    checkpoint_sha256: Sha256
     dataset: str
     test_samples: int
     float_accuracy: float
@@ -303,14 +307,6 @@ def _spike_agreement(float_s, int_s) -> float:
     return same / total if total else 1.0
 
 
-def _sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------
@@ -425,7 +421,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     agree = float(np.mean(result.predictions == float_pred)) if len(y) else 1.0
     spike_agree = _spike_agreement(float_spikes(model, test_x), result.spikes)
 
-    digest = _sha256_file(ckpt["path"])
+    digest = Sha256.of_file(ckpt["path"])
     metadata = {
         "dataset": config.dataset,
         "data_seed": config.data_seed,
@@ -445,7 +441,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
         "export": {"frac_bits": frac, "scale_bits": scale_bits, "gain_bits": gain_bits},
         "training": config.to_json(),
         "epochs_trained": int(ckpt["epoch"]),
-        "checkpoint_sha256": digest,
+        "checkpoint_sha256": str(digest),
     }
     art = Artifact(layers=art.layers, metadata=metadata)
     report = ExportReport(

@@ -206,6 +206,12 @@ def test_unknown_schema_version(written, version):
      r"fc0\.step_gain: must be 3 ints >= 1 \(one per time step\), not \(True, 1, 1\)"),
     (lambda m: m["layers"][0].__setitem__("step_gain", [1.5, 1, 1]),
      r"fc0\.step_gain: must be 3 ints >= 1"),
+    (lambda m: m["hashes"].__setitem__("fc0.weights.hex", "sha256:" + "A" * 64),
+     r"^manifest\.json: hashes\.fc0\.weights\.hex: expected 'sha256:<64 lower-case hex "
+     r"digits>', found 'sha256:AAAA"),
+    (lambda m: m["hashes"].__setitem__("fc0.weights.hex", 12),
+     r"^manifest\.json: hashes\.fc0\.weights\.hex: expected 'sha256:<64 lower-case hex "
+     r"digits>', found 12"),
 ])
 def test_out_of_range_or_mistyped_manifest_values(written, edit, match):
     _, path = written

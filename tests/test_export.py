@@ -10,6 +10,7 @@ import torch
 
 from sw.artifact import InputSpec, load_artifact, manifest_digest
 from sw.data import DatasetInfo
+from sw.digest import Sha256
 from sw.export import (
     ExportError,
     build_artifact,
@@ -181,6 +182,8 @@ def test_export_trained_checkpoint(tmp_path, dataset, deploy):
     assert md["float_accuracy"] == round(rep.float_accuracy, 6)
     assert md["training"] == json.loads((run / "config.json").read_text())
     assert md["checkpoint_sha256"].startswith("sha256:")
+    assert Sha256.parse(md["checkpoint_sha256"]) == rep.checkpoint_sha256
+    assert rep.checkpoint_sha256 == Sha256.of_file(run / "checkpoint.pt")
     expected_kind = "multibit" if dataset == "digits" else "spike"
     assert loaded.input.kind == expected_kind
     # the reported integer accuracy is what the golden model computes on the test split
