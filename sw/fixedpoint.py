@@ -210,7 +210,7 @@ def lif_width(membrane_bound: int, *, threshold, bias, frac: int,
     """W, the smallest membrane register width a LIF layer allows (docs/arithmetic.md §5):
     :func:`lif_bound_width`, and at least ``F + 1`` (the format keeps a sign bit above its
     fractional bits, ``frac < width``) and ``k + 1`` (a leak shift is below the width,
-    ``k < W``; docs/artifact.md). :attr:`sw.artifact.LIFLayer.required_width` asks this.
+    ``k < W``). :attr:`sw.artifact.LIFLayer.required_width` asks this.
 
     Parameters
     ----------
