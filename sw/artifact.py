@@ -14,7 +14,6 @@ what was expected.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import numpy as np
 
 from sw import fixedpoint as fx
 from sw.atomic import default_mode
+from sw.checks import is_int
 from sw.digest import Sha256
 from sw.fixedpoint import FixedPoint
 
@@ -92,7 +92,7 @@ class InputSpec:
     def __post_init__(self):
         if self.kind not in ("spike", "multibit"):
             raise _err(f"must be 'spike' or 'multibit', not {self.kind!r}", field="input.kind")
-        if not isinstance(self.bits, int) or isinstance(self.bits, bool):
+        if not is_int(self.bits):
             raise _err(f"must be an int, not {self.bits!r}", field="input.bits")
         if self.kind == "spike" and self.bits != 1:
             raise _err(f"must be 1 for spike inputs, not {self.bits}", field="input.bits")
@@ -126,13 +126,13 @@ def _check_common(layer, rows_name):
     _check_name(layer.name)
     for fname in ("inputs", "neurons", "time_steps"):
         v = getattr(layer, fname)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if not is_int(v) or v < 1:
             raise _err(f"must be a positive int, not {v!r}", field=f"{layer.name}.{fname}")
     if layer.time_steps > 1024:
         raise _err(f"must be <= 1024, not {layer.time_steps}", field=f"{layer.name}.time_steps")
     gain = tuple(layer.step_gain)
     if len(gain) != layer.time_steps or any(
-            not isinstance(g, (int, np.integer)) or g < 1 for g in gain):
+            not (is_int(g) or isinstance(g, np.integer)) or g < 1 for g in gain):
         raise _err(f"must be {layer.time_steps} ints >= 1 (one per time step), not {gain!r}",
                    field=f"{layer.name}.step_gain")
     w = np.asarray(layer.weights)
@@ -149,8 +149,23 @@ def _check_vector(layer, fname, n):
         raise _err(f"must have shape ({n},), not {arr.shape}", field=f"{layer.name}.{fname}")
 
 
+class _Synapses:
+    """What every layer type derives from its inputs alone (docs/arithmetic.md §2)."""
+
+    @property
+    def synaptic_bound(self) -> int:
+        """Bound on ``|x_j[t]|``, ``N·(2^P − 1)`` (:func:`sw.fixedpoint.synaptic_bound`)."""
+        return fx.synaptic_bound(self.inputs, self.input.bits)
+
+    @property
+    def synaptic_width(self) -> int:
+        """Signed width of the synaptic sum ``x_j[t]`` (what ``hw/`` calls ``current_width``;
+        :func:`sw.fixedpoint.synaptic_width`)."""
+        return fx.synaptic_width(self.inputs, self.input.bits)
+
+
 @dataclass(frozen=True, eq=False)
-class LIFLayer:
+class LIFLayer(_Synapses):
     """A dense binary layer of leaky integrate-and-fire neurons (docs/arithmetic.md §4).
 
     Per neuron j and time step t::
@@ -172,7 +187,7 @@ class LIFLayer:
         T, the same for every layer.
     membrane : FixedPoint
         Signed membrane format; ``membrane.frac`` is F, ``membrane.width`` is W, which must be
-        at least :func:`sw.fixedpoint.lif_width`.
+        at least :attr:`required_width`.
     leak_shift : int or None
         k of the leak ``v - (v >>> k)``; None is no leak (IF neuron).
     reset : {"hard", "soft"}
@@ -202,8 +217,9 @@ class LIFLayer:
     kind: str = field(default="lif", init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
         _check_common(self, "neurons")
+        # numpy ints are accepted, and stored as Python ints (exact products in the bounds)
+        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
         object.__setattr__(self, "weights", _int_array(self.weights, f"{self.name}.weights",
                                                        np.uint8))
         for fname in ("bias", "threshold", "connected"):
@@ -217,29 +233,52 @@ class LIFLayer:
             raise _err(f"must be 'hard' or 'soft', not {self.reset!r}",
                        field=f"{self.name}.reset")
         if self.leak_shift is not None and (
-                not isinstance(self.leak_shift, int) or isinstance(self.leak_shift, bool)
-                or not 1 <= self.leak_shift < self.membrane.width):
+                not is_int(self.leak_shift) or not 1 <= self.leak_shift < self.membrane.width):
             raise _err(f"must be null (no leak) or an int k with 1 <= k < membrane.width = "
                        f"{self.membrane.width}, not {self.leak_shift!r}",
                        field=f"{self.name}.leak_shift")
         if not np.isin(self.connected, (0, 1)).all():
             raise _err("must hold 0 or 1", field=f"{self.name}.connected")
-        need = fx.lif_width(self)
+        need = self.required_width
         if need > fx.MAX_WIDTH:
             raise _err(f"the proven membrane bound needs {need} bits, more than the "
                        f"{fx.MAX_WIDTH} the integer model allows", field=f"{self.name}.membrane")
         if self.membrane.width < need:
             raise _err(f"width {self.membrane.width} is below the {need} bits the proven "
-                       f"bound {fx.membrane_bound(self)} (and the biases/thresholds) need",
+                       f"bound {self.membrane_bound} (and the biases/thresholds) need",
                        field=f"{self.name}.membrane.width")
 
     @property
     def frac_bits(self) -> int:
         return self.membrane.frac
 
+    @property
+    def current_bound(self) -> int:
+        """``Imax``, the bound on ``|I_j[t]|`` (docs/arithmetic.md §5,
+        :func:`sw.fixedpoint.current_bound`)."""
+        return fx.current_bound(inputs=self.inputs, input_bits=self.input.bits,
+                                frac=self.membrane.frac, step_gain=self.step_gain,
+                                bias=self.bias, connected=self.connected)
+
+    @property
+    def membrane_bound(self) -> int:
+        """``V = T·(Imax + R)``, the proven bound on ``|h|`` and ``|v|`` (docs/arithmetic.md §5,
+        :func:`sw.fixedpoint.lif_membrane_bound`)."""
+        return fx.lif_membrane_bound(self.current_bound, threshold=self.threshold,
+                                     reset=self.reset, time_steps=self.time_steps)
+
+    @property
+    def required_width(self) -> int:
+        """The smallest membrane width W this layer allows (docs/arithmetic.md §5,
+        :func:`sw.fixedpoint.lif_width`): the proven bound, the thresholds and biases fit, and
+        ``F < W``, ``k < W``. ``membrane.width`` is at least this; the exporter writes exactly
+        this."""
+        return fx.lif_width(self.membrane_bound, threshold=self.threshold, bias=self.bias,
+                            frac=self.membrane.frac, leak_shift=self.leak_shift)
+
 
 @dataclass(frozen=True, eq=False)
-class ReadoutLayer:
+class ReadoutLayer(_Synapses):
     """The last layer: no spikes, one integer score per class (docs/arithmetic.md §6)::
 
         S_j = Σ_t G[t] * x_j[t]
@@ -254,7 +293,7 @@ class ReadoutLayer:
         C_j.
     score : FixedPoint
         Signed integer score format (frac 0); its width must be at least
-        :func:`sw.fixedpoint.readout_width`.
+        :attr:`required_score_width`.
     """
 
     name: str
@@ -270,8 +309,9 @@ class ReadoutLayer:
     kind: str = field(default="readout", init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
         _check_common(self, "classes")
+        # numpy ints are accepted, and stored as Python ints (exact products in the bounds)
+        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
         object.__setattr__(self, "weights", _int_array(self.weights, f"{self.name}.weights",
                                                        np.uint8))
         for fname in ("scale", "offset"):
@@ -284,18 +324,44 @@ class ReadoutLayer:
         if not isinstance(self.score, FixedPoint) or not self.score.signed or self.score.frac:
             raise _err(f"must be a signed FixedPoint with frac 0, not {self.score!r}",
                        field=f"{self.name}.score")
-        need = fx.readout_width(self)
+        need = self.required_score_width
         if need > fx.MAX_WIDTH:
             raise _err(f"the proven score bound needs {need} bits, more than {fx.MAX_WIDTH}",
                        field=f"{self.name}.score")
         if self.score.width < need:
             raise _err(f"width {self.score.width} is below the {need} bits the proven score "
-                       f"bound {fx.readout_score_bound(self)} needs",
+                       f"bound {self.score_bound} needs",
                        field=f"{self.name}.score.width")
 
     @property
     def classes(self) -> int:
         return self.neurons
+
+    @property
+    def sum_bound(self) -> int:
+        """Bound on ``|S_j| = |Σ_t G[t]·x_j[t]|`` (docs/arithmetic.md §6,
+        :func:`sw.fixedpoint.sum_bound`)."""
+        return fx.sum_bound(inputs=self.inputs, input_bits=self.input.bits,
+                            step_gain=self.step_gain)
+
+    @property
+    def sum_width(self) -> int:
+        """Signed width of the accumulated input ``S_j``: the signed width of
+        :attr:`sum_bound` (docs/arithmetic.md §6)."""
+        return fx.signed_width(self.sum_bound)
+
+    @property
+    def score_bound(self) -> int:
+        """Bound on ``|score_j| = |A_j·S_j + C_j|`` (docs/arithmetic.md §6,
+        :func:`sw.fixedpoint.score_bound`)."""
+        return fx.score_bound(self.sum_bound, scale=self.scale, offset=self.offset)
+
+    @property
+    def required_score_width(self) -> int:
+        """The smallest score width this readout allows (docs/arithmetic.md §6,
+        :func:`sw.fixedpoint.readout_width`). ``score.width`` is at least this; the exporter
+        writes exactly this."""
+        return fx.readout_width(self.score_bound)
 
 
 Layer = LIFLayer | ReadoutLayer
@@ -464,10 +530,6 @@ def _parse_params(lines, header, rows, file):
     return out
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _layer_files(layer) -> dict:
     return {"weights": f"{layer.name}.weights.hex", "params": f"{layer.name}.params.csv"}
 
@@ -513,7 +575,7 @@ def _data_files(artifact: Artifact) -> dict:
 
 
 def _manifest_text(artifact: Artifact, files: dict) -> str:
-    hashes = {name: _sha256(text.encode("ascii")) for name, text in files.items()}
+    hashes = {name: str(Sha256.of_bytes(text.encode("ascii"))) for name, text in files.items()}
     return json.dumps(manifest_dict(artifact, hashes), indent=2) + "\n"
 
 
@@ -521,14 +583,14 @@ def manifest_digest(artifact: Artifact) -> Sha256:
     """The :class:`~sw.digest.Sha256` of the ``manifest.json`` that :func:`write_artifact`
     writes for ``artifact`` (the same bytes :func:`load_artifact` read, for a loaded artifact):
     the artifact's identity, which the generated hardware and the board carry."""
-    return Sha256.parse(manifest_sha256(artifact))
+    return Sha256.of_bytes(_manifest_text(artifact, _data_files(artifact)).encode("utf-8"))
 
 
 def manifest_sha256(artifact: Artifact) -> str:
     """``"sha256:<hex>"`` of the ``manifest.json`` that :func:`write_artifact` writes for
-    ``artifact`` (the same bytes :func:`load_artifact` read, for a loaded artifact). It names
-    the model exactly: the manifest holds every data file's hash."""
-    return _sha256(_manifest_text(artifact, _data_files(artifact)).encode("utf-8"))
+    ``artifact``: the written form of :func:`manifest_digest`, for the callers that still
+    take a string. It names the model exactly: the manifest holds every data file's hash."""
+    return str(manifest_digest(artifact))
 
 
 def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -576,7 +638,8 @@ def _get(obj, key, types, file, where, expected):
         raise _err(f"missing; expected {expected}", file=file, field=f"{where}{key}")
     value = obj[key]
     types = types if isinstance(types, tuple) else (types,)
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+    # JSON's true/false is a bool and never an int (sw.checks.is_int)
+    if not any(is_int(value) if t is int else isinstance(value, t) for t in types):
         raise _err(f"expected {expected}, found {value!r}", file=file, field=f"{where}{key}")
     return value
 
@@ -639,9 +702,15 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
             data = (path / name).read_bytes()
         except FileNotFoundError:
             raise _err(f"missing from {path} (named by {field})", file=name) from None
-        if _sha256(data) != hashes[name]:
-            raise _err(f"content hash {_sha256(data)} does not match manifest.json's "
-                       f"{hashes[name]} (the file was changed or truncated)", file=name)
+        try:
+            recorded = Sha256.parse(hashes[name])
+        except ValueError:
+            raise _err(f"expected 'sha256:<64 lower-case hex digits>', found {hashes[name]!r}",
+                       file=mf, field=f"hashes.{name}") from None
+        actual = Sha256.of_bytes(data)
+        if actual != recorded:
+            raise _err(f"content hash {actual} does not match manifest.json's "
+                       f"{recorded} (the file was changed or truncated)", file=name)
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:

@@ -8,13 +8,18 @@ parameter and shows the value with ``!r``. Nothing here imports numpy, torch or 
 
 from __future__ import annotations
 
-__all__ = ["is_int", "check_int", "check_optional_int", "check_bool", "check_choice",
+__all__ = ["is_int", "is_real", "check_int", "check_optional_int", "check_bool", "check_choice",
            "check_step_gain"]
 
 
 def is_int(value) -> bool:
     """True for an ``int`` that is not a ``bool``."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """True for an ``int`` or ``float`` that is not a ``bool`` (a real number parameter)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:

@@ -17,8 +17,9 @@ AGMM gate's constant factor ``g[t]`` when one stays at inference. The exporter
   ``C_j = round_half_up(Σ_t g[t]·b_j/(a_max·g_min)·2^(Q+Qg))``;
 * picks F (the same in every layer) as the smallest value whose integer model, on the training
   split, reproduces at least ``spike_agreement`` of the float model's hidden spikes and
-  ``agreement`` of its predictions, and every width from the proven bounds
-  (``sw.fixedpoint.lif_width`` / ``readout_width``).
+  ``agreement`` of its predictions, and every width exactly at the proven bounds (the rules
+  ``sw.fixedpoint.lif_width`` / ``readout_width``, which ``LIFLayer.required_width`` /
+  ``ReadoutLayer.required_score_width`` ask too).
 
 It refuses, with a message saying what to train instead, a model that the artifact cannot hold:
 a conv layer, a full-precision layer (``paper`` profile) or a data-dependent gate.
@@ -26,7 +27,6 @@ a conv layer, a full-precision layer (``paper`` profile) or a data-dependent gat
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,8 @@ from torch import nn
 
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, InputSpec, LIFLayer, ReadoutLayer, write_artifact
+from sw.checks import check_int, is_int, is_real
+from sw.digest import Sha256
 from sw.fixedpoint import FixedPoint
 
 __all__ = ["ExportError", "ExportReport", "FoldedLayer", "export", "fold_model", "build_artifact",
@@ -69,10 +71,14 @@ class FoldedLayer:
 
 @dataclass
 class ExportReport:
-    """What :func:`export` measured."""
+    """What :func:`export` measured.
+
+    ``checkpoint_sha256`` is the checkpoint file's :class:`~sw.digest.Sha256`; the artifact's
+    metadata records its written form ``"sha256:<hex>"``.
+    """
 
     checkpoint: str
-    checkpoint_sha256: str
+    checkpoint_sha256: Sha256
     dataset: str
     test_samples: int
     float_accuracy: float
@@ -184,12 +190,11 @@ def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_ste
                    frac_bits: int, scale_bits: int = 8, gain_bits: int = 4,
                    metadata: dict | None = None) -> Artifact:
     """Quantise folded layers into an :class:`Artifact` with F = ``frac_bits`` (§7-§8)."""
-    if not isinstance(frac_bits, int) or not 0 <= frac_bits <= 40:
-        raise ValueError(f"frac_bits must be an int in 0..40, not {frac_bits!r}")
-    if not isinstance(scale_bits, int) or not 0 <= scale_bits <= 30:
-        raise ValueError(f"scale_bits must be an int in 0..30, not {scale_bits!r}")
-    if not isinstance(gain_bits, int) or not 0 <= gain_bits <= 16:
-        raise ValueError(f"gain_bits must be an int in 0..16, not {gain_bits!r}")
+    for name, value, hi in (("frac_bits", frac_bits, 40), ("scale_bits", scale_bits, 30),
+                            ("gain_bits", gain_bits, 16)):
+        check_int(name, value)
+        if not 0 <= value <= hi:
+            raise ValueError(f"{name} must be an int in 0..{hi}, not {value!r}")
     f = frac_bits
     layers = []
     spec = input_spec
@@ -207,12 +212,14 @@ def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_ste
             scale = fx.round_half_up(absa / a_max * 2.0 ** scale_bits)
             offset = fx.round_half_up(float(np.sum(layer.gain)) * b / (a_max * g_min)
                                       * 2.0 ** (scale_bits + qg))
-            common = dict(name=layer.name, inputs=n, neurons=m, input=spec,
-                          time_steps=time_steps, step_gain=gain, weights=bits, scale=scale,
-                          offset=offset)
-            probe = ReadoutLayer(score=FixedPoint(fx.MAX_WIDTH), **common)
-            width = fx.readout_width(probe)
-            layers.append(ReadoutLayer(score=FixedPoint(width), **common))
+            width = fx.readout_width(fx.score_bound(
+                fx.sum_bound(inputs=n, input_bits=spec.bits, step_gain=gain),
+                scale=scale, offset=offset))
+            # Wider than the integer model allows: the layer refuses it, with its own message.
+            layers.append(ReadoutLayer(name=layer.name, inputs=n, neurons=m, input=spec,
+                                       time_steps=time_steps, step_gain=gain, weights=bits,
+                                       scale=scale, offset=offset,
+                                       score=FixedPoint(min(width, fx.MAX_WIDTH))))
             break
         conn = absa > 0
         a_ref = float(absa.max()) if conn.any() else 1.0
@@ -229,22 +236,29 @@ def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_ste
         theta_f = np.minimum(layer.threshold / (unit * g_min) * 2.0 ** (f + qg),
                              2.0 ** (fx.MAX_WIDTH - 1))
         theta = fx.threshold_to_int(theta_f)
-        common = dict(name=layer.name, inputs=n, neurons=m, input=spec, time_steps=time_steps,
-                      leak_shift=layer.leak_shift, reset=layer.reset, step_gain=gain,
-                      weights=bits, bias=bias, connected=conn.astype(np.uint8))
+        connected = conn.astype(np.uint8)
         # A threshold above every reachable membrane value never fires: clip it to one above
-        # the proven bound, so an almost-zero scale does not inflate the register width.
+        # the proven bound (docs/arithmetic.md §7), so an almost-zero scale does not inflate
+        # the register width. The bound depends on the thresholds only through R, the soft
+        # reset's growth below the lowest one, which the clip leaves as it is.
         try:
-            probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, min(f, fx.MAX_WIDTH - 1)),
-                             threshold=np.minimum(theta, 1), **common)
-            reach = fx.membrane_bound(probe)
-            theta = np.minimum(theta, reach + 1)
-            probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, f), threshold=theta, **common)
+            imax = fx.current_bound(inputs=n, input_bits=spec.bits, frac=f, step_gain=gain,
+                                    bias=bias, connected=connected)
+            reach = fx.lif_membrane_bound(imax, threshold=theta, reset=layer.reset,
+                                          time_steps=time_steps)
+            # (a bound too wide for int64 is refused by the layer below; the clip stays in it)
+            theta = np.minimum(theta, min(reach + 1, 1 << fx.MAX_WIDTH))
+            width = fx.lif_width(reach, threshold=theta, bias=bias, frac=f,
+                                 leak_shift=layer.leak_shift)
+            # Wider than the integer model allows: the layer refuses it, with its own message.
+            layers.append(LIFLayer(
+                name=layer.name, inputs=n, neurons=m, input=spec, time_steps=time_steps,
+                membrane=FixedPoint(min(width, fx.MAX_WIDTH), f), leak_shift=layer.leak_shift,
+                reset=layer.reset, step_gain=gain, weights=bits, bias=bias, threshold=theta,
+                connected=connected))
         except ValueError as exc:
             raise ExportError(f"layer {layer.name!r} does not fit the integer model with "
                               f"F = {f}: {exc}") from None
-        width = max(fx.lif_width(probe), f + 1, (layer.leak_shift or 0) + 1)
-        layers.append(LIFLayer(membrane=FixedPoint(width, f), threshold=theta, **common))
         spec = InputSpec("spike")
     return Artifact(layers=tuple(layers), metadata=dict(metadata or {}))
 
@@ -293,14 +307,6 @@ def _spike_agreement(float_s, int_s) -> float:
     return same / total if total else 1.0
 
 
-def _sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------
@@ -343,11 +349,13 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     from sw.golden import GoldenModel
     from sw.train.loop import build_from_checkpoint, load_checkpoint, load_data
 
-    if frac_bits != "auto" and (not isinstance(frac_bits, int) or isinstance(frac_bits, bool)
-                                or not 0 <= frac_bits <= 40):
+    # a string other than "auto" is a wrong choice, so ValueError like a wrong number
+    if frac_bits != "auto" and (not is_int(frac_bits) or not 0 <= frac_bits <= 40):
         raise ValueError(f"frac_bits must be 'auto' or an int in 0..40, not {frac_bits!r}")
     for name, v in (("agreement", agreement), ("spike_agreement", spike_agreement)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
+        if not is_real(v):
+            raise TypeError(f"{name} must be a number, not {v!r}")
+        if not 0 < v <= 1:
             raise ValueError(f"{name} must be in (0, 1], not {v!r}")
     log = log or (lambda line: None)
     ckpt = load_checkpoint(checkpoint)
@@ -413,7 +421,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     agree = float(np.mean(result.predictions == float_pred)) if len(y) else 1.0
     spike_agree = _spike_agreement(float_spikes(model, test_x), result.spikes)
 
-    digest = _sha256_file(ckpt["path"])
+    digest = Sha256.of_file(ckpt["path"])
     metadata = {
         "dataset": config.dataset,
         "data_seed": config.data_seed,
@@ -433,7 +441,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
         "export": {"frac_bits": frac, "scale_bits": scale_bits, "gain_bits": gain_bits},
         "training": config.to_json(),
         "epochs_trained": int(ckpt["epoch"]),
-        "checkpoint_sha256": digest,
+        "checkpoint_sha256": str(digest),
     }
     art = Artifact(layers=art.layers, metadata=metadata)
     report = ExportReport(

@@ -5,18 +5,19 @@ here: the fixed-point type, the leak, the threshold and bias rounding used by fo
 worst-case bounds from which register widths are derived. ``docs/arithmetic.md`` is the normative
 text; the functions below implement it and cite its sections.
 
-Nothing here imports torch or amaranth, so every part of the project can use it.
+Nothing here imports torch, amaranth or :mod:`sw.artifact`, so every part of the project can use
+it: the rules take plain numbers and arrays, and each layer type of :mod:`sw.artifact` offers the
+bounds and widths it needs as properties computed with these rules (``LIFLayer.required_width``,
+``ReadoutLayer.required_score_width``...).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sw.artifact import LIFLayer, ReadoutLayer
+from sw.checks import check_bool, check_choice, check_int
 
 __all__ = [
     "MAX_WIDTH",
@@ -26,12 +27,17 @@ __all__ = [
     "leak",
     "input_max",
     "synaptic_bound",
+    "synaptic_width",
     "current_bound",
-    "membrane_bound",
+    "lif_membrane_bound",
+    "lif_bound_width",
     "lif_width",
+    "sum_bound",
+    "score_bound",
+    "readout_width",
+    "membrane_bound",
     "readout_sum_bound",
     "readout_score_bound",
-    "readout_width",
     "round_half_up",
     "threshold_to_int",
 ]
@@ -65,14 +71,11 @@ class FixedPoint:
     signed: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.width, int) or isinstance(self.width, bool):
-            raise TypeError(f"width must be an int, not {self.width!r}")
-        if not isinstance(self.frac, int) or isinstance(self.frac, bool):
-            raise TypeError(f"frac must be an int, not {self.frac!r}")
-        if not isinstance(self.signed, bool):
-            raise TypeError(f"signed must be a bool, not {self.signed!r}")
-        if not 1 <= self.width <= MAX_WIDTH:
-            raise ValueError(f"width must be between 1 and {MAX_WIDTH}, not {self.width}")
+        # every type first, then the ranges: a wrong type is reported before a wrong value
+        check_int("width", self.width)
+        check_int("frac", self.frac)
+        check_bool("signed", self.signed)
+        check_int("width", self.width, 1, MAX_WIDTH)
         if self.signed and self.width < 2:
             raise ValueError(f"a signed format needs width >= 2, not {self.width}")
         if not 0 <= self.frac < self.width:
@@ -135,63 +138,141 @@ def input_max(bits: int) -> int:
 
 
 def synaptic_bound(inputs: int, input_bits: int) -> int:
-    """Bound on ``|x_j[t]|`` for N inputs of ``input_bits`` bits: ``N * (2**P - 1)``."""
+    """Bound on ``|x_j[t]|`` for N inputs of ``input_bits`` bits: ``N * (2**P - 1)`` (§2)."""
     return int(inputs) * input_max(input_bits)
 
 
-def current_bound(layer: LIFLayer) -> int:
-    """Bound on ``|I_j[t]|``, ``I_j[t] = G[t] * (c_j * (x_j[t] << F) + B_j)`` (§4).
+def synaptic_width(inputs: int, input_bits: int) -> int:
+    """Signed width of the synaptic sum ``x_j[t]``: ``signed_width(synaptic_bound)`` (§2)."""
+    return signed_width(synaptic_bound(inputs, input_bits))
 
-    Taken over every neuron and time step of the layer and every possible input.
+
+def _max_abs(values) -> int:
+    """``max |v|`` over ``values`` as a Python int (0 for none), exact beyond int64."""
+    return int(max(np.abs(np.asarray(values, dtype=object)), default=0))
+
+
+def current_bound(*, inputs: int, input_bits: int, frac: int, step_gain, bias,
+                  connected) -> int:
+    """``Imax``, the bound on ``|I_j[t]|``, ``I_j[t] = G[t] * (c_j * (x_j[t] << F) + B_j)``
+    (docs/arithmetic.md §5), over every neuron, time step and possible input.
+
+    Parameters
+    ----------
+    inputs, input_bits : int
+        N and P of the layer's input (P = 1 for spikes).
+    frac : int
+        F, the membrane's fractional bits.
+    step_gain : sequence of int
+        G[t].
+    bias, connected : (M,) int arrays
+        B_j and c_j.
     """
-    xmax = synaptic_bound(layer.inputs, layer.input.bits) << layer.membrane.frac
-    per_neuron = np.asarray(layer.connected, dtype=object) * xmax + np.abs(
-        np.asarray(layer.bias, dtype=object))
-    return max(layer.step_gain) * int(max(per_neuron, default=0))
+    xmax = synaptic_bound(inputs, input_bits) << frac
+    per_neuron = np.asarray(connected, dtype=object) * xmax + np.abs(
+        np.asarray(bias, dtype=object))
+    return max(step_gain) * int(max(per_neuron, default=0))
 
 
-def membrane_bound(layer: LIFLayer) -> int:
-    """Proven bound on ``|h_j[t]|`` and ``|v_j[t]|`` for every t < T (docs/arithmetic.md §5).
+def lif_membrane_bound(imax: int, *, threshold, reset: str, time_steps: int) -> int:
+    """``V = T * (Imax + R)``, the proven bound on ``|h_j[t]|`` and ``|v_j[t]|`` for every
+    t < T (docs/arithmetic.md §5).
 
-    With ``Imax = current_bound(layer)`` and ``R = max(0, -min Θ)`` for soft reset (0 for hard
-    reset): ``|h[t]| <= |v[t-1]| + Imax`` because the leak never grows a magnitude, and a reset
-    adds at most R, so ``|v[t]| <= (t + 1) * (Imax + R) <= T * (Imax + R)``.
+    ``R = max(0, -min Θ)`` for soft reset, 0 for hard reset: ``|h[t]| <= |v[t-1]| + Imax``
+    because the leak never grows a magnitude, and a reset adds at most R, so
+    ``|v[t]| <= (t + 1) * (Imax + R) <= T * (Imax + R)``.
+
+    Parameters
+    ----------
+    imax : int
+        :func:`current_bound`.
+    threshold : (M,) int array
+        Θ_j.
+    reset : {"hard", "soft"}
+    time_steps : int
+        T.
     """
-    imax = current_bound(layer)
+    check_choice("reset", reset, ("hard", "soft"))
     reset_growth = 0
-    if layer.reset == "soft":
-        reset_growth = max(0, -int(np.min(layer.threshold))) if len(layer.threshold) else 0
-    return layer.time_steps * (imax + reset_growth)
+    if reset == "soft" and len(threshold):
+        reset_growth = max(0, -int(np.min(threshold)))
+    return time_steps * (imax + reset_growth)
 
 
-def lif_width(layer: LIFLayer) -> int:
-    """Membrane register width the layer needs: the bound, the thresholds and the biases fit."""
-    thr = np.asarray(layer.threshold, dtype=object)
-    bias = np.asarray(layer.bias, dtype=object)
-    largest = max(
-        membrane_bound(layer),
-        int(max(np.abs(thr), default=0)),
-        int(max(np.abs(bias), default=0)),
-    )
-    return signed_width(largest)
+def lif_bound_width(membrane_bound: int, *, threshold, bias) -> int:
+    """The smallest two's-complement width holding ``±max(V, max|Θ_j|, max|B_j|)``: the
+    membrane width the proven bound of docs/arithmetic.md §5 asks for."""
+    return signed_width(max(int(membrane_bound), _max_abs(threshold), _max_abs(bias)))
 
 
-def readout_sum_bound(layer: ReadoutLayer) -> int:
-    """Bound on ``|S_j| = |Σ_t G[t] * x_j[t]|``, the readout's accumulated input (§6)."""
-    return synaptic_bound(layer.inputs, layer.input.bits) * sum(layer.step_gain)
+def lif_width(membrane_bound: int, *, threshold, bias, frac: int,
+              leak_shift: int | None) -> int:
+    """W, the smallest membrane register width a LIF layer allows (docs/arithmetic.md §5):
+    :func:`lif_bound_width`, and at least ``F + 1`` (the format keeps a sign bit above its
+    fractional bits, ``frac < width``) and ``k + 1`` (a leak shift is below the width,
+    ``k < W``). :attr:`sw.artifact.LIFLayer.required_width` asks this.
+
+    Parameters
+    ----------
+    membrane_bound : int
+        V, :func:`lif_membrane_bound`.
+    threshold, bias : (M,) int arrays
+        Θ_j and B_j.
+    frac : int
+        F.
+    leak_shift : int or None
+        k, or None (no leak).
+    """
+    return max(lif_bound_width(membrane_bound, threshold=threshold, bias=bias), frac + 1,
+               (leak_shift or 0) + 1)
 
 
-def readout_score_bound(layer: ReadoutLayer) -> int:
-    """Bound on ``|score_j| = |A_j * S_j + C_j|`` (§6)."""
-    smax = readout_sum_bound(layer)
-    scale = np.asarray(layer.scale, dtype=object)
-    offset = np.abs(np.asarray(layer.offset, dtype=object))
-    return int(max(scale * smax + offset, default=0))
+def sum_bound(*, inputs: int, input_bits: int, step_gain) -> int:
+    """Bound on ``|S_j| = |Σ_t G[t] * x_j[t]|``, the readout's accumulated input:
+    ``N * (2**P - 1) * Σ_t G[t]`` (docs/arithmetic.md §6)."""
+    return synaptic_bound(inputs, input_bits) * sum(step_gain)
 
 
-def readout_width(layer: ReadoutLayer) -> int:
-    """Score register width the readout needs."""
-    return signed_width(readout_score_bound(layer))
+def score_bound(sum_bound: int, *, scale, offset) -> int:
+    """Bound on ``|score_j| = |A_j * S_j + C_j|``: ``max_j (A_j * |S|max + |C_j|)``
+    (docs/arithmetic.md §6).
+
+    Parameters
+    ----------
+    sum_bound : int
+        ``|S|max``, :func:`sum_bound`.
+    scale, offset : (M,) int arrays
+        A_j >= 0 and C_j.
+    """
+    scale = np.asarray(scale, dtype=object)
+    offset = np.abs(np.asarray(offset, dtype=object))
+    return int(max(scale * int(sum_bound) + offset, default=0))
+
+
+def readout_width(score_bound: int) -> int:
+    """The score register width a readout needs: the signed width of :func:`score_bound`
+    (docs/arithmetic.md §6). :attr:`sw.artifact.ReadoutLayer.required_score_width` asks this.
+    """
+    return signed_width(score_bound)
+
+
+# Transitional: these took a layer before the rules above took numbers. The layer's own
+# property is the one answer now; remove them once sw/cli_artifact.py and hw/stage.py ask the
+# layer (the only callers left).
+
+def membrane_bound(layer) -> int:
+    """Deprecated: :attr:`sw.artifact.LIFLayer.membrane_bound`."""
+    return layer.membrane_bound
+
+
+def readout_sum_bound(layer) -> int:
+    """Deprecated: :attr:`sw.artifact.ReadoutLayer.sum_bound`."""
+    return layer.sum_bound
+
+
+def readout_score_bound(layer) -> int:
+    """Deprecated: :attr:`sw.artifact.ReadoutLayer.score_bound`."""
+    return layer.score_bound
 
 
 def round_half_up(x) -> np.ndarray:

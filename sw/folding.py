@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sw.atomic import atomic_write_text
+from sw.checks import check_int
 from sw.fixedpoint import ceil_div
 
 __all__ = [
@@ -57,11 +58,7 @@ class LayerFolding:
 
     def __post_init__(self):
         for name in ("simd", "pe"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise TypeError(f"{name} must be an int, not {v!r}")
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, not {v}")
+            check_int(name, getattr(self, name), 1)
 
     def check(self, layer) -> None:
         """Raise ValueError unless this folding suits ``layer`` (simd <= N, pe <= M)."""

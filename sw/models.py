@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from sw.checks import check_int, is_real
 from sw.nn import LIF, AGMMGate, BinaryConv2d, BinaryLinear, SynapseBlock
 
 __all__ = ["PROFILES", "MODELS", "SpikingMLP", "SpikingVGG", "build_model", "parse_sizes"]
@@ -59,10 +60,7 @@ class _SpikingNet(nn.Module):
     def __init__(self, info, *, time_steps: int, profile: str, lif: dict, agmm: dict | None,
                  weight_scale: str | None, bn_eps: float):
         super().__init__()
-        if not isinstance(time_steps, int) or isinstance(time_steps, bool):
-            raise TypeError(f"time_steps must be an int, not {time_steps!r}")
-        if not 1 <= time_steps <= 1024:
-            raise ValueError(f"time_steps must be between 1 and 1024, not {time_steps}")
+        check_int("time_steps", time_steps, 1, 1024)
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
         if info.input_kind == "spike" and info.time_steps is not None \
@@ -275,7 +273,7 @@ def build_model(name: str, info, *, time_steps: int = 4, profile: str = "hardwar
     """
     if name not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, not {name!r}")
-    if not isinstance(bn_eps, (int, float)) or not bn_eps >= 0 or not math.isfinite(bn_eps):
+    if not is_real(bn_eps) or not bn_eps >= 0 or not math.isfinite(bn_eps):
         raise ValueError(f"bn_eps must be a finite number >= 0, not {bn_eps!r}")
     lif = dict(threshold=threshold, leak_shift=leak_shift, reset=reset, surrogate=surrogate,
                surrogate_alpha=surrogate_alpha, detach_reset=detach_reset)

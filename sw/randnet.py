@@ -93,10 +93,10 @@ def random_artifact(
             scale = rng.integers(0, 256, size=m)
             scale[rng.random(m) < zero_scale] = 0
             offset = np.round(rng.normal(0, typical * t_steps * 8, size=m)).astype(np.int64)
-            probe = ReadoutLayer(name=f"out{li}", inputs=n, neurons=m, input=spec,
-                                 time_steps=t_steps, step_gain=gain, weights=weights,
-                                 scale=scale, offset=offset, score=FixedPoint(fx.MAX_WIDTH))
-            width = fx.readout_width(probe) + width_slack
+            score_bound = fx.score_bound(
+                fx.sum_bound(inputs=n, input_bits=spec.bits, step_gain=gain), scale=scale,
+                offset=offset)
+            width = fx.readout_width(score_bound) + width_slack
             layers.append(ReadoutLayer(name=f"out{li}", inputs=n, neurons=m, input=spec,
                                        time_steps=t_steps, step_gain=gain, weights=weights,
                                        scale=scale, offset=offset, score=FixedPoint(width)))
@@ -112,8 +112,14 @@ def random_artifact(
             common = dict(name=f"fc{li}", inputs=n, neurons=m, input=spec, time_steps=t_steps,
                           leak_shift=k, reset=rst, step_gain=gain, weights=weights, bias=bias,
                           threshold=threshold, connected=connected)
-            probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, f), **common)
-            width = max(fx.lif_width(probe) + width_slack, f + 1, (k or 0) + 1, 2)
+            bound = fx.lif_membrane_bound(
+                fx.current_bound(inputs=n, input_bits=spec.bits, frac=f, step_gain=gain,
+                                 bias=bias, connected=connected),
+                threshold=threshold, reset=rst, time_steps=t_steps)
+            # the slack goes on the bound's own width; the format's F < W and k < W stay
+            width = max(fx.lif_bound_width(bound, threshold=threshold, bias=bias) + width_slack,
+                        fx.lif_width(bound, threshold=threshold, bias=bias, frac=f,
+                                     leak_shift=k))
             layers.append(LIFLayer(membrane=FixedPoint(width, f), **common))
         spec = InputSpec("spike")
     return Artifact(layers=tuple(layers), metadata={"source": "sw.randnet.random_artifact"})

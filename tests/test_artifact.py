@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sw import fixedpoint as fx
 from sw.artifact import (
     Artifact,
     ArtifactError,
@@ -200,6 +201,17 @@ def test_unknown_schema_version(written, version):
      r"membrane\.signed: expected true or false, found 'yes'"),
     (lambda m: m["layers"][0].__setitem__("inputs", True),
      r"fc0\)\.inputs: expected a positive int, found True"),
+    # JSON true is no gain (it was read as 1 before the check)
+    (lambda m: m["layers"][0].__setitem__("step_gain", [True, 1, 1]),
+     r"fc0\.step_gain: must be 3 ints >= 1 \(one per time step\), not \(True, 1, 1\)"),
+    (lambda m: m["layers"][0].__setitem__("step_gain", [1.5, 1, 1]),
+     r"fc0\.step_gain: must be 3 ints >= 1"),
+    (lambda m: m["hashes"].__setitem__("fc0.weights.hex", "sha256:" + "A" * 64),
+     r"^manifest\.json: hashes\.fc0\.weights\.hex: expected 'sha256:<64 lower-case hex "
+     r"digits>', found 'sha256:AAAA"),
+    (lambda m: m["hashes"].__setitem__("fc0.weights.hex", 12),
+     r"^manifest\.json: hashes\.fc0\.weights\.hex: expected 'sha256:<64 lower-case hex "
+     r"digits>', found 12"),
 ])
 def test_out_of_range_or_mistyped_manifest_values(written, edit, match):
     _, path = written
@@ -358,3 +370,88 @@ def test_network_validation_messages():
     with pytest.raises(ArtifactError, match=r"out\.time_steps: must equal the first layer's "
                                             r"time_steps 2, not 3"):
         Artifact((_lif(), _readout(time_steps=3, step_gain=(1, 1, 1))))
+
+
+# -- each layer's own bounds and widths (docs/arithmetic.md §5, §6) ------------------------------
+
+def _signed_width(max_abs: int) -> int:
+    return max(2, int(max_abs).bit_length() + 1)
+
+
+def _lif_facts(layer):
+    """§5 written out neuron by neuron, independently of sw.fixedpoint."""
+    xmax = layer.inputs * ((1 << layer.input.bits) - 1)
+    f = layer.membrane.frac
+    imax = max(layer.step_gain) * max(int(c) * (xmax << f) + abs(int(b))
+                                      for c, b in zip(layer.connected, layer.bias, strict=True))
+    growth = max(0, -int(min(layer.threshold))) if layer.reset == "soft" else 0
+    bound = layer.time_steps * (imax + growth)
+    largest = max([bound] + [abs(int(v)) for v in (*layer.threshold, *layer.bias)])
+    width = max(_signed_width(largest), f + 1, (layer.leak_shift or 0) + 1)
+    return dict(synaptic_width=_signed_width(xmax), current_bound=imax, membrane_bound=bound,
+                required_width=width)
+
+
+def _readout_facts(layer):
+    """§6 written out class by class."""
+    xmax = layer.inputs * ((1 << layer.input.bits) - 1)
+    s = xmax * sum(layer.step_gain)
+    score = max(int(a) * s + abs(int(c)) for a, c in zip(layer.scale, layer.offset, strict=True))
+    return dict(synaptic_width=_signed_width(xmax), sum_bound=s, sum_width=_signed_width(s),
+                score_bound=score, required_score_width=_signed_width(score))
+
+
+def test_layer_widths_are_the_rules(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        art = random_artifact(rng, width_slack=int(rng.integers(0, 3)))
+        for layer in art.lif_layers:
+            assert {k: getattr(layer, k) for k in _lif_facts(layer)} == _lif_facts(layer)
+            assert layer.synaptic_bound == layer.inputs * layer.input.max_value
+            assert layer.membrane.width >= layer.required_width
+            # the transitional layer-taking name answers what the layer answers
+            assert fx.membrane_bound(layer) == layer.membrane_bound
+        ro = art.readout
+        assert {k: getattr(ro, k) for k in _readout_facts(ro)} == _readout_facts(ro)
+        assert ro.score.width >= ro.required_score_width
+        assert fx.readout_sum_bound(ro) == ro.sum_bound
+        assert fx.readout_score_bound(ro) == ro.score_bound
+
+
+def test_required_width_is_the_validation_boundary(seed):
+    """A layer holds at exactly its required widths, and not one bit below."""
+    art = random_artifact(seed, sizes=[11, 5, 3], frac_bits=3, leak_shift=2)
+    fc0, out = art.layers
+    common = {k: getattr(fc0, k) for k in ("name", "inputs", "neurons", "input", "time_steps",
+                                            "leak_shift", "reset", "step_gain", "weights",
+                                            "bias", "threshold", "connected")}
+    need = fc0.required_width
+    assert LIFLayer(membrane=FixedPoint(need, 3), **common).membrane.width == need
+    with pytest.raises(ArtifactError, match=rf"fc0\.membrane\.width: width {need - 1} is below "
+                                            rf"the {need} bits the proven bound "
+                                            rf"{fc0.membrane_bound} \("):
+        LIFLayer(membrane=FixedPoint(need - 1, 3), **common)
+    common = {k: getattr(out, k) for k in ("name", "inputs", "neurons", "input", "time_steps",
+                                            "step_gain", "weights", "scale", "offset")}
+    need = out.required_score_width
+    assert ReadoutLayer(score=FixedPoint(need), **common).score.width == need
+    with pytest.raises(ArtifactError, match=rf"out1\.score\.width: width {need - 1} is below "
+                                            rf"the {need} bits the proven score bound "
+                                            rf"{out.score_bound} needs"):
+        ReadoutLayer(score=FixedPoint(need - 1), **common)
+
+
+def test_required_width_keeps_the_format_floors():
+    """A layer whose bound needs 2 bits still needs W > F and W > k."""
+    quiet = dict(connected=[0, 0], bias=[0, 0], threshold=[1, 1])
+    assert _lif(**quiet).membrane_bound == 0
+    assert _lif(**quiet, membrane=FixedPoint(16, 0)).required_width == 2
+    assert _lif(**quiet, membrane=FixedPoint(16, 6)).required_width == 7
+    assert _lif(**quiet, membrane=FixedPoint(16, 6), leak_shift=9).required_width == 10
+
+
+def test_step_gain_takes_numpy_ints_and_keeps_python_ints():
+    layer = _lif(step_gain=np.array([1, 2]))
+    assert layer.step_gain == (1, 2) and all(type(g) is int for g in layer.step_gain)
+    with pytest.raises(ArtifactError, match=r"fc\.step_gain: must be 2 ints >= 1"):
+        _lif(step_gain=(1, 2.0))

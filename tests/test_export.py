@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sw.artifact import InputSpec, load_artifact
+from sw.artifact import InputSpec, load_artifact, manifest_digest
 from sw.data import DatasetInfo
+from sw.digest import Sha256
 from sw.export import (
     ExportError,
     build_artifact,
@@ -88,6 +89,42 @@ def test_hand_built_float_and_integer_agree_exactly(reset, gate, seed):
     assert np.array_equal(golden.predictions, logits.argmax(1))
 
 
+# Widths and manifest hashes the exporter gave before each layer type owned its widths
+# (issue 10): the same artifacts, bit for bit. F = 8 folds the hand-built model exactly; F = 0
+# and F = 3 round.
+_PINNED = {
+    ("hard", False): ([18, 15, 12], [10, 7, 14], [13, 10, 14],
+                      "cfc6a1c9957232b8136defce9d18d4e0a0aeb22e33ad3f3bf3cdd563c02e3acb"),
+    ("hard", True): ([20, 17, 14], [15, 12, 19], [18, 15, 19],
+                     "865150eda52079b059c000da2a64973eb52589dfdea2aaab2c277fcdeac81cf7"),
+    ("soft", False): ([18, 15, 12], [10, 7, 14], [13, 10, 14],
+                      "a109b13aa0d0d0998213382a5175542ed623b02391cee48a2cd44039289b387a"),
+    ("soft", True): ([20, 17, 14], [15, 12, 19], [18, 15, 19],
+                     "bdac75165cdd1c2a6cd9f4cb9dbe9abe600b72539d35c2171f6a8b7506c0cada"),
+}
+
+
+@pytest.mark.parametrize("reset,gate", sorted(_PINNED))
+def test_exported_widths_and_bytes_are_unchanged(reset, gate):
+    model = hand_built(np.random.default_rng(7), reset=reset, gate=gate, hidden=(7, 5))
+    folded = fold_model(model)
+    spec = InputSpec("multibit", BITS)
+    exact, f0, f3, digest = _PINNED[reset, gate]
+
+    def widths(art):
+        return [layer.membrane.width for layer in art.lif_layers] + [art.readout.score.width]
+
+    art = build_artifact(folded, input_spec=spec, time_steps=4, frac_bits=8, scale_bits=6,
+                         gain_bits=1)
+    assert widths(art) == exact
+    assert manifest_digest(art).hex == digest
+    # exactly at the widths each layer asks for
+    assert widths(art) == ([layer.required_width for layer in art.lif_layers]
+                           + [art.readout.required_score_width])
+    assert widths(build_artifact(folded, input_spec=spec, time_steps=4, frac_bits=0)) == f0
+    assert widths(build_artifact(folded, input_spec=spec, time_steps=4, frac_bits=3)) == f3
+
+
 def test_refusals_name_the_layer_and_what_to_train():
     conv = build_model("vgg", DatasetInfo("img", "multibit", 5, (1, 8, 8), 10))
     with pytest.raises(ExportError, match=r"layer 'conv1' is Conv2d; the deployment artifact "
@@ -145,6 +182,8 @@ def test_export_trained_checkpoint(tmp_path, dataset, deploy):
     assert md["float_accuracy"] == round(rep.float_accuracy, 6)
     assert md["training"] == json.loads((run / "config.json").read_text())
     assert md["checkpoint_sha256"].startswith("sha256:")
+    assert Sha256.parse(md["checkpoint_sha256"]) == rep.checkpoint_sha256
+    assert rep.checkpoint_sha256 == Sha256.of_file(run / "checkpoint.pt")
     expected_kind = "multibit" if dataset == "digits" else "spike"
     assert loaded.input.kind == expected_kind
     # the reported integer accuracy is what the golden model computes on the test split
@@ -172,7 +211,6 @@ def test_export_cli_refuses_conv_and_missing_checkpoint(tmp_path, capsys):
 
 
 def test_nearly_zero_scale_clips_threshold_or_refuses():
-    from sw import fixedpoint as fx
     from sw.export import FoldedLayer
 
     def layers(b0):
@@ -185,8 +223,8 @@ def test_nearly_zero_scale_clips_threshold_or_refuses():
     art = build_artifact(layers(0.0), input_spec=spec, time_steps=4, frac_bits=4)
     fc1 = art.layers[0]
     # θ/a is ~1e31: clipped to one above the proven bound, so it still never fires
-    assert fc1.threshold[0] == fx.membrane_bound(fc1) + 1
-    assert fc1.membrane.width == fx.lif_width(fc1) <= 16
+    assert fc1.threshold[0] == fc1.membrane_bound + 1
+    assert fc1.membrane.width == fc1.required_width <= 16
     x = np.full((1, 3), 7)
     assert GoldenModel(art).run(x).spikes[0][0, :, 0].sum() == 0
     with pytest.raises(ExportError, match=r"layer 'fc1', neuron 0: the folded bias 8e\+31 "

@@ -103,7 +103,7 @@ def _worst_case_layer(n, bits, t_steps, f, reset, negative):
                   time_steps=t_steps, leak_shift=None, reset=reset, step_gain=(1,) * t_steps,
                   weights=weights, bias=[bias] * m, threshold=[threshold] * m, connected=[1] * m)
     probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, f), **common)
-    return LIFLayer(membrane=FixedPoint(fx.lif_width(probe), f), **common), imax
+    return LIFLayer(membrane=FixedPoint(probe.required_width, f), **common), imax
 
 
 @pytest.mark.parametrize("negative", [False, True])
@@ -131,14 +131,14 @@ def test_soft_reset_with_negative_threshold_reaches_the_bound():
                   leak_shift=None, reset="soft", step_gain=(1,) * t_steps, weights=weights,
                   bias=[3], threshold=[-20], connected=[1])
     probe = LIFLayer(membrane=FixedPoint(fx.MAX_WIDTH, 1), **common)
-    layer = LIFLayer(membrane=FixedPoint(fx.lif_width(probe), 1), **common)
+    layer = LIFLayer(membrane=FixedPoint(probe.required_width, 1), **common)
     readout = ReadoutLayer(name="out", inputs=1, neurons=1, input=InputSpec("spike"),
                            time_steps=t_steps, step_gain=(1,) * t_steps, weights=[[1]],
                            scale=[1], offset=[0], score=FixedPoint(8))
     res = GoldenModel(Artifact((layer, readout))).run(np.ones((1, t_steps, n), np.int64),
                                                       record=True)
     v = res.layers[0].membrane[0, :, 0]
-    assert int(v[-1]) == fx.membrane_bound(layer) == t_steps * ((n << 1) + 3 + 20)
+    assert int(v[-1]) == layer.membrane_bound == t_steps * ((n << 1) + 3 + 20)
     assert int(v[-1]) <= layer.membrane.max
 
 

@@ -121,6 +121,11 @@ def test_gate_errors():
         AGMMGate(2, alpha=1)
     with pytest.raises(ValueError, match=r"alpha_init must be positive and finite, not 0"):
         AGMMGate(2, alpha_init=0)
+    # a bool is no number (sw.checks): True was a momentum of 1 before
+    with pytest.raises(ValueError, match=r"momentum must be in \(0, 1\], not True"):
+        AGMMGate(2, momentum=True)
+    with pytest.raises(TypeError, match=r"time_steps must be an int, not True"):
+        AGMMGate(True)
     with pytest.raises(ValueError, match=r"x must have layout \[T=2, B, \.\.\.\], not shape "
                                          r"\(3, 4\)"):
         AGMMGate(2)(torch.zeros(3, 4))

@@ -33,11 +33,11 @@ def test_generator_reaches_every_corner_case():
                 seen.add("zero-scale neuron")
             if set(layer.step_gain) != {1}:
                 seen.add("step gain")
-            if layer.membrane.width == fx.lif_width(layer):
+            if layer.membrane.width == layer.required_width:
                 seen.add("width at bound")
         if (a.readout.scale == 0).any():
             seen.add("zero-scale class")
-        if a.readout.score.width == fx.readout_width(a.readout):
+        if a.readout.score.width == a.readout.required_score_width:
             seen.add("score width at bound")
     expected = {("T", 1), ("T", 16), ("input", "spike"), ("input", "multibit"),
                 ("reset", "hard"), ("reset", "soft"), ("leak", True), ("leak", False),
@@ -48,5 +48,7 @@ def test_generator_reaches_every_corner_case():
 
 def test_width_slack_adds_bits(seed):
     a = random_artifact(seed, sizes=[9, 5, 3], width_slack=3)
-    assert a.layers[0].membrane.width >= fx.lif_width(a.layers[0]) + 3
-    assert a.readout.score.width == fx.readout_width(a.readout) + 3
+    fc0 = a.layers[0]
+    bound_width = fx.lif_bound_width(fc0.membrane_bound, threshold=fc0.threshold, bias=fc0.bias)
+    assert fc0.membrane.width >= bound_width + 3
+    assert a.readout.score.width == a.readout.required_score_width + 3

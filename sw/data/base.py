@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sw.checks import check_bool, check_int, is_real
+
 __all__ = ["DatasetError", "DatasetInfo", "Split", "Dataset", "DatasetOptions", "DatasetSpec",
            "reduce_bits", "pool_mean", "subset", "find_root"]
 
@@ -86,13 +88,10 @@ class Dataset:
 
 
 def _check_int(name, value, low, high=None, *, none_ok=True):
+    # None is "the loader's default" for most options (not "an int or None" in messages)
     if value is None and none_ok:
         return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{name} must be {bounds}, not {value}")
+    check_int(name, value, low, high)
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ class DatasetOptions:
             raise TypeError(f"root must be a path, not {self.root!r}")
         _check_int("seed", self.seed, 0, 2**32 - 1, none_ok=False)
         if self.test_size is not None:
-            if not isinstance(self.test_size, float | int) or isinstance(self.test_size, bool):
+            if not is_real(self.test_size):
                 raise TypeError(f"test_size must be a float, not {self.test_size!r}")
             if not 0 < self.test_size < 1:
                 raise ValueError(f"test_size must be between 0 and 1 (exclusive), "
@@ -156,8 +155,7 @@ class DatasetOptions:
         _check_int("bits", self.bits, 1, 16)
         _check_int("bin_us", self.bin_us, 1)
         _check_int("limit", self.limit, 1)
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be a bool, not {self.progress!r}")
+        check_bool("progress", self.progress)
 
     @classmethod
     def from_kwargs(cls, options: dict) -> DatasetOptions:

@@ -82,7 +82,7 @@ class GoldenResult:
 
 
 def _matmul_dtype(layer) -> type:
-    bound = fx.synaptic_bound(layer.inputs, layer.input.bits)
+    bound = layer.synaptic_bound
     if bound < 2**24:
         return np.float32
     if bound < 2**53:

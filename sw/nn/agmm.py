@@ -33,6 +33,8 @@ import math
 import torch
 from torch import nn
 
+from sw.checks import check_int, is_real
+
 __all__ = ["AGMMGate", "STATS", "MOMENTS", "ALPHAS"]
 
 STATS = ("sample", "batch")
@@ -67,21 +69,18 @@ class AGMMGate(nn.Module):
     def __init__(self, time_steps: int, *, stat: str = "batch", moment: str = "mean",
                  alpha: str = "learned", alpha_init: float = 1.0, momentum: float = 0.1):
         super().__init__()
-        if not isinstance(time_steps, int) or isinstance(time_steps, bool):
-            raise TypeError(f"time_steps must be an int, not {time_steps!r}")
-        if time_steps < 1:
-            raise ValueError(f"time_steps must be >= 1, not {time_steps}")
+        check_int("time_steps", time_steps, 1)
         if stat not in STATS:
             raise ValueError(f"stat must be one of {STATS}, not {stat!r}")
         if moment not in MOMENTS:
             raise ValueError(f"moment must be one of {MOMENTS}, not {moment!r}")
         if alpha not in ALPHAS:
             raise ValueError(f"alpha must be one of {ALPHAS}, not {alpha!r}")
-        if not isinstance(alpha_init, (int, float)) or isinstance(alpha_init, bool):
+        if not is_real(alpha_init):
             raise TypeError(f"alpha_init must be a number, not {alpha_init!r}")
         if not alpha_init > 0 or not math.isfinite(alpha_init):
             raise ValueError(f"alpha_init must be positive and finite, not {alpha_init!r}")
-        if not isinstance(momentum, (int, float)) or not 0 < momentum <= 1:
+        if not is_real(momentum) or not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], not {momentum!r}")
         self.time_steps = time_steps
         self.stat, self.moment, self.alpha_mode = stat, moment, alpha

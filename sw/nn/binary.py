@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sw.checks import check_int
+
 __all__ = ["binarize", "BinaryLinear", "BinaryConv2d", "SCALES"]
 
 #: per-output-channel scale choices
@@ -85,10 +87,7 @@ class BinaryLinear(_BinaryMixin, nn.Module):
     def __init__(self, in_features: int, out_features: int, *, scale: str | None = None):
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise TypeError(f"{name} must be an int, not {v!r}")
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, not {v}")
+            check_int(name, v, 1)
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         bound = 1 / math.sqrt(in_features)
@@ -117,10 +116,7 @@ class BinaryConv2d(_BinaryMixin, nn.Module):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("kernel_size", kernel_size), ("stride", stride)):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise TypeError(f"{name} must be an int, not {v!r}")
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, not {v}")
+            check_int(name, v, 1)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size,

@@ -20,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from sw.checks import check_optional_int, is_real
 from sw.nn.surrogate import SURROGATES, get_surrogate
 
 __all__ = ["LIF", "RESETS"]
@@ -54,15 +55,11 @@ class LIF(nn.Module):
                  reset: str = "hard", surrogate: str = "triangle",
                  surrogate_alpha: float | None = None, detach_reset: bool = False):
         super().__init__()
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        if not is_real(threshold):
             raise TypeError(f"threshold must be a number, not {threshold!r}")
         if not threshold > 0 or not math.isfinite(threshold):
             raise ValueError(f"threshold must be positive and finite, not {threshold!r}")
-        if leak_shift is not None:
-            if not isinstance(leak_shift, int) or isinstance(leak_shift, bool):
-                raise TypeError(f"leak_shift must be an int or None, not {leak_shift!r}")
-            if not 1 <= leak_shift <= 30:
-                raise ValueError(f"leak_shift must be between 1 and 30, not {leak_shift}")
+        check_optional_int("leak_shift", leak_shift, 1, 30)
         if reset not in RESETS:
             raise ValueError(f"reset must be 'hard' or 'soft', not {reset!r}")
         if surrogate not in SURROGATES:

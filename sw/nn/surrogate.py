@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from sw.checks import is_real
+
 __all__ = ["Surrogate", "Triangle", "Sigmoid", "Arctan", "SURROGATES", "get_surrogate"]
 
 
@@ -44,7 +46,7 @@ class Surrogate:
 
     def __init__(self, alpha: float | None = None):
         alpha = self.default_alpha if alpha is None else alpha
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
+        if not is_real(alpha):
             raise TypeError(f"alpha must be a number, not {alpha!r}")
         if not alpha > 0 or not math.isfinite(alpha):
             raise ValueError(f"alpha must be a positive finite number, not {alpha!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from sw.checks import check_bool, check_int, is_int, is_real
 from sw.models import MODELS, PROFILES, parse_sizes
 from sw.nn import ALPHAS, MOMENTS, SCALES, STATS, SURROGATES
 
@@ -21,14 +22,6 @@ DEFAULT_LR = {"adam": 1e-2, "sgd": 0.1}
 #: thread (several slow down badly on a busy machine), and on one thread the float reductions,
 #: hence the trained weights, do not depend on the machine's core count.
 DEFAULT_THREADS = 1
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -130,8 +123,7 @@ class TrainConfig:
             raise ValueError(f"profile must be one of {PROFILES}, not {self.profile!r}")
         for name in ("data_seed", "seed", "time_steps", "epochs", "batch_size",
                      "finetune_epochs"):
-            if not _is_int(getattr(self, name)):
-                raise TypeError(f"{name} must be an int, not {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
         if not 1 <= self.time_steps <= 1024:
             raise ValueError(f"time_steps must be between 1 and 1024, not {self.time_steps}")
         if self.epochs < 0:
@@ -140,11 +132,11 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 2, not {self.batch_size}")
         if self.finetune_epochs < 0:
             raise ValueError(f"finetune_epochs must be >= 0, not {self.finetune_epochs}")
-        if self.leak_shift is not None and (not _is_int(self.leak_shift)
+        if self.leak_shift is not None and (not is_int(self.leak_shift)
                                             or not 1 <= self.leak_shift <= 30):
             raise ValueError(f"leak_shift must be None or an int in 1..30, not "
                              f"{self.leak_shift!r}")
-        if not _is_num(self.threshold) or not self.threshold > 0:
+        if not is_real(self.threshold) or not self.threshold > 0:
             raise ValueError(f"threshold must be a positive number, not {self.threshold!r}")
         if self.reset not in ("hard", "soft"):
             raise ValueError(f"reset must be 'hard' or 'soft', not {self.reset!r}")
@@ -153,26 +145,25 @@ class TrainConfig:
                              f"{self.surrogate!r}")
         if self.weight_scale not in SCALES:
             raise ValueError(f"weight_scale must be one of {SCALES}, not {self.weight_scale!r}")
-        if not isinstance(self.agmm, bool):
-            raise TypeError(f"agmm must be a bool, not {self.agmm!r}")
+        check_bool("agmm", self.agmm)
         for name, allowed in (("agmm_stat", STATS), ("agmm_moment", MOMENTS),
                               ("agmm_alpha", ALPHAS), ("agmm_deploy", DEPLOYS),
                               ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not "
                                  f"{getattr(self, name)!r}")
-        if not _is_num(self.agmm_alpha_init) or not self.agmm_alpha_init > 0:
+        if not is_real(self.agmm_alpha_init) or not self.agmm_alpha_init > 0:
             raise ValueError(f"agmm_alpha_init must be a positive number, not "
                              f"{self.agmm_alpha_init!r}")
         if self.agmm and self.agmm_deploy == "finetune" and self.finetune_epochs < 1:
             raise ValueError(f"agmm_deploy='finetune' needs finetune_epochs >= 1, not "
                              f"{self.finetune_epochs} (or agmm_deploy='keep' to keep the gate)")
-        if self.lr is not None and (not _is_num(self.lr) or not self.lr > 0
+        if self.lr is not None and (not is_real(self.lr) or not self.lr > 0
                                     or not math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number or None, not {self.lr!r}")
         for name in ("momentum", "weight_decay", "finetune_lr_factor"):
             v = getattr(self, name)
-            if not _is_num(v) or v < 0 or not math.isfinite(v):
+            if not is_real(v) or v < 0 or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number >= 0, not {v!r}")
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a str, not {self.device!r}")

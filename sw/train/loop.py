@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sw.atomic import atomic_path, atomic_write_text
+from sw.atomic import atomic_path, atomic_write_json, atomic_write_text
 from sw.train.config import DEFAULT_THREADS, TrainConfig
 from sw.train.metrics import FlipCounter, SpikeMonitor
 
@@ -364,7 +364,7 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
 
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.json", json.dumps(config.to_json(), indent=2) + "\n")
+        atomic_write_json(out_dir / "config.json", config.to_json())
 
     flips = FlipCounter(model.binary_synapses())
     bar = None
@@ -480,7 +480,7 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
             "rank_digests": digests,
             "ranks_agree": len(set(digests)) == 1,
         }
-        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_json(out_dir / "summary.json", summary)
         if progress:
             _print_table(config, history, out_dir)
     return out_dir
