@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sw import fixedpoint as fx
 from sw.options import add_folding
 
 
@@ -68,10 +67,10 @@ class Info:
             if isinstance(layer, LIFLayer):
                 fmt = f"W={layer.membrane.width} F={layer.membrane.frac}"
                 leak = "none" if layer.leak_shift is None else f"k={layer.leak_shift}"
-                bound, reset = fx.membrane_bound(layer), layer.reset
+                bound, reset = layer.membrane_bound, layer.reset
             else:
                 fmt = f"score W={layer.score.width}"
-                leak, reset, bound = "-", "-", fx.readout_score_bound(layer)
+                leak, reset, bound = "-", "-", layer.score_bound
             print(f"{layer.name:<10} {layer.kind:<8} {layer.inputs:>6} {layer.neurons:>6} "
                   f"{inp:<12} {fmt:<14} {leak:<6} {reset:<6} {bound:>14}")
         for key, value in sorted(a.metadata.items()):
