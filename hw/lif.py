@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_choice, check_int, check_step_gain
+from hw.common import check_choice, check_int, check_step_gain, gain_lookup
 from sw import fixedpoint as fx
 
 __all__ = ["LIFUnit"]
@@ -134,9 +134,7 @@ class LIFUnit(wiring.Component):
         # Stage 2 (with gains): I = G[t] * D.
         valid, carried = s1_valid, s1
         if self.has_gain:
-            gain = Array(Const(g, fx.unsigned_width(max(self._gain))) for g in self._gain)
-            g_t = Signal(fx.unsigned_width(max(self._gain)), name="gain")
-            m.d.comb += g_t.eq(gain[s1.time_step])
+            g_t = gain_lookup(m, self._gain, s1.time_step)
             s2 = Signal(self.i_layout, name="s2")
             s2_valid = Signal(name="s2_valid")
             scaled = Signal(data.ArrayLayout(signed(w), pe), name="scaled")

@@ -8,7 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_bool, check_int, check_step_gain, delay
+from hw.common import check_bool, check_int, check_step_gain, delay, gain_lookup
 from sw import fixedpoint as fx
 
 __all__ = ["ReadoutUnit", "readout_rom_layout", "readout_rom_words"]
@@ -181,14 +181,7 @@ class ReadoutUnit(wiring.Component):
         if self._direct:
             factor = Const(sum(self._gain), fx.unsigned_width(sum(self._gain)))
         elif any(g != 1 for g in self._gain):
-            gains = [Const(g, fx.unsigned_width(max(self._gain))) for g in self._gain]
-            factor = Signal(fx.unsigned_width(max(self._gain)), name="gain")
-            with m.Switch(op.time_step):
-                for t, g in enumerate(gains[:-1]):
-                    with m.Case(t):
-                        m.d.comb += factor.eq(g)
-                with m.Default():
-                    m.d.comb += factor.eq(gains[-1])
+            factor = gain_lookup(m, self._gain, op.time_step)
         else:
             factor = None
         for p in range(pe):
