@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.buffer import BufferWriter, SampleBuffer
 from hw.common import check_bool, check_int
 from hw.plan import DEFAULT_BUDGET, make_plan
+from hw.readout import result_layout
 from hw.stage import LIFStage, ReadoutStage
 from sw import fixedpoint as fx
 from sw.artifact import Artifact
@@ -23,12 +24,9 @@ def input_layout(bits: int, lanes: int) -> data.StructLayout:
 
 
 def output_layout(artifact: Artifact) -> data.StructLayout:
-    """Output beat: ``prediction`` and every class's ``scores``."""
-    ro = artifact.readout
-    return data.StructLayout({
-        "prediction": unsigned(max(1, fx.ceil_log2(ro.neurons))),
-        "scores": data.ArrayLayout(signed(ro.score.width), ro.neurons),
-    })
+    """Output beat: ``prediction`` and every class's ``scores``, the readout unit's result
+    (:func:`hw.readout.result_layout`)."""
+    return result_layout(artifact.readout.neurons, artifact.readout.score.width)
 
 
 class InputAdapter(wiring.Component):

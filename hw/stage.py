@@ -49,24 +49,22 @@ def lif_rom_layout(pe: int, width: int) -> data.StructLayout:
 
 
 def lif_rom_words(layer: LIFLayer, pe: int) -> list[int]:
-    """The ROM contents, one word per neuron group. Padding lanes (beyond the layer's neurons)
-    get B = 0, c = 0 and the largest threshold, so they never fire."""
+    """The ROM contents, one word per neuron group, each a :func:`lif_rom_layout` constant
+    (the layout the stage reads the ROM with). Padding lanes (beyond the layer's neurons) get
+    B = 0, c = 0 and the largest threshold, so they never fire."""
     w = layer.membrane.width
-    mask = (1 << w) - 1
+    layout = lif_rom_layout(pe, w)
     never = (1 << (w - 1)) - 1
     words = []
     for g in range(fx.ceil_div(layer.neurons, pe)):
-        word = 0
-        for p in range(pe):
-            j = g * pe + p
-            if j < layer.neurons:
-                b, t, c = int(layer.bias[j]), int(layer.threshold[j]), int(layer.connected[j])
-            else:
-                b, t, c = 0, never, 0
-            word |= (b & mask) << (p * w)
-            word |= (t & mask) << (pe * w + p * w)
-            word |= c << (2 * pe * w + p)
-        words.append(word)
+        lanes = range(g * pe, (g + 1) * pe)
+        real = [j for j in lanes if j < layer.neurons]
+        pad = pe - len(real)
+        words.append(layout.const({
+            "bias": [int(layer.bias[j]) for j in real] + [0] * pad,
+            "threshold": [int(layer.threshold[j]) for j in real] + [never] * pad,
+            "connected": sum(int(layer.connected[j]) << p for p, j in enumerate(real)),
+        }).as_bits())
     return words
 
 
