@@ -8,6 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw import timing
 from hw.common import check_bool, check_int, check_step_gain, delay, gain_lookup
 from sw import fixedpoint as fx
 
@@ -154,8 +155,9 @@ class ReadoutUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the operation completing the last group to the result on ``o``:
-        gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels, running argmax."""
-        return 5 + fx.ceil_log2(self._pe)
+        gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels, running argmax
+        (:func:`hw.timing.readout_latency`)."""
+        return timing.readout_latency(self._pe)
 
     @property
     def rom_words(self) -> list[int]:
@@ -181,7 +183,7 @@ class ReadoutUnit(wiring.Component):
                      s1_group.eq(op.group)]
         if self._direct:
             factor = Const(sum(self._gain), fx.unsigned_width(sum(self._gain)))
-        elif any(g != 1 for g in self._gain):
+        elif timing.has_step_gain(self._gain):
             factor = gain_lookup(m, self._gain, op.time_step)
         else:
             factor = None
