@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw import timing
+from hw.beats import beats_per_sample
 from hw.buffer import BufferWriter, SampleBuffer
 from hw.common import check_bool, check_int
 from hw.plan import DEFAULT_BUDGET, make_plan
+from hw.readout import result_layout
 from hw.stage import LIFStage, ReadoutStage
-from sw import fixedpoint as fx
 from sw.artifact import Artifact
 
 __all__ = ["input_layout", "output_layout", "InputAdapter", "Accelerator"]
@@ -23,12 +25,9 @@ def input_layout(bits: int, lanes: int) -> data.StructLayout:
 
 
 def output_layout(artifact: Artifact) -> data.StructLayout:
-    """Output beat: ``prediction`` and every class's ``scores``."""
-    ro = artifact.readout
-    return data.StructLayout({
-        "prediction": unsigned(max(1, fx.ceil_log2(ro.neurons))),
-        "scores": data.ArrayLayout(signed(ro.score.width), ro.neurons),
-    })
+    """Output beat: ``prediction`` and every class's ``scores``, the readout unit's result
+    (:func:`hw.readout.result_layout`)."""
+    return result_layout(artifact.readout.neurons, artifact.readout.score.width)
 
 
 class InputAdapter(wiring.Component):
@@ -51,9 +50,9 @@ class InputAdapter(wiring.Component):
     lanes : int
         Values per beat (1..inputs).
     rows : int
-        Rows per sample (T for spike inputs, 1 for multi-bit inputs).
+        Rows per sample (:attr:`sw.artifact.Artifact.rows_per_sample`).
     slots : int
-        Slots of the buffer written.
+        Slots of the buffer written (:data:`hw.timing.SLOTS`).
 
     Members
     -------
@@ -66,9 +65,10 @@ class InputAdapter(wiring.Component):
         check_int("bits", bits, 1, 16)
         check_int("lanes", lanes, 1, inputs)
         check_int("rows", rows, 1, 1024)
-        check_int("slots", slots, 1, 16)
+        timing.check_slots("slots", slots)
         self._inputs, self._bits, self._lanes, self._rows = inputs, bits, lanes, rows
-        self._groups = fx.ceil_div(inputs, lanes)
+        self._beats = beats_per_sample(inputs, rows, lanes)
+        self._groups = self._beats // rows
         self.layout = input_layout(bits, lanes)
         super().__init__({
             "i": In(stream.Signature(self.layout)),
@@ -78,13 +78,14 @@ class InputAdapter(wiring.Component):
 
     @property
     def beats(self) -> int:
-        """Beats per sample."""
-        return self._groups * self._rows
+        """Beats per sample (:func:`hw.beats.beats_per_sample`)."""
+        return self._beats
 
     @property
     def cycles_per_sample(self) -> int:
-        """Cycles per sample at full rate: one per beat and bit-plane."""
-        return self.beats * self._bits
+        """Cycles per sample at full rate: one per beat and bit-plane
+        (:func:`hw.timing.input_cycles_per_beat`)."""
+        return self.beats * timing.input_cycles_per_beat(self._bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -189,11 +190,13 @@ class Accelerator(wiring.Component):
         every cycle): LIF layers carry x, h, v and s of PE neurons per (group, time step),
         the readout each group's sums S.
     slots : int or None
-        Slots of every buffer (default: 2 or 3 each, :func:`hw.plan.buffer_slots`).
+        Slots of every buffer (:data:`hw.timing.SLOTS`: 2..32; default: 2 or 3 each for most
+        networks, :func:`hw.plan.buffer_slots`).
     popcount_stages : int
-        Register stages in every popcount tree (0..8).
+        Register stages in every popcount tree (:data:`hw.timing.POPCOUNT_STAGES`: 0..8).
     out_depth : int or None
-        Results the output FIFO holds (2..64; default :func:`hw.plan.result_credits`).
+        Results the output FIFO holds (:data:`hw.timing.OUT_DEPTH`: 2..64; default
+        :func:`hw.plan.result_credits`).
     budget : int
         Synaptic bits per cycle for the default folding.
     weight_memory : {"auto", "block", "logic"}
@@ -227,7 +230,7 @@ class Accelerator(wiring.Component):
         self._trace = trace
         self.weight_memory = weight_memory
         a, plan = artifact, self.plan
-        rows = 1 if a.input.kind == "multibit" else a.time_steps
+        rows = a.rows_per_sample
         self.adapter = InputAdapter(inputs=a.inputs, bits=a.input.bits, lanes=plan.lanes,
                                     rows=rows, slots=plan.slots[0])
         self.buffers = []

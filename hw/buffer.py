@@ -16,6 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw import timing
 from hw.common import check_int
 from sw import fixedpoint as fx
 
@@ -75,7 +76,7 @@ class BufferReader(wiring.Signature):
     take : Out(1)
         Take the next committed slot (only while ``full``).
     slot, row, chunk, plane : Out
-        Read address; ``data`` holds the chunk two cycles later.
+        Read address; ``data`` holds the chunk :attr:`read_latency` cycles later.
     data : In(read_lanes)
     release : Out(1)
         The oldest taken slot has been read for the last time (it may come with its last
@@ -88,6 +89,12 @@ class BufferReader(wiring.Signature):
             "slot": Out(_idx(slots)), "row": Out(_idx(rows)), "chunk": Out(_idx(chunks)),
             "plane": Out(_idx(planes)), "data": In(read_lanes), "release": Out(1),
         })
+
+    @property
+    def read_latency(self) -> int:
+        """Cycles from a read address to its ``data`` (:func:`hw.timing.buffer_read_latency`,
+        the latency of the :class:`SampleBuffer` behind this side)."""
+        return timing.buffer_read_latency()
 
 
 class SampleBuffer(wiring.Component):
@@ -104,14 +111,15 @@ class SampleBuffer(wiring.Component):
     Bits never written (padding past the last element) read as 0.
 
     **Timing**: a read request in cycle c returns its chunk in cycle c + :attr:`read_latency`
-    (2: the memory, then a register). Writes land at the end of their cycle; a slot committed
-    in cycle c can be taken from cycle c + 1. ``free``/``full`` depend on registers only.
-    Reset empties every slot (the contents stay, unread).
+    (2: the memory, then a register; :func:`hw.timing.buffer_read_latency`). Writes land at
+    the end of their cycle; a slot committed in cycle c can be taken from cycle c + 1.
+    ``free``/``full`` depend on registers only. Reset empties every slot (the contents stay,
+    unread).
 
     Parameters
     ----------
     slots : int
-        Samples in flight (1..16).
+        Samples in flight (:data:`hw.timing.SLOTS`: 2..32).
     rows : int
         Rows per sample (time steps, or 1), 1..1024.
     elements : int
@@ -136,7 +144,7 @@ class SampleBuffer(wiring.Component):
 
     def __init__(self, *, slots: int, rows: int, elements: int, planes: int = 1,
                  write_lanes: int, read_lanes: int):
-        check_int("slots", slots, 1, 16)
+        timing.check_slots("slots", slots)
         check_int("rows", rows, 1, 1024)
         check_int("elements", elements, 1)
         check_int("planes", planes, 1, 16)
@@ -173,7 +181,8 @@ class SampleBuffer(wiring.Component):
 
     @property
     def read_latency(self) -> int:
-        return 2
+        """Cycles from a read request to its chunk (:func:`hw.timing.buffer_read_latency`)."""
+        return timing.buffer_read_latency()
 
     @property
     def word_width(self) -> int:

@@ -1,14 +1,17 @@
-"""Small helpers shared by the gateware: parameter checks, delay lines, layout descriptions."""
+"""Small helpers shared by the gateware: parameter checks, delay lines, the step-gain lookup,
+layout descriptions."""
 
 from __future__ import annotations
 
 from amaranth import Module, Signal, unsigned
 from amaranth.lib import data
 
+from sw import fixedpoint as fx
 from sw.checks import check_bool, check_choice, check_int, check_step_gain
 
 # The parameter checks live in sw.checks (Amaranth-free); re-exported for the gateware.
-__all__ = ["check_int", "check_bool", "check_choice", "check_step_gain", "delay", "layout_json"]
+__all__ = ["check_int", "check_bool", "check_choice", "check_step_gain", "delay", "gain_lookup",
+           "layout_json"]
 
 
 def delay(m: Module, value, cycles: int, name: str):
@@ -22,6 +25,24 @@ def delay(m: Module, value, cycles: int, name: str):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def gain_lookup(m: Module, step_gain, time_step, name: str = "gain") -> Signal:
+    """``G[time_step]`` (unsigned, wide enough for the largest gain), combinational.
+
+    A case over the time steps whose default is the last gain: ``time_step`` has
+    ``ceil_log2(T)`` bits, so for T not a power of two some of its values are no time step, and
+    without the default the case would be incomplete (Verilator's CASEINCOMPLETE; the values
+    never occur, so what they select does not matter).
+    """
+    gain = Signal(fx.unsigned_width(max(step_gain)), name=name)
+    with m.Switch(time_step):
+        for t, g in enumerate(step_gain[:-1]):
+            with m.Case(t):
+                m.d.comb += gain.eq(g)
+        with m.Default():
+            m.d.comb += gain.eq(step_gain[-1])
+    return gain
 
 
 def layout_json(layout) -> dict:

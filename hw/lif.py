@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_choice, check_int, check_step_gain
+from hw import timing
+from hw.common import check_choice, check_int, check_step_gain, gain_lookup
 from sw import fixedpoint as fx
 
 __all__ = ["LIFUnit"]
@@ -31,10 +32,11 @@ class LIFUnit(wiring.Component):
     next neuron: after time step T-1 the lane's register is cleared, so every neuron (and
     every sample) starts from ``v = 0`` with no test in the loop.
 
-    **Timing**: latency :attr:`latency` cycles (3, or 4 with step gains other than 1) from an
-    operation on ``i`` to its result on ``o``; one operation per cycle; operations of the same
-    lane may follow each other back to back (the membrane loop is one cycle). No backpressure
-    (``always_ready`` streams). Reset clears the valid flags and the membranes.
+    **Timing**: latency :attr:`latency` cycles (3, or 4 with step gains other than 1;
+    :func:`hw.timing.lif_latency`) from an operation on ``i`` to its result on ``o``; one
+    operation per cycle; operations of the same lane may follow each other back to back (the
+    membrane loop is one cycle). No backpressure (``always_ready`` streams). Reset clears the
+    valid flags and the membranes.
 
     Parameters
     ----------
@@ -108,13 +110,14 @@ class LIFUnit(wiring.Component):
 
     @property
     def has_gain(self) -> bool:
-        """Whether a step-gain multiplier is built (some G[t] != 1)."""
-        return any(g != 1 for g in self._gain)
+        """Whether a step-gain multiplier is built (:func:`hw.timing.has_step_gain`)."""
+        return timing.has_step_gain(self._gain)
 
     @property
     def latency(self) -> int:
-        """Cycles from an operation on ``i`` to its result on ``o``."""
-        return 4 if self.has_gain else 3
+        """Cycles from an operation on ``i`` to its result on ``o``
+        (:func:`hw.timing.lif_latency`)."""
+        return timing.lif_latency(self._gain)
 
     def elaborate(self, platform):
         m = Module()
@@ -134,9 +137,7 @@ class LIFUnit(wiring.Component):
         # Stage 2 (with gains): I = G[t] * D.
         valid, carried = s1_valid, s1
         if self.has_gain:
-            gain = Array(Const(g, fx.unsigned_width(max(self._gain))) for g in self._gain)
-            g_t = Signal(fx.unsigned_width(max(self._gain)), name="gain")
-            m.d.comb += g_t.eq(gain[s1.time_step])
+            g_t = gain_lookup(m, self._gain, s1.time_step)
             s2 = Signal(self.i_layout, name="s2")
             s2_valid = Signal(name="s2_valid")
             scaled = Signal(data.ArrayLayout(signed(w), pe), name="scaled")

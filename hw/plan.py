@@ -8,18 +8,26 @@ The ideal bound (steady state, every stage busy on successive samples) is the sl
 * the input transfer: ``P * ceil(N / LANES)`` cycles per sample for multi-bit input (one
   beat, then its P bit-planes written one per cycle) or ``T * ceil(N / LANES)`` for spike
   input (one beat per cycle);
-* each stage's issue cycles per sample (:func:`hw.stage.stage_cycles`): ``T * ceil(N/SIMD) *
+* each stage's issue cycles per sample (:func:`stage_cycles`): ``T * ceil(N/SIMD) *
   ceil(M/PE)`` for spike inputs, ``P * ceil(N/SIMD) * ceil(M/PE)`` for the bit-serial
   multi-bit first layer (computed once per sample), which a LIF layer also needs to be at
   least ``T * ceil(M/PE)`` (one LIF update per lane per cycle).
+
+The blocks' latencies and cycles come from :mod:`hw.timing` (one function per block, which the
+block's ``latency`` property returns too); the plan sums them. The ranges of ``slots``,
+``popcount_stages`` and ``out_depth`` are :data:`hw.timing.SLOTS`, ``POPCOUNT_STAGES`` and
+``OUT_DEPTH``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hw import timing
+from hw.beats import beats_per_sample
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, LIFLayer
+from sw.checks import check_int, check_optional_int
 from sw.folding import Folding, LayerFolding
 
 __all__ = ["DEFAULT_BUDGET", "default_folding", "default_lanes", "input_beats", "input_cycles",
@@ -31,43 +39,34 @@ DEFAULT_BUDGET = 512
 
 
 def stage_cycles(layer, folding: LayerFolding) -> int:
-    """Issue cycles per sample of a layer's stage (see the module docstring)."""
-    sf, nf = folding.synapse_folds(layer), folding.neuron_folds(layer)
-    if layer.input.kind == "multibit":
-        per_group = layer.input.bits * sf
-        if isinstance(layer, LIFLayer):
-            per_group = max(per_group, layer.time_steps)
-        return nf * per_group
-    return nf * layer.time_steps * sf
+    """Issue cycles per sample of a layer's stage (see the module docstring): its neuron
+    groups times :func:`hw.timing.group_period`."""
+    return folding.neuron_folds(layer) * timing.group_period(layer, folding)
 
 
 def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
     """Cycles from the last cycle of a stage's sample (its last operation, or the end of its
     last group's period) to the sample's output (the commit of its spikes, or its result
-    entering the output FIFO)."""
-    synapse = 2 + popcount_stages + 2          # buffer/weight read, popcount, accumulate, x
+    entering the output FIFO): the stage's blocks' latencies (:mod:`hw.timing`, the functions
+    the blocks' ``latency`` properties return), summed as the stage sums them."""
+    front = timing.buffer_read_latency()
+    synapse = timing.synapse_latency(popcount_stages)
     if isinstance(layer, LIFLayer):
-        lif = 4 if any(g != 1 for g in layer.step_gain) else 3
-        if layer.input.kind != "multibit":
-            return synapse + 1 + lif
-        # The last group's T-step replay starts after its sums; counted from the end of the
-        # group's period, which idles T - P*SF cycles when the replay is the longer part.
-        ops = layer.input.bits * folding.synapse_folds(layer)
-        idle = max(ops, layer.time_steps) - ops
-        return synapse + 1 + layer.time_steps + lif - idle
-    # readout: gain, sum, A*S, +C, argmax tree over the PE lanes, running argmax
-    return synapse + 5 + fx.ceil_log2(folding.pe)
+        return timing.lif_stage_latency(layer, folding, front=front, synapse=synapse,
+                                        lif=timing.lif_latency(layer.step_gain))
+    return timing.readout_stage_latency(front=front, synapse=synapse,
+                                        readout=timing.readout_latency(folding.pe))
 
 
 def input_beats(artifact: Artifact, lanes: int) -> int:
-    """Input stream beats per sample."""
-    per_row = fx.ceil_div(artifact.inputs, lanes)
-    return per_row if artifact.input.kind == "multibit" else artifact.time_steps * per_row
+    """Input stream beats per sample (:func:`hw.beats.beats_per_sample`)."""
+    return beats_per_sample(artifact.inputs, artifact.rows_per_sample, lanes)
 
 
 def input_cycles(artifact: Artifact, lanes: int) -> int:
-    """Cycles the input adapter needs per sample at full rate (one per beat and bit-plane)."""
-    return input_beats(artifact, lanes) * artifact.input.bits
+    """Cycles the input adapter needs per sample at full rate (one per beat and bit-plane,
+    :func:`hw.timing.input_cycles_per_beat`)."""
+    return input_beats(artifact, lanes) * timing.input_cycles_per_beat(artifact.input.bits)
 
 
 def _candidates(n: int) -> list[int]:
@@ -91,10 +90,7 @@ def default_folding(artifact: Artifact, budget: int = DEFAULT_BUDGET) -> Folding
     """
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
-    if not isinstance(budget, int) or isinstance(budget, bool):
-        raise TypeError(f"budget must be an int, not {budget!r}")
-    if budget < 1:
-        raise ValueError(f"budget must be >= 1, not {budget!r}")
+    check_int("budget", budget, 1)
     options = []
     for layer in artifact.layers:
         opts = []
@@ -142,17 +138,19 @@ def buffer_slots(producer_cycles: int, producer_latency: int, consumer_cycles: i
     (``producer_cycles + producer_latency`` cycles), the consumer from the next cycle until its
     last read (``consumer_cycles``), and the slot is claimable one cycle after that: a slot
     turns around in ``producer_cycles + producer_latency + consumer_cycles + 2`` cycles, so
-    ``ceil(turnaround / period)`` slots (at least 2) keep a sample starting every ``period``.
+    ``ceil(turnaround / period)`` slots (at least 2, :data:`hw.timing.SLOTS`) keep a sample
+    starting every ``period``.
     """
     turnaround = producer_cycles + producer_latency + consumer_cycles + 2
-    return max(2, fx.ceil_div(turnaround, max(period, 1)))
+    return max(timing.SLOTS[0], fx.ceil_div(turnaround, max(period, 1)))
 
 
 def result_credits(readout_cycles: int, readout_latency: int, period: int) -> int:
     """Output FIFO entries so the readout never waits for a prompt host: a credit is held
     from a sample's start through its result's trip through the FIFO
-    (``readout_cycles + readout_latency + 3`` cycles)."""
-    return max(2, fx.ceil_div(readout_cycles + readout_latency + 3, max(period, 1)))
+    (``readout_cycles + readout_latency + 3`` cycles); at least 2 (:data:`hw.timing.OUT_DEPTH`)."""
+    return max(timing.OUT_DEPTH[0],
+               fx.ceil_div(readout_cycles + readout_latency + 3, max(period, 1)))
 
 
 @dataclass(frozen=True)
@@ -182,6 +180,15 @@ class Plan:
         return f"stage {self.stage_cycles.index(worst)}"
 
 
+def _check_derived(name: str, value: int, bounds: tuple[int, int]) -> None:
+    # The derived counts fit the ranges for every latency the blocks have today (hw.timing);
+    # a block that grows its pipeline must raise the range too, and this says so before a
+    # buffer rejects its parameter with less context.
+    if value > bounds[1]:
+        raise ValueError(f"the default {name} would be {value}, more than the {bounds[1]} the "
+                         f"blocks take (hw.timing); give {name} or fold less")
+
+
 def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
               slots: int | None = None, popcount_stages: int = 3, out_depth: int | None = None,
               budget: int = DEFAULT_BUDGET) -> Plan:
@@ -193,29 +200,15 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
     if not isinstance(folding, Folding):
         raise TypeError(f"folding must be a sw.folding.Folding, not {folding!r}")
     folding.check(artifact)
-    first = folding.layers[0].simd
     if lanes is None:
         lanes = default_lanes(artifact, folding)
-    if not isinstance(lanes, int) or isinstance(lanes, bool):
-        raise TypeError(f"lanes must be an int, not {lanes!r}")
+    check_int("lanes", lanes)
     if not 1 <= lanes <= artifact.inputs:
         raise ValueError(f"lanes must be between 1 and the {artifact.inputs} inputs, "
                          f"not {lanes!r}")
-    if slots is not None:
-        if not isinstance(slots, int) or isinstance(slots, bool):
-            raise TypeError(f"slots must be an int or None, not {slots!r}")
-        if not 2 <= slots <= 16:
-            raise ValueError(f"slots must be between 2 and 16, not {slots!r}")
-    if not isinstance(popcount_stages, int) or isinstance(popcount_stages, bool):
-        raise TypeError(f"popcount_stages must be an int, not {popcount_stages!r}")
-    if not 0 <= popcount_stages <= 8:
-        raise ValueError(f"popcount_stages must be between 0 and 8, not {popcount_stages!r}")
-    if out_depth is not None:
-        if not isinstance(out_depth, int) or isinstance(out_depth, bool):
-            raise TypeError(f"out_depth must be an int or None, not {out_depth!r}")
-        if not 2 <= out_depth <= 64:
-            raise ValueError(f"out_depth must be between 2 and 64, not {out_depth!r}")
-    del first
+    check_optional_int("slots", slots, *timing.SLOTS)
+    timing.check_popcount_stages(popcount_stages)
+    check_optional_int("out_depth", out_depth, *timing.OUT_DEPTH)
     cycles = tuple(stage_cycles(la, f) for la, f in zip(artifact.layers, folding.layers,
                                                         strict=True))
     latency = tuple(stage_latency(la, f, popcount_stages)
@@ -228,10 +221,12 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
     if slots is None:
         slot_list = tuple(buffer_slots(pc, pl, cc, period)
                           for (pc, pl), cc in zip(producers, cycles, strict=True))
+        _check_derived("slots", max(slot_list), timing.SLOTS)
     else:
         slot_list = (slots,) * len(cycles)
     if out_depth is None:
         out_depth = result_credits(cycles[-1], latency[-1], period)
+        _check_derived("out_depth", out_depth, timing.OUT_DEPTH)
     return Plan(folding=folding, lanes=lanes, beats=beats, input_cycles=in_cycles,
                 slots=slot_list,
                 stage_cycles=cycles, stage_latency=latency, popcount_stages=popcount_stages,

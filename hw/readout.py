@@ -8,10 +8,20 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_bool, check_int, check_step_gain, delay
+from hw import timing
+from hw.common import check_bool, check_int, check_step_gain, delay, gain_lookup
 from sw import fixedpoint as fx
 
-__all__ = ["ReadoutUnit", "readout_rom_layout", "readout_rom_words"]
+__all__ = ["ReadoutUnit", "result_layout", "readout_rom_layout", "readout_rom_words"]
+
+
+def result_layout(classes: int, score_width: int) -> data.StructLayout:
+    """A result (the readout's ``o``, the accelerator's output beat): ``prediction`` (unsigned,
+    ``max(1, ceil_log2(classes))`` bits) and every class's signed ``scores``."""
+    return data.StructLayout({
+        "prediction": unsigned(max(1, fx.ceil_log2(classes))),
+        "scores": data.ArrayLayout(signed(score_width), classes),
+    })
 
 
 def readout_rom_layout(pe: int, scale_width: int, score_width: int) -> data.StructLayout:
@@ -24,20 +34,15 @@ def readout_rom_layout(pe: int, scale_width: int, score_width: int) -> data.Stru
 
 
 def readout_rom_words(scale, offset, pe: int, scale_width: int, score_width: int) -> list[int]:
-    """The ROM contents: one word per group, padding classes with A = 0, C = 0."""
-    scale = np.asarray(scale, dtype=object)
-    offset = np.asarray(offset, dtype=object)
-    groups = fx.ceil_div(len(scale), pe)
-    words = []
-    for g in range(groups):
-        word = 0
-        for p in range(pe):
-            j = g * pe + p
-            a, c = (int(scale[j]), int(offset[j])) if j < len(scale) else (0, 0)
-            word |= a << (p * scale_width)
-            word |= (c & ((1 << score_width) - 1)) << (pe * scale_width + p * score_width)
-        words.append(word)
-    return words
+    """The ROM contents: one word per group, each a :func:`readout_rom_layout` constant (the
+    layout the unit reads the ROM with), padding classes with A = 0, C = 0."""
+    scale = [int(a) for a in np.asarray(scale, dtype=object)]
+    offset = [int(c) for c in np.asarray(offset, dtype=object)]
+    layout = readout_rom_layout(pe, scale_width, score_width)
+    pad = [0] * (fx.ceil_div(len(scale), pe) * pe - len(scale))
+    scale, offset = scale + pad, offset + pad
+    return [layout.const({"scale": scale[g:g + pe], "offset": offset[g:g + pe]}).as_bits()
+            for g in range(0, len(scale), pe)]
 
 
 def _greater(m: Module, a, b, name: str):
@@ -131,10 +136,7 @@ class ReadoutUnit(wiring.Component):
             "time_step": unsigned(fx.ceil_log2(steps)),
             "group": unsigned(fx.ceil_log2(self._groups)),
         })
-        self.o_layout = data.StructLayout({
-            "prediction": unsigned(max(1, fx.ceil_log2(classes))),
-            "scores": data.ArrayLayout(signed(score_width), classes),
-        })
+        self.o_layout = result_layout(classes, score_width)
         self.trace_layout = data.StructLayout({
             "group": unsigned(max(1, fx.ceil_log2(self._groups))),
             "sums": data.ArrayLayout(signed(sum_width), pe),
@@ -153,8 +155,9 @@ class ReadoutUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the operation completing the last group to the result on ``o``:
-        gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels, running argmax."""
-        return 5 + fx.ceil_log2(self._pe)
+        gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels, running argmax
+        (:func:`hw.timing.readout_latency`)."""
+        return timing.readout_latency(self._pe)
 
     @property
     def rom_words(self) -> list[int]:
@@ -180,15 +183,8 @@ class ReadoutUnit(wiring.Component):
                      s1_group.eq(op.group)]
         if self._direct:
             factor = Const(sum(self._gain), fx.unsigned_width(sum(self._gain)))
-        elif any(g != 1 for g in self._gain):
-            gains = [Const(g, fx.unsigned_width(max(self._gain))) for g in self._gain]
-            factor = Signal(fx.unsigned_width(max(self._gain)), name="gain")
-            with m.Switch(op.time_step):
-                for t, g in enumerate(gains[:-1]):
-                    with m.Case(t):
-                        m.d.comb += factor.eq(g)
-                with m.Default():
-                    m.d.comb += factor.eq(gains[-1])
+        elif timing.has_step_gain(self._gain):
+            factor = gain_lookup(m, self._gain, op.time_step)
         else:
             factor = None
         for p in range(pe):

@@ -21,10 +21,11 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
+from hw import timing
 from hw.buffer import BufferReader, BufferWriter
-from hw.common import check_bool, check_choice, check_int, delay
+from hw.common import check_bool, check_choice, delay
 from hw.lif import LIFUnit
-from hw.plan import stage_cycles, stage_latency
+from hw.plan import stage_cycles
 from hw.readout import ReadoutUnit
 from hw.sequencer import Sequencer
 from hw.synapse import SynapseArray
@@ -49,24 +50,22 @@ def lif_rom_layout(pe: int, width: int) -> data.StructLayout:
 
 
 def lif_rom_words(layer: LIFLayer, pe: int) -> list[int]:
-    """The ROM contents, one word per neuron group. Padding lanes (beyond the layer's neurons)
-    get B = 0, c = 0 and the largest threshold, so they never fire."""
+    """The ROM contents, one word per neuron group, each a :func:`lif_rom_layout` constant
+    (the layout the stage reads the ROM with). Padding lanes (beyond the layer's neurons) get
+    B = 0, c = 0 and the largest threshold, so they never fire."""
     w = layer.membrane.width
-    mask = (1 << w) - 1
+    layout = lif_rom_layout(pe, w)
     never = (1 << (w - 1)) - 1
     words = []
     for g in range(fx.ceil_div(layer.neurons, pe)):
-        word = 0
-        for p in range(pe):
-            j = g * pe + p
-            if j < layer.neurons:
-                b, t, c = int(layer.bias[j]), int(layer.threshold[j]), int(layer.connected[j])
-            else:
-                b, t, c = 0, never, 0
-            word |= (b & mask) << (p * w)
-            word |= (t & mask) << (pe * w + p * w)
-            word |= c << (2 * pe * w + p)
-        words.append(word)
+        lanes = range(g * pe, (g + 1) * pe)
+        real = [j for j in lanes if j < layer.neurons]
+        pad = pe - len(real)
+        words.append(layout.const({
+            "bias": [int(layer.bias[j]) for j in real] + [0] * pad,
+            "threshold": [int(layer.threshold[j]) for j in real] + [never] * pad,
+            "connected": sum(int(layer.connected[j]) << p for p, j in enumerate(real)),
+        }).as_bits())
     return words
 
 
@@ -95,8 +94,8 @@ class _StageBase(wiring.Component):
     """The front of a stage: sequencer, input buffer reads, weight memory, synapse array."""
 
     def _setup(self, layer, folding, *, in_slots, popcount_stages, trace, weight_memory):
-        check_int("in_slots", in_slots, 1, 16)
-        check_int("popcount_stages", popcount_stages, 0, 8)
+        timing.check_slots("in_slots", in_slots)
+        timing.check_popcount_stages(popcount_stages)
         check_bool("trace", trace)
         check_choice("weight_memory", weight_memory, WEIGHT_MEMORY)
         self._weight_memory = weight_memory
@@ -110,24 +109,43 @@ class _StageBase(wiring.Component):
         self._steps = 1 if self._direct else layer.time_steps
         self._current_width = fx.signed_width(fx.synaptic_bound(layer.inputs, layer.input.bits))
         self.weight_words = pack_weights(layer.weights, folding.simd, folding.pe)
-        return BufferReader(slots=in_slots, rows=self._steps, chunks=self._sf,
-                            planes=self._planes, read_lanes=folding.simd)
+        self._reader = BufferReader(slots=in_slots, rows=self._steps, chunks=self._sf,
+                                    planes=self._planes, read_lanes=folding.simd)
+        return self._reader
+
+    def _synapse(self, tag_layout) -> SynapseArray:
+        f = self.folding
+        return SynapseArray(f.simd, f.pe, inputs=self.layer.inputs, input_bits=self._planes,
+                            popcount_stages=self._popcount_stages, tag_shape=tag_layout)
 
     @property
     def cycles_per_sample(self) -> int:
-        """Ideal cycles per sample of this stage (:func:`stage_cycles`)."""
+        """Ideal cycles per sample of this stage (:func:`hw.plan.stage_cycles`)."""
         return stage_cycles(self.layer, self.folding)
+
+    @property
+    def period(self) -> int:
+        """Cycles per neuron group (:func:`hw.timing.group_period`)."""
+        return timing.group_period(self.layer, self.folding)
+
+    @property
+    def front_latency(self) -> int:
+        """Cycles from an operation's issue to its arrival at the synapse array: the input
+        buffer's read latency (:attr:`hw.buffer.BufferReader.read_latency`), which the weight
+        word's path is built to match."""
+        return self._reader.read_latency
 
     @property
     def weight_memory_bits(self) -> int:
         return len(self.weight_words) * self.folding.word_width
 
-    def _front(self, m, tag_layout, period):
-        """Sequencer -> (buffer read, weight read) -> synapse array. Returns (seq, synapse)."""
+    def _front(self, m):
+        """Sequencer -> (buffer read, weight read) -> synapse array. Returns (seq, synapse,
+        the front latency)."""
         f = self.folding
         m.submodules.sequencer = seq = Sequencer(
             groups=self._nf, steps=self._steps, planes=self._planes, chunks=self._sf,
-            period=period)
+            period=self.period)
         attrs = {} if self._weight_memory == "auto" else {
             "ram_style": self._weight_memory, "rom_style": self._weight_memory}
         m.submodules.weights = wmem = Memory(shape=unsigned(f.word_width),
@@ -135,18 +153,18 @@ class _StageBase(wiring.Component):
                                              init=self.weight_words, attrs=attrs)
         wrd = wmem.read_port(domain="sync")
         m.d.comb += wrd.addr.eq(seq.weight_addr)
-        weights = Signal(f.word_width, name="weight_word")
-        m.d.sync += weights.eq(wrd.data)
+        lat = self.front_latency
+        # The read port takes one cycle; registers after it bring the word to the synapse
+        # array with the buffer's data (one register today: the word feeds every popcount
+        # tree, so it leaves from a register).
+        weights = delay(m, wrd.data, lat - 1, "weight_word")
 
         m.d.comb += [
             self.i_buf.row.eq(seq.time_step),
             self.i_buf.chunk.eq(seq.chunk),
             self.i_buf.plane.eq(seq.plane),
         ]
-        m.submodules.synapse = syn = SynapseArray(
-            f.simd, f.pe, inputs=self.layer.inputs, input_bits=self._planes,
-            popcount_stages=self._popcount_stages, tag_shape=tag_layout)
-        lat = 2  # the buffer's read latency; the weight word is registered once after the RAM
+        m.submodules.synapse = syn = self.synapse
         m.d.comb += [
             syn.i.valid.eq(delay(m, seq.valid, lat, "op_valid")),
             syn.i.payload.spikes.eq(self.i_buf.data),
@@ -173,9 +191,9 @@ class LIFStage(_StageBase):
     folding : LayerFolding
         SIMD x PE; must suit the layer.
     in_slots, out_slots : int
-        Slots of the input and output buffers (1..16).
+        Slots of the input and output buffers (:data:`hw.timing.SLOTS`: 2..32).
     popcount_stages : int
-        Register stages in each popcount tree (0..8).
+        Register stages in each popcount tree (:data:`hw.timing.POPCOUNT_STAGES`: 0..8).
     trace : bool
         Add the ``trace`` stream.
     weight_memory : {"auto", "block", "logic"}
@@ -201,13 +219,29 @@ class LIFStage(_StageBase):
                  out_slots: int = 2, popcount_stages: int = 3, trace: bool = False,
                  weight_memory: str = "auto"):
         _check_layer(layer, folding, LIFLayer)
-        check_int("out_slots", out_slots, 1, 16)
+        timing.check_slots("out_slots", out_slots)
         reader = self._setup(layer, folding, in_slots=in_slots,
                              popcount_stages=popcount_stages, trace=trace,
                              weight_memory=weight_memory)
         self.rom_words = lif_rom_words(layer, folding.pe)
         self.rom_layout = lif_rom_layout(folding.pe, layer.membrane.width)
         self.trace_layout = lif_trace_layout(layer, folding.pe, self._current_width)
+        self._tag_layout = data.StructLayout({
+            "group": unsigned(fx.ceil_log2(self._nf)),
+            "time_step": unsigned(fx.ceil_log2(self._steps)),
+            "slot": unsigned(fx.ceil_log2(out_slots)),
+            "sample_end": unsigned(1),
+        })
+        #: The blocks, built here so that :attr:`latency` is the sum of theirs.
+        self.synapse = self._synapse(self._tag_layout)
+        self.lif = LIFUnit(
+            folding.pe, width=layer.membrane.width, frac=layer.membrane.frac,
+            leak_shift=layer.leak_shift, reset=layer.reset, step_gain=layer.step_gain,
+            current_width=self._current_width, tag_shape=data.StructLayout({
+                "group": unsigned(fx.ceil_log2(self._nf)),
+                "slot": unsigned(fx.ceil_log2(out_slots)),
+                "sample_end": unsigned(1),
+            }))
         members = {
             "i_buf": Out(reader),
             "o_buf": Out(BufferWriter(slots=out_slots, rows=layer.time_steps, planes=1,
@@ -215,32 +249,22 @@ class LIFStage(_StageBase):
         }
         if trace:
             members["trace"] = Out(stream.Signature(self.trace_layout, always_ready=True))
-        self._out_slots = out_slots
         super().__init__(members)
 
     @property
-    def period(self) -> int:
-        """Cycles per neuron group."""
-        ops = self._steps * self._planes * self._sf
-        return max(ops, self.layer.time_steps) if self._direct else ops
-
-    @property
     def latency(self) -> int:
-        """Cycles from a sample's last operation to the commit of its spikes
-        (:func:`hw.plan.stage_latency`)."""
-        return stage_latency(self.layer, self.folding, self._popcount_stages)
+        """Cycles from a sample's last operation to the commit of its spikes: the front, the
+        synapse array's and the LIF unit's latencies, summed by
+        :func:`hw.timing.lif_stage_latency`."""
+        return timing.lif_stage_latency(self.layer, self.folding, front=self.front_latency,
+                                        synapse=self.synapse.latency, lif=self.lif.latency)
 
     def elaborate(self, platform):
         m = Module()
-        layer, f = self.layer, self.folding
+        layer = self.layer
         steps = layer.time_steps
-        tag_layout = data.StructLayout({
-            "group": unsigned(fx.ceil_log2(self._nf)),
-            "time_step": unsigned(fx.ceil_log2(self._steps)),
-            "slot": unsigned(fx.ceil_log2(self._out_slots)),
-            "sample_end": unsigned(1),
-        })
-        seq, syn, lat = self._front(m, tag_layout, self.period)
+        tag_layout = self._tag_layout
+        seq, syn, lat = self._front(m)
 
         slot_in = Signal.like(self.i_buf.slot, name="slot_in")
         slot_out = Signal.like(self.o_buf.slot, name="slot_out")
@@ -259,7 +283,8 @@ class LIFStage(_StageBase):
                      tag.slot.eq(slot_out), tag.sample_end.eq(seq.end)]
         m.d.comb += syn.i.payload.tag.eq(delay(m, tag, lat, "op_tag"))
 
-        # Neuron parameters of the group whose sums come out of the array.
+        # Neuron parameters of the group whose sums come out of the array; the sums wait in a
+        # register for the read (timing.PARAMS_READ_LATENCY).
         m.submodules.params = rom = Memory(shape=unsigned(self.rom_layout.size),
                                            depth=len(self.rom_words), init=self.rom_words)
         rom_rd = rom.read_port(domain="sync")
@@ -269,15 +294,7 @@ class LIFStage(_StageBase):
         sums_valid = Signal(name="sums_valid")
         m.d.sync += [sums_valid.eq(syn.o.valid), sums.eq(syn.o.payload)]
 
-        unit_tag = data.StructLayout({
-            "group": unsigned(fx.ceil_log2(self._nf)),
-            "slot": unsigned(fx.ceil_log2(self._out_slots)),
-            "sample_end": unsigned(1),
-        })
-        m.submodules.lif = lif = LIFUnit(
-            f.pe, width=layer.membrane.width, frac=layer.membrane.frac,
-            leak_shift=layer.leak_shift, reset=layer.reset, step_gain=layer.step_gain,
-            current_width=self._current_width, tag_shape=unit_tag)
+        m.submodules.lif = lif = self.lif
         if not self._direct:
             m.d.comb += [
                 lif.i.valid.eq(sums_valid),
@@ -360,7 +377,8 @@ class ReadoutStage(_StageBase):
     in_slots : int
     popcount_stages : int
     out_depth : int
-        Results the output FIFO holds (2..64).
+        Result credits (:data:`hw.timing.OUT_DEPTH`: 2..64): the score registers and a FIFO
+        of ``out_depth - 1``.
     trace : bool
         Add the ``trace`` stream: each group's sums S (one beat per group per sample).
     weight_memory : {"auto", "block", "logic"}
@@ -383,7 +401,7 @@ class ReadoutStage(_StageBase):
                  popcount_stages: int = 3, out_depth: int = 2, trace: bool = False,
                  weight_memory: str = "auto"):
         _check_layer(layer, folding, ReadoutLayer)
-        check_int("out_depth", out_depth, 2, 64)
+        timing.check_out_depth(out_depth)
         reader = self._setup(layer, folding, in_slots=in_slots,
                              popcount_stages=popcount_stages, trace=trace,
                              weight_memory=weight_memory)
@@ -396,6 +414,11 @@ class ReadoutStage(_StageBase):
             direct=self._direct)
         self.result_layout = self.unit.o_layout
         self.trace_layout = self.unit.trace_layout
+        self._tag_layout = data.StructLayout({
+            "group": unsigned(fx.ceil_log2(self._nf)),
+            "time_step": unsigned(fx.ceil_log2(self._steps)),
+        })
+        self.synapse = self._synapse(self._tag_layout)
         members = {
             "i_buf": Out(reader),
             "o": Out(stream.Signature(self.result_layout)),
@@ -406,17 +429,17 @@ class ReadoutStage(_StageBase):
 
     @property
     def latency(self) -> int:
-        """Cycles from a sample's last operation to its result entering the output FIFO
-        (:func:`hw.plan.stage_latency`)."""
-        return stage_latency(self.layer, self.folding, self._popcount_stages)
+        """Cycles from a sample's last operation to its result entering the output FIFO: the
+        front, the synapse array's and the readout unit's latencies, summed by
+        :func:`hw.timing.readout_stage_latency`."""
+        return timing.readout_stage_latency(front=self.front_latency,
+                                            synapse=self.synapse.latency,
+                                            readout=self.unit.latency)
 
     def elaborate(self, platform):
         m = Module()
-        tag_layout = data.StructLayout({
-            "group": unsigned(fx.ceil_log2(self._nf)),
-            "time_step": unsigned(fx.ceil_log2(self._steps)),
-        })
-        seq, syn, lat = self._front(m, tag_layout, None)
+        tag_layout = self._tag_layout
+        seq, syn, lat = self._front(m)
 
         credits = Signal(range(self._out_depth + 1), init=self._out_depth, name="credits")
         credits_next = Signal.like(credits, name="credits_next")

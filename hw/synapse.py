@@ -16,6 +16,7 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw import timing
 from hw.common import check_int, delay
 from sw import fixedpoint as fx
 
@@ -79,8 +80,9 @@ class SynapseArray(wiring.Component):
     far are doubled first), ``last`` ends it: the PE synaptic sums appear on ``o`` with the
     operation's ``tag``.
 
-    **Timing**: latency ``popcount_stages + 2`` cycles from an operation with ``last`` on ``i``
-    to its sums on ``o``; one operation per cycle, no backpressure (both streams are
+    **Timing**: latency :attr:`latency` = ``popcount_stages + 2`` cycles
+    (:func:`hw.timing.synapse_latency`) from an operation with ``last`` on ``i`` to its sums on
+    ``o``; one operation per cycle, no backpressure (both streams are
     ``always_ready``: the caller schedules operations). Reset clears the output valid only;
     every sum starts with a ``first`` operation.
 
@@ -95,7 +97,7 @@ class SynapseArray(wiring.Component):
     input_bits : int
         P, bits per input (1 for spikes, 1..16 for multi-bit inputs).
     popcount_stages : int
-        Register stages inside each popcount tree (0..8).
+        Register stages inside each popcount tree (:data:`hw.timing.POPCOUNT_STAGES`: 0..8).
     tag_shape : shape-like
         Shape of the ``tag`` carried from an operation to its sums.
 
@@ -118,7 +120,7 @@ class SynapseArray(wiring.Component):
         check_int("pe", pe, 1)
         check_int("inputs", inputs, 1)
         check_int("input_bits", input_bits, 1, 16)
-        check_int("popcount_stages", popcount_stages, 0, 8)
+        timing.check_popcount_stages(popcount_stages)
         if simd > inputs:
             raise ValueError(f"simd must be <= inputs = {inputs}, not {simd!r}")
         self._simd, self._pe = simd, pe
@@ -159,8 +161,9 @@ class SynapseArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from an operation with ``last`` on ``i`` to its sums on ``o``."""
-        return self._stages + 2
+        """Cycles from an operation with ``last`` on ``i`` to its sums on ``o``
+        (:func:`hw.timing.synapse_latency`)."""
+        return timing.synapse_latency(self._stages)
 
     def elaborate(self, platform):
         m = Module()

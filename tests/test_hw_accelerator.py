@@ -16,8 +16,9 @@ import pytest
 from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from hw import Accelerator
+from hw import Accelerator, timing
 from hw.generate import first_sample_latency
+from hw.lif import LIFUnit
 from hw.testing import run_accelerator, sample_beats, stream_get, stream_put, unused_ok
 from sw.folding import Folding, LayerFolding
 from sw.golden import GoldenModel
@@ -152,7 +153,8 @@ def test_accelerator_reset_mid_stream_starts_clean(seed):
 @pytest.mark.parametrize("kwargs,exc,message", [
     (dict(lanes=0), ValueError, "lanes must be between 1 and the 11 inputs, not 0"),
     (dict(lanes=2.0), TypeError, "lanes must be an int, not 2.0"),
-    (dict(slots=1), ValueError, "slots must be between 2 and 16, not 1"),
+    (dict(slots=1), ValueError, "slots must be between 2 and 32, not 1"),
+    (dict(slots=33), ValueError, "slots must be between 2 and 32, not 33"),
     (dict(popcount_stages=-1), ValueError, "popcount_stages must be between 0 and 8, not -1"),
     (dict(out_depth=1), ValueError, "out_depth must be between 2 and 64, not 1"),
     (dict(trace="yes"), TypeError, "trace must be a bool, not 'yes'"),
@@ -169,6 +171,94 @@ def test_accelerator_parameter_errors(kwargs, exc, message, seed):
         Accelerator(art, folding, **kwargs)
     with unused_ok(), pytest.raises(TypeError, match="^artifact must be an Artifact, not dict$"):
         Accelerator({}, None)
+
+
+def test_a_one_cycle_network_with_22_slots_runs_at_the_bound(seed):
+    """Every layer folded fully, T = 1, 8 popcount stages: a period of one cycle, and the
+    hidden buffer needs 22 slots for its round trip (the most any plan derives; the blocks took
+    at most 16 before, so the default build of such a network failed)."""
+    art = random_artifact(1, sizes=[2, 2, 2], time_steps=1, input_kind="multibit",
+                          input_bits=1, step_gain=True)
+    dut = Accelerator(art, Folding.parse("2x2,2x2", art), popcount_stages=8)
+    assert (dut.ideal_cycles, dut.plan.slots[1]) == (1, 22)
+    x = random_inputs(art, 30, seed)
+    res = run_accelerator(dut, x)
+    _check_outputs(res, GoldenModel(art).run(x), "one-cycle")
+    gaps = np.diff(res["cycles"])
+    assert gaps[2:].tolist() == [1] * (len(x) - 3)
+    assert res["cycles"][0] - res["inputs"][0] == first_sample_latency(dut)
+
+
+LATENCY_NETS = {
+    # name: (random_artifact options, folding); LIF with and without gains, multi-bit (replay)
+    # and spike inputs, readouts of 1, 3 and 4 classes per group
+    "multibit-gains": (dict(sizes=[9, 6, 5, 4], time_steps=3, input_kind="multibit",
+                            input_bits=2, step_gain=True), "3x2,2x3,3x2"),
+    "replay-plain": (dict(sizes=[4, 6, 3], time_steps=8, input_kind="multibit", input_bits=1,
+                          step_gain=False), "4x2,3x1"),
+    "spike-gains-soft": (dict(sizes=[10, 7, 5], time_steps=3, input_kind="spike",
+                              step_gain=True, reset="soft"), "5x2,7x4"),
+    "spike-plain": (dict(sizes=[12, 9, 10], time_steps=2, input_kind="spike",
+                         step_gain=False), "4x3,9x3"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATENCY_NETS))
+def test_plan_latencies_are_the_sums_of_the_elaborated_blocks(name):
+    """Each stage's latency (and the plan's, which the buffer slots, result credits and the
+    described first-sample latency use) is its buffer's read latency plus the ``latency`` of
+    the blocks it elaborates, with the stage's own parameter register and (multi-bit LIF) its
+    last group's replay."""
+    kwargs, fold = LATENCY_NETS[name]
+    art = random_artifact(0, **kwargs)
+    seen = set()
+    with unused_ok():
+        acc = Accelerator(art, Folding.parse(fold, art))
+        for k, (layer, stage, buf) in enumerate(zip(art.layers, acc.stages, acc.buffers,
+                                                    strict=True)):
+            m = stage.elaborate(None)
+            assert m.submodules.synapse is stage.synapse
+            assert stage.front_latency == buf.read_latency == 2
+            front = buf.read_latency + stage.synapse.latency
+            if layer.kind == "lif":
+                assert m.submodules.lif is stage.lif
+                expected = front + timing.PARAMS_READ_LATENCY + stage.lif.latency
+                if layer.input.kind == "multibit":
+                    ops = layer.input.bits * stage.folding.synapse_folds(layer)
+                    expected += layer.time_steps - (max(ops, layer.time_steps) - ops)
+                seen.add(("lif", stage.lif.latency, layer.input.kind))
+            else:
+                assert m.submodules.unit is stage.unit
+                expected = front + stage.unit.latency
+                seen.add(("readout", stage.folding.pe))
+            assert acc.plan.stage_latency[k] == stage.latency == expected, (name, k)
+        del acc, stage, m
+    want = {"multibit-gains": {("lif", 4, "multibit"), ("lif", 4, "spike"), ("readout", 2)},
+            "replay-plain": {("lif", 3, "multibit"), ("readout", 1)},
+            "spike-gains-soft": {("lif", 4, "spike"), ("readout", 4)},
+            "spike-plain": {("lif", 3, "spike"), ("readout", 3)}}
+    assert seen == want[name]
+
+
+def test_blocks_and_plan_share_the_latency_owner(monkeypatch):
+    """Giving the LIF unit's one latency function two more cycles changes the unit's
+    ``latency``, its stage's and the plan's together."""
+    art = random_artifact(0, **LATENCY_NETS["spike-gains-soft"][0])
+    folding = Folding.parse(LATENCY_NETS["spike-gains-soft"][1], art)
+    with unused_ok():
+        before = Accelerator(art, folding)
+        lif, stage, plan = (before.stages[0].lif.latency, before.stages[0].latency,
+                            before.plan.stage_latency)
+        original = timing.lif_latency
+        monkeypatch.setattr(timing, "lif_latency", lambda gains: original(gains) + 2)
+        after = Accelerator(art, folding)
+        unit = LIFUnit(2, width=8, frac=2, leak_shift=None, reset="hard", step_gain=(1, 3),
+                       current_width=6)
+        assert unit.latency == 4 + 2
+        assert after.stages[0].lif.latency == lif + 2
+        assert after.stages[0].latency == stage + 2
+        assert after.plan.stage_latency == (plan[0] + 2, plan[1])
+        del before, after, unit
 
 
 @pytest.mark.slow

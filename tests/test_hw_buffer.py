@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw import InputAdapter, LIFStage, ReadoutStage, SampleBuffer, Sequencer
+from hw import InputAdapter, LIFStage, ReadoutStage, SampleBuffer, Sequencer, timing
+from hw.accelerator import Accelerator
+from hw.synapse import SynapseArray
 from hw.testing import unused_ok
 from sw.folding import LayerFolding
 from sw.randnet import random_artifact
@@ -125,7 +127,7 @@ def test_sequencer_issues_the_documented_order():
 
 @pytest.mark.parametrize("build,exc,message", [
     (lambda: SampleBuffer(slots=0, rows=1, elements=4, write_lanes=1, read_lanes=1),
-     ValueError, "slots must be between 1 and 16, not 0"),
+     ValueError, "slots must be between 2 and 32, not 0"),
     (lambda: SampleBuffer(slots=2, rows=1, elements=4, write_lanes=5, read_lanes=1),
      ValueError, "write_lanes must be between 1 and 4, not 5"),
     (lambda: SampleBuffer(slots=2, rows=1, elements=4, planes=17, write_lanes=1,
@@ -156,3 +158,41 @@ def test_stage_parameter_errors(seed):
             ReadoutStage(out, LayerFolding(1, 1), weight_memory="bram")
         with pytest.raises(ValueError, match="^out_depth must be between 2 and 64, not 1$"):
             ReadoutStage(out, LayerFolding(1, 1), out_depth=1)
+
+
+def test_every_block_takes_the_one_set_of_ranges(seed):
+    """slots, popcount_stages and out_depth have one range each (hw.timing); the plan and every
+    block that takes them accept its ends and reject the values just outside with the same
+    message."""
+    art = random_artifact(seed, sizes=[6, 4, 3], input_kind="spike")
+    fc, out = art.layers
+    f = LayerFolding(1, 1)
+    takers = {
+        "slots": [
+            lambda v: SampleBuffer(slots=v, rows=1, elements=4, write_lanes=1, read_lanes=1),
+            lambda v: InputAdapter(inputs=4, bits=1, lanes=1, rows=1, slots=v),
+            lambda v: LIFStage(fc, f, in_slots=v), lambda v: LIFStage(fc, f, out_slots=v),
+            lambda v: ReadoutStage(out, f, in_slots=v),
+            lambda v: Accelerator(art, None, slots=v)],
+        "popcount_stages": [
+            lambda v: SynapseArray(2, 2, inputs=4, popcount_stages=v),
+            lambda v: LIFStage(fc, f, popcount_stages=v),
+            lambda v: ReadoutStage(out, f, popcount_stages=v),
+            lambda v: Accelerator(art, None, popcount_stages=v)],
+        "out_depth": [
+            lambda v: ReadoutStage(out, f, out_depth=v),
+            lambda v: Accelerator(art, None, out_depth=v)],
+    }
+    ranges = {"slots": timing.SLOTS, "popcount_stages": timing.POPCOUNT_STAGES,
+              "out_depth": timing.OUT_DEPTH}
+    assert ranges == {"slots": (2, 32), "popcount_stages": (0, 8), "out_depth": (2, 64)}
+    with unused_ok():
+        for option, builds in takers.items():
+            lo, hi = ranges[option]
+            for build in builds:
+                build(lo)
+                build(hi)
+                for bad in (lo - 1, hi + 1):
+                    with pytest.raises(ValueError, match=rf"^\w*{option} must be between "
+                                                         rf"{lo} and {hi}, not {bad}$"):
+                        build(bad)

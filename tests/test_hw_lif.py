@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 import pytest
+from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
+from hw.common import gain_lookup
 from hw.lif import LIFUnit
+from hw.stage import lif_rom_layout, lif_rom_words
 from hw.testing import unused_ok
 from sw import fixedpoint as fx
 from sw.randnet import random_artifact
@@ -172,3 +176,59 @@ def test_lif_unit_latency_depends_on_gains():
         assert (plain.has_gain, plain.latency) == (False, 3)
         assert (gained.has_gain, gained.latency) == (True, 4)
         del plain, gained
+
+
+def _old_lif_rom_words(layer, pe):
+    """The ROM words as hw.stage built them before the layout did (hand shifts): kept here as
+    an independent statement of the word format."""
+    w = layer.membrane.width
+    mask = (1 << w) - 1
+    never = (1 << (w - 1)) - 1
+    words = []
+    for g in range(-(-layer.neurons // pe)):
+        word = 0
+        for p in range(pe):
+            j = g * pe + p
+            if j < layer.neurons:
+                b, t, c = int(layer.bias[j]), int(layer.threshold[j]), int(layer.connected[j])
+            else:
+                b, t, c = 0, never, 0
+            word |= (b & mask) << (p * w)
+            word |= (t & mask) << (pe * w + p * w)
+            word |= c << (2 * pe * w + p)
+        words.append(word)
+    return words
+
+
+@pytest.mark.parametrize("neurons,pe", [(7, 3), (7, 7), (7, 1), (5, 4)])
+def test_lif_rom_words_are_the_layout_the_stage_reads(neurons, pe, seed):
+    """Built from lif_rom_layout; bit-identical to the hand-shifted words, with negative biases
+    and thresholds and padding lanes (5 neurons in groups of 4)."""
+    layer = _layer(seed, reset="soft", leak_shift=2, step_gain=False, neurons=neurons)
+    bias, threshold = np.array(layer.bias), np.array(layer.threshold)
+    bias[0], threshold[-1] = -abs(int(bias[0])) - 1, -abs(int(threshold[-1])) - 1
+    layer = dataclasses.replace(layer, bias=bias, threshold=threshold)  # negatives, always
+    words = lif_rom_words(layer, pe)
+    assert words == _old_lif_rom_words(layer, pe)
+    layout = lif_rom_layout(pe, layer.membrane.width)
+    assert all(0 <= word < 1 << layout.size for word in words)
+
+
+def test_gain_lookup_is_complete_over_the_time_step_bits():
+    """T = 3 gains over a 2-bit time step: 0..2 give G[t]; the value 3 (no time step) gives the
+    last gain from the default, so the case has no hole (Verilator's CASEINCOMPLETE)."""
+    m = Module()
+    t = Signal(2)
+    gain = gain_lookup(m, (3, 2, 4), t)
+    seen = []
+
+    async def bench(ctx):
+        for v in range(4):
+            ctx.set(t, v)
+            seen.append(ctx.get(gain))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [3, 2, 4, 4]
+    assert len(gain) == 3

@@ -7,11 +7,15 @@ import re
 
 import numpy as np
 import pytest
+from amaranth import signed, unsigned
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from hw.readout import ReadoutUnit
+from hw.accelerator import Accelerator, output_layout
+from hw.readout import ReadoutUnit, readout_rom_layout, readout_rom_words, result_layout
 from hw.testing import unused_ok
 from sw import fixedpoint as fx
+from sw.randnet import random_artifact
 
 
 def _run(dut, samples, steps, rng=None):
@@ -131,3 +135,60 @@ def test_readout_parameter_errors(kwargs, exc, message):
     pe = args.pop("pe")
     with unused_ok(), pytest.raises(exc, match="^" + re.escape(message) + "$"):
         ReadoutUnit(pe, **args)
+
+
+def _old_readout_rom_words(scale, offset, pe, scale_width, score_width):
+    """The ROM words as they were built before the layout did (hand shifts)."""
+    words = []
+    for g in range(-(-len(scale) // pe)):
+        word = 0
+        for p in range(pe):
+            j = g * pe + p
+            a, c = (int(scale[j]), int(offset[j])) if j < len(scale) else (0, 0)
+            word |= a << (p * scale_width)
+            word |= (c & ((1 << score_width) - 1)) << (pe * scale_width + p * score_width)
+        words.append(word)
+    return words
+
+
+@pytest.mark.parametrize("classes,pe", [(10, 3), (10, 10), (4, 1), (7, 4)])
+def test_readout_rom_words_are_the_layout_the_unit_reads(classes, pe, seed):
+    rng = np.random.default_rng(seed)
+    scale = rng.integers(0, 9, size=classes)
+    offset = rng.integers(-300, 300, size=classes)
+    offset[0] = -300                                   # a negative offset in every case
+    scale_width, score_width = fx.unsigned_width(int(scale.max())), 12
+    words = readout_rom_words(scale, offset, pe, scale_width, score_width)
+    assert words == _old_readout_rom_words(scale, offset, pe, scale_width, score_width)
+    with unused_ok():
+        dut = ReadoutUnit(pe, classes=classes, step_gain=(1,), current_width=8, sum_width=10,
+                          score_width=score_width, scale=scale, offset=offset)
+        assert dut.rom_words == words
+        assert dut.rom_layout == readout_rom_layout(pe, scale_width, score_width)
+        del dut
+
+
+@pytest.mark.parametrize("pe,latency", [(1, 5), (2, 6), (3, 7), (4, 7), (5, 8), (9, 9)])
+def test_readout_latency_grows_with_the_argmax_tree(pe, latency):
+    with unused_ok():
+        dut = ReadoutUnit(pe, classes=9, step_gain=(1,), current_width=4, sum_width=4,
+                          score_width=8, scale=[1] * 9, offset=[0] * 9)
+        assert dut.latency == latency
+        del dut
+
+
+def test_the_result_layout_is_the_accelerators_output_beat():
+    """One layout: the unit's ``o``, the readout stage's result and ``hw.output_layout``."""
+    art = random_artifact(2, sizes=[6, 4, 5])
+    with unused_ok():
+        acc = Accelerator(art, None)
+        layout = result_layout(5, art.readout.score.width)
+        assert acc.stages[-1].unit.o_layout == layout
+        assert acc.stages[-1].result_layout == layout
+        assert output_layout(art) == layout
+        assert acc.o.payload.shape() == layout
+        del acc
+    assert [name for name, _ in layout] == ["prediction", "scores"]
+    assert layout["prediction"].shape == unsigned(3)
+    assert layout["scores"].shape == data.ArrayLayout(signed(art.readout.score.width), 5)
+    assert result_layout(1, 4)["prediction"].shape == unsigned(1)   # at least one bit
