@@ -83,7 +83,7 @@ class ReadoutUnit(wiring.Component):
     current_width : int
         Width of the signed synaptic sums on ``i`` (2..62).
     sum_width : int
-        Width of S (``signed_width(readout_sum_bound(layer))``).
+        Width of S (:attr:`sw.artifact.ReadoutLayer.sum_width`).
     score_width : int
         Width of the scores (``layer.score.width``).
     scale, offset : sequence of int

@@ -106,8 +106,8 @@ class _StageBase(wiring.Component):
         self._sf = folding.synapse_folds(layer)
         self._nf = folding.neuron_folds(layer)
         self._planes = layer.input.bits
-        self._steps = 1 if self._direct else layer.time_steps
-        self._current_width = fx.signed_width(fx.synaptic_bound(layer.inputs, layer.input.bits))
+        self._steps = layer.rows_per_sample
+        self._current_width = layer.synaptic_width
         self.weight_words = pack_weights(layer.weights, folding.simd, folding.pe)
         self._reader = BufferReader(slots=in_slots, rows=self._steps, chunks=self._sf,
                                     planes=self._planes, read_lanes=folding.simd)
@@ -409,7 +409,7 @@ class ReadoutStage(_StageBase):
         self.unit = ReadoutUnit(
             folding.pe, classes=layer.neurons, step_gain=layer.step_gain,
             current_width=self._current_width,
-            sum_width=fx.signed_width(fx.readout_sum_bound(layer)),
+            sum_width=layer.sum_width,
             score_width=layer.score.width, scale=layer.scale, offset=layer.offset,
             direct=self._direct)
         self.result_layout = self.unit.o_layout

@@ -109,8 +109,7 @@ def _replays(layer) -> bool:
 def _operations_per_group(layer, folding: LayerFolding) -> int:
     """Operations a stage's sequencer issues per neuron group: (time steps: T for spike input,
     1 for multi-bit input) x bit-planes x synapse folds."""
-    steps = 1 if layer.input.kind == "multibit" else layer.time_steps
-    return steps * layer.input.bits * folding.synapse_folds(layer)
+    return layer.rows_per_sample * layer.input.bits * folding.synapse_folds(layer)
 
 
 def group_period(layer, folding: LayerFolding) -> int:

@@ -163,6 +163,14 @@ class _Synapses:
         :func:`sw.fixedpoint.synaptic_width`)."""
         return fx.synaptic_width(self.inputs, self.input.bits)
 
+    @property
+    def rows_per_sample(self) -> int:
+        """Rows of input values the layer takes per sample: 1 for multibit input (direct
+        encoding: the same values at every time step, so its synaptic sums are computed once
+        per sample), T for spike input (one row of spikes per time step). The one statement
+        of this rule; everything that lays out, counts or schedules input rows asks it."""
+        return 1 if self.input.kind == "multibit" else self.time_steps
+
 
 @dataclass(frozen=True, eq=False)
 class LIFLayer(_Synapses):
@@ -440,10 +448,9 @@ class Artifact:
 
     @property
     def rows_per_sample(self) -> int:
-        """Rows of input values per sample: 1 for multibit input (direct encoding: the same
-        values at every time step), T for spike input (one row of spikes per time step).
-        The one statement of this rule; every layer that lays out or counts input asks it."""
-        return 1 if self.input.kind == "multibit" else self.time_steps
+        """Rows of input values per sample: the first layer's
+        (:attr:`LIFLayer.rows_per_sample`)."""
+        return self.layers[0].rows_per_sample
 
     def input_shape(self, batch: int | None = None) -> tuple:
         """Shape of a batch of inputs the golden model and the hardware take:

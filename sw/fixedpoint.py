@@ -35,9 +35,6 @@ __all__ = [
     "sum_bound",
     "score_bound",
     "readout_width",
-    "membrane_bound",
-    "readout_sum_bound",
-    "readout_score_bound",
     "round_half_up",
     "threshold_to_int",
 ]
@@ -254,25 +251,6 @@ def readout_width(score_bound: int) -> int:
     (docs/arithmetic.md §6). :attr:`sw.artifact.ReadoutLayer.required_score_width` asks this.
     """
     return signed_width(score_bound)
-
-
-# Transitional: these took a layer before the rules above took numbers. The layer's own
-# property is the one answer now; remove them once sw/cli_artifact.py and hw/stage.py ask the
-# layer (the only callers left).
-
-def membrane_bound(layer) -> int:
-    """Deprecated: :attr:`sw.artifact.LIFLayer.membrane_bound`."""
-    return layer.membrane_bound
-
-
-def readout_sum_bound(layer) -> int:
-    """Deprecated: :attr:`sw.artifact.ReadoutLayer.sum_bound`."""
-    return layer.sum_bound
-
-
-def readout_score_bound(layer) -> int:
-    """Deprecated: :attr:`sw.artifact.ReadoutLayer.score_bound`."""
-    return layer.score_bound
 
 
 def round_half_up(x) -> np.ndarray:
