@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from sw.atomic import atomic_path  # noqa: E402
 from sw.data import load_dataset  # noqa: E402
 from sw.data.digits import digits_to_events  # noqa: E402
 
@@ -72,11 +73,9 @@ def picture(path: Path, count: int = 6) -> None:
         ax.set_yticks([])
     fig.suptitle("digits-events, T = 4: ON red, OFF blue, both purple", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path, suffix=".png") as tmp:  # savefig takes the format from the name
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main(argv=None) -> int:

@@ -28,13 +28,14 @@ Figures in docs/bitstreams.md come from this script.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from sw.atomic import atomic_write_json  # noqa: E402
 
 #: board -> foldings of the digits model (the board's default first)
 FOLDINGS = {
@@ -165,8 +166,7 @@ def main(argv=None) -> int:
             "cycles": measured, "ideal": ideal, "exact": exact,
             "inferences_per_s": rate, "sops": rate * sops if rate else None,
         })
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic_write_json(out / "results.json", rows)
 
     print(f"default digits model {artifact.summary()}, {sops} synaptic operations per "
           f"inference; {time.perf_counter() - t0:.0f} s")

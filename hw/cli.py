@@ -10,13 +10,16 @@ from pathlib import Path
 class Verilog:
     @staticmethod
     def configure(p):
+        from hw.plan import DEFAULT_BUDGET
+        from hw.stage import WEIGHT_MEMORY
+
         p.add_argument("artifact", help="artifact directory (holding manifest.json)")
         p.add_argument("--folding", default=None,
                        help="SIMDxPE per layer, e.g. 64x8,64x1 (one value: every layer, "
                             "clamped); default: the fastest folding within --budget")
-        p.add_argument("--budget", type=int, default=None,
+        p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                        help="synaptic bits per cycle (sum of SIMD*PE) for the default folding "
-                            "(default 512)")
+                            f"(default {DEFAULT_BUDGET})")
         p.add_argument("--lanes", type=int, default=None,
                        help="input values per beat (default: the smallest divisor of the first "
                             "layer's SIMD that keeps the input transfer under half the "
@@ -28,7 +31,7 @@ class Verilog:
                             "slot's round trip; see docs/hardware.md)")
         p.add_argument("--popcount-stages", type=int, default=3,
                        help="register stages in every popcount tree (default 3)")
-        p.add_argument("--weight-memory", choices=["auto", "block", "logic"], default="auto",
+        p.add_argument("--weight-memory", choices=WEIGHT_MEMORY, default="auto",
                        help="where synthesis puts the weights (ram_style/rom_style attribute)")
         p.add_argument("--top", default="bitspike_accel", help="top module name")
         p.add_argument("-o", "--output", required=True, help="output directory")
@@ -38,7 +41,6 @@ class Verilog:
         from tqdm import tqdm
 
         from hw.generate import DESCRIPTION_FILE, generate
-        from hw.plan import DEFAULT_BUDGET
         from sw.artifact import ArtifactError, load_artifact
         from sw.folding import Folding
 
@@ -60,9 +62,8 @@ class Verilog:
                 desc = generate(artifact, folding, args.output, top=args.top,
                                 lanes=args.lanes, trace=args.trace, slots=args.slots,
                                 popcount_stages=args.popcount_stages,
-                                weight_memory=args.weight_memory,
-                                budget=args.budget if args.budget is not None
-                                else DEFAULT_BUDGET, progress=progress)
+                                weight_memory=args.weight_memory, budget=args.budget,
+                                progress=progress)
                 bar.update(1)
         except (TypeError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

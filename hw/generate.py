@@ -21,12 +21,13 @@ from pathlib import Path
 from hw.accelerator import Accelerator
 from hw.common import layout_json
 from hw.plan import DEFAULT_BUDGET
-from sw.artifact import Artifact, manifest_sha256
+from sw.artifact import Artifact, manifest_digest
 from sw.atomic import atomic_write_json, atomic_write_text
+from sw.digest import Sha256
 from sw.folding import words_to_hex_lines
 
-__all__ = ["DESCRIPTION_FILE", "DESCRIPTION_SCHEMA", "LINT_WAIVERS", "top_ports", "describe",
-           "generate"]
+__all__ = ["DESCRIPTION_FILE", "DESCRIPTION_SCHEMA", "LINT_WAIVERS", "top_ports", "port_list",
+           "describe", "generate"]
 
 #: Verilator ``-Wall`` warnings the generated Verilog raises, and why each is harmless
 #: (docs/hardware.md). Anything else is a defect.
@@ -51,23 +52,55 @@ DESCRIPTION_VERSION = 1
 _TOP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+def _port_members(component):
+    """``(port name, value, flow)`` of every port of a component's signature; constant members
+    (the ``ready`` of an ``always_ready`` stream) are not ports."""
+    from amaranth.hdl import Const, ValueCastable
+
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if not isinstance(value, Const):
+            yield "__".join(map(str, path)), value, member.flow
+
+
 def top_ports(component) -> dict:
-    """``{port name: (value, direction)}`` of a component's signature, as
-    :func:`amaranth.back.verilog.convert` takes them; constant members (the ``ready`` of an
-    ``always_ready`` stream) are not ports."""
-    from amaranth.hdl import _ast, _ir
+    """``{port name: (signal, None)}`` of a component's signature, the ``ports`` that
+    :func:`amaranth.back.verilog.convert` takes (its own default would make the constant
+    members ports, which it refuses). The direction None lets the converter infer it: an input
+    is a signal the design does not drive; :func:`generate` checks that the Verilog's port
+    directions are the signature's."""
+    return {name: (value, None) for name, value, _ in _port_members(component)}
+
+
+def port_list(component) -> list[dict]:
+    """The ``ports`` of the description: clock, reset and every signature port, with its
+    direction (``"in"``/``"out"``, from the signature) and width."""
     from amaranth.lib import wiring
 
-    ports = {}
-    for path, member, value in component.signature.flatten(component):
-        if isinstance(value, _ast.ValueCastable):
-            value = value.as_value()
-        if isinstance(value, _ast.Const):
-            continue
-        direction = (_ir.PortDirection.Input if member.flow == wiring.In
-                     else _ir.PortDirection.Output)
-        ports["__".join(map(str, path))] = (value, direction)
+    ports = [{"name": "clk", "direction": "in", "width": 1},
+             {"name": "rst", "direction": "in", "width": 1}]
+    for name, value, flow in _port_members(component):
+        ports.append({"name": name, "direction": "in" if flow == wiring.In else "out",
+                      "width": len(value)})
     return ports
+
+
+_PORT_RE = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[\d+:\d+\]\s+)?"
+                      r"\\?([A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
+
+
+def _check_port_directions(verilog_text: str, top: str, ports: list[dict]) -> None:
+    """Raise ValueError unless the top module of ``verilog_text`` declares exactly ``ports``,
+    each in its direction (the converter infers directions from what the design drives)."""
+    start = verilog_text.find(f"module {top}(")
+    body = verilog_text[start:verilog_text.index("endmodule", start)] if start >= 0 else ""
+    found = {name: "in" if kind == "input" else "out" for kind, name in _PORT_RE.findall(body)}
+    want = {p["name"]: p["direction"] for p in ports}
+    if found != want:
+        wrong = sorted(set(found.items()) ^ set(want.items()))
+        raise ValueError(f"the Verilog of {top} does not declare the signature's ports "
+                         f"(differing: {wrong})")
 
 
 def _memories(acc: Accelerator, top: str) -> list[dict]:
@@ -104,16 +137,14 @@ def _memories(acc: Accelerator, top: str) -> list[dict]:
     return mems
 
 
-def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: str | None = None
-             ) -> dict:
-    """The JSON description of ``acc`` (without the memory words)."""
+def describe(acc: Accelerator, top: str = "bitspike_accel", *,
+             manifest_hash: Sha256 | None = None) -> dict:
+    """The JSON description of ``acc`` (without the memory words); ``manifest_hash`` is the
+    artifact's (:func:`sw.artifact.manifest_digest`), None when not known."""
+    if manifest_hash is not None and not isinstance(manifest_hash, Sha256):
+        raise TypeError(f"manifest_hash must be a sw.digest.Sha256 or None, not "
+                        f"{manifest_hash!r}")
     a, plan = acc.artifact, acc.plan
-    ports = top_ports(acc)
-    port_list = [{"name": "clk", "direction": "in", "width": 1},
-                 {"name": "rst", "direction": "in", "width": 1}]
-    for name, (value, direction) in ports.items():
-        port_list.append({"name": name, "direction": "in" if direction.value == "input"
-                          else "out", "width": len(value)})
 
     def stream_desc(name, layout, direction, always_ready=False, **extra):
         return {"direction": direction, "valid": f"{name}__valid",
@@ -121,7 +152,7 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: st
                 "payload": f"{name}__payload", "always_ready": always_ready,
                 "layout": layout_json(layout), **extra}
 
-    rows = 1 if a.input.kind == "multibit" else a.time_steps
+    rows = a.rows_per_sample
     streams = {
         "i": stream_desc("i", acc.adapter.layout, "in",
                          order="values[k] of beat b is input b*lanes+k of the row; rows "
@@ -179,14 +210,14 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *, manifest_hash: st
         "clock": "clk",
         "reset": "rst",
         "reset_kind": "synchronous, active high",
-        "manifest_sha256": manifest_hash,
+        "manifest_sha256": None if manifest_hash is None else str(manifest_hash),
         "artifact_summary": a.summary(),
-        "ports": port_list,
+        "ports": port_list(acc),
         "streams": streams,
         "input": {"kind": a.input.kind, "bits": a.input.bits, "inputs": a.inputs,
                   "time_steps": a.time_steps, "lanes": plan.lanes, "rows": rows,
                   "beats_per_row": plan.beats // rows, "beats_per_sample": plan.beats,
-                  "cycles_per_beat": a.input.bits if a.input.kind == "multibit" else 1,
+                  "cycles_per_beat": plan.input_cycles // plan.beats,
                   "field": "values"},
         "output": {"classes": a.classes, "score_width": a.readout.score.width,
                    "prediction_width": len(acc.o.payload.prediction)},
@@ -258,10 +289,11 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
     acc = Accelerator(artifact, folding, lanes=lanes, trace=trace, slots=slots,
                       popcount_stages=popcount_stages, out_depth=out_depth, budget=budget,
                       weight_memory=weight_memory)
-    desc = describe(acc, top, manifest_hash=manifest_sha256(artifact))
+    desc = describe(acc, top, manifest_hash=manifest_digest(artifact))
     memories = _memories(acc, top)
     step("verilog")
     text = verilog.convert(acc, name=top, ports=top_ports(acc), emit_src=False)
+    _check_port_directions(text, top, desc["ports"])
     step("write")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

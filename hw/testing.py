@@ -11,6 +11,9 @@ import contextlib
 import gc
 import os
 import random
+import warnings
+
+from hw.beats import sample_beats as _beats
 
 __all__ = ["stream_put", "stream_get", "watch", "vcd_path", "sample_beats", "trace_beat",
            "run_accelerator", "unused_ok"]
@@ -72,19 +75,10 @@ def vcd_path(name: str) -> str | None:
 
 
 def sample_beats(artifact, lanes: int, sample) -> list[dict]:
-    """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes) as payload dicts:
-    ``lanes`` values per beat in input order, rows one after the other, the last beat of each
-    row zero-padded (docs/hardware.md)."""
-    import numpy as np
-
-    x = np.asarray(sample, dtype=np.int64)
-    rows = x.reshape(1, -1) if artifact.input.kind == "multibit" else x
-    beats = []
-    for row in rows:
-        padded = list(row) + [0] * (-len(row) % lanes)
-        beats += [{"values": [int(v) for v in padded[k:k + lanes]]}
-                  for k in range(0, len(padded), lanes)]
-    return beats
+    """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes) as payload dicts,
+    in :func:`hw.beats.sample_beats` order."""
+    return [{"values": beat} for beat in _beats(sample, inputs=artifact.inputs,
+                                                rows=artifact.rows_per_sample, lanes=lanes)]
 
 
 def trace_beat(payload) -> dict:
@@ -167,13 +161,13 @@ def run_accelerator(dut, x, *, seed: int = 0, gaps: float = 0.0, backpressure: f
 @contextlib.contextmanager
 def unused_ok():
     """Let components be built and dropped without elaborating them (parameter tests):
-    Amaranth warns about every unused ``Elaboratable`` when it is garbage collected."""
+    Amaranth warns about every unused ``Elaboratable`` when it is garbage collected, so the
+    warning is ignored until what was built here has been collected."""
     from amaranth.hdl import UnusedElaboratable
 
-    old = UnusedElaboratable.__dict__.get("_MustUse__silence", False)
-    UnusedElaboratable._MustUse__silence = True
-    try:
-        yield
-    finally:
-        gc.collect()
-        UnusedElaboratable._MustUse__silence = old
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        try:
+            yield
+        finally:
+            gc.collect()

