@@ -245,12 +245,8 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *,
 
 def first_sample_latency(acc: Accelerator) -> int:
     """Cycles from the transfer of a sample's first input beat to its output beat on ``o``
-    (valid) when the accelerator is idle and ``o.ready`` is high."""
-    plan = acc.plan
-    cycles = plan.input_cycles                        # until the last write commits the slot
-    for c, lat in zip(plan.stage_cycles, plan.stage_latency, strict=True):
-        cycles += 1 + c + lat                         # start, issue, pipeline to commit
-    return cycles + (0 if plan.out_depth == 2 else 1)  # output FIFO: a register, or memory
+    (:attr:`hw.plan.Plan.first_sample_latency` of the accelerator's plan)."""
+    return acc.plan.first_sample_latency
 
 
 def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitspike_accel",

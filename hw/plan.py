@@ -173,6 +173,16 @@ class Plan:
         return max(self.input_cycles, *self.stage_cycles)
 
     @property
+    def first_sample_latency(self) -> int:
+        """Cycles from the transfer of a sample's first input beat to its output beat on ``o``
+        (valid) when the accelerator is idle and ``o.ready`` is high: the input transfer (until
+        its last write commits the slot), then each stage's start, issue and pipeline to its
+        commit, then the output FIFO."""
+        stages = sum(timing.STAGE_START_LATENCY + c + lat
+                     for c, lat in zip(self.stage_cycles, self.stage_latency, strict=True))
+        return self.input_cycles + stages + timing.output_fifo_latency(self.out_depth)
+
+    @property
     def bottleneck(self) -> str:
         worst = self.ideal_cycles
         if self.input_cycles == worst and self.input_cycles > max(self.stage_cycles):

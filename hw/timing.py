@@ -27,7 +27,8 @@ __all__ = ["SLOTS", "POPCOUNT_STAGES", "OUT_DEPTH", "check_slots", "check_popcou
            "check_out_depth",
            "buffer_read_latency", "synapse_latency", "has_step_gain", "lif_latency",
            "readout_latency", "PARAMS_READ_LATENCY", "input_cycles_per_beat", "group_period",
-           "lif_stage_latency", "readout_stage_latency"]
+           "lif_stage_latency", "readout_stage_latency", "STAGE_START_LATENCY",
+           "output_fifo_latency"]
 
 #: Samples a buffer may hold. A one-slot buffer would work (the producer waits for the
 #: consumer to release the slot before it claims it again) but makes its two stages take turns,
@@ -92,6 +93,18 @@ def readout_latency(pe: int) -> int:
 #: A LIF stage registers the synapse array's sums for one cycle while its parameter ROM is read
 #: for their group.
 PARAMS_READ_LATENCY = 1
+
+
+#: A stage starts a sample in the cycle after its input slot is committed (the sequencer
+#: registers the start), and issues its first operation in the cycle after that.
+STAGE_START_LATENCY = 1
+
+
+def output_fifo_latency(out_depth: int) -> int:
+    """:class:`hw.stage.ReadoutStage`'s output FIFO (``SyncFIFOBuffered`` of ``out_depth - 1``
+    entries): cycles from a result entering it to ``o.valid``, 0 for one entry (its output
+    register is the whole FIFO), 1 for more (the memory's read, then the output register)."""
+    return 0 if check_out_depth(out_depth) == OUT_DEPTH[0] else 1
 
 
 def input_cycles_per_beat(bits: int) -> int:
