@@ -41,6 +41,7 @@ from pathlib import Path
 from bitstreams import fit
 from bitstreams.boards import BOARDS, Board, get_board
 from sw.atomic import atomic_write_json
+from sw.checks import check_int, is_int
 
 __all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tools",
            "default_artifact", "build", "timing_met", "main"]
@@ -66,9 +67,10 @@ class ToolError(FlowError):
 
 
 def _env_var(tool: str) -> str:
-    from amaranth._toolchain import tool_env_var
-
-    return tool_env_var(tool)
+    """The environment variable naming ``tool``'s executable: the name Amaranth's build
+    scripts read (``nextpnr-ice40`` -> ``NEXTPNR_ICE40``; Amaranth documents the rule, its
+    function for it is private)."""
+    return tool.upper().replace("-", "_").replace("+", "X")
 
 
 def which(name: str) -> str | None:
@@ -242,16 +244,15 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         The design does not fit the device.
     FlowError, ToolError, ValueError
     """
-    from sw.artifact import manifest_sha256
+    from sw.artifact import manifest_digest
     from sw.folding import Folding
 
     board = board if isinstance(board, Board) else get_board(board)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, not {seed!r}")
+    check_int("seed", seed)
     if not 0 <= seed < 2**31:
         raise ValueError(f"seed must be between 0 and 2**31 - 1, not {seed}")
     seeds = board.seeds if seeds is None else seeds
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= 100:
+    if not is_int(seeds) or not 1 <= seeds <= 100:
         raise ValueError(f"seeds must be an int between 1 and 100, not {seeds!r}")
     step = progress or (lambda name: None)
     times = {}
@@ -266,7 +267,8 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
 
     step("elaborate")
     t0 = time.perf_counter()
-    from bitstreams.top import BoardTop
+    from bitstreams.top import BoardTop, write_description
+    from hw.generate import DESCRIPTION_FILE
 
     options = {**board.accelerator, **(accelerator_options or {})}
     top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
@@ -280,8 +282,11 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
 
     out = Path(out_dir) if out_dir is not None else BUILD_ROOT / board.name
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "top.bin", "top.bit", "nextpnr-report.json", "pack.json"):
+    for stale in ("report.json", "top.bin", "top.bit", "nextpnr-report.json", "pack.json",
+                  DESCRIPTION_FILE):
         (out / stale).unlink(missing_ok=True)
+    # The host client (bitspike run --build) reads the payload layouts from here.
+    write_description(top.core, out)
     nextpnr_opts = ["--report", "nextpnr-report.json", "--timing-allow-fail", "--seed",
                     str(seed)]
     plan = platform.prepare(top, name="top", synth_opts=board.synth_opts,
@@ -314,7 +319,8 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         "device": board.capacity.device,
         "package": platform.package,
         "artifact": {"path": str(artifact_dir) if artifact_dir else None,
-                     "sha256": manifest_sha256(artifact), "summary": artifact.summary()},
+                     "sha256": str(manifest_digest(artifact)),
+                     "summary": artifact.summary()},
         "folding": str(acc.folding),
         "lanes": acc.lanes,
         "accelerator_options": options,
@@ -443,12 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folding", default=None,
                    help="SIMDxPE per layer, e.g. 64x2,32x1 (default: the board's)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    per_board = ", ".join(f"{b.seeds} {b.name}" for b in BOARDS.values())
     p.add_argument("--seeds", type=int, default=None,
                    help="placement attempts: while timing is not met, try the next seed, up "
-                        "to this many in all (default: the board's, 4 iCEBreaker, 1 ULX3S)")
+                        f"to this many in all (default: the board's: {per_board})")
+    clocks = ", ".join(f"{b.clock_hz / 1e6:g} {b.name}" for b in BOARDS.values())
     p.add_argument("--clock", type=float, default=None,
-                   help="clock in MHz (default: the board's, 48 iCEBreaker, 125 ULX3S)")
-    p.add_argument("--baud", type=int, default=None, help="UART rate (default 3000000)")
+                   help=f"clock in MHz (default: the board's: {clocks})")
+    bauds = sorted({b.baud for b in BOARDS.values()})
+    p.add_argument("--baud", type=int, default=None,
+                   help=f"UART rate (default: the board's: {', '.join(map(str, bauds))})")
     p.add_argument("--out", default=None, help="build folder (default build/bitstreams/BOARD)")
     p.add_argument("--tools", choices=["auto", "yowasp", "system"], default="auto",
                    help="where the tools come from when their variables are unset")
