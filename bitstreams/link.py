@@ -430,7 +430,7 @@ class SampleFeeder(wiring.Component):
     When the slot it points at is full and the tag FIFO has room, the feeder writes the slot's
     SEQ to ``tag_*`` and then, per beat, reads the beat's bytes one per cycle (the buffer's
     read port has one cycle of latency), waits one cycle for the last byte and presents the
-    beat on ``acc_i`` until taken: ``beat_bytes + 1`` cycles per beat plus any wait on
+    beat on ``acc_i`` until taken: ``beat_bytes + 2`` cycles per beat plus any wait on
     ``acc_i.ready``. ``release`` pulses with the sample's last beat taken. ``reset`` returns it
     to idle at once (a beat being presented is dropped).
 
@@ -730,7 +730,7 @@ class HostLink(wiring.Component):
     ------
     ``rx`` is always ready (a UART cannot wait); bytes must come at least 8 clock cycles apart
     (a UART delivers one per 10 bit times: 40 cycles or more). A sample is fed to ``acc_i`` one
-    byte per cycle from the buffer, ``beat_bytes + 1`` cycles per beat plus any wait on
+    byte per cycle from the buffer, ``beat_bytes + 2`` cycles per beat plus any wait on
     ``acc_i.ready``; at most ``tags`` samples are inside the accelerator at once. ``acc_o`` is
     held (``ready`` low) while its RESULT frame is on the wire and taken after its last byte.
     ``acc_reset`` pulses for one cycle when a RESET request is carried out (between two answer

@@ -598,7 +598,7 @@ def test_sample_feeder_sends_beats_and_tags():
     sig = stream.Signature(LANES * LANE_BITS)
     dut = SampleFeeder(in_signature=sig, beats=BEATS, sample_bytes=BEATS * 2)
     slot = bytes(random.Random(5).randrange(256) for _ in range(BEATS * 2))
-    beats, tags, released = [], [], []
+    beats, tags, released, cycles = [], [], [], []
 
     async def bench(ctx):
         ctx.set(dut.slot_seq, 0x33)
@@ -615,11 +615,14 @@ def test_sample_feeder_sends_beats_and_tags():
                 ctx.set(dut.slot_full, 0)
 
     async def watch(ctx):
+        cycle = 0
         async for _, _, valid, ready, payload, tag_valid, tag, release in ctx.tick().sample(
                 dut.acc_i.valid, dut.acc_i.ready, dut.acc_i.payload, dut.tag_valid, dut.tag,
                 dut.release):
+            cycle += 1
             if valid and ready:
                 beats.append(payload)
+                cycles.append(cycle)
             if tag_valid:
                 tags.append(tag)
             if release:
@@ -633,6 +636,8 @@ def test_sample_feeder_sends_beats_and_tags():
     want = [int.from_bytes(slot[2 * b:2 * b + 2], "little") & ((1 << LANES * LANE_BITS) - 1)
             for b in range(BEATS)]
     assert beats[:BEATS] == want and tags[0] == 0x33 and released[0] == 1
+    # beat_bytes + 2 cycles per beat: one read per byte, the read port's latency, the transfer
+    assert [b - a for a, b in zip(cycles, cycles[1:BEATS], strict=False)] == [4] * (BEATS - 1)
     with pytest.raises(ValueError, match=r"sample_bytes must be beats x beat bytes = 10, not 9"):
         SampleFeeder(in_signature=sig, beats=BEATS, sample_bytes=9)
     with pytest.raises(TypeError, match=r"in_signature must be an amaranth.lib.stream.Signature"):
