@@ -31,6 +31,7 @@ from bitstreams.host import (
     SampleCodec,
     SerialTransport,
     check_board,
+    codec_for,
     results_table,
     run_samples,
 )
@@ -507,3 +508,16 @@ def test_bitspike_run_bad_artifact(tmp_path, capsys):
     rc = cli_main(["run", str(tmp_path / "missing"), "--port", "socket://127.0.0.1:9"])
     assert rc == 2
     assert "manifest.json" in capsys.readouterr().err
+
+
+def test_codec_for_picks_the_description_with_the_boards_lanes(net):
+    # Two builds of the same artifact (say both boards) with other input lanes: the client
+    # takes the one whose lanes the board reports.
+    artifact, _, lanes = net
+    other = lanes + 1
+    descs = [_description(artifact, other), _description(artifact, lanes)]
+    info = FakeBoard(artifact, lanes).info
+    assert codec_for(descs, info).lanes == lanes
+    assert codec_for(descs[:1], info).lanes == other  # none fits: check_info then says so
+    with pytest.raises(BoardError, match=r"the board reports lanes = "):
+        codec_for(descs[:1], info).check_info(info, manifest_digest(artifact))
