@@ -258,7 +258,7 @@ class DeviceInfo:
         16..19 u32   UART clocks per bit
         20     u8    answers lost because the answer queue was full (saturating)
         21     u8    reserved (0)
-        22..29 8 B   first 8 bytes of the artifact's SHA-256 (bitstreams.flow.artifact_hash)
+        22..29 8 B   the artifact's manifest digest, first 8 bytes (manifest_digest().prefix(8))
         30..   L x (u16 simd, u16 pe)   the folding, per layer
     """
 
