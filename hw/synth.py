@@ -28,20 +28,23 @@ def main(argv=None) -> int:
     p.add_argument("--freq", type=float, default=None, help="target MHz (default: the board's)")
     p.add_argument("--lanes", type=int, default=None)
     p.add_argument("--popcount-stages", type=int, default=None)
+    p.add_argument("--budget", type=int, default=None,
+                   help="synaptic bits per cycle of the default folding (default: hw's)")
     p.add_argument("--weight-memory", choices=["auto", "block", "logic"], default=None)
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--workdir", default=None, help="build folder")
     args = p.parse_args(argv)
 
     from bitstreams.flow import main as flow_main
-    from hw.plan import default_folding
+    from hw.plan import DEFAULT_BUDGET, default_folding
     from sw.artifact import ArtifactError, load_artifact
 
     folding = args.folding
     if folding is None:
         # This command's default, as before: hw's default folding (not the board's budget).
         try:
-            folding = str(default_folding(load_artifact(args.artifact)))
+            folding = str(default_folding(load_artifact(args.artifact),
+                                          budget=args.budget or DEFAULT_BUDGET))
         except ArtifactError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -52,7 +55,7 @@ def main(argv=None) -> int:
         if value is not None:
             argv += [flag, str(value)]
     for name, value in (("lanes", args.lanes), ("popcount_stages", args.popcount_stages),
-                        ("weight_memory", args.weight_memory)):
+                        ("budget", args.budget), ("weight_memory", args.weight_memory)):
         if value is not None:
             argv += ["--hw-option", f"{name}={value}"]
     return flow_main(argv)

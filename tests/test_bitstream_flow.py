@@ -393,5 +393,8 @@ def test_hw_synth_is_the_core_only_target(tmp_path, monkeypatch, capsys):
     assert seen == [["--core-only", "--board", "ulx3s-85f", "--artifact", str(tmp_path / "a"),
                      "--seed", "2", "--folding", str(default_folding(art)), "--clock", "100.0",
                      "--hw-option", "weight_memory=block"]]
+    assert synth.main([str(tmp_path / "a"), "--budget", "4"]) == 0
+    assert seen[-1][-4:] == ["--folding", str(default_folding(art, budget=4)), "--hw-option",
+                             "budget=4"]
     assert synth.main([str(tmp_path / "missing")]) == 2
     assert "manifest.json" in capsys.readouterr().err
