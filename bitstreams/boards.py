@@ -1,7 +1,9 @@
-"""The boards bitspike builds for: plain data (platform, clocks, pins used, device capacity).
+"""The boards bitspike builds for: plain data (platform, clocks, pins used, device capacity,
+synthesis and nextpnr options).
 
 :data:`BOARDS` is the registry (name -> :class:`Board`); the tops in :mod:`bitstreams.top`
-and the flow in :mod:`bitstreams.flow` take everything board-specific from here.
+and the flow in :mod:`bitstreams.flow` (board builds and the core-only target, the
+accelerator alone on the board's device) take everything board- and device-specific from here.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class Board:
         Default ``hw.Accelerator`` options for this board (e.g. ``weight_memory``).
     seeds : int
         Placement attempts by default (the flow tries the next seed while timing fails).
+    nextpnr_device : tuple of str
+        nextpnr's options naming the device and package (the platform's; the core-only
+        target, which runs nextpnr without the platform's scripts, passes them itself).
     """
 
     name: str
@@ -104,6 +109,7 @@ class Board:
     synth_opts: str = ""
     accelerator: dict = field(default_factory=dict)
     seeds: int = 1
+    nextpnr_device: tuple = ()
 
     def make_platform(self):
         import importlib
@@ -117,12 +123,14 @@ BOARDS: dict[str, Board] = {
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40", capacity=ICE40UP5K, oscillator_hz=12e6, clock_hz=48e6,
         baud=3_000_000, reset_button=("button", 0),
-        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp", seeds=4),
+        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp", seeds=4,
+        nextpnr_device=("--up5k", "--package", "sg48")),
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,
         baud=3_000_000, reset_button=("button_fire", 0),
-        leds=(("led", 0), ("led", 1), ("led", 2)), budget=1024, seeds=3),
+        leds=(("led", 0), ("led", 1), ("led", 2)), budget=1024, seeds=3,
+        nextpnr_device=("--85k", "--package", "CABGA381")),
 }
 
 

@@ -23,10 +23,11 @@ def generate(artifact, folding=None, out_dir=".", *, clocks_per_bit: int = 4,
              clock_hz: float = 100e6, frame_timeout_s: float = 20e-6,
              accelerator_options: dict | None = None) -> dict:
     """Write ``bitspike_board.v`` (the board top without PLL, ports ``clk``, ``rst``,
-    ``uart_rx``, ``uart_tx``, ``busy``, ``error``) and return its parameters."""
+    ``uart_rx``, ``uart_tx``, ``busy``, ``error``) and the accelerator's description
+    (``accelerator.json``, which the host client reads), and return their parameters."""
     from amaranth.back import verilog
 
-    from bitstreams.top import LinkTop
+    from bitstreams.top import LinkTop, write_description
     from hw.generate import top_ports
 
     top = LinkTop(artifact, folding, clock_hz=clock_hz, baud=clock_hz / clocks_per_bit,
@@ -37,7 +38,9 @@ def generate(artifact, folding=None, out_dir=".", *, clocks_per_bit: int = 4,
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{TOP}.v"
     path.write_text(verilog.convert(top, name=TOP, ports=top_ports(top), emit_src=False))
-    return {"verilog": str(path), "clock_hz": clock_hz, "clocks_per_bit": clocks_per_bit,
+    description = write_description(top, out)
+    return {"verilog": str(path), "description": str(description), "clock_hz": clock_hz,
+            "clocks_per_bit": clocks_per_bit,
             "frame_timeout_s": frame_timeout_s, "folding": str(top.folding),
             "info": top.info}
 
@@ -69,6 +72,7 @@ def simulate(artifact, artifact_dir, x, *, build_dir, folding=None, testcases=TE
     results = build / "results.json"
     results.unlink(missing_ok=True)
     params = {"artifact": str(Path(artifact_dir).resolve()), "inputs": str(inputs),
+              "description": gen["description"],
               "period_ns": 1e9 / gen["clock_hz"], "clocks_per_bit": clocks_per_bit,
               "timeout": timeout_s, "window": window, "results": str(results),
               "frame_timeout_s": gen["frame_timeout_s"]}

@@ -122,17 +122,20 @@ class MemoryEstimate:
 
 
 def design_memories(elaboratable, platform=None) -> list[Memory]:
-    """Every memory of an elaborated design (walks Amaranth's fragment tree)."""
+    """Every memory of an elaborated design: each fragment of Amaranth's fragment tree that
+    an ``amaranth.lib.memory.Memory`` elaborated into, read through that component's public
+    attributes (``data``, ``read_ports``, ``write_ports``, ``attrs``)."""
     from amaranth.hdl import Fragment, Shape
-    from amaranth.hdl._mem import MemoryInstance
+    from amaranth.lib.memory import Memory as AmaranthMemory
 
     out = []
 
     def walk(frag, path):
-        if isinstance(frag, MemoryInstance):
-            data = frag._data
-            writable = bool(frag._write_ports)
-            style = frag._attrs.get("ram_style" if writable else "rom_style")
+        memory = next((o for o in frag.origins if isinstance(o, AmaranthMemory)), None)
+        if memory is not None:
+            data = memory.data
+            writable = bool(memory.write_ports)
+            style = memory.attrs.get("ram_style" if writable else "rom_style")
             width = Shape.cast(data.shape).width
             if not writable:
                 # Yosys drops the bit columns of a ROM that hold the same value in every word.
@@ -142,7 +145,7 @@ def design_memories(elaboratable, platform=None) -> list[Memory]:
             out.append(Memory(
                 name=".".join(path) or "top", width=width,
                 depth=data.depth, writable=writable,
-                sync_read=all(p._domain != "comb" for p in frag._read_ports),
+                sync_read=all(p.domain != "comb" for p in memory.read_ports),
                 style=str(style) if style is not None else None))
         for sub, name, _ in frag.subfragments:
             walk(sub, (*path, str(name)))

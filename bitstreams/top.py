@@ -7,6 +7,7 @@ simulation and on a board. :class:`BoardTop` adds what a board needs around it: 
 makes the clock, the power-on/button reset, the UART pins and the LEDs.
 """
 
+from pathlib import Path
 
 from amaranth.hdl import (
     ClockDomain,
@@ -26,9 +27,11 @@ from bitstreams.boards import Board
 from bitstreams.link import HostLink
 from bitstreams.pll import ecp5_pll, ice40_pll
 from bitstreams.uart import UARTRx, UARTTx, divisor_for
+from sw.artifact import manifest_digest
+from sw.atomic import atomic_write_json
 from sw.fixedpoint import ceil_div
 
-__all__ = ["LinkTop", "BoardTop", "artifact_digest", "byte_lanes", "DEFAULT_TIMEOUT_S"]
+__all__ = ["LinkTop", "BoardTop", "byte_lanes", "write_description", "DEFAULT_TIMEOUT_S"]
 
 #: A frame whose next byte is this late is dropped and answered TIMEOUT.
 DEFAULT_TIMEOUT_S = 0.01
@@ -44,15 +47,8 @@ def byte_lanes(artifact, folding=None) -> int:
 
     base = hw.make_plan(artifact, folding).lanes
     step = 8 // math.gcd(artifact.input.bits, 8)
-    lanes = -(-base // step) * step
+    lanes = ceil_div(base, step) * step
     return lanes if lanes <= artifact.inputs else base
-
-
-def artifact_digest(artifact) -> bytes:
-    """The SHA-256 of the artifact's manifest (``sw.artifact.manifest_sha256``), as bytes."""
-    from sw.artifact import manifest_sha256
-
-    return bytes.fromhex(manifest_sha256(artifact).split(":", 1)[1])
 
 
 class LinkTop(wiring.Component):
@@ -108,6 +104,7 @@ class LinkTop(wiring.Component):
         self.baud = baud
         options = dict(accelerator_options or {})
         options.setdefault("lanes", byte_lanes(artifact, folding))
+        self.artifact = artifact
         self.accelerator = hw.Accelerator(artifact, folding, **options)
         acc = self.accelerator
         in_sig = acc.signature.members["i"].signature.flip()
@@ -120,7 +117,7 @@ class LinkTop(wiring.Component):
             version=P.PROTOCOL_VERSION, sample_bytes=beats * beat_bytes,
             result_bytes=ceil_div(out_width, 8), beats=beats, beat_bytes=beat_bytes,
             lanes=acc.lanes, clock_hz=int(round(clock_hz)), clocks_per_bit=self.divisor,
-            artifact_hash=artifact_digest(artifact)[:8],
+            artifact_hash=manifest_digest(artifact).prefix(8),
             folding=tuple((f.simd, f.pe) for f in acc.folding.layers))
         timeout = max(16, int(round(timeout_s * clock_hz)))
         self.link = HostLink(in_signature=in_sig, out_signature=out_sig, beats=beats,
@@ -130,6 +127,13 @@ class LinkTop(wiring.Component):
     @property
     def folding(self):
         return self.accelerator.folding
+
+    def description(self) -> dict:
+        """The accelerator's description (``hw.describe``, as ``hw.generate`` writes it):
+        what the host client packs samples and unpacks results with."""
+        from hw.generate import describe
+
+        return describe(self.accelerator, manifest_hash=str(manifest_digest(self.artifact)))
 
     def elaborate(self, platform):
         m = Module()
@@ -145,6 +149,16 @@ class LinkTop(wiring.Component):
         wiring.connect(m, link.acc_i, acc.i)
         wiring.connect(m, acc.o, link.acc_o)
         return m
+
+
+def write_description(top: LinkTop, out_dir) -> Path:
+    """Write ``top``'s accelerator description into ``out_dir`` (``accelerator.json``, the
+    file ``bitspike run --build`` reads); returns its path."""
+    from hw.generate import DESCRIPTION_FILE
+
+    path = Path(out_dir) / DESCRIPTION_FILE
+    atomic_write_json(path, top.description())
+    return path
 
 
 class BoardTop(wiring.Component):

@@ -13,6 +13,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from sw.checks import check_int
+
 __all__ = ["UARTRx", "UARTTx", "divisor_for", "MAX_BAUD_ERROR"]
 
 #: Largest relative difference between the requested baud rate and clock / divisor. Each side
@@ -49,10 +51,7 @@ class _UARTBase(wiring.Component):
     """The clock divisor shared by the receiver and the transmitter (validated: an int >= 4)."""
 
     def __init__(self, divisor: int):
-        if not isinstance(divisor, int) or isinstance(divisor, bool):
-            raise TypeError(f"divisor must be an int, not {divisor!r}")
-        if divisor < 4:
-            raise ValueError(f"divisor must be >= 4, not {divisor}")
+        check_int("divisor", divisor, 4)
         self._divisor = divisor
         super().__init__()
 

