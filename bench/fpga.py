@@ -69,7 +69,6 @@ def link(args) -> int:
     from bitstreams.host import SampleCodec
     from bitstreams.pll import ecp5_pll, ice40_pll
     from bitstreams.protocol import OVERHEAD_BYTES
-    from bitstreams.top import byte_lanes
     from bitstreams.uart import divisor_for
     from sw.cli_artifact import dataset_inputs
 
@@ -93,7 +92,7 @@ def link(args) -> int:
                        accelerator_options=board.accelerator)["answers_like_golden"]
         exact = res["answered"] == len(x) and not res["mismatches"]
         ok &= exact
-        codec = SampleCodec(artifact, byte_lanes(artifact, folding))
+        codec = SampleCodec.load(Path(args.out) / f"link-{name}")
         rate = res["answered"] / res["sim_seconds"]
         print(f"{name:<11} {str(folding):<11} {pll.f_out / 1e6:>6g} "
               f"{pll.f_out / cpb:>10,.0f} {codec.sample_bytes + OVERHEAD_BYTES:>9} "

@@ -9,8 +9,13 @@ accelerator alone on the board's device) take everything board- and device-speci
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["Capacity", "Board", "BOARDS", "get_board"]
+__all__ = ["BUILD_ROOT", "Capacity", "Board", "BOARDS", "get_board"]
+
+#: Where the bitstream flow builds: ``BUILD_ROOT / <board>`` (and ``<board>-core`` for the
+#: accelerator alone); the host client looks here for a board's description.
+BUILD_ROOT = Path("build/bitstreams")
 
 
 @dataclass(frozen=True)

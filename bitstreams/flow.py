@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bitstreams import fit
-from bitstreams.boards import BOARDS, Board, get_board
+from bitstreams.boards import BOARDS, BUILD_ROOT, Board, get_board
 from sw.atomic import atomic_write_json
 from sw.checks import check_choice, check_int, is_int
 
@@ -52,7 +52,6 @@ __all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", 
            "find_tools", "default_artifact", "build", "build_core", "synthesize_component",
            "timing_met", "main"]
 
-BUILD_ROOT = Path("build/bitstreams")
 #: Tools per family, in the order the flow runs them.
 TOOLS = {"ice40": ("yosys", "nextpnr-ice40", "icepack"),
          "ecp5": ("yosys", "nextpnr-ecp5", "ecppack")}

@@ -34,7 +34,8 @@ from typing import Protocol
 import numpy as np
 
 from bitstreams import protocol as P
-from hw.beats import beats_per_sample, sample_beats
+from bitstreams.boards import BUILD_ROOT
+from hw.interface import DESCRIPTION_FILE, beats_per_sample, sample_beats
 from sim.description import Description, DescriptionError
 from sw.checks import is_int
 from sw.digest import Sha256
@@ -104,19 +105,13 @@ class SerialTransport:
         self._serial.close()
 
 
-#: The accelerator description's file name (``hw.generate.DESCRIPTION_FILE``, which imports
-#: Amaranth; a test checks the two agree).
-DESCRIPTION_FILE = "accelerator.json"
-#: Where the bitstream flow builds (``bitstreams.flow.BUILD_ROOT``), searched for a description
-#: when none is named.
-BUILD_ROOT = Path("build/bitstreams")
 
 
 class SampleCodec:
     """Packs samples into INFER payloads and unpacks RESULT payloads, through the payload
     layouts of the accelerator's description (``accelerator.json``, which ``hw.generate`` and
     the bitstream flow write from the very ``StructLayout`` objects the hardware is built
-    from) and the beat order of :func:`hw.beats.sample_beats`; beat bytes little endian.
+    from) and the beat order of :func:`hw.interface.sample_beats`; beat bytes little endian.
     Nothing here needs Amaranth.
 
     Parameters

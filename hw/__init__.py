@@ -17,7 +17,7 @@ _EXPORTS = {
     "Accelerator": "hw.accelerator", "InputAdapter": "hw.accelerator",
     "input_layout": "hw.accelerator", "output_layout": "hw.accelerator",
     "SampleBuffer": "hw.buffer",
-    "DESCRIPTION_FILE": "hw.generate", "describe": "hw.generate",
+    "DESCRIPTION_FILE": "hw.interface", "describe": "hw.generate",
     "LIFUnit": "hw.lif",
     "DEFAULT_BUDGET": "hw.plan", "Plan": "hw.plan", "default_folding": "hw.plan",
     "default_lanes": "hw.plan", "make_plan": "hw.plan",

@@ -7,9 +7,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import timing
-from hw.beats import beats_per_sample
 from hw.buffer import BufferWriter, SampleBuffer
 from hw.common import check_bool, check_int
+from hw.interface import beats_per_sample
 from hw.plan import DEFAULT_BUDGET, make_plan
 from hw.readout import result_layout
 from hw.stage import LIFStage, ReadoutStage
@@ -78,7 +78,7 @@ class InputAdapter(wiring.Component):
 
     @property
     def beats(self) -> int:
-        """Beats per sample (:func:`hw.beats.beats_per_sample`)."""
+        """Beats per sample (:func:`hw.interface.beats_per_sample`)."""
         return self._beats
 
     @property

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hw.accelerator import Accelerator
 from hw.common import layout_json
+from hw.interface import DESCRIPTION_FILE
 from hw.plan import DEFAULT_BUDGET
 from sw.artifact import Artifact, manifest_digest
 from sw.atomic import atomic_write_json, atomic_write_text
@@ -46,7 +47,6 @@ LINT_WAIVERS = {
     "DECLFILENAME": "submodules are named `<top>.<block>` in the one file `<top>.v`",
 }
 
-DESCRIPTION_FILE = "accelerator.json"
 DESCRIPTION_SCHEMA = "bitspike-hw"
 DESCRIPTION_VERSION = 1
 _TOP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hw import timing
-from hw.beats import beats_per_sample
+from hw.interface import beats_per_sample
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, LIFLayer
 from sw.checks import check_int, check_optional_int
@@ -59,7 +59,7 @@ def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
 
 
 def input_beats(artifact: Artifact, lanes: int) -> int:
-    """Input stream beats per sample (:func:`hw.beats.beats_per_sample`)."""
+    """Input stream beats per sample (:func:`hw.interface.beats_per_sample`)."""
     return beats_per_sample(artifact.inputs, artifact.rows_per_sample, lanes)
 
 

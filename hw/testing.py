@@ -13,7 +13,7 @@ import os
 import random
 import warnings
 
-from hw.beats import sample_beats as _beats
+from hw.interface import sample_beats as _beats
 
 __all__ = ["stream_put", "stream_get", "watch", "vcd_path", "sample_beats", "trace_beat",
            "run_accelerator", "unused_ok"]
@@ -76,7 +76,7 @@ def vcd_path(name: str) -> str | None:
 
 def sample_beats(artifact, lanes: int, sample) -> list[dict]:
     """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes) as payload dicts,
-    in :func:`hw.beats.sample_beats` order."""
+    in :func:`hw.interface.sample_beats` order."""
     return [{"values": beat} for beat in _beats(sample, inputs=artifact.inputs,
                                                 rows=artifact.rows_per_sample, lanes=lanes)]
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.beats import sample_beats
+from hw.interface import sample_beats
 from sim.layout import LayoutError, PayloadLayout
 from sw.digest import Sha256
 
@@ -175,7 +175,7 @@ class Description:
 
     def pack_input(self, sample) -> list[int]:
         """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes), in
-        :func:`hw.beats.sample_beats` order, each packed through the input payload layout."""
+        :func:`hw.interface.sample_beats` order, each packed through the input payload layout."""
         chunks = sample_beats(sample, inputs=self.inputs, rows=self.rows, lanes=self.lanes)
         layout = self.input_stream.layout
         beats = [layout.pack({self.input_field: chunk}) for chunk in chunks]

@@ -132,7 +132,7 @@ def test_no_layer_reaches_back():
 #: Modules that must import without Amaranth (and without torch): the host client runs on
 #: machines with only the board's Python side installed; the build arithmetic and the
 #: description reader serve the CLIs and testbenches.
-LIGHT = ["bitstreams.host", "bitstreams.protocol", "hw.plan", "hw.beats", "sim.description",
+LIGHT = ["bitstreams.host", "bitstreams.protocol", "hw.plan", "hw.interface", "sim.description",
          "sim.layout", "sw.artifact", "sw.golden", "sw.folding", "sw.checks", "sw.digest",
          "sw.default_model", "sw.fixedpoint", "bitspike.cli"]
 

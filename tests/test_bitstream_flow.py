@@ -375,26 +375,3 @@ def test_logic_overflow_stops_before_place_and_route(tmp_path):
     assert info.value.stage in ("synthesis statistics", "packing step")
     assert "logic cells" in str(info.value) and "too many" in str(info.value)
     assert not (tmp_path / "b" / "nextpnr.log").exists()
-
-
-def test_hw_synth_is_the_core_only_target(tmp_path, monkeypatch, capsys):
-    # python -m hw.synth keeps its command line and runs the flow's core-only target.
-    import bitstreams.flow
-    from hw import synth
-
-    art = random_artifact(0, sizes=[8, 4, 2], time_steps=2)
-    write_artifact(art, tmp_path / "a")
-    seen = []
-    monkeypatch.setattr(bitstreams.flow, "main", lambda argv: seen.append(argv) or 0)
-    assert synth.main([str(tmp_path / "a"), "--device", "ecp5-85k", "--freq", "100",
-                       "--weight-memory", "block", "--seed", "2"]) == 0
-    from hw.plan import default_folding
-
-    assert seen == [["--core-only", "--board", "ulx3s-85f", "--artifact", str(tmp_path / "a"),
-                     "--seed", "2", "--folding", str(default_folding(art)), "--clock", "100.0",
-                     "--hw-option", "weight_memory=block"]]
-    assert synth.main([str(tmp_path / "a"), "--budget", "4"]) == 0
-    assert seen[-1][-4:] == ["--folding", str(default_folding(art, budget=4)), "--hw-option",
-                             "budget=4"]
-    assert synth.main([str(tmp_path / "missing")]) == 2
-    assert "manifest.json" in capsys.readouterr().err

@@ -438,12 +438,6 @@ def test_bitspike_run_needs_the_description(tmp_path, capsys, monkeypatch):
                                        f"file\n")
 
 
-def test_description_file_name_is_the_generators():
-    from hw.generate import DESCRIPTION_FILE as generated
-
-    assert generated == DESCRIPTION_FILE
-
-
 def test_fake_board_catches_a_codec_bug(net):
     # The fake board decodes with its own code: a codec that packs beats big endian (or
     # reads results wrongly) is caught, not cancelled out.

@@ -194,7 +194,7 @@ def test_stage_latency_is_the_sum_of_the_block_formulas(digits):
 
 
 def test_plan_imports_without_amaranth():
-    """The host client and the CLIs use hw.plan (and hw.timing, hw.beats) on machines without
+    """The host client and the CLIs use hw.plan (and hw.timing, hw.interface) on machines without
     Amaranth."""
     code = (
         "import sys\n"
@@ -203,7 +203,7 @@ def test_plan_imports_without_amaranth():
         "        if name == 'amaranth' or name.startswith('amaranth.'):\n"
         "            raise ImportError('amaranth is blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import hw.plan, hw.timing, hw.beats\n"
+        "import hw.plan, hw.timing, hw.interface\n"
         "from sw.randnet import random_artifact\n"
         "print(hw.plan.make_plan(random_artifact(0, sizes=[6, 4, 3])).ideal_cycles > 0)\n"
         "print(any(m.startswith('amaranth') for m in sys.modules))\n")

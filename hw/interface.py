@@ -1,10 +1,12 @@
-"""The input-beat order of the accelerator: the one packer every producer of input beats uses
-(the Amaranth testbenches, the cocotb description, the board's host client).
+"""The accelerator's interface as plain data, without Amaranth: the input-beat order (the one
+packer every producer of input beats uses: the Amaranth testbenches, the cocotb description,
+the board's host client) and the name of the description file the generator writes beside the
+Verilog.
 
 docs/hardware.md: a sample is ``rows`` rows of ``inputs`` values (:attr:`sw.artifact.Artifact.
 rows_per_sample`: 1 for multi-bit input, T for spike input); each row is sent as
 ``ceil(inputs / lanes)`` beats, value k of beat b being input ``b * lanes + k`` of the row, the
-last beat of a row zero-padded; rows follow one another. Nothing here imports Amaranth.
+last beat of a row zero-padded; rows follow one another.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import numpy as np
 from sw.checks import check_int
 from sw.fixedpoint import ceil_div
 
-__all__ = ["beats_per_sample", "sample_beats"]
+__all__ = ["DESCRIPTION_FILE", "beats_per_sample", "sample_beats"]
+
+#: The accelerator description (``hw.generate`` writes it beside the Verilog; docs/hardware.md
+#: specifies it): ports, payload layouts, cycles, the artifact's manifest hash.
+DESCRIPTION_FILE = "accelerator.json"
 
 
 def beats_per_sample(inputs: int, rows: int, lanes: int) -> int:
