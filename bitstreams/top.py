@@ -133,7 +133,7 @@ class LinkTop(wiring.Component):
         what the host client packs samples and unpacks results with."""
         from hw.generate import describe
 
-        return describe(self.accelerator, manifest_hash=str(manifest_digest(self.artifact)))
+        return describe(self.accelerator, manifest_hash=manifest_digest(self.artifact))
 
     def elaborate(self, platform):
         m = Module()
