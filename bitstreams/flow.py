@@ -47,6 +47,7 @@ from bitstreams import fit
 from bitstreams.boards import BOARDS, BUILD_ROOT, Board, get_board
 from sw.atomic import atomic_write_json
 from sw.checks import check_choice, check_int, is_int
+from sw.options import add_folding
 
 __all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tool",
            "find_tools", "default_artifact", "build", "build_core", "synthesize_component",
@@ -584,8 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", default=None,
                    help="artifact directory (default: the default digits model, trained and "
                         "exported into runs/default and artifacts/digits when missing)")
-    p.add_argument("--folding", default=None,
-                   help="SIMDxPE per layer, e.g. 64x2,32x1 (default: the board's)")
+    add_folding(p, "the board's (the fastest within its synaptic budget)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     per_board = ", ".join(f"{b.seeds} {b.name}" for b in BOARDS.values())
     p.add_argument("--seeds", type=int, default=None,

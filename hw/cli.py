@@ -12,11 +12,10 @@ class Verilog:
     def configure(p):
         from hw.plan import DEFAULT_BUDGET
         from hw.stage import WEIGHT_MEMORY
+        from sw.options import add_folding
 
         p.add_argument("artifact", help="artifact directory (holding manifest.json)")
-        p.add_argument("--folding", default=None,
-                       help="SIMDxPE per layer, e.g. 64x8,64x1 (one value: every layer, "
-                            "clamped); default: the fastest folding within --budget")
+        add_folding(p, "the fastest folding within --budget")
         p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                        help="synaptic bits per cycle (sum of SIMD*PE) for the default folding "
                             f"(default {DEFAULT_BUDGET})")

@@ -30,6 +30,7 @@ import numpy as np
 
 from sim.runner import SIMULATORS, SimulationError, default_simulator, simulator_problem
 from sw.default_model import ARTIFACT_DIR, RUN_DIR
+from sw.options import add_folding
 
 __all__ = ["main", "build_parser", "ensure_trained", "ensure_exported"]
 
@@ -81,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulate this artifact instead of training/exporting the default model")
     p.add_argument("--dataset", default=None,
                    help="dataset of --artifact (default: its metadata's, else digits)")
-    p.add_argument("--folding", default=None,
-                   help="SIMDxPE per layer, e.g. 64x8,64x1 (default: the generator's choice)")
+    add_folding(p, "the generator's (hw.plan.default_folding)")
     p.add_argument("--waves", action="store_true",
                    help="dump a waveform (FST with Icarus, VCD with Verilator)")
     p.add_argument("--trace", action="store_true",
