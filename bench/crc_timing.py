@@ -33,6 +33,7 @@ def link_harness():
     from bitstreams import protocol as P
     from bitstreams.link import HostLink
     from bitstreams.uart import UARTRx, UARTTx
+    from sw.fixedpoint import ceil_div
 
     class StandIn(wiring.Component):
         i: In(stream.Signature(IN_BITS))
@@ -62,7 +63,7 @@ def link_harness():
             m = Module()
             m.submodules.acc = acc = StandIn()
             info = P.DeviceInfo(version=P.PROTOCOL_VERSION, sample_bytes=BEATS * IN_BITS // 8,
-                                result_bytes=-(-OUT_BITS // 8), beats=BEATS,
+                                result_bytes=ceil_div(OUT_BITS, 8), beats=BEATS,
                                 beat_bytes=IN_BITS // 8, lanes=8, clock_hz=48_000_000,
                                 clocks_per_bit=16, artifact_hash=bytes(8),
                                 folding=((64, 1), (8, 1)))

@@ -46,7 +46,7 @@ from pathlib import Path
 from bitstreams import fit
 from bitstreams.boards import BOARDS, BUILD_ROOT, Board, get_board
 from sw.atomic import atomic_write_json
-from sw.checks import check_choice, check_int, is_int
+from sw.checks import check_choice, check_int, is_int, is_real
 from sw.options import add_folding
 
 __all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tool",
@@ -427,7 +427,7 @@ def synthesize_component(board: Board | str, top, *, clock_hz: float, seed: int 
 
     board = board if isinstance(board, Board) else get_board(board)
     check_int("seed", seed, 0, 2**31 - 1)
-    if not isinstance(clock_hz, (int, float)) or isinstance(clock_hz, bool) or clock_hz <= 0:
+    if not is_real(clock_hz) or clock_hz <= 0:
         raise ValueError(f"clock_hz must be a positive number, not {clock_hz!r}")
     step = progress or (lambda name: None)
     times = {}

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sw.checks import is_real
+
 __all__ = ["ICE40PLL", "ECP5PLL", "ice40_pll", "ecp5_pll"]
 
 
 def _check_freqs(f_in, f_out):
     for name, value in (("f_in", f_in), ("f_out", f_out)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if not is_real(value):
             raise TypeError(f"{name} must be a number (Hz), not {value!r}")
         if not value > 0:
             raise ValueError(f"{name} must be > 0 Hz, not {value!r}")

@@ -29,6 +29,7 @@ from bitstreams.pll import ecp5_pll, ice40_pll
 from bitstreams.uart import UARTRx, UARTTx, divisor_for
 from sw.artifact import manifest_digest
 from sw.atomic import atomic_write_json
+from sw.checks import is_real
 from sw.fixedpoint import ceil_div
 
 __all__ = ["LinkTop", "BoardTop", "byte_lanes", "write_description", "DEFAULT_TIMEOUT_S"]
@@ -95,7 +96,7 @@ class LinkTop(wiring.Component):
         import hw
 
         for name, value in (("clock_hz", clock_hz), ("baud", baud), ("timeout_s", timeout_s)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not is_real(value):
                 raise TypeError(f"{name} must be a number, not {value!r}")
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, not {value!r}")

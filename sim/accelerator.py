@@ -31,6 +31,7 @@ from sim.description import Description
 from sim.params import TBParams
 from sim.runner import SimResult, SimulationError, build, default_simulator, test
 from sw.atomic import atomic_path, atomic_write_text
+from sw.checks import is_int
 from sw.digest import Sha256
 
 __all__ = ["TESTCASES", "RegressionRun", "generate", "simulate", "artifact_dir_of"]
@@ -219,7 +220,7 @@ def simulate(description, artifact, x, *, build_dir, simulator: str | None = Non
     unknown = [t for t in testcases if t not in TESTCASES]
     if unknown or not testcases:
         raise ValueError(f"testcases must be among {', '.join(TESTCASES)}, not {list(testcases)}")
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+    if not is_int(jobs) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, not {jobs!r}")
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sw.atomic import atomic_write_json, atomic_write_text
+from sw.checks import is_int
 
 __all__ = ["StreamFifo", "generate", "payload_layout"]
 
@@ -54,7 +55,7 @@ class StreamFifo(wiring.Component):
     def __init__(self, width: int = 12, depth: int = 4, elements: int = 3):
         for name, value, lo, hi in (("width", width, 2, 64), ("depth", depth, 2, 1 << 16),
                                     ("elements", elements, 1, 64)):
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not is_int(value):
                 raise TypeError(f"{name} must be an int, not {value!r}")
             if not lo <= value <= hi:
                 raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sw.checks import is_int
+
 __all__ = ["LayoutError", "Field", "PayloadLayout", "to_signed"]
 
 
@@ -57,7 +59,7 @@ class Field:
             object.__setattr__(self, "element_width", self.width)
         for attr in ("offset", "width", "element_width"):
             value = getattr(self, attr)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            if not is_int(value) or value < 0:
                 raise LayoutError(f"field {self.name!r}: {attr} must be an int >= 0, "
                                   f"not {value!r}")
         if self.count is not None and self.count * self.element_width != self.width:
@@ -69,7 +71,7 @@ class Field:
         return (1 << self.width) - 1
 
     def _check(self, v: int, where: str) -> int:
-        if not isinstance(v, int) or isinstance(v, bool):
+        if not is_int(v):
             try:
                 v = int(v)  # numpy integers
             except (TypeError, ValueError):
@@ -118,7 +120,7 @@ class PayloadLayout:
     """
 
     def __init__(self, fields: Sequence[Field], width: int):
-        if not isinstance(width, int) or isinstance(width, bool) or width < 0:
+        if not is_int(width) or width < 0:
             raise LayoutError(f"width must be an int >= 0, not {width!r}")
         self.fields = tuple(fields)
         self.width = width

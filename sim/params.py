@@ -12,6 +12,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 
+from sw.checks import is_int, is_real
+
 __all__ = ["TBParams", "ENV_VAR", "CORRUPT_KINDS"]
 
 #: The single environment variable holding the JSON-encoded parameters.
@@ -79,14 +81,13 @@ class TBParams:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+        if not is_int(self.seed):
             raise TypeError(f"seed must be an int, not {self.seed!r}")
-        if not isinstance(self.samples, int) or isinstance(self.samples, bool) or \
-                self.samples < 0:
+        if not is_int(self.samples) or self.samples < 0:
             raise ValueError(f"samples must be an int >= 0, not {self.samples!r}")
         for name in ("gaps", "backpressure"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
+            if not is_real(v) or not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1), not {v!r}")
         if self.corrupt not in CORRUPT_KINDS:
             raise ValueError(f"corrupt must be one of {', '.join(CORRUPT_KINDS)}, "
