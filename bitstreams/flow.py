@@ -190,6 +190,22 @@ def default_artifact(log=print):
     return ensure_default(lambda line: log("  " + line))
 
 
+def _network(board: Board, artifact, artifact_dir, folding, log):
+    """``(artifact, artifact_dir, folding)`` of a build: the default model when no artifact is
+    given, a folding string parsed, the board's default folding (its synaptic budget) for
+    None."""
+    from hw.plan import default_folding
+    from sw.folding import Folding
+
+    if artifact is None:
+        artifact, artifact_dir = default_artifact(log)
+    if isinstance(folding, str):
+        folding = Folding.parse(folding, artifact)
+    elif folding is None:
+        folding = default_folding(artifact, budget=board.budget)
+    return artifact, artifact_dir, folding
+
+
 def _run(cmd: list, cwd: Path, log_name: str, env: dict) -> float:
     t0 = time.perf_counter()
     log_path = cwd / log_name
@@ -268,7 +284,6 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     FlowError, ToolError, ValueError
     """
     from sw.artifact import manifest_digest
-    from sw.folding import Folding
 
     board = board if isinstance(board, Board) else get_board(board)
     check_int("seed", seed)
@@ -279,14 +294,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         raise ValueError(f"seeds must be an int between 1 and 100, not {seeds!r}")
     step = progress or (lambda name: None)
     times = {}
-    if artifact is None:
-        artifact, artifact_dir = default_artifact(log)
-    if isinstance(folding, str):
-        folding = Folding.parse(folding, artifact)
-    elif folding is None:
-        import hw
-
-        folding = hw.default_folding(artifact, budget=board.budget)
+    artifact, artifact_dir, folding = _network(board, artifact, artifact_dir, folding, log)
 
     step("elaborate")
     t0 = time.perf_counter()
@@ -492,15 +500,9 @@ def build_core(board: Board | str, artifact=None, *, artifact_dir=None, folding=
     import hw
     from bitstreams.core import CoreHarness
     from sw.artifact import manifest_digest
-    from sw.folding import Folding
 
     board = board if isinstance(board, Board) else get_board(board)
-    if artifact is None:
-        artifact, artifact_dir = default_artifact(log)
-    if isinstance(folding, str):
-        folding = Folding.parse(folding, artifact)
-    elif folding is None:
-        folding = hw.default_folding(artifact, budget=board.budget)
+    artifact, artifact_dir, folding = _network(board, artifact, artifact_dir, folding, log)
     options = {**board.accelerator, **(accelerator_options or {})}
     (progress or (lambda name: None))("elaborate")
     acc = hw.Accelerator(artifact, folding, **options)
