@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         # program as ``python -m <module>`` and its nox session.
         return _guarded(lambda: _load(target).main(rest))
     command = _load(target)
+    from sw.options import HelpFormatter
+
     sub = argparse.ArgumentParser(prog=f"bitspike {args.command}",
-                                  description=COMMANDS[args.command][1])
+                                  description=COMMANDS[args.command][1],
+                                  formatter_class=HelpFormatter)
     command.configure(sub)
     cmd_args = sub.parse_args(rest)
     return _guarded(lambda: command.run(cmd_args))
