@@ -42,7 +42,7 @@ def test_unknown_option_is_named():
 
 
 @pytest.mark.parametrize(("options", "error", "message"), [
-    ({"time_steps": 0}, ValueError, "time_steps must be >= 1, not 0"),
+    ({"time_steps": 0}, ValueError, "time_steps must be between 1 and 1024, not 0"),
     ({"time_steps": 4.0}, TypeError, "time_steps must be an int, not 4.0"),
     ({"seed": -1}, ValueError, "seed must be between 0 and 4294967295, not -1"),
     ({"seed": None}, TypeError, "seed must be an int, not None"),
@@ -240,10 +240,59 @@ def test_cli_loads_and_summarises(capsys):
     (["datasets", "mnits"], "error: unknown dataset 'mnits'; known: cifar10, cifar10-dvs"),
     (["datasets", "mnist"], "error: mnist: this dataset is read from local files; pass "
                             "root=<directory> (--root on the command line). Expected layout:"),
-    (["datasets", "digits-events", "--time-steps", "0"], "error: time_steps must be >= 1, not 0"),
 ])
 def test_cli_errors(capsys, argv, message):
     from bitspike.cli import main
 
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+def test_time_steps_are_capped_like_training():
+    from sw.options import MAX_TIME_STEPS
+
+    with pytest.raises(ValueError, match=r"time_steps must be between 1 and 1024, not 100000"):
+        load_dataset("digits-events", time_steps=100_000)
+    assert MAX_TIME_STEPS == 1024
+
+
+def test_memory_is_estimated_before_allocating(monkeypatch, capsys):
+    """A dataset whose frames would not fit the limit is refused with the estimate and the
+    limit, before any frame is made (the limit is patched small: digits-events at T = 4 takes
+    1797 x 2 copies x 4 x 128 B = 1.75 MiB)."""
+    from bitspike.cli import main
+    from sw.data import base, digits
+
+    monkeypatch.setattr(base, "memory_limit", lambda: 1 << 20)
+    digits._all_frames.cache_clear()
+    made = []
+    monkeypatch.setattr(digits, "digits_to_frames", lambda *a, **k: made.append(1))
+    assert main(["datasets", "digits-events"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: digits-events: 1797 samples of (4, 2, 8, 8) frames, held 2 times "
+                   "while they are made, would take 0.0 GiB of memory, more than the 0.0 GiB a "
+                   "dataset may take here (a quarter of this machine's memory, at most 8 GiB); "
+                   "lower time_steps, raise downsample or set limit\n")
+    assert not made
+
+
+def test_memory_estimate_of_event_files_comes_before_reading_them(monkeypatch, tmp_path):
+    # the N-MNIST files here are not valid recordings: reading one would be another error
+    from sw.data import base
+
+    for split in ("Train", "Test"):
+        (tmp_path / split / "0").mkdir(parents=True)
+        (tmp_path / split / "0" / "1.bin").write_bytes(b"\xff")
+    monkeypatch.setattr(base, "memory_limit", lambda: 1000)
+    with pytest.raises(ValueError, match=r"nmnist: 2 samples of \(8, 2, 34, 34\) frames, held 2 "
+                                         r"times while they are made, would take 0\.0 GiB"):
+        load_dataset("nmnist", root=tmp_path)
+
+
+def test_memory_limit_is_a_fraction_of_the_machine_at_most_a_few_gib():
+    import os
+
+    from sw.data.base import MEMORY_CAP, memory_limit
+
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert memory_limit() == min(MEMORY_CAP, physical // 4)

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from sw.checks import check_bool, check_int, is_real
+from sw.options import MAX_TIME_STEPS
 
 __all__ = ["DatasetError", "DatasetInfo", "Split", "Dataset", "DatasetOptions", "DatasetSpec",
-           "reduce_bits", "pool_mean", "subset", "find_root"]
+           "reduce_bits", "pool_mean", "subset", "find_root", "memory_limit", "check_memory"]
 
 
 class DatasetError(ValueError):
@@ -110,7 +111,8 @@ class DatasetOptions:
         Fraction of samples in the test split of datasets without an official split
         (``digits``, ``digits-events``: default 0.25; ``cifar10-dvs``: default 0.1).
     time_steps : int or None
-        T, frames per sample of event datasets (None: the dataset's default).
+        T, frames per sample of event datasets, 1..1024 (``sw.options.MAX_TIME_STEPS``, the
+        cap training has too); None: the dataset's default.
     downsample : int or None
         Spatial pooling factor k: an ``H x W`` sample becomes ``H/k x W/k``. Events are pooled
         by OR (a frame pixel spikes when any of its k*k sensor pixels had an event), multi-bit
@@ -150,7 +152,7 @@ class DatasetOptions:
             if not 0 < self.test_size < 1:
                 raise ValueError(f"test_size must be between 0 and 1 (exclusive), "
                                  f"not {self.test_size}")
-        _check_int("time_steps", self.time_steps, 1)
+        _check_int("time_steps", self.time_steps, 1, MAX_TIME_STEPS)
         _check_int("downsample", self.downsample, 1)
         _check_int("bits", self.bits, 1, 16)
         _check_int("bin_us", self.bin_us, 1)
@@ -250,3 +252,33 @@ def find_root(root: Path, candidates: tuple[str, ...], probe: Callable[[Path], b
         if path.is_dir() and probe(path):
             return path
     return None
+
+
+#: The most memory a loader's arrays may take, whatever the machine: a few GiB.
+MEMORY_CAP = 8 << 30
+
+
+def memory_limit() -> int:
+    """Bytes a dataset's arrays may take: a quarter of physical memory, at most MEMORY_CAP."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: the cap alone
+        return MEMORY_CAP
+    return min(MEMORY_CAP, physical // 4)
+
+
+def check_memory(name: str, samples: int, shape: tuple, *, copies: int = 1,
+                 limit: int | None = None) -> int:
+    """Refuse, before allocating, ``samples`` uint8 arrays of ``shape``, held ``copies`` times
+    at the peak, that would take more than ``limit`` bytes (default :func:`memory_limit`);
+    returns the estimate in bytes."""
+    need = copies * int(samples) * int(np.prod(shape))
+    limit = memory_limit() if limit is None else limit
+    if need > limit:
+        held = f", held {copies} times while they are made," if copies > 1 else ""
+        raise ValueError(f"{name}: {samples} samples of {tuple(shape)} frames{held} would take "
+                         f"{need / 2**30:.1f} GiB of memory, more than the {limit / 2**30:.1f} "
+                         f"GiB a dataset may take here (a quarter of this machine's memory, at "
+                         f"most {MEMORY_CAP >> 30} GiB); lower time_steps, raise downsample or "
+                         f"set limit")
+    return need

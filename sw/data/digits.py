@@ -30,7 +30,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from sw.data.base import Dataset, DatasetInfo, DatasetOptions, Split, pool_mean, reduce_bits, subset
+from sw.data.base import (
+    Dataset,
+    DatasetInfo,
+    DatasetOptions,
+    Split,
+    check_memory,
+    pool_mean,
+    reduce_bits,
+    subset,
+)
 from sw.data.events import Events, bin_events
 
 __all__ = ["SUBPIXEL", "LOG_SCALE", "OFFSET", "CONTRAST", "SACCADE", "DEFAULT_TIME_STEPS",
@@ -215,6 +224,10 @@ def load_digits_events(opts: DatasetOptions) -> Dataset:
     """
     t = opts.time_steps or DEFAULT_TIME_STEPS
     k = opts.downsample or 1
+    if 8 % k == 0:  # (another k is refused, with its choices, by digits_to_frames)
+        # every image's frames, then the two splits' copies of them
+        n = len(_digits_arrays()[1])
+        check_memory("digits-events", n, (t, 2, 8 // k, 8 // k), copies=2)
     frames = _all_frames(t, k)
     y = _digits_arrays()[1]
     tr, te = _split(y, opts)

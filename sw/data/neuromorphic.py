@@ -18,6 +18,7 @@ from sw.data.base import (
     DatasetInfo,
     DatasetOptions,
     Split,
+    check_memory,
     find_root,
     subset,
 )
@@ -73,6 +74,11 @@ def _info(name, t, k, height, width, classes) -> DatasetInfo:
     return DatasetInfo(name, "spike", 1, (2, height // k, width // k), classes, t)
 
 
+def _check_memory(name, splits, t, height, width):
+    # the frames of every chosen sample, twice: the list of frames and their stacked copy
+    check_memory(name, sum(len(s) for s in splits), (t, 2, height, width), copies=2)
+
+
 def _stack(frames: list, shape: tuple) -> np.ndarray:
     if not frames:
         return np.zeros((0, *shape), dtype=np.uint8)
@@ -99,13 +105,16 @@ def load_nmnist(opts: DatasetOptions) -> Dataset:
     if base is None:
         raise DatasetError(f"{name}: no Train/ folder under {str(root)!r}. Expected "
                            f"layout:\n{NMNIST_LAYOUT}")
-    splits = {}
+    chosen = {}
     for salt, split in enumerate(("Train", "Test")):
         files = _nmnist_files(base / split)
         if not files:
             raise DatasetError(f"{name}: no <digit>/*.bin files in {str(base / split)!r}. "
                                f"Expected layout:\n{NMNIST_LAYOUT}")
-        files = [files[i] for i in subset(len(files), opts.limit, opts.seed, salt)]
+        chosen[split] = [files[i] for i in subset(len(files), opts.limit, opts.seed, salt)]
+    _check_memory(name, chosen.values(), t, size // k, size // k)
+    splits = {}
+    for split, files in chosen.items():
         frames = [bin_events(read_nmnist(f, size=size), time_steps=t, height=size, width=size,
                              downsample=k, bin_us=opts.bin_us)
                   for f, _ in _progress(files, opts.progress, f"{name} {split.lower()}")]
@@ -160,7 +169,7 @@ def load_dvs_gesture(opts: DatasetOptions) -> Dataset:
     if base is None:
         raise DatasetError(f"{name}: no trials_to_train.txt under {str(root)!r} (looked in it "
                            f"and in DvsGesture/). Expected layout:\n{DVS_GESTURE_LAYOUT}")
-    splits = {}
+    splits, chosen = {}, {}
     for salt, split in enumerate(("train", "test")):
         samples = []  # (aedat path, label, start, end)
         for trial in _trials(base / f"trials_to_{split}.txt"):
@@ -170,7 +179,9 @@ def load_dvs_gesture(opts: DatasetOptions) -> Dataset:
                                    f"missing from {str(base)!r}")
             csv = base / (Path(trial).stem + "_labels.csv")
             samples += [(aedat, *row) for row in _read_labels(csv)]
-        samples = [samples[i] for i in subset(len(samples), opts.limit, opts.seed, salt)]
+        chosen[split] = [samples[i] for i in subset(len(samples), opts.limit, opts.seed, salt)]
+    _check_memory(name, chosen.values(), t, size // k, size // k)
+    for split, samples in chosen.items():
         frames, labels = [], []
         events, current, ordered = None, None, False
         for aedat, label, start, end in _progress(samples, opts.progress, f"{name} {split}"):
@@ -228,9 +239,11 @@ def load_cifar10_dvs(opts: DatasetOptions) -> Dataset:
         n_test = int(round(test_size * len(files)))
         chosen["test"] += [(f, label) for f in files[:n_test]]
         chosen["train"] += [(f, label) for f in files[n_test:]]
+    chosen = {split: [files[i] for i in subset(len(files), opts.limit, opts.seed, salt)]
+              for salt, (split, files) in enumerate(chosen.items())}
+    _check_memory(name, chosen.values(), t, size // k, size // k)
     splits = {}
-    for salt, (split, files) in enumerate(chosen.items()):
-        files = [files[i] for i in subset(len(files), opts.limit, opts.seed, salt)]
+    for split, files in chosen.items():
         frames = []
         for f, _ in _progress(files, opts.progress, f"{name} {split}"):
             events: Events = dvs128_jaer_events(*read_aedat2(f))
