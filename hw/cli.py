@@ -12,23 +12,24 @@ class Verilog:
     def configure(p):
         from hw.plan import DEFAULT_BUDGET
         from hw.stage import WEIGHT_MEMORY
-        from sw.options import add_folding
+        from hw.timing import POPCOUNT_STAGES, SLOTS
+        from sw.options import add_folding, int_in, positive_int
 
         p.add_argument("artifact", help="artifact directory (holding manifest.json)")
         add_folding(p, "the fastest folding within --budget")
-        p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+        p.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET,
                        help="synaptic bits per cycle (sum of SIMD*PE) for the default folding "
                             f"(default {DEFAULT_BUDGET})")
-        p.add_argument("--lanes", type=int, default=None,
+        p.add_argument("--lanes", type=positive_int, default=None,
                        help="input values per beat (default: the smallest divisor of the first "
                             "layer's SIMD that keeps the input transfer under half the "
                             "slowest stage)")
         p.add_argument("--trace", action="store_true",
                        help="add the debug trace streams (every layer's x, h, v, s / sums)")
-        p.add_argument("--slots", type=int, default=None,
+        p.add_argument("--slots", type=int_in(*SLOTS), default=None,
                        help="samples every buffer holds (default: per buffer, enough for a "
                             "slot's round trip; see docs/hardware.md)")
-        p.add_argument("--popcount-stages", type=int, default=3,
+        p.add_argument("--popcount-stages", type=int_in(*POPCOUNT_STAGES), default=3,
                        help="register stages in every popcount tree (default 3)")
         p.add_argument("--weight-memory", choices=WEIGHT_MEMORY, default="auto",
                        help="where synthesis puts the weights (ram_style/rom_style attribute)")
@@ -42,6 +43,7 @@ class Verilog:
         from hw.generate import DESCRIPTION_FILE, generate
         from sw.artifact import ArtifactError, load_artifact
         from sw.folding import Folding
+        from sw.options import check_output_dir
 
         try:
             artifact = load_artifact(args.artifact)
@@ -52,6 +54,7 @@ class Verilog:
         steps = ["elaborate", "verilog", "write"]
         try:
             folding = Folding.parse(args.folding, artifact) if args.folding else None
+            check_output_dir(args.output)  # before the elaboration, not after it
             with tqdm(total=len(steps), desc="verilog", unit="step", leave=False) as bar:
                 def progress(name):
                     bar.set_postfix_str(name)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from sw.options import add_folding
+from sw.options import MAX_TIME_STEPS, add_folding, check_output_dir, int_in, positive_int
 
 
 def _load(path):
@@ -21,16 +22,19 @@ def _load(path):
         raise SystemExit(2) from None
 
 
-def dataset_inputs(artifact, dataset: str, split: str = "test", root=None, seed: int = 0):
+def dataset_inputs(artifact, dataset: str, split: str = "test", root=None, seed: int = 0,
+                   options: dict | None = None):
     """The inputs and labels of a dataset split, flattened the way the artifact takes them.
 
-    Raises SystemExit(2) with a clear message when the dataset does not suit the artifact.
+    ``options``: further :class:`sw.data.DatasetOptions` (``downsample``, ``bits``, ``limit``,
+    ...). Raises SystemExit(2) with a clear message when the dataset does not suit the artifact.
     """
     from sw.data import DatasetError, load_dataset
 
     try:
-        data = load_dataset(dataset, root=root, time_steps=artifact.time_steps, seed=seed)
-    except DatasetError as exc:
+        data = load_dataset(dataset, root=root, time_steps=artifact.time_steps, seed=seed,
+                            **(options or {}))
+    except (DatasetError, TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     part = getattr(data, split)
@@ -78,21 +82,49 @@ class Info:
         return 0
 
 
+def recorded_dataset(artifact) -> dict:
+    """The dataset an artifact was trained on, from its metadata (``bitspike export`` records
+    it): ``{"dataset", "root", "seed", "options"}``; digits with seed 0 for an artifact that
+    records none (a random network)."""
+    meta = artifact.metadata
+    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
+    options = {k: training[k] for k in DATASET_OPTIONS if training.get(k) is not None}
+    return {"dataset": meta.get("dataset", "digits"),
+            "root": meta.get("data_root", training.get("root")),
+            "seed": int(meta.get("data_seed", 0)), "options": options}
+
+
+#: The training config's dataset options that shape the inputs (the golden model must see the
+#: inputs the network was trained on).
+DATASET_OPTIONS = ("downsample", "bits", "bin_us")
+
+
 class Golden:
     @staticmethod
     def configure(p):
         p.add_argument("artifact", help="artifact directory")
-        p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
-        p.add_argument("--root", default=None, help="dataset root for file-based datasets")
-        p.add_argument("--split", default="test", choices=["train", "test"])
-        p.add_argument("--limit", type=int, default=None, help="use the first LIMIT samples")
+        p.add_argument("--dataset", default=None,
+                       help="dataset name (default: the one the artifact records, with its "
+                            "root, split seed and options; digits for a random network)")
+        p.add_argument("--root", default=None,
+                       help="dataset root for file-based datasets (default: the one the "
+                            "artifact records, when --dataset is its dataset)")
+        p.add_argument("--split", default="test", choices=["train", "test"],
+                       help="which split to run")
+        p.add_argument("--limit", type=positive_int, default=None,
+                       help="use the first LIMIT samples (default: all)")
 
     @staticmethod
     def run(args):
         from sw.golden import GoldenModel
 
         a = _load(args.artifact)
-        x, y = dataset_inputs(a, args.dataset, args.split, args.root)
+        rec = recorded_dataset(a)
+        dataset = args.dataset or rec["dataset"]
+        same = dataset == rec["dataset"]
+        root = args.root if args.root is not None or not same else rec["root"]
+        x, y = dataset_inputs(a, dataset, args.split, root, seed=rec["seed"] if same else 0,
+                              options=rec["options"] if same else None)
         if args.limit is not None:
             x, y = x[:args.limit], y[:args.limit]
         model = GoldenModel(a)
@@ -100,7 +132,7 @@ class Golden:
         res = model.run(x)
         dt = time.perf_counter() - t0
         acc = float(np.mean(res.predictions == y)) if len(y) else float("nan")
-        print(f"golden model: {a.summary()} on {args.dataset}/{args.split} ({len(y)} samples)")
+        print(f"golden model: {a.summary()} on {dataset}/{args.split} ({len(y)} samples)")
         print(f"  accuracy      {100 * acc:.2f} %")
         for layer, spikes in zip(a.lif_layers, res.spikes, strict=True):
             print(f"  firing rate   {layer.name}: {100 * spikes.mean():.2f} %")
@@ -108,14 +140,38 @@ class Golden:
         return 0
 
 
+def int_list(text: str) -> list[int]:
+    """An argparse type: comma-separated ints >= 1 (``64,128,10``)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated ints >= 1, not {text!r}")
+    return values
+
+
+def time_steps_or_random(text: str):
+    """An argparse type: T in 1..MAX_TIME_STEPS, or ``random`` (drawn from the seed)."""
+    if text == "random":
+        return None
+    try:
+        return int_in(1, MAX_TIME_STEPS)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be an int in 1..{MAX_TIME_STEPS} or 'random', "
+                                         f"not {text!r}") from None
+
+
 class Bram:
     @staticmethod
     def configure(p):
         p.add_argument("artifact", help="artifact directory")
-        p.add_argument("--simd", default=None,
-                       help="inputs per cycle: one value for every layer or a comma list")
-        p.add_argument("--pe", default=None,
-                       help="neurons per cycle: one value for every layer or a comma list")
+        p.add_argument("--simd", type=int_list, default=None,
+                       help="inputs per cycle: one value for every layer or a comma list "
+                            "(default: none; give it with --pe, or --folding)")
+        p.add_argument("--pe", type=int_list, default=None,
+                       help="neurons per cycle: one value for every layer or a comma list "
+                            "(default: none; give it with --simd, or --folding)")
         add_folding(p, "from --simd and --pe")
         p.add_argument("-o", "--output", required=True, help="output directory")
 
@@ -132,12 +188,11 @@ class Bram:
             else:
                 if not (args.simd and args.pe):
                     raise ValueError("give --simd and --pe (or --folding SIMDxPE,...)")
-                simd = [int(v) for v in args.simd.split(",")]
-                pe = [int(v) for v in args.pe.split(",")]
-                folding = Folding.from_lists(simd, pe, a)
+                folding = Folding.from_lists(args.simd, args.pe, a)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        check_output_dir(args.output)
         paths = write_bram_files(a, folding, args.output)
         print(f"{'layer':<10} {'folding':<8} {'depth':>6} {'width':>6} {'bits':>8}  file")
         for layer, f, path in zip(a.layers, folding.layers, paths, strict=True):
@@ -151,12 +206,17 @@ class Random:
     @staticmethod
     def configure(p):
         p.add_argument("-o", "--output", required=True, help="artifact directory to write")
-        p.add_argument("--sizes", default="64,128,10",
-                       help="N,M1,...,classes (default 64,128,10)")
-        p.add_argument("--time-steps", type=int, default=4)
-        p.add_argument("--input", choices=["multibit", "spike"], default="multibit")
-        p.add_argument("--input-bits", type=int, default=5)
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--sizes", type=int_list, default=[64, 128, 10], metavar="N,M1,...,C",
+                       help="inputs, hidden layer sizes, classes (default: 64,128,10)")
+        p.add_argument("--time-steps", type=time_steps_or_random, default=4, metavar="T",
+                       help=f"time steps, 1..{MAX_TIME_STEPS}, or 'random': one of 1, 2, 3, 4, "
+                            "5, 8, 16 drawn from --seed (default: 4)")
+        p.add_argument("--input", choices=["multibit", "spike"], default="multibit",
+                       help="first-layer input kind")
+        p.add_argument("--input-bits", type=int_in(1, 16), default=5,
+                       help="bits of a multibit input, 1..16 (ignored for spikes)")
+        p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0,
+                       help="seed of every random draw")
         p.add_argument("--force", action="store_true", help="replace an existing artifact")
 
     @staticmethod
@@ -164,8 +224,12 @@ class Random:
         from sw.artifact import write_artifact
         from sw.randnet import random_artifact
 
-        sizes = [int(v) for v in args.sizes.split(",")]
-        a = random_artifact(args.seed, sizes=sizes, time_steps=args.time_steps,
+        if len(args.sizes) < 2:
+            print(f"error: --sizes needs at least N,classes, not "
+                  f"{','.join(map(str, args.sizes))}", file=sys.stderr)
+            return 2
+        check_output_dir(args.output)
+        a = random_artifact(args.seed, sizes=args.sizes, time_steps=args.time_steps,
                             input_kind=args.input, input_bits=args.input_bits)
         try:
             write_artifact(a, args.output, overwrite=args.force)

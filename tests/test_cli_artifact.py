@@ -84,3 +84,48 @@ def test_verilog_offers_the_weight_memories_the_stages_take(tmp_path, capsys):
     choices = ", ".join(repr(c) for c in WEIGHT_MEMORY)
     assert (f"argument --weight-memory: invalid choice: 'bram' (choose from {choices})"
             in capsys.readouterr().err)
+
+
+def _with_metadata(tmp_path, sizes, input_kind, **metadata):
+    """A random artifact recording a dataset the way ``bitspike export`` does."""
+    from sw.artifact import Artifact, write_artifact
+    from sw.randnet import random_artifact
+
+    a = random_artifact(3, sizes=sizes, time_steps=4, input_kind=input_kind, input_bits=5)
+    out = tmp_path / "rec"
+    write_artifact(Artifact(layers=a.layers, metadata=metadata), out)
+    return out
+
+
+def test_golden_defaults_to_the_recorded_dataset_and_options(tmp_path, capsys):
+    """Without --dataset, golden runs on the artifact's dataset with its split seed and its
+    input options (here digits-events pooled by 2: 2x4x4 = 32 inputs per frame, which plain
+    digits-events (128) or digits (64) would not fit)."""
+    from sw.data import load_dataset
+    from sw.golden import GoldenModel
+
+    art = _with_metadata(tmp_path, [32, 7, 10], "spike", dataset="digits-events", data_seed=3,
+                         training={"downsample": 2, "root": None})
+    assert main(["golden", str(art), "--limit", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "on digits-events/test (40 samples)" in out
+    data = load_dataset("digits-events", downsample=2, seed=3)
+    pred = GoldenModel(load_artifact(art)).run(data.test.flat()[:40]).predictions
+    acc = 100 * float(np.mean(pred == data.test.y[:40]))
+    assert f"accuracy      {acc:.2f} %" in out
+    # naming the recorded dataset keeps its options; another dataset is loaded as it comes
+    assert main(["golden", str(art), "--dataset", "digits-events", "--limit", "40"]) == 0
+    assert f"accuracy      {acc:.2f} %" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["golden", str(art), "--dataset", "digits"])
+    assert "the artifact takes spike inputs of shape (4, 32)" in capsys.readouterr().err
+
+
+def test_golden_uses_the_recorded_root(tmp_path, capsys):
+    # a file-based dataset's root comes from the artifact; the error names the recorded root
+    art = _with_metadata(tmp_path, [196, 5, 10], "multibit", dataset="mnist",
+                         data_root=str(tmp_path / "mnist-files"))
+    with pytest.raises(SystemExit):
+        main(["golden", str(art)])
+    assert f"dataset root {str(tmp_path / 'mnist-files')!r} is not a directory" in (
+        capsys.readouterr().err)
