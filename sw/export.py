@@ -42,7 +42,7 @@ from sw.digest import Sha256
 from sw.fixedpoint import FixedPoint
 
 __all__ = ["ExportError", "ExportReport", "FoldedLayer", "export", "fold_model", "build_artifact",
-           "check_deployable", "float_spikes", "model_inputs"]
+           "check_deployable", "float_spikes", "model_inputs", "unfinished"]
 
 
 class ExportError(ValueError):
@@ -425,6 +425,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     metadata = {
         "dataset": config.dataset,
         "data_seed": config.data_seed,
+        "data_root": str(root) if root is not None else config.root,
         "model": config.model,
         "profile": config.profile,
         "hidden": list(config.hidden),
@@ -459,16 +460,36 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     return art, report
 
 
+def unfinished(ckpt) -> str | None:
+    """What a checkpoint's run has not done yet that its config plans, or None when finished:
+    epochs short of the plan, an AGMM gate the config removes by a fine-tune still in."""
+    from sw.train.config import TrainConfig
+
+    config = TrainConfig.from_json(ckpt["config"])
+    done, plan = int(ckpt["epoch"]), config.total_epochs
+    missing = []
+    if done < plan:
+        split = (f": {config.epochs} + {config.finetune_epochs} gate-free fine-tune"
+                 if config.finetunes else "")
+        missing.append(f"{done} of {plan} epochs trained{split}")
+    if config.finetunes and not ckpt.get("gates_removed"):
+        missing.append("the AGMM gate is not removed yet (the config removes it with the "
+                       "fine-tune)")
+    return "; ".join(missing) or None
+
+
 class Export:
     """``bitspike export CHECKPOINT -o ARTIFACT``."""
 
     @staticmethod
     def configure(p):
+        from sw.options import int_in
+
         p.add_argument("checkpoint", help="checkpoint.pt of a training run, or the run directory")
         p.add_argument("-o", "--out", required=True, help="artifact directory to write")
         p.add_argument("--frac-bits", default="auto",
-                       help="membrane fractional bits F, or 'auto' (default): the smallest F "
-                            "whose integer model agrees with the float model (see "
+                       help="membrane fractional bits F, 0..40, or 'auto' (default): the "
+                            "smallest F whose integer model agrees with the float model (see "
                             "--agreement, --spike-agreement)")
         p.add_argument("--agreement", type=float, default=0.998,
                        help="prediction agreement on the training split that 'auto' asks for "
@@ -476,28 +497,51 @@ class Export:
         p.add_argument("--spike-agreement", type=float, default=0.999,
                        help="hidden-spike agreement on the training split that 'auto' asks "
                             "for (default 0.999)")
-        p.add_argument("--scale-bits", type=int, default=8,
+        p.add_argument("--scale-bits", type=int_in(0, 30), default=8,
                        help="Q, bits of the readout's per-class scales A_j (default 8)")
-        p.add_argument("--gain-bits", type=int, default=4,
+        p.add_argument("--gain-bits", type=int_in(0, 16), default=4,
                        help="Qg, bits of the step gains G[t] of a kept AGMM gate (default 4)")
-        p.add_argument("--root", default=None, help="dataset root (file-based datasets)")
-        p.add_argument("--force", action="store_true", help="replace an existing artifact")
+        p.add_argument("--root", default=None,
+                       help="dataset root (file-based datasets; default: the run's)")
+        p.add_argument("--force", action="store_true",
+                       help="replace an existing artifact, and export an unfinished run "
+                            "(with a warning)")
 
     @staticmethod
     def run(args):
-        from sw.train.loop import CheckpointError
+        from sw.options import check_output_dir
+        from sw.train.loop import CheckpointError, load_checkpoint
 
         frac = args.frac_bits
         if frac != "auto":
             try:
                 frac = int(frac)
             except ValueError:
-                print(f"error: --frac-bits must be 'auto' or an int, not {frac!r}",
-                      file=sys.stderr)
+                frac = None
+            if frac is None or not 0 <= frac <= 40:
+                print(f"error: --frac-bits must be 'auto' or an int in 0..40, not "
+                      f"{args.frac_bits!r}", file=sys.stderr)
                 return 2
+        # everything that can be refused at once is, before the checkpoint's data is loaded
+        # and the F search runs
+        check_output_dir(args.out)
         if Path(args.out).exists() and not args.force:
             print(f"error: {args.out} exists; pass --force to replace it", file=sys.stderr)
             return 2
+        try:
+            ckpt = load_checkpoint(args.checkpoint)
+            missing = unfinished(ckpt)
+        except (CheckpointError, ValueError, TypeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if missing and not args.force:
+            print(f"error: {ckpt['path']} is an unfinished run ({missing}); resume it with "
+                  f"bitspike train -o RUN --resume, or pass --force to export it anyway",
+                  file=sys.stderr)
+            return 2
+        if missing:
+            print(f"WARNING: exporting an unfinished run ({missing}): the artifact is not the "
+                  f"network its config describes", file=sys.stderr)
         try:
             _, report = export(args.checkpoint, args.out, frac_bits=frac,
                                scale_bits=args.scale_bits, gain_bits=args.gain_bits,

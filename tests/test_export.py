@@ -236,3 +236,41 @@ def test_nearly_zero_scale_clips_threshold_or_refuses():
                                           r"\(b = 5 over a nearly zero scale a = 1e-30\) does "
                                           r"not fit 62 bits"):
         build_artifact(layers(5.0), input_spec=spec, time_steps=4, frac_bits=4)
+
+
+def test_export_cli_refuses_an_unfinished_run_without_force(tmp_path, capsys):
+    """A run stopped after 1 of its 2 + 1 epochs, gate still in: refused in one line saying
+    what is missing and that --force exports anyway; --force exports with a warning; the
+    finished run exports without it."""
+    from bitspike.cli import main
+
+    cfg = TrainConfig(epochs=2, finetune_epochs=1, hidden=(16,), seed=2)
+    run = train(cfg, tmp_path / "run", stop_after=1, progress=False)
+    capsys.readouterr()
+    assert main(["export", str(run), "-o", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {run / 'checkpoint.pt'} is an unfinished run (1 of 3 epochs "
+                   f"trained: 2 + 1 gate-free fine-tune; the AGMM gate is not removed yet (the "
+                   f"config removes it with the fine-tune)); resume it with bitspike train -o "
+                   f"RUN --resume, or pass --force to export it anyway\n")
+    assert not (tmp_path / "a").exists()
+    assert main(["export", str(run), "-o", str(tmp_path / "a"), "--force"]) == 0
+    assert "WARNING: exporting an unfinished run (1 of 3 epochs" in capsys.readouterr().err
+    assert load_artifact(tmp_path / "a").metadata["epochs_trained"] == 1
+    train(None, run, resume=True, progress=False)
+    assert main(["export", str(run), "-o", str(tmp_path / "b")]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_unfinished_names_a_gate_left_in_a_run_that_ran_its_epochs():
+    # a checkpoint whose epoch count is complete but whose gate was not removed (an older or
+    # hand-made checkpoint): the gate alone is what is unfinished
+    from sw.export import unfinished
+
+    cfg = TrainConfig(epochs=2, finetune_epochs=1)
+    assert unfinished({"config": cfg.to_json(), "epoch": 3, "gates_removed": True}) is None
+    assert unfinished({"config": cfg.to_json(), "epoch": 3, "gates_removed": False}) == (
+        "the AGMM gate is not removed yet (the config removes it with the fine-tune)")
+    kept = cfg.replace(agmm_deploy="keep")
+    assert unfinished({"config": kept.to_json(), "epoch": 2, "gates_removed": False}) is None
+    assert unfinished({"config": kept.to_json(), "epoch": 1}) == "1 of 2 epochs trained"

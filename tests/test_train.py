@@ -215,3 +215,46 @@ def test_file_dataset_trains_and_exports(tmp_path, seed):
     pred = GoldenModel(art).run(data.test.flat()).predictions
     assert float(np.mean(pred == data.test.y)) == rep.integer_accuracy
     assert rep.integer_accuracy > 0.5
+
+
+def test_train_cli_takes_the_dataset_options_and_mnist_sized_data_deploys(tmp_path, capsys):
+    """MNIST-format files (written here, 28x28 8-bit) trained from the command line with
+    --downsample 2 --bits 4 --limit: the run records the options, export reads the same data
+    (196 inputs of 4 bits) and golden finds the dataset, its root and options in the artifact."""
+    import struct
+
+    import numpy as np
+
+    from bitspike.cli import main
+    from sw.artifact import load_artifact
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mnist"
+    root.mkdir()
+    for prefix, n in (("train", 40), ("t10k", 24)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+            (root / f"{prefix}-{kind}-ubyte").write_bytes(header + arr.tobytes())
+    run, art = tmp_path / "run", tmp_path / "art"
+    assert main(["train", "--dataset", "mnist", "--root", str(root), "--downsample", "2",
+                 "--bits", "4", "--limit", "30", "--epochs", "1", "--finetune-epochs", "1",
+                 "--hidden", "8", "--batch-size", "16", "-o", str(run), "--quiet"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["downsample"], config["bits"], config["limit"]) == (2, 4, 30)
+    assert main(["export", str(run), "-o", str(art)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist test split (24 samples)" in out
+    a = load_artifact(art)
+    assert (a.layers[0].inputs, a.input.kind, a.input.bits) == (196, "multibit", 4)
+    assert a.metadata["data_root"] == str(root)
+    assert main(["golden", str(art)]) == 0
+    assert "on mnist/test (24 samples)" in capsys.readouterr().out
+
+
+def test_train_config_checks_the_dataset_options():
+    with pytest.raises(ValueError, match=r"^limit must be >= 1, not 0$"):
+        TrainConfig(limit=0)
+    with pytest.raises(TypeError, match="downsample must be an int or None"):
+        TrainConfig(downsample="2")

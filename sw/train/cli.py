@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sw.options import MAX_TIME_STEPS, check_output_dir, int_in, positive_int
 from sw.train.config import (
     DEFAULT_LR,
     DEFAULT_THREADS,
@@ -50,7 +51,7 @@ class Train:
         p.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint (its saved options)")
         p.add_argument("--force", action="store_true", help="start over in an existing --out")
-        p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+        p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                        help=f"torch CPU threads (default {DEFAULT_THREADS}: the small models run "
                             "fastest on one thread, several slow down badly on a busy machine, "
                             "and on one the trained weights do not depend on the core count)")
@@ -58,11 +59,27 @@ class Train:
         g = p.add_argument_group("data")
         g.add_argument("--dataset", default=_D.dataset,
                        help=f"one of {', '.join(sorted(DATASETS))} (default {_D.dataset})")
-        g.add_argument("--root", default=None, help="dataset root for file-based datasets")
-        g.add_argument("--data-seed", type=int, default=_D.data_seed,
-                       help="seed of the train/test split (default 0)")
+        g.add_argument("--root", default=None,
+                       help="dataset root for file-based datasets (default: none; needed by "
+                            "them, see bitspike datasets --layout)")
+        g.add_argument("--data-seed", type=int_in(0, 2**32 - 1), default=_D.data_seed,
+                       help="seed of the train/test split and the --limit subset (default 0)")
+        g.add_argument("--downsample", type=positive_int, default=None,
+                       help="spatial pooling factor k, dividing H and W: events by OR, pixels "
+                            "by the block mean (default: the dataset's, 4 for 128x128 sensors, "
+                            "else 1)")
+        g.add_argument("--bits", type=int_in(1, 16), default=None,
+                       help="keep this many most significant bits of multi-bit pixels "
+                            "(default: all)")
+        g.add_argument("--bin-us", type=positive_int, default=None,
+                       help="event datasets: fixed time bins of this many microseconds "
+                            "(default: T equal bins over each sample)")
+        g.add_argument("--limit", type=positive_int, default=None,
+                       help="at most this many samples per split, drawn with --data-seed "
+                            "(default: all)")
         g = p.add_argument_group("model")
-        g.add_argument("--model", choices=list(MODELS), default=_D.model)
+        g.add_argument("--model", choices=list(MODELS), default=_D.model,
+                       help="mlp (dense; deployable) or vgg (3x3 conv blocks)")
         g.add_argument("--profile", choices=list(PROFILES), default=_D.profile,
                        help="hardware: every layer binary (deployable); paper: full-precision "
                             "first and last layer")
@@ -70,45 +87,69 @@ class Train:
                        help="MLP hidden sizes, comma-separated (default 128)")
         g.add_argument("--channels", default=",".join(map(str, _D.channels)),
                        help="VGG channels, 'M' = 2x2 max-pool (default 16,M,32,M)")
-        g.add_argument("-T", "--time-steps", type=int, default=_D.time_steps)
-        g.add_argument("--threshold", type=float, default=_D.threshold)
+        g.add_argument("-T", "--time-steps", type=int_in(1, MAX_TIME_STEPS),
+                       default=_D.time_steps, help=f"time steps per sample, 1..{MAX_TIME_STEPS}")
+        g.add_argument("--threshold", type=float, default=_D.threshold,
+                       help="LIF firing threshold")
         g.add_argument("--leak-shift", type=_leak, default=_D.leak_shift,
                        help="k of the leak factor 1 - 2^-k, or 'none' (default 2)")
-        g.add_argument("--reset", choices=["hard", "soft"], default=_D.reset)
-        g.add_argument("--surrogate", choices=list(SURROGATES), default=_D.surrogate)
-        g.add_argument("--surrogate-alpha", type=float, default=None)
-        g.add_argument("--detach-reset", action="store_true")
-        g.add_argument("--weight-scale", choices=["none", "mean", "learned"], default="none")
+        g.add_argument("--reset", choices=["hard", "soft"], default=_D.reset,
+                       help="after a spike: to 0 (hard) or minus the threshold (soft)")
+        g.add_argument("--surrogate", choices=list(SURROGATES), default=_D.surrogate,
+                       help="surrogate gradient of the spike")
+        g.add_argument("--surrogate-alpha", type=float, default=None,
+                       help="sharpness of the surrogate (default: the surrogate's own, 1 for "
+                            "triangle)")
+        g.add_argument("--detach-reset", action="store_true",
+                       help="no gradient through the reset")
+        g.add_argument("--weight-scale", choices=["none", "mean", "learned"], default="none",
+                       help="per-output-channel scale of the binary weights")
         g = p.add_argument_group("AGMM gate (docs/agmm.md)")
         g.add_argument("--agmm", type=_onoff, default=_D.agmm, metavar="on|off",
                        help="gate after every block (default on)")
         g.add_argument("--agmm-stat", choices=list(STATS), default=_D.agmm_stat,
                        help="E per sample, or over the batch with running statistics "
                             f"(default {_D.agmm_stat})")
-        g.add_argument("--agmm-moment", choices=list(MOMENTS), default=_D.agmm_moment)
-        g.add_argument("--agmm-alpha", choices=list(ALPHAS), default=_D.agmm_alpha)
-        g.add_argument("--agmm-alpha-init", type=float, default=_D.agmm_alpha_init)
+        g.add_argument("--agmm-moment", choices=list(MOMENTS), default=_D.agmm_moment,
+                       help="the moment E of the gate's input that it normalises by")
+        g.add_argument("--agmm-alpha", choices=list(ALPHAS), default=_D.agmm_alpha,
+                       help="the gate's per-time-step factor alpha: learned or fixed")
+        g.add_argument("--agmm-alpha-init", type=float, default=_D.agmm_alpha_init,
+                       help="initial alpha")
         g.add_argument("--agmm-deploy", choices=list(DEPLOYS), default=_D.agmm_deploy,
                        help="keep the gate at inference (folded into step gains) or remove it "
                             "with a gate-free fine-tune")
-        g.add_argument("--finetune-epochs", type=int, default=_D.finetune_epochs)
-        g.add_argument("--finetune-lr-factor", type=float, default=_D.finetune_lr_factor)
+        g.add_argument("--finetune-epochs", type=int_in(0), default=_D.finetune_epochs,
+                       help="gate-free epochs after --epochs (--agmm-deploy finetune)")
+        g.add_argument("--finetune-lr-factor", type=float, default=_D.finetune_lr_factor,
+                       help="fine-tune learning rate = lr times this")
         g = p.add_argument_group("optimisation")
-        g.add_argument("--epochs", type=int, default=_D.epochs)
-        g.add_argument("--batch-size", type=int, default=_D.batch_size)
-        g.add_argument("--optimizer", choices=list(OPTIMIZERS), default=_D.optimizer)
+        g.add_argument("--epochs", type=int_in(0), default=_D.epochs,
+                       help="training epochs, before the fine-tune")
+        g.add_argument("--batch-size", type=int_in(2), default=_D.batch_size,
+                       help="global batch (split across torchrun processes)")
+        g.add_argument("--optimizer", choices=list(OPTIMIZERS), default=_D.optimizer,
+                       help="optimiser of every parameter")
         g.add_argument("--lr", type=float, default=None,
-                       help=f"learning rate (default {DEFAULT_LR})")
-        g.add_argument("--momentum", type=float, default=_D.momentum)
-        g.add_argument("--weight-decay", type=float, default=_D.weight_decay)
-        g.add_argument("--schedule", choices=list(SCHEDULES), default=_D.schedule)
-        g.add_argument("--seed", type=int, default=_D.seed)
+                       help="learning rate (default: "
+                            + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()) + ")")
+        g.add_argument("--momentum", type=float, default=_D.momentum,
+                       help="SGD momentum (Adam ignores it)")
+        g.add_argument("--weight-decay", type=float, default=_D.weight_decay,
+                       help="weight decay of the full-precision parameters (never the latent "
+                            "binary weights)")
+        g.add_argument("--schedule", choices=list(SCHEDULES), default=_D.schedule,
+                       help="learning rate: cosine decay per step to 0, or constant")
+        g.add_argument("--seed", type=int_in(0, 2**63 - 1), default=_D.seed,
+                       help="initialisation and batch order")
         g.add_argument("--device", default=_D.device, help="auto (CUDA when present), cpu, cuda")
 
     @staticmethod
     def config_from_args(args) -> TrainConfig:
         return TrainConfig(
-            dataset=args.dataset, root=args.root, data_seed=args.data_seed, model=args.model,
+            dataset=args.dataset, root=args.root, data_seed=args.data_seed,
+            downsample=args.downsample, bits=args.bits, bin_us=args.bin_us, limit=args.limit,
+            model=args.model,
             hidden=args.hidden, channels=args.channels, profile=args.profile,
             time_steps=args.time_steps, threshold=args.threshold, leak_shift=args.leak_shift,
             reset=args.reset, surrogate=args.surrogate, surrogate_alpha=args.surrogate_alpha,
@@ -136,6 +177,8 @@ class Train:
                     train(None, args.out, resume=True, progress=not args.quiet)
             else:
                 config = Train.config_from_args(args)
+                # refused now, not after the data are loaded and the first epoch trained
+                check_output_dir(args.out or "runs")
                 with torch_threads(args.threads):
                     train(config, args.out, overwrite=args.force, progress=not args.quiet)
         except (TypeError, ValueError, FileExistsError, DatasetError, CheckpointError) as exc:
@@ -151,13 +194,15 @@ class Plot:
     def configure(p):
         p.add_argument("runs", nargs="+", help="run directories (holding metrics.jsonl)")
         p.add_argument("-o", "--out", required=True, help="directory for the PNG files")
-        p.add_argument("--labels", default=None, help="comma-separated legend labels")
+        p.add_argument("--labels", default=None,
+                       help="comma-separated legend labels (default: the run directories)")
 
     @staticmethod
     def run(args):
         from sw.train.plots import PlotError, plot_runs
 
         labels = args.labels.split(",") if args.labels else None
+        check_output_dir(args.out)
         try:
             files = plot_runs(args.runs, args.out, labels=labels)
         except PlotError as exc:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from sw.checks import check_bool, check_int, is_int, is_real
+from sw.checks import check_bool, check_int, check_optional_int, is_int, is_real
 from sw.models import MODELS, PROFILES, parse_sizes
 from sw.nn import ALPHAS, MOMENTS, SCALES, STATS, SURROGATES
+from sw.options import MAX_TIME_STEPS
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DEPLOYS", "DEFAULT_LR"]
 
@@ -35,8 +36,13 @@ class TrainConfig:
     root : str or None
         Dataset root for file-based datasets.
     data_seed : int
-        Seed of the dataset's train/test split (kept apart from ``seed`` so every run of a
-        dataset tests on the same split; ``bitspike golden`` uses 0 too).
+        Seed of the dataset's train/test split and of the ``limit`` subset (kept apart from
+        ``seed`` so every run of a dataset tests on the same split; ``bitspike golden`` uses
+        the one the artifact records).
+    downsample, bits, bin_us, limit : int or None
+        Dataset options (:class:`sw.data.DatasetOptions`; docs/datasets.md): spatial pooling
+        factor, most significant bits kept of multi-bit pixels, fixed event bins in µs, at
+        most this many samples per split. None: the dataset's default.
     model : {"mlp", "vgg"}
     hidden : tuple of int
         MLP hidden sizes.
@@ -81,6 +87,10 @@ class TrainConfig:
     dataset: str = "digits"
     root: str | None = None
     data_seed: int = 0
+    downsample: int | None = None
+    bits: int | None = None
+    bin_us: int | None = None
+    limit: int | None = None
     model: str = "mlp"
     hidden: tuple = (128,)
     channels: tuple = (16, "M", 32, "M")
@@ -124,8 +134,12 @@ class TrainConfig:
         for name in ("data_seed", "seed", "time_steps", "epochs", "batch_size",
                      "finetune_epochs"):
             check_int(name, getattr(self, name))
-        if not 1 <= self.time_steps <= 1024:
-            raise ValueError(f"time_steps must be between 1 and 1024, not {self.time_steps}")
+        if not 1 <= self.time_steps <= MAX_TIME_STEPS:
+            raise ValueError(f"time_steps must be between 1 and {MAX_TIME_STEPS}, not "
+                             f"{self.time_steps}")
+        for name, lo, hi in (("downsample", 1, None), ("bits", 1, 16), ("bin_us", 1, None),
+                             ("limit", 1, None)):
+            check_optional_int(name, getattr(self, name), lo, hi)
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, not {self.epochs}")
         if self.batch_size < 2:

@@ -66,7 +66,8 @@ def load_data(config: TrainConfig):
     from sw.data import load_dataset
 
     return load_dataset(config.dataset, root=config.root, time_steps=config.time_steps,
-                        seed=config.data_seed)
+                        seed=config.data_seed, downsample=config.downsample, bits=config.bits,
+                        bin_us=config.bin_us, limit=config.limit)
 
 
 def state_digest(model) -> str:
