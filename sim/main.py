@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", default=None,
                    help="simulate this artifact instead of training/exporting the default model")
     p.add_argument("--dataset", default=None,
-                   help="dataset of --artifact (default: its metadata's, else digits)")
+                   help="dataset of --artifact (default: the one it records, with its root, "
+                        "split seed and options; digits for a random network)")
     add_folding(p, "the generator's (hw.plan.default_folding)")
     p.add_argument("--waves", action="store_true",
                    help="dump a waveform (FST with Icarus, VCD with Verilator)")
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
             return 2
 
     from sw.artifact import ArtifactError, load_artifact
-    from sw.cli_artifact import dataset_inputs
+    from sw.cli_artifact import dataset_inputs, recorded_dataset
     from sw.golden import GoldenModel
 
     checkpoint = None
@@ -147,9 +148,13 @@ def main(argv=None) -> int:
         checkpoint = ensure_trained(Path(args.run_dir))
         artifact_dir = Path(args.out)
         artifact = ensure_exported(checkpoint, artifact_dir)
-    dataset = args.dataset or artifact.metadata.get("dataset", "digits")
-    x, y = dataset_inputs(artifact, dataset, "test",
-                          seed=int(artifact.metadata.get("data_seed", 0)))
+    # The data the network was trained on (name, root, split seed, input options), unless
+    # another dataset is named; as `bitspike golden` does.
+    recorded = recorded_dataset(artifact)
+    dataset = args.dataset or recorded["dataset"]
+    data_args = dict(root=recorded["root"], seed=recorded["seed"], options=recorded["options"]) \
+        if dataset == recorded["dataset"] else dict(seed=recorded["seed"])
+    x, y = dataset_inputs(artifact, dataset, "test", **data_args)
     if args.samples is not None:
         x, y = x[:args.samples], y[:args.samples]
 
@@ -198,7 +203,8 @@ def main(argv=None) -> int:
     float_note = ""
     float_acc = None
     if checkpoint is not None:
-        pred = _float_predictions(checkpoint, _split_samples(dataset, artifact, len(x)), y)
+        pred = _float_predictions(checkpoint, _split_samples(dataset, artifact, len(x),
+                                                             data_args), y)
         if pred is not None:
             float_acc = float(np.mean(pred == y))
     if float_acc is None and "float_accuracy" in artifact.metadata:
@@ -244,12 +250,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def _split_samples(dataset, artifact, n):
+def _split_samples(dataset, artifact, n, data_args):
     """The first ``n`` test samples in the dataset's own layout (what the float model takes)."""
     from sw.data import load_dataset
 
-    data = load_dataset(dataset, time_steps=artifact.time_steps,
-                        seed=int(artifact.metadata.get("data_seed", 0)))
+    data = load_dataset(dataset, time_steps=artifact.time_steps, root=data_args.get("root"),
+                        seed=data_args["seed"], **data_args.get("options", {}))
     return data.test.x[:n]
 
 
