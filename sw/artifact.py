@@ -558,10 +558,12 @@ def _parse_params(lines, header, rows, file):
             raise _err(f"expected {ncol} comma-separated integers ({header}), found {line!r}",
                        file=file, field=f"line {j + 2}")
         for k, cell in enumerate(cells):
-            if not re.fullmatch(r"-?[0-9]+", cell.strip()):
+            # spaces and tabs around a cell only: str.strip would also take control characters
+            # such as \x1f, which int() then refuses with a ValueError
+            if not re.fullmatch(r"[ \t]*-?[0-9]+[ \t]*", cell):
                 raise _err(f"expected an integer for {header.split(',')[k]!r}, found {cell!r}",
                            file=file, field=f"line {j + 2}")
-            value = int(cell)
+            value = int(cell.strip(" \t"))
             if abs(value) >= 1 << fx.MAX_WIDTH:
                 raise _err(f"{header.split(',')[k]} = {value} is out of range "
                            f"(|value| < 2**{fx.MAX_WIDTH})", file=file, field=f"line {j + 2}")
@@ -696,17 +698,19 @@ def _fixed_from_json(obj, file, where):
         raise _err(str(exc), file=file, field=where) from None
 
 
-def _read_regular(path: Path, name: str, cap: int, named_by: str) -> bytes:
+def _read_regular(path: Path, dir_fd: int, name: str, cap: int, named_by: str) -> bytes:
     """The bytes of ``path / name``, at most ``cap`` of them, from a regular file only.
 
     O_NONBLOCK makes opening a FIFO return at once (a plain open waits for a writer forever);
     the fstat on the open descriptor then refuses it, a device (``/dev/zero`` reads forever) or
     a directory before a byte is read. A symlink to a regular file is followed: it is the
-    target's content that is hashed and checked. The size is checked before reading, and the
+    target's content that is hashed and checked. Names are opened in the directory ``dir_fd``
+    the loader opened once, so every file comes from the same directory even if an overwrite
+    swaps another one in at ``path`` meanwhile. The size is checked before reading, and the
     read itself is capped too (the file may grow between the fstat and the read).
     """
     try:
-        fd = os.open(path / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
         raise _err(f"missing from {path}{named_by}", file=name) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
@@ -813,11 +817,20 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         outside the range the integer semantics allow. The message names the file and field.
     """
     path = Path(path)
-    mf = MANIFEST
-    if not path.is_dir():
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (OSError, ValueError):
         raise _err(f"no artifact directory at {path} (expected a directory holding "
-                   f"{MANIFEST}){_leftover_note(path)}", file=str(path))
-    manifest = _parse_manifest(_read_regular(path, MANIFEST, MANIFEST_MAX_BYTES, ""))
+                   f"{MANIFEST}){_leftover_note(path)}", file=str(path)) from None
+    try:
+        return _load(path, dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _load(path: Path, dir_fd: int) -> Artifact:
+    mf = MANIFEST
+    manifest = _parse_manifest(_read_regular(path, dir_fd, MANIFEST, MANIFEST_MAX_BYTES, ""))
     if not isinstance(manifest, dict):
         raise _err("expected a JSON object at the top level", file=mf)
     schema = manifest.get("schema")
@@ -845,7 +858,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         except ValueError:
             raise _err(f"expected 'sha256:<64 lower-case hex digits>', found {hashes[name]!r}",
                        file=mf, field=f"hashes.{name}") from None
-        data = _read_regular(path, name, cap, f" (named by {field})")
+        data = _read_regular(path, dir_fd, name, cap, f" (named by {field})")
         actual = Sha256.of_bytes(data)
         if actual != recorded:
             raise _err(f"content hash {actual} does not match manifest.json's "

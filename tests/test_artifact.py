@@ -225,6 +225,8 @@ def test_out_of_range_or_mistyped_manifest_values(written, edit, match):
     ("1,2", r"line 2: expected 3 comma-separated integers"),
     ("1,2,2", r"fc0\.connected: must hold 0 or 1"),
     ("1,x,1", r"line 2: expected an integer for 'threshold', found 'x'"),
+    # a control character str.strip() would drop but int() refuses (found by the fuzz)
+    ("1,\x1f34,1", r"line 2: expected an integer for 'threshold', found '\\x1f34'"),
     (f"{2**70},0,1", r"line 2: bias = \d+ is out of range"),
     (f"{2**40},0,1", r"fc0\.membrane\.width: width \d+ is below the \d+ bits"),
 ])
