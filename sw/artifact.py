@@ -14,12 +14,16 @@ what was expected.
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import stat
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -36,10 +40,12 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "ArtifactError",
+    "ArtifactLockedError",
     "MAX_INPUTS",
     "MAX_NEURONS",
     "MAX_SYNAPSES",
     "MANIFEST_MAX_BYTES",
+    "artifact_lock",
     "InputSpec",
     "LIFLayer",
     "ReadoutLayer",
@@ -91,6 +97,14 @@ class ArtifactError(ValueError):
 
 def _err(message, file=None, field=None):
     return ArtifactError(message, file=file, field=field)
+
+
+class ArtifactLockedError(ArtifactError, FileExistsError):
+    """Another writer holds the artifact path's lock (:func:`artifact_lock`).
+
+    A :class:`ArtifactError` (a ValueError) and a FileExistsError, so the commands that report
+    either one as ``error: ...`` report this one too.
+    """
 
 
 # ----------------------------------------------------------------------------------------------
@@ -634,19 +648,110 @@ def manifest_sha256(artifact: Artifact) -> str:
     return str(manifest_digest(artifact))
 
 
-def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def artifact_lock(path: str | os.PathLike):
+    """Hold the writer's lock of the artifact path ``path``, or fail at once.
+
+    The lock is an ``fcntl.flock`` on ``.<name>.lock`` beside ``path``, taken without waiting:
+    a second writer (another process or thread) gets :class:`ArtifactLockedError` before it
+    does any work. The kernel drops the lock when its holder dies, so a killed writer never
+    blocks the next one. The file is removed on release; a writer that locked a file another
+    writer has just removed checks the inode it holds against the path's and tries again.
+    A caller with long work before :func:`write_artifact` (an export's search) holds this lock
+    around all of it and passes ``locked=True``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(path)
+    for _ in range(10):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, default_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ArtifactLockedError(
+                f"another writer holds {lock}; it is writing this artifact now (try again when "
+                f"it is done)", file=str(path)) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # locked a file its last holder had already removed
+    else:
+        raise ArtifactLockedError(f"could not take {lock}: other writers keep replacing it",
+                                  file=str(path))
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the directories ``a`` and ``b`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``):
+    at every instant each name holds one of the two. False where the system has no such call
+    (another OS, an old C library or a file system without it)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _recover(path: Path) -> None:
+    """Undo what a killed writer left beside ``path`` (called with the lock held, so nobody
+    else is writing): a previous artifact it had moved aside (only the fallback swap does
+    that) goes back to ``path`` if ``path`` is missing; every other leftover temporary or
+    backup directory is removed."""
+    backups = sorted(path.parent.glob(f".{path.name}.old-*"))
+    if backups and not path.exists():
+        os.rename(backups.pop(0), path)
+    for leftover in backups + sorted(path.parent.glob(f".{path.name}.tmp-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False,
+                   locked: bool = False) -> Path:
     """Write ``artifact`` to the directory ``path`` atomically.
 
-    Everything is written into a temporary sibling directory, which is renamed into place only
-    when complete; a failure at any point leaves ``path`` as it was (absent, or the previous
-    artifact when ``overwrite`` is set).
+    Under :func:`artifact_lock` (taken here unless ``locked`` says the caller holds it),
+    everything is written into a temporary sibling directory, which then takes ``path``'s place
+    in one step: an overwrite swaps the two directories (``renameat2(RENAME_EXCHANGE)``), so at
+    every instant ``path`` holds the old or the new artifact, and a kill at any instant leaves
+    one of them. A failure leaves ``path`` as it was (absent, or the previous artifact when
+    ``overwrite`` is set). What a killed writer left beside ``path`` is cleaned up by the next
+    one (docs/artifact.md, "Writing").
 
     Raises
     ------
+    ArtifactLockedError
+        Another writer holds ``path``'s lock (raised before any work).
     FileExistsError
         ``path`` exists and ``overwrite`` is false.
     """
     path = Path(path)
+    if not locked:
+        with artifact_lock(path):
+            return write_artifact(artifact, path, overwrite=overwrite, locked=True)
+    _recover(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -657,13 +762,23 @@ def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bo
             (tmp / name).write_bytes(text.encode("ascii"))
         (tmp / MANIFEST).write_text(_manifest_text(artifact, files))
         tmp.chmod(default_mode(directory=True))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.rename(path, old)
+        if not path.exists():
             os.rename(tmp, path)
-            shutil.rmtree(old)
+        elif _exchange(tmp, path):
+            shutil.rmtree(tmp)  # it now holds the old artifact
         else:
-            os.rename(tmp, path)
+            # Fallback: two renames, with a moment between them when path is missing; a kill
+            # there leaves the old artifact at .<name>.old-*, which the next writer restores
+            # and the loader's error names.
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rmdir(old)
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            shutil.rmtree(old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
