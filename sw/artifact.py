@@ -7,9 +7,10 @@ An artifact is a directory::
     <layer>.params.csv       per-neuron integers (bias,threshold,connected | scale,offset)
 
 ``docs/artifact.md`` specifies the format; ``docs/arithmetic.md`` the integer semantics. The
-writer is atomic (a temporary directory renamed into place) and the loader validates every
-field, size, range and hash, raising :class:`ArtifactError` that names the file, the field and
-what was expected.
+writer is atomic and locked (one writer per path; a complete temporary directory swapped into
+place, so a kill at any instant leaves the old or the new artifact), and the loader validates
+every field, size, range and hash within documented limits (regular files only, every read
+capped), raising :class:`ArtifactError` that names the file, the field and what was expected.
 """
 
 from __future__ import annotations
