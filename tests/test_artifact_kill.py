@@ -54,7 +54,7 @@ SERVER = textwrap.dedent("""
             def slow(a, b):  # widen the fallback's moment between its renames, to hit it
                 real(a, b)
                 if ".old-" in str(b):
-                    time.sleep(0.002)
+                    time.sleep(0.004)
             os.rename = slow
         i = 1
         while True:
