@@ -7,18 +7,24 @@ An artifact is a directory::
     <layer>.params.csv       per-neuron integers (bias,threshold,connected | scale,offset)
 
 ``docs/artifact.md`` specifies the format; ``docs/arithmetic.md`` the integer semantics. The
-writer is atomic (a temporary directory renamed into place) and the loader validates every
-field, size, range and hash, raising :class:`ArtifactError` that names the file, the field and
-what was expected.
+writer is atomic and locked (one writer per path; a complete temporary directory swapped into
+place, so a kill at any instant leaves the old or the new artifact), and the loader validates
+every field, size, range and hash within documented limits (regular files only, every read
+capped), raising :class:`ArtifactError` that names the file, the field and what was expected.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,6 +41,12 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "ArtifactError",
+    "ArtifactLockedError",
+    "MAX_INPUTS",
+    "MAX_NEURONS",
+    "MAX_SYNAPSES",
+    "MANIFEST_MAX_BYTES",
+    "artifact_lock",
     "InputSpec",
     "LIFLayer",
     "ReadoutLayer",
@@ -53,6 +65,17 @@ MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _LIF_HEADER = "bias,threshold,connected"
 _READOUT_HEADER = "scale,offset"
+
+# The loader's limits (docs/artifact.md, "Limits"): every size is checked against them before
+# anything is read or allocated, so a hostile manifest cannot ask for terabytes.
+MAX_INPUTS = 1 << 16            # N of one layer
+MAX_NEURONS = 1 << 16           # M of one layer
+MAX_SYNAPSES = 1 << 24          # N·M of one layer (16 Mi weight bits, a 4 MiB hex file)
+MANIFEST_MAX_BYTES = 1 << 20    # manifest.json, metadata included
+MAX_JSON_DEPTH = 32             # nesting of arrays/objects in manifest.json (metadata included)
+MAX_INT_DIGITS = 64             # digits of one JSON integer (Python refuses > 4300, slowly)
+# Bytes per params.csv cell: a sign, 19 digits (|value| < 2**62) and slack for spaces.
+_CELL_MAX_BYTES = 24
 
 
 class ArtifactError(ValueError):
@@ -75,6 +98,14 @@ class ArtifactError(ValueError):
 
 def _err(message, file=None, field=None):
     return ArtifactError(message, file=file, field=field)
+
+
+class ArtifactLockedError(ArtifactError, FileExistsError):
+    """Another writer holds the artifact path's lock (:func:`artifact_lock`).
+
+    A :class:`ArtifactError` (a ValueError) and a FileExistsError, so the commands that report
+    either one as ``error: ...`` report this one too.
+    """
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,6 +159,10 @@ def _check_common(layer, rows_name):
         v = getattr(layer, fname)
         if not is_int(v) or v < 1:
             raise _err(f"must be a positive int, not {v!r}", field=f"{layer.name}.{fname}")
+    # the writer refuses what the loader would (docs/artifact.md, "Limits")
+    too_big = _size_error(layer.inputs, layer.neurons)
+    if too_big:
+        raise _err(too_big[1], field=f"{layer.name}.{too_big[0]}")
     if layer.time_steps > 1024:
         raise _err(f"must be <= 1024, not {layer.time_steps}", field=f"{layer.name}.time_steps")
     gain = tuple(layer.step_gain)
@@ -141,6 +176,18 @@ def _check_common(layer, rows_name):
                    f"not {w.shape}", field=f"{layer.name}.weights")
     if w.size and not np.isin(w, (0, 1)).all():
         raise _err("must hold bits (1 = weight +1, 0 = weight -1)", field=f"{layer.name}.weights")
+
+
+def _size_error(inputs: int, neurons: int) -> tuple[str, str] | None:
+    """``(field, message)`` for a layer size beyond the documented limits, or None."""
+    if inputs > MAX_INPUTS:
+        return "inputs", f"{inputs} is above the limit MAX_INPUTS = {MAX_INPUTS}"
+    if neurons > MAX_NEURONS:
+        return "neurons", f"{neurons} is above the limit MAX_NEURONS = {MAX_NEURONS}"
+    if inputs * neurons > MAX_SYNAPSES:
+        return "neurons", (f"inputs x neurons = {inputs * neurons} is above the limit "
+                           f"MAX_SYNAPSES = {MAX_SYNAPSES}")
+    return None
 
 
 def _check_vector(layer, fname, n):
@@ -526,10 +573,12 @@ def _parse_params(lines, header, rows, file):
             raise _err(f"expected {ncol} comma-separated integers ({header}), found {line!r}",
                        file=file, field=f"line {j + 2}")
         for k, cell in enumerate(cells):
-            if not re.fullmatch(r"-?[0-9]+", cell.strip()):
+            # spaces and tabs around a cell only: str.strip would also take control characters
+            # such as \x1f, which int() then refuses with a ValueError
+            if not re.fullmatch(r"[ \t]*-?[0-9]+[ \t]*", cell):
                 raise _err(f"expected an integer for {header.split(',')[k]!r}, found {cell!r}",
                            file=file, field=f"line {j + 2}")
-            value = int(cell)
+            value = int(cell.strip(" \t"))
             if abs(value) >= 1 << fx.MAX_WIDTH:
                 raise _err(f"{header.split(',')[k]} = {value} is out of range "
                            f"(|value| < 2**{fx.MAX_WIDTH})", file=file, field=f"line {j + 2}")
@@ -600,19 +649,110 @@ def manifest_sha256(artifact: Artifact) -> str:
     return str(manifest_digest(artifact))
 
 
-def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def artifact_lock(path: str | os.PathLike):
+    """Hold the writer's lock of the artifact path ``path``, or fail at once.
+
+    The lock is an ``fcntl.flock`` on ``.<name>.lock`` beside ``path``, taken without waiting:
+    a second writer (another process or thread) gets :class:`ArtifactLockedError` before it
+    does any work. The kernel drops the lock when its holder dies, so a killed writer never
+    blocks the next one. The file is removed on release; a writer that locked a file another
+    writer has just removed checks the inode it holds against the path's and tries again.
+    A caller with long work before :func:`write_artifact` (an export's search) holds this lock
+    around all of it and passes ``locked=True``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(path)
+    for _ in range(10):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, default_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ArtifactLockedError(
+                f"another writer holds {lock}; it is writing this artifact now (try again when "
+                f"it is done)", file=str(path)) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # locked a file its last holder had already removed
+    else:
+        raise ArtifactLockedError(f"could not take {lock}: other writers keep replacing it",
+                                  file=str(path))
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the directories ``a`` and ``b`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``):
+    at every instant each name holds one of the two. False where the system has no such call
+    (another OS, an old C library or a file system without it)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _recover(path: Path) -> None:
+    """Undo what a killed writer left beside ``path`` (called with the lock held, so nobody
+    else is writing): a previous artifact it had moved aside (only the fallback swap does
+    that) goes back to ``path`` if ``path`` is missing; every other leftover temporary or
+    backup directory is removed."""
+    backups = sorted(path.parent.glob(f".{path.name}.old-*"))
+    if backups and not path.exists():
+        os.rename(backups.pop(0), path)
+    for leftover in backups + sorted(path.parent.glob(f".{path.name}.tmp-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bool = False,
+                   locked: bool = False) -> Path:
     """Write ``artifact`` to the directory ``path`` atomically.
 
-    Everything is written into a temporary sibling directory, which is renamed into place only
-    when complete; a failure at any point leaves ``path`` as it was (absent, or the previous
-    artifact when ``overwrite`` is set).
+    Under :func:`artifact_lock` (taken here unless ``locked`` says the caller holds it),
+    everything is written into a temporary sibling directory, which then takes ``path``'s place
+    in one step: an overwrite swaps the two directories (``renameat2(RENAME_EXCHANGE)``), so at
+    every instant ``path`` holds the old or the new artifact, and a kill at any instant leaves
+    one of them. A failure leaves ``path`` as it was (absent, or the previous artifact when
+    ``overwrite`` is set). What a killed writer left beside ``path`` is cleaned up by the next
+    one (docs/artifact.md, "Writing").
 
     Raises
     ------
+    ArtifactLockedError
+        Another writer holds ``path``'s lock (raised before any work).
     FileExistsError
         ``path`` exists and ``overwrite`` is false.
     """
     path = Path(path)
+    if not locked:
+        with artifact_lock(path):
+            return write_artifact(artifact, path, overwrite=overwrite, locked=True)
+    _recover(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -623,13 +763,23 @@ def write_artifact(artifact: Artifact, path: str | os.PathLike, *, overwrite: bo
             (tmp / name).write_bytes(text.encode("ascii"))
         (tmp / MANIFEST).write_text(_manifest_text(artifact, files))
         tmp.chmod(default_mode(directory=True))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.rename(path, old)
+        if not path.exists():
             os.rename(tmp, path)
-            shutil.rmtree(old)
+        elif _exchange(tmp, path):
+            shutil.rmtree(tmp)  # it now holds the old artifact
         else:
-            os.rename(tmp, path)
+            # Fallback: two renames, with a moment between them when path is missing; a kill
+            # there leaves the old artifact at .<name>.old-*, which the next writer restores
+            # and the loader's error names.
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rmdir(old)
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            shutil.rmtree(old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -664,34 +814,147 @@ def _fixed_from_json(obj, file, where):
         raise _err(str(exc), file=file, field=where) from None
 
 
+def _read_regular(path: Path, dir_fd: int, name: str, cap: int, named_by: str) -> bytes:
+    """The bytes of ``path / name``, at most ``cap`` of them, from a regular file only.
+
+    O_NONBLOCK makes opening a FIFO return at once (a plain open waits for a writer forever);
+    the fstat on the open descriptor then refuses it, a device (``/dev/zero`` reads forever) or
+    a directory before a byte is read. A symlink to a regular file is followed: it is the
+    target's content that is hashed and checked. Names are opened in the directory ``dir_fd``
+    the loader opened once, so every file comes from the same directory even if an overwrite
+    swaps another one in at ``path`` meanwhile. The size is checked before reading, and the
+    read itself is capped too (the file may grow between the fstat and the read).
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise _err(f"missing from {path}{named_by}", file=name) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise _err(f"cannot be opened: {exc}", file=name) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = ("a directory" if stat.S_ISDIR(st.st_mode) else
+                    "a FIFO" if stat.S_ISFIFO(st.st_mode) else
+                    "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                    "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+            raise _err(f"expected a regular file, found {what}", file=name)
+        if st.st_size > cap:
+            raise _err(f"is {st.st_size} bytes, more than the {cap} its sizes allow", file=name)
+        chunks, left = [], cap + 1
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise _err(f"cannot be read: {exc}", file=name) from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > cap:
+        raise _err(f"is more than the {cap} bytes its sizes allow (it grew while read)",
+                   file=name)
+    return data
+
+
+def _json_depth(obj) -> int:
+    """How deeply arrays/objects nest in a parsed JSON value (iteratively: no recursion)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict)
+                                                  else value))
+    return deepest
+
+
+def _parse_json_int(text: str) -> int:
+    # Called by the JSON parser for every integer literal: a bounded length instead of
+    # Python's 4300-digit ValueError (or minutes of work on a long literal below it).
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _err(f"an integer of {len(text.lstrip('-'))} digits, more than the "
+                   f"{MAX_INT_DIGITS} allowed, found {text[:20]}...", file=MANIFEST)
+    return int(text)
+
+
+def _unique_keys(pairs):
+    # A duplicated key would silently keep the last value: refuse it instead.
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _err(f"the key {key!r} appears twice in one object", file=MANIFEST)
+        obj[key] = value
+    return obj
+
+
+def _parse_manifest(data: bytes):
+    deep = f"nested deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        obj = json.loads(data.decode("utf-8"), parse_int=_parse_json_int,
+                         object_pairs_hook=_unique_keys)
+    except ArtifactError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _err(f"is not valid JSON: {exc}", file=MANIFEST) from None
+    except RecursionError:
+        # CPython's parser checks its recursion depth per level and raises this cleanly
+        raise _err(f"is not valid JSON: {deep}", file=MANIFEST) from None
+    if _json_depth(obj) > MAX_JSON_DEPTH:
+        raise _err(f"is not valid JSON: {deep}", file=MANIFEST)
+    return obj
+
+
+def _leftover_note(path: Path) -> str:
+    """Where an interrupted overwrite left the previous artifact, for the error message."""
+    backups = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.is_dir() else []
+    if not backups:
+        return ""
+    return (f"; an interrupted overwrite left the previous artifact at {backups[0]}, which the "
+            f"next write_artifact to this path restores")
+
+
 def load_artifact(path: str | os.PathLike) -> Artifact:
     """Load and validate an artifact directory.
+
+    Only regular files are read, each at most the size the manifest's sizes imply (the manifest
+    itself at most :data:`MANIFEST_MAX_BYTES`), and every size is checked against the limits
+    (:data:`MAX_INPUTS`, :data:`MAX_NEURONS`, :data:`MAX_SYNAPSES`) before anything is read or
+    allocated (docs/artifact.md, "Limits").
 
     Raises
     ------
     ArtifactError
-        For a missing directory or file, malformed JSON, an unknown schema version, a missing or
-        mistyped field, a hash mismatch, a data file of the wrong size or format, or a value
+        For a missing directory or file, a file that is not a regular file or larger than its
+        sizes allow, malformed or too deeply nested JSON, an unknown schema version, a missing
+        or mistyped field, a hash mismatch, a data file of the wrong size or format, or a value
         outside the range the integer semantics allow. The message names the file and field.
     """
     path = Path(path)
-    mf = MANIFEST
-    if not path.is_dir():
-        raise _err(f"no artifact directory at {path} (expected a directory holding "
-                   f"{MANIFEST})", file=str(path))
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise _err(f"missing from {path}", file=mf) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _err(f"is not valid JSON: {exc}", file=mf) from None
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        raise _err(f"no artifact directory at {path} (expected a directory holding "
+                   f"{MANIFEST}){_leftover_note(path)}", file=str(path)) from None
+    try:
+        return _load(path, dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _load(path: Path, dir_fd: int) -> Artifact:
+    mf = MANIFEST
+    manifest = _parse_manifest(_read_regular(path, dir_fd, MANIFEST, MANIFEST_MAX_BYTES, ""))
     if not isinstance(manifest, dict):
         raise _err("expected a JSON object at the top level", file=mf)
     schema = manifest.get("schema")
     if schema != SCHEMA:
         raise _err(f"expected {SCHEMA!r}, found {schema!r}", file=mf, field="schema")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
+    # 1.0 == True == 1 in Python: the version must be the int itself
+    if not is_int(version) or version != SCHEMA_VERSION:
         raise _err(f"unknown schema version {version!r}; this bitspike reads version "
                    f"{SCHEMA_VERSION}", file=mf, field="schema_version")
     hashes = _get(manifest, "hashes", dict, mf, "", "an object {file: 'sha256:...'}")
@@ -700,20 +963,18 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     if not isinstance(metadata, dict):
         raise _err(f"expected an object, found {metadata!r}", file=mf, field="metadata")
 
-    def read_data(name, field):
-        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+    def read_data(name, field, cap):
+        if (not isinstance(name, str) or not name or "/" in name or "\\" in name
+                or "\0" in name or name.startswith(".") or name == MANIFEST):
             raise _err(f"expected a plain file name, found {name!r}", file=mf, field=field)
         if name not in hashes:
             raise _err(f"no hash for {name!r}", file=mf, field="hashes")
-        try:
-            data = (path / name).read_bytes()
-        except FileNotFoundError:
-            raise _err(f"missing from {path} (named by {field})", file=name) from None
         try:
             recorded = Sha256.parse(hashes[name])
         except ValueError:
             raise _err(f"expected 'sha256:<64 lower-case hex digits>', found {hashes[name]!r}",
                        file=mf, field=f"hashes.{name}") from None
+        data = _read_regular(path, dir_fd, name, cap, f" (named by {field})")
         actual = Sha256.of_bytes(data)
         if actual != recorded:
             raise _err(f"content hash {actual} does not match manifest.json's "
@@ -748,9 +1009,18 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         if inputs < 1 or neurons < 1:
             raise _err(f"inputs and neurons must be >= 1, found {inputs} and {neurons}",
                        file=mf, field=w[:-1])
-        wlines = read_data(files["weights"], w + "files.weights")
+        # before a byte of the data files is read or an array allocated
+        too_big = _size_error(inputs, neurons)
+        if too_big:
+            raise _err(too_big[1], file=mf, field=w + too_big[0])
+        # The data files' sizes follow from N and M: ceil(N/4) hex digits per line, a few
+        # bounded integers per params row; each line may end in CRLF (2 bytes).
+        digits = max(1, fx.ceil_div(inputs, 4))
+        ncol = 3 if kind == "lif" else 2
+        wlines = read_data(files["weights"], w + "files.weights", neurons * (digits + 2))
         weights = weights_from_hex_lines(wlines, neurons, inputs, file=files["weights"])
-        plines = read_data(files["params"], w + "files.params")
+        plines = read_data(files["params"], w + "files.params",
+                           len(_LIF_HEADER) + 2 + neurons * (ncol * _CELL_MAX_BYTES + 2))
         try:
             if kind == "lif":
                 membrane = _fixed_from_json(obj.get("membrane"), mf, w + "membrane")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,7 @@ def test_missing_top_level_field(written):
         load_artifact(path)
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+@pytest.mark.parametrize("version", [0, 2, "1", None, 1.0, True])
 def test_unknown_schema_version(written, version):
     _, path = written
     _edit_manifest(path, lambda m: m.__setitem__("schema_version", version))
@@ -224,6 +225,8 @@ def test_out_of_range_or_mistyped_manifest_values(written, edit, match):
     ("1,2", r"line 2: expected 3 comma-separated integers"),
     ("1,2,2", r"fc0\.connected: must hold 0 or 1"),
     ("1,x,1", r"line 2: expected an integer for 'threshold', found 'x'"),
+    # a control character str.strip() would drop but int() refuses (found by the fuzz)
+    ("1,\x1f34,1", r"line 2: expected an integer for 'threshold', found '\\x1f34'"),
     (f"{2**70},0,1", r"line 2: bias = \d+ is out of range"),
     (f"{2**40},0,1", r"fc0\.membrane\.width: width \d+ is below the \d+ bits"),
 ])
@@ -277,6 +280,72 @@ def test_file_names_cannot_escape_the_directory(written):
     _, path = written
     _edit_manifest(path, lambda m: m["layers"][0]["files"].__setitem__("params", "../x.csv"))
     with pytest.raises(ArtifactError, match=r"files\.params: expected a plain file name"):
+        load_artifact(path)
+
+
+# -- hostile inputs: refused before they can hang the loader or exhaust memory -----------------
+
+def test_symlink_to_a_regular_file_is_read(written, tmp_path):
+    _, path = written
+    elsewhere = tmp_path / "elsewhere.csv"
+    (path / "fc0.params.csv").rename(elsewhere)
+    (path / "fc0.params.csv").symlink_to(elsewhere)
+    load_artifact(path)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "fc0.weights.hex"])
+def test_files_larger_than_their_sizes_allow_are_not_read(written, tmp_path, name):
+    _, path = written
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(1 << 40)  # sparse: a terabyte that takes no disk
+    (path / name).unlink()
+    (path / name).symlink_to(big)
+    with pytest.raises(ArtifactError, match=rf"^{name}: is {1 << 40} bytes, more than the "
+                                            r"\d+ its sizes allow"):
+        load_artifact(path)
+
+
+def test_manifest_cap_is_one_mebibyte(written):
+    _, path = written
+    _edit_manifest(path, lambda m: m["metadata"].__setitem__("pad", "x" * (1 << 20)))
+    with pytest.raises(ArtifactError, match=r"^manifest\.json: is \d+ bytes, more than the "
+                                            r"1048576"):
+        load_artifact(path)
+
+
+def test_layer_sizes_are_checked_before_reading(written):
+    _, path = written
+    # 2**17 x 2**17 weights would be a 4 GiB hex file and a 16 GiB array
+    _edit_manifest(path, lambda m: m["layers"][0].update(inputs=2**16, neurons=2**16))
+    with pytest.raises(ArtifactError, match=r"^manifest\.json: layers\[0\] \(fc0\)\.neurons: "
+                                            r"inputs x neurons = 4294967296 is above the limit "
+                                            r"MAX_SYNAPSES = 16777216"):
+        load_artifact(path)
+    with pytest.raises(ArtifactError, match=r"^fc\.inputs: 70000 is above the limit MAX_INPUTS"):
+        _lif(inputs=70000, weights=np.zeros((2, 70000), np.uint8))
+
+
+def test_duplicate_keys_and_bad_names_are_refused(written):
+    _, path = written
+    text = (path / "manifest.json").read_text().replace('"schema": ', '"schema": 1, "schema": ', 1)
+    (path / "manifest.json").write_text(text)
+    with pytest.raises(ArtifactError, match=r"^manifest\.json: the key 'schema' appears twice"):
+        load_artifact(path)
+    (path / "manifest.json").write_text(text.replace('"schema": 1, ', "", 1))
+    for bad in ("a\u0000b", "", "manifest.json"):
+        _edit_manifest(path, lambda m, bad=bad: m["layers"][0]["files"].__setitem__("params", bad))
+        with pytest.raises(ArtifactError, match=r"files\.params: expected a plain file name"):
+            load_artifact(path)
+
+
+@pytest.mark.parametrize("field,value", [("inputs", "13"), ("neurons", 6.0),
+                                         ("time_steps", False), ("leak_shift", "2"),
+                                         ("leak_shift", 2.0)])
+def test_strings_floats_and_bools_are_not_ints(written, field, value):
+    _, path = written
+    _edit_manifest(path, lambda m: m["layers"][0].__setitem__(field, value))
+    with pytest.raises(ArtifactError, match=rf"fc0\)?\.{field}: .*{re.escape(repr(value))}"):
         load_artifact(path)
 
 
