@@ -29,7 +29,7 @@ from sw.randnet import random_artifact, random_inputs
 FILES = ["manifest.json", "fc0.weights.hex", "fc0.params.csv", "out1.weights.hex",
          "out1.params.csv"]
 DATA = FILES[1:]
-EXAMPLES = 1000
+EXAMPLES = 500
 CASE_SECONDS = 5  # a load takes milliseconds; anything near this is a hang
 
 
