@@ -27,6 +27,7 @@ a conv layer, a full-precision layer (``paper`` profile) or a data-dependent gat
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,14 @@ import torch
 from torch import nn
 
 from sw import fixedpoint as fx
-from sw.artifact import Artifact, InputSpec, LIFLayer, ReadoutLayer, write_artifact
+from sw.artifact import (
+    Artifact,
+    InputSpec,
+    LIFLayer,
+    ReadoutLayer,
+    artifact_lock,
+    write_artifact,
+)
 from sw.checks import check_int, is_int, is_real
 from sw.digest import Sha256
 from sw.fixedpoint import FixedPoint
@@ -357,107 +365,115 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
             raise TypeError(f"{name} must be a number, not {v!r}")
         if not 0 < v <= 1:
             raise ValueError(f"{name} must be in (0, 1], not {v!r}")
-    log = log or (lambda line: None)
-    ckpt = load_checkpoint(checkpoint)
-    model, config, info = build_from_checkpoint(ckpt)
-    model = model.double()
-    check_deployable(model)
-    if data is None:
-        cfg = config if root is None else config.replace(root=str(root))
-        data = load_data(cfg)
-    if data.info.input_kind != info.input_kind or data.info.shape != info.shape:
-        raise ExportError(f"dataset {data.info.name!r} ({data.info.input_kind}, shape "
-                          f"{data.info.shape}) is not the one the model trained on "
-                          f"({info.input_kind}, shape {info.shape})")
-    folded = fold_model(model)
-    spec = (InputSpec("multibit", info.input_bits) if info.input_kind == "multibit"
-            else InputSpec("spike"))
+    with contextlib.ExitStack() as held:
+        if out is not None:
+            # One writer per artifact path, decided before the work: a second exporter to
+            # ``out`` fails here at once, not after its whole F search.
+            held.enter_context(artifact_lock(out))
+            if Path(out).exists() and not overwrite:
+                raise FileExistsError(f"{out} exists; pass overwrite=True (--force) to replace "
+                                      f"it")
+        log = log or (lambda line: None)
+        ckpt = load_checkpoint(checkpoint)
+        model, config, info = build_from_checkpoint(ckpt)
+        model = model.double()
+        check_deployable(model)
+        if data is None:
+            cfg = config if root is None else config.replace(root=str(root))
+            data = load_data(cfg)
+        if data.info.input_kind != info.input_kind or data.info.shape != info.shape:
+            raise ExportError(f"dataset {data.info.name!r} ({data.info.input_kind}, shape "
+                              f"{data.info.shape}) is not the one the model trained on "
+                              f"({info.input_kind}, shape {info.shape})")
+        folded = fold_model(model)
+        spec = (InputSpec("multibit", info.input_bits) if info.input_kind == "multibit"
+                else InputSpec("spike"))
 
-    def build(f, metadata=None):
-        return build_artifact(folded, input_spec=spec, time_steps=config.time_steps,
-                              frac_bits=f, scale_bits=scale_bits, gain_bits=gain_bits,
-                              metadata=metadata)
+        def build(f, metadata=None):
+            return build_artifact(folded, input_spec=spec, time_steps=config.time_steps,
+                                  frac_bits=f, scale_bits=scale_bits, gain_bits=gain_bits,
+                                  metadata=metadata)
 
-    search = []
-    if frac_bits == "auto":
-        calib_x = data.train.x[:calibration_samples]
-        want = _float_predictions(model, calib_x)
-        want_spikes = float_spikes(model, calib_x)
-        flat = data.train.flat()[:calibration_samples]
-        best = None
-        for f in range(0, max_frac_bits + 1):
-            try:
-                art = build(f)
-            except ExportError:
-                break
-            res = GoldenModel(art).run(flat)
-            agree = float(np.mean(res.predictions == want))
-            spikes = _spike_agreement(want_spikes, res.spikes)
-            widths = [layer.membrane.width for layer in art.lif_layers]
-            search.append({"frac_bits": f, "agreement": agree, "spike_agreement": spikes,
-                           "max_membrane_width": max(widths, default=0)})
-            log(f"F={f}: on {len(want)} training samples, predictions {100 * agree:.2f} %, "
-                f"hidden spikes {100 * spikes:.3f} % as the float model; membrane width "
-                f"{max(widths, default=0)}")
-            if best is None or (spikes, agree) > best[1:]:
-                best = (f, spikes, agree)
-            if agree >= agreement and spikes >= spike_agreement:
-                best = (f, spikes, agree)
-                break
-        if best is None:
-            raise ExportError("no fractional-bit count gives a valid integer model")
-        frac = best[0]
-    else:
-        frac = frac_bits
+        search = []
+        if frac_bits == "auto":
+            calib_x = data.train.x[:calibration_samples]
+            want = _float_predictions(model, calib_x)
+            want_spikes = float_spikes(model, calib_x)
+            flat = data.train.flat()[:calibration_samples]
+            best = None
+            for f in range(0, max_frac_bits + 1):
+                try:
+                    art = build(f)
+                except ExportError:
+                    break
+                res = GoldenModel(art).run(flat)
+                agree = float(np.mean(res.predictions == want))
+                spikes = _spike_agreement(want_spikes, res.spikes)
+                widths = [layer.membrane.width for layer in art.lif_layers]
+                search.append({"frac_bits": f, "agreement": agree, "spike_agreement": spikes,
+                               "max_membrane_width": max(widths, default=0)})
+                log(f"F={f}: on {len(want)} training samples, predictions {100 * agree:.2f} %, "
+                    f"hidden spikes {100 * spikes:.3f} % as the float model; membrane width "
+                    f"{max(widths, default=0)}")
+                if best is None or (spikes, agree) > best[1:]:
+                    best = (f, spikes, agree)
+                if agree >= agreement and spikes >= spike_agreement:
+                    best = (f, spikes, agree)
+                    break
+            if best is None:
+                raise ExportError("no fractional-bit count gives a valid integer model")
+            frac = best[0]
+        else:
+            frac = frac_bits
 
-    test_x = data.test.x
-    test_flat = data.test.flat()
-    y = np.asarray(data.test.y)
-    float_pred = _float_predictions(model, test_x)
-    float_acc = float(np.mean(float_pred == y)) if len(y) else 0.0
-    art = build(frac)
-    result = GoldenModel(art).run(test_flat)
-    int_acc = float(np.mean(result.predictions == y)) if len(y) else 0.0
-    agree = float(np.mean(result.predictions == float_pred)) if len(y) else 1.0
-    spike_agree = _spike_agreement(float_spikes(model, test_x), result.spikes)
+        test_x = data.test.x
+        test_flat = data.test.flat()
+        y = np.asarray(data.test.y)
+        float_pred = _float_predictions(model, test_x)
+        float_acc = float(np.mean(float_pred == y)) if len(y) else 0.0
+        art = build(frac)
+        result = GoldenModel(art).run(test_flat)
+        int_acc = float(np.mean(result.predictions == y)) if len(y) else 0.0
+        agree = float(np.mean(result.predictions == float_pred)) if len(y) else 1.0
+        spike_agree = _spike_agreement(float_spikes(model, test_x), result.spikes)
 
-    digest = Sha256.of_file(ckpt["path"])
-    metadata = {
-        "dataset": config.dataset,
-        "data_seed": config.data_seed,
-        "data_root": str(root) if root is not None else config.root,
-        "model": config.model,
-        "profile": config.profile,
-        "hidden": list(config.hidden),
-        "time_steps": config.time_steps,
-        "float_accuracy": round(float_acc, 6),
-        "integer_accuracy": round(int_acc, 6),
-        "prediction_agreement": round(agree, 6),
-        "test_samples": int(len(y)),
-        "agmm": ("off" if not config.agmm else
-                 f"stat={config.agmm_stat} moment={config.agmm_moment} "
-                 f"alpha={config.agmm_alpha} deploy={config.agmm_deploy}"),
-        "gate_removed": bool(ckpt.get("gates_removed")),
-        "input_scale": model.input_scale,
-        "export": {"frac_bits": frac, "scale_bits": scale_bits, "gain_bits": gain_bits},
-        "training": config.to_json(),
-        "epochs_trained": int(ckpt["epoch"]),
-        "checkpoint_sha256": str(digest),
-    }
-    art = Artifact(layers=art.layers, metadata=metadata)
-    report = ExportReport(
-        checkpoint=str(ckpt["path"]), checkpoint_sha256=digest, dataset=config.dataset,
-        test_samples=int(len(y)), float_accuracy=float_acc, integer_accuracy=int_acc,
-        prediction_agreement=agree, spike_agreement=spike_agree, frac_bits=frac,
-        frac_search=search,
-        widths={layer.name: (layer.membrane.width if isinstance(layer, LIFLayer)
-                             else layer.score.width) for layer in art.layers},
-        step_gain={layer.name: layer.step_gain for layer in art.layers
-                   if any(g != 1 for g in layer.step_gain)})
-    if out is not None:
-        write_artifact(art, out, overwrite=overwrite)
-        report.output = str(out)
-    return art, report
+        digest = Sha256.of_file(ckpt["path"])
+        metadata = {
+            "dataset": config.dataset,
+            "data_seed": config.data_seed,
+            "data_root": str(root) if root is not None else config.root,
+            "model": config.model,
+            "profile": config.profile,
+            "hidden": list(config.hidden),
+            "time_steps": config.time_steps,
+            "float_accuracy": round(float_acc, 6),
+            "integer_accuracy": round(int_acc, 6),
+            "prediction_agreement": round(agree, 6),
+            "test_samples": int(len(y)),
+            "agmm": ("off" if not config.agmm else
+                     f"stat={config.agmm_stat} moment={config.agmm_moment} "
+                     f"alpha={config.agmm_alpha} deploy={config.agmm_deploy}"),
+            "gate_removed": bool(ckpt.get("gates_removed")),
+            "input_scale": model.input_scale,
+            "export": {"frac_bits": frac, "scale_bits": scale_bits, "gain_bits": gain_bits},
+            "training": config.to_json(),
+            "epochs_trained": int(ckpt["epoch"]),
+            "checkpoint_sha256": str(digest),
+        }
+        art = Artifact(layers=art.layers, metadata=metadata)
+        report = ExportReport(
+            checkpoint=str(ckpt["path"]), checkpoint_sha256=digest, dataset=config.dataset,
+            test_samples=int(len(y)), float_accuracy=float_acc, integer_accuracy=int_acc,
+            prediction_agreement=agree, spike_agreement=spike_agree, frac_bits=frac,
+            frac_search=search,
+            widths={layer.name: (layer.membrane.width if isinstance(layer, LIFLayer)
+                                 else layer.score.width) for layer in art.layers},
+            step_gain={layer.name: layer.step_gain for layer in art.layers
+                       if any(g != 1 for g in layer.step_gain)})
+        if out is not None:
+            write_artifact(art, out, overwrite=overwrite, locked=True)
+            report.output = str(out)
+        return art, report
 
 
 def unfinished(ckpt) -> str | None:

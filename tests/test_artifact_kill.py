@@ -36,7 +36,8 @@ SIZES = [12, 7, 3]
 
 # Commands on stdin, one answer line each on stdout:
 #   loop PATH EXCHANGE   fork a writer that overwrites PATH with artifacts A, B, A, ... forever
-#                        (EXCHANGE 0: the two-rename fallback); answers its pid
+#                        (EXCHANGE 0: the two-rename fallback; 2: the fallback stopping between
+#                        its renames after a marker file PATH.in-window); answers its pid
 #   reap PID             wait for it; answers its wait status
 #   race PATH            fork two writers of PATH (a new path, no overwrite) released at once;
 #                        answers both exit codes (0 wrote, 3 lock error, 4 exists, 1 other)
@@ -47,14 +48,19 @@ SERVER = textwrap.dedent("""
     arts = [random_artifact(s, sizes=@SIZES@) for s in (1, 2)]
 
     def child(path, exchange):
-        if not exchange:
+        if exchange != 1:
             am._exchange = lambda a, b: False
             real = os.rename
+            # 0: widen the fallback's moment between its renames (4 ms), to hit it at random;
+            # 2: stop in it, say so with a marker file, and wait to be killed there.
+            pause = 0.004 if exchange == 0 else 60.0
 
-            def slow(a, b):  # widen the fallback's moment between its renames, to hit it
+            def slow(a, b):
                 real(a, b)
                 if ".old-" in str(b):
-                    time.sleep(0.004)
+                    if exchange == 2:
+                        open(path + ".in-window", "w").close()
+                    time.sleep(pause)
             os.rename = slow
         i = 1
         while True:
@@ -204,8 +210,32 @@ def test_killed_fallback_overwrites_are_recovered_by_the_next_writer(server, tmp
     counts, _ = _kill_loop(server, tmp_path, 50, rng, exchange=False)
     print(f"fallback kills: 50, {counts}")
     assert counts["old or new"] + counts["recovered by the next writer"] == 50, counts
-    # some kills hit the moment with no artifact at the path: the recovery was exercised
-    assert counts["recovered by the next writer"] > 0, counts
+
+
+def test_a_kill_between_the_fallbacks_renames_is_recovered(server, tmp_path):
+    """The fallback's one moment without an artifact at the path, hit for certain: the writer
+    stops between its two renames and is killed there; the old artifact lies beside the path,
+    the loader names it, and the next writer puts it back and writes the new one."""
+    refs = _references(tmp_path)
+    path = tmp_path / "net"
+    write_artifact(random_artifact(1, sizes=SIZES), path)
+    marker = Path(f"{path}.in-window")
+    pid = int(server.ask(f"loop {path} 2"))
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the writer never reached the fallback's window"
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+    assert os.WIFSIGNALED(int(server.ask(f"reap {pid}")))
+    marker.unlink()
+    assert not path.exists()
+    backups = [n for n in _leftovers(path) if ".old-" in n]
+    assert len(backups) == 1 and _snapshot(path.parent / backups[0]) == refs[0]
+    with pytest.raises(ArtifactError, match="an interrupted overwrite left the previous "
+                                            "artifact at"):
+        load_artifact(path)
+    write_artifact(random_artifact(2, sizes=SIZES), path, overwrite=True)
+    assert _leftovers(path) == [] and _snapshot(path) == refs[1]
 
 
 def test_loader_names_the_backup_an_interrupted_fallback_left(tmp_path, seed):
