@@ -489,10 +489,19 @@ class Run:
         x, y = dataset_inputs(artifact, args.dataset, args.split, args.root)
         if args.limit is not None:
             x, y = x[:args.limit], y[:args.limit]
-        if args.sim:
-            from bitstreams.simboard import run_command
+        if args.sim:  # no board: its top's Verilog in a simulator, the same client and report
+            from bitstreams.simboard import SimBoardError, simulate_command
 
-            return run_command(args, artifact, x, y)
+            try:
+                info, fields, note = simulate_command(args, artifact, x)
+            except SimBoardError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return exc.status
+            stats = check_board(RunStats(**fields), artifact, x, y)
+            print(f"board run: {artifact.summary()} on {args.dataset}/{args.split}")
+            print(note)
+            print(results_table(stats, info))
+            return 0 if stats.ok else 1
         try:
             transport = SerialTransport(args.port, args.baud)
         except ImportError as exc:

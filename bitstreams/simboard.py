@@ -13,7 +13,7 @@ Bytes flow: ``run_samples`` -> ``BoardClient.send`` -> ``CocotbUARTTransport.wri
 ``uart_rx``) -> RTL UART -> host link -> accelerator -> host link -> RTL UART -> ``uart_tx``
 sampled by the transport -> ``BoardClient.receive``. The cocotb process writes what
 ``run_samples`` measured to a results file (JSON, atomically); :func:`simulate_run` rebuilds
-the :class:`~bitstreams.host.RunStats` from it, so ``bitspike run`` compares with the golden
+the :class:`~bitstreams.host.RunStats` fields from it, and ``bitspike run`` compares with the golden
 model and prints the report exactly as on a board.
 
 Only the UART's clocks per bit differ by default (``clocks_per_bit``, 4 instead of the board's
@@ -33,11 +33,10 @@ import numpy as np
 
 from bitstreams.boards import get_board
 from bitstreams.boardsim import TOP, generate
-from bitstreams.host import BoardError, RunStats
 from bitstreams.protocol import DeviceInfo, ErrorCode
 
-__all__ = ["SIM_BUILD_ROOT", "SIM_TIMEOUT_S", "board_clock_hz", "simulate_run", "note",
-           "run_command"]
+__all__ = ["SIM_BUILD_ROOT", "SIM_TIMEOUT_S", "SimBoardError", "board_clock_hz", "simulate_run",
+           "note", "simulate_command"]
 
 #: Where ``bitspike run --sim`` builds (``<root>/<board>-<simulator>``); not under
 #: :data:`bitstreams.boards.BUILD_ROOT`, whose descriptions a real board's run looks up.
@@ -45,6 +44,15 @@ SIM_BUILD_ROOT = Path("build/simboard")
 #: Simulated seconds the client waits for an answer (a real board's default, 1 s, would be
 #: tens of millions of simulated cycles before a lost answer is sent again).
 SIM_TIMEOUT_S = 2e-3
+
+
+class SimBoardError(RuntimeError):
+    """``bitspike run --sim`` could not give a report; ``status`` is its exit status (1: the
+    simulated board did not answer as a board must, as on a real board; 2: no simulation)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 def board_clock_hz(board) -> float:
@@ -65,8 +73,10 @@ def _error_code(k: int):
 def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
                  simulator=None, build_dir=None, clocks_per_bit: int = 4, window: int = 4,
                  timeout_s: float = SIM_TIMEOUT_S, progress=None):
-    """Stream ``x`` through the simulated board top; returns ``(info, stats)`` as the client
-    saw them (``stats`` not yet compared with the golden model: :func:`host.check_board`).
+    """Stream ``x`` through the simulated board top; returns ``(info, fields)``: the board's
+    INFO and the :class:`bitstreams.host.RunStats` fields ``run_samples`` measured (not yet
+    compared with the golden model; this module does not import the client's, which imports
+    it for ``bitspike run --sim``).
 
     ``progress(n)`` is called as samples are answered (polled from the simulation's progress
     file while it runs).
@@ -77,7 +87,7 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
         An unknown board, or a ``clocks_per_bit`` the UART cannot take.
     sim.runner.SimulationError
         The simulator is unusable, the build failed or the simulation crashed.
-    BoardError
+    SimBoardError
         The simulated board did not answer INFO/RESET, or reported another artifact.
     """
     from hw.plan import default_folding
@@ -131,17 +141,16 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
     _poll(progress_file, shown, progress)
     data = json.loads(results.read_text())
     if "error" in data:
-        raise BoardError(data["error"])
-    stats = RunStats(samples=data["samples"], answered=data["answered"],
-                     failed=list(data["failed"]),
-                     predictions=np.asarray(data["predictions"], dtype=np.int64),
-                     scores=np.asarray(data["scores"], dtype=np.int64).reshape(
-                         data["samples"], -1),
-                     errors=Counter({_error_code(k): v for k, v in data["errors"]}),
-                     retries=data["retries"], late=data["late"],
-                     bad_frames=data["bad_frames"] + data["framing_errors"],
-                     seconds=data["seconds"])
-    return DeviceInfo.from_bytes(bytes.fromhex(data["info"])), stats
+        raise SimBoardError(data["error"], 1)
+    fields = dict(samples=data["samples"], answered=data["answered"],
+                  failed=list(data["failed"]),
+                  predictions=np.asarray(data["predictions"], dtype=np.int64),
+                  scores=np.asarray(data["scores"], dtype=np.int64).reshape(data["samples"], -1),
+                  errors=Counter({_error_code(k): v for k, v in data["errors"]}),
+                  retries=data["retries"], late=data["late"],
+                  bad_frames=data["bad_frames"] + data["framing_errors"],
+                  seconds=data["seconds"])
+    return DeviceInfo.from_bytes(bytes.fromhex(data["info"])), fields
 
 
 def _poll(path: Path, shown: int, progress) -> int:
@@ -165,12 +174,12 @@ def note(info: DeviceInfo, board, simulator: str) -> str:
             f"inferences/s in simulated time")
 
 
-def run_command(args, artifact, x, y) -> int:
-    """``bitspike run --sim`` (:class:`bitstreams.host.Run`): :func:`simulate_run`, then the
-    board's report (golden-model check, results table, exit status)."""
+def simulate_command(args, artifact, x):
+    """``bitspike run --sim`` (:class:`bitstreams.host.Run`): :func:`simulate_run` with the
+    command's options and a progress bar; returns ``(info, fields, note)``, or raises
+    :class:`SimBoardError` (one line)."""
     from tqdm import tqdm
 
-    from bitstreams.host import check_board, results_table
     from sim.runner import SimulationError, default_simulator
 
     simulator = args.simulator or default_simulator()
@@ -179,19 +188,11 @@ def run_command(args, artifact, x, y) -> int:
         board = get_board(args.board)  # before the progress bar: an unknown board is one line
         with tqdm(total=len(x), desc=f"simulated {board.name}", unit="sample",
                   file=sys.stderr) as bar:
-            info, stats = simulate_run(artifact, args.artifact, x, board=board,
-                                       simulator=simulator, build_dir=args.build,
-                                       clocks_per_bit=args.clocks_per_bit, window=args.window,
-                                       timeout_s=timeout_s,
-                                       progress=bar.update)
+            info, fields = simulate_run(artifact, args.artifact, x, board=board,
+                                        simulator=simulator, build_dir=args.build,
+                                        clocks_per_bit=args.clocks_per_bit,
+                                        window=args.window, timeout_s=timeout_s,
+                                        progress=bar.update)
     except (ValueError, SimulationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except BoardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    check_board(stats, artifact, x, y)
-    print(f"board run: {artifact.summary()} on {args.dataset}/{args.split}")
-    print(note(info, board, simulator))
-    print(results_table(stats, info))
-    return 0 if stats.ok else 1
+        raise SimBoardError(str(exc), 2) from None
+    return info, fields, note(info, board, simulator)

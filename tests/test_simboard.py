@@ -37,11 +37,11 @@ def test_run_sim_answers_every_sample_exactly(request, seed, capsys):
     require_simulator("icarus")
     build = build_dir_for(request)
     _small_artifact(build, seed)
-    rc = _sim(build, "--simulator", "icarus", "--limit", "6")
+    rc = _sim(build, "--simulator", "icarus", "--limit", "4")
     out, err = capsys.readouterr()
     assert rc == 0, (out, err[-3000:])
     lines = {line[:28].strip(): line[28:].strip() for line in out.splitlines()}
-    assert lines["samples"] == "6" and lines["answered"] == "6", out
+    assert lines["samples"] == "4" and lines["answered"] == "4", out
     assert lines["mismatches vs golden"] == "0", out
     assert lines["link errors"] == "none (retries 0, bad frames 0)", out
     assert lines["board accuracy"] == lines["golden model accuracy"], out
