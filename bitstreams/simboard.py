@@ -136,7 +136,8 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
     if failure:
         if isinstance(failure[0], SimulationError):  # one line, and where to look
             first = str(failure[0]).splitlines()[0]
-            raise SimulationError(f"{first} (log: {build / 'sim.log'})") from None
+            where = "" if "log" in first else f" (log: {build / 'sim.log'})"
+            raise SimulationError(first + where) from None
         raise failure[0]
     _poll(progress_file, shown, progress)
     data = json.loads(results.read_text())
@@ -148,6 +149,7 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
                   scores=np.asarray(data["scores"], dtype=np.int64).reshape(data["samples"], -1),
                   errors=Counter({_error_code(k): v for k, v in data["errors"]}),
                   retries=data["retries"], late=data["late"],
+                  # a character without its stop bit: on a real port, bytes the decoder drops
                   bad_frames=data["bad_frames"] + data["framing_errors"],
                   seconds=data["seconds"])
     return DeviceInfo.from_bytes(bytes.fromhex(data["info"])), fields

@@ -50,7 +50,7 @@ def test_run_sim_answers_exactly_and_reports_a_mismatch(request, seed, capsys, m
     assert "simulated icebreaker board top on icarus: UART at 4 clocks per bit (the board: " \
            "16, 3,000,000 baud)" in out
     assert lines["board"].startswith("48 MHz, folding "), out  # the iCEBreaker's PLL clock
-    assert "simulated icebreaker" in err  # the progress bar
+    assert "simulated icebreaker" in err and "3/3" in err  # the progress bar reached the end
 
     # A test of the test: the golden expectation of sample 1 is changed by one score step,
     # so the same (correct) board must now be reported as disagreeing, on that sample and
