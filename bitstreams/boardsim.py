@@ -37,7 +37,9 @@ def generate(artifact, folding=None, out_dir=".", *, clocks_per_bit: int = 4,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{TOP}.v"
-    path.write_text(verilog.convert(top, name=TOP, ports=top_ports(top), emit_src=False))
+    text = verilog.convert(top, name=TOP, ports=top_ports(top), emit_src=False)
+    if not path.is_file() or path.read_text() != text:  # unchanged: the simulator's build is
+        path.write_text(text)                            # reused (it compares file times)
     description = write_description(top, out)
     return {"verilog": str(path), "description": str(description), "clock_hz": clock_hz,
             "clocks_per_bit": clocks_per_bit,

@@ -446,7 +446,18 @@ class Run:
                             f"the accelerator's payload layouts, beside the bitstream) or that "
                             f"file itself (default: the folder under {BUILD_ROOT}/ built from "
                             f"ARTIFACT)")
-        p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+        where = p.add_mutually_exclusive_group(required=True)
+        where.add_argument("--port", help="serial port, e.g. /dev/ttyUSB1")
+        where.add_argument("--sim", action="store_true",
+                           help="no board: simulate the board top's Verilog (UART, host link, "
+                                "accelerator) driven by this client over its UART pins "
+                                "(--build is then the simulation's folder)")
+        p.add_argument("--board", default="icebreaker",
+                       help="with --sim: the board whose top (folding, clock) is simulated")
+        p.add_argument("--simulator", default=None, choices=["icarus", "verilator"],
+                       help="with --sim (default: $SIM, else Icarus if installed)")
+        p.add_argument("--clocks-per-bit", type=int, default=4,
+                       help="with --sim: UART clocks per bit (default 4: fast, same bytes)")
         p.add_argument("--baud", type=int, default=3_000_000,
                        help="UART rate of the bitstream (default 3000000)")
         p.add_argument("--dataset", default="digits", help="dataset name (default digits)")
@@ -455,8 +466,9 @@ class Run:
         p.add_argument("--limit", type=int, default=None, help="send the first LIMIT samples")
         p.add_argument("--window", type=int, default=4,
                        help="requests outstanding at once (default 4)")
-        p.add_argument("--timeout", type=float, default=1.0,
-                       help="seconds to wait for an answer before sending again")
+        p.add_argument("--timeout", type=float, default=None,
+                       help="seconds to wait for an answer before sending again (default 1; "
+                            "with --sim 0.002 of simulated time)")
         p.add_argument("--no-reset", action="store_true",
                        help="do not reset the board before streaming")
 
@@ -469,13 +481,27 @@ class Run:
 
         try:
             artifact = load_artifact(args.artifact)
-            descriptions = find_descriptions(artifact, args.artifact, args.build)
+            descriptions = [] if args.sim else find_descriptions(artifact, args.artifact,
+                                                                 args.build)
         except (ArtifactError, DescriptionError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         x, y = dataset_inputs(artifact, args.dataset, args.split, args.root)
         if args.limit is not None:
             x, y = x[:args.limit], y[:args.limit]
+        if args.sim:  # no board: its top's Verilog in a simulator, the same client and report
+            from bitstreams.simboard import SimBoardError, simulate_command
+
+            try:
+                info, fields, note = simulate_command(args, artifact, x)
+            except SimBoardError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return exc.status
+            stats = check_board(RunStats(**fields), artifact, x, y)
+            print(f"board run: {artifact.summary()} on {args.dataset}/{args.split}")
+            print(note)
+            print(results_table(stats, info))
+            return 0 if stats.ok else 1
         try:
             transport = SerialTransport(args.port, args.baud)
         except ImportError as exc:
@@ -484,7 +510,7 @@ class Run:
         except OSError as exc:  # pyserial's SerialException is an OSError
             print(f"error: cannot open {args.port}: {exc}", file=sys.stderr)
             return 2
-        client = BoardClient(transport, timeout=args.timeout)
+        client = BoardClient(transport, timeout=1.0 if args.timeout is None else args.timeout)
 
         async def session():
             if not args.no_reset:
