@@ -60,6 +60,10 @@ class Transport(Protocol):
         """The transport's clock in seconds (wall time, or simulated time)."""
 
 
+#: How far short of a deadline a transport's clock may stop after waiting for it.
+_CLOCK_SLACK = 1e-6
+
+
 class BoardError(RuntimeError):
     """The board answered something unusable, or nothing."""
 
@@ -327,13 +331,17 @@ class BoardClient:
             if left <= 0:
                 return None
             for_frame = self.decoder.pending and frame_deadline - now <= left
-            data = await tr.read(frame_deadline - now if for_frame else left)
+            until = frame_deadline if for_frame else deadline
+            data = await tr.read(until - now)
             if data:
                 self._last_byte = tr.now()
                 self._take(self.decoder.feed(data))
+            elif tr.now() < until - _CLOCK_SLACK:
+                continue  # the transport returned early: wait on
             elif for_frame:
-                # Waited out the frame timeout. Decided here, not by comparing clocks again:
-                # the clock after the wait may round to just short of the deadline.
+                # Waited out the frame timeout. Decided with a slack, not by comparing clocks
+                # exactly: the clock after a wait may round to just short of the deadline
+                # (a float sum, a simulator's whole nanoseconds) and never reach it.
                 self._take(self.decoder.drop_partial())
             else:
                 return None

@@ -27,6 +27,7 @@ import re
 from collections import Counter
 
 import numpy as np
+import pytest
 from test_host import FakeBoard, _codec, _doc_frame
 
 from bitstreams import protocol as P
@@ -273,3 +274,32 @@ def test_fuzz_catches_a_client_that_takes_any_seq(seed, monkeypatch):
         except AssertionError:
             caught += 1
     assert caught, "200 cases with a client that takes any SEQ passed"
+
+
+@pytest.mark.slow
+def test_board_rtl_survives_line_noise(request, seed, monkeypatch):
+    # The same property on the board top's RTL (cocotb, Icarus): bitstreams.tb_board's
+    # survives_line_noise puts faults on both directions of the simulated UART.
+    from bitstreams.boardsim import simulate
+    from sim.testing import build_dir_for, require_simulator
+    from sw.artifact import write_artifact
+    from sw.data import load_dataset
+    from sw.folding import Folding
+
+    require_simulator("icarus")
+    artifact = random_artifact(np.random.default_rng(seed), sizes=[64, 12, 10], time_steps=3,
+                               input_kind="multibit", input_bits=5)
+    build = build_dir_for(request)
+    write_artifact(artifact, build / "artifact", overwrite=True)
+    x = load_dataset("digits").test.flat()[:12]
+    monkeypatch.setenv("BITSPIKE_LINE_NOISE_SEED", str(seed))
+    results = simulate(artifact, build / "artifact", x, build_dir=build,
+                       folding=Folding.parse("16x4,4x5", artifact),
+                       testcases=("survives_line_noise",), simulator="icarus",
+                       timeout_s=150e-6)
+    res = results["survives_line_noise"]
+    cases = res["cases"]
+    print(f"{len(cases)} RTL cases, 0 hangs, 0 wrong answers accepted: {cases}")
+    assert len(cases) == 4 and res["clean_after"], res
+    assert sum(c["answered"] + len(c["failed"]) for c in cases) == len(x), cases
+    assert any(c["faults"] for c in cases), cases  # the line did put faults on
