@@ -221,13 +221,14 @@ class NoisyLine:
 async def survives_line_noise(dut):
     import random
 
+    from sw.golden import GoldenModel
+
     seed = os.environ.get(NOISE_SEED_ENV)
     if seed is None:
         raise RuntimeError(f"{NOISE_SEED_ENV} must give the fuzz seed")
     rng = random.Random(int(seed))
     tb = BoardTB(dut)
     info, codec = await tb.open()
-    golden = None
     cases = []
     per_case = 3
     for case in range(len(tb.x) // per_case):
@@ -241,8 +242,6 @@ async def survives_line_noise(dut):
         bad0, errors0 = tb.client.bad_frames, len(tb.client.protocol_errors)
         stats = await run_samples(tb.client, codec, x, window=window)
         check_board(stats, tb.artifact, x)
-        from sw.golden import GoldenModel
-
         golden = GoldenModel(tb.artifact).run(x)
         where = f"seed {seed}, case {case} (p_fault {p_fault}, window {window}, {line.faults})"
         answered = np.flatnonzero(stats.predictions >= 0)
