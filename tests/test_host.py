@@ -661,8 +661,8 @@ def _info_bytes(board, **fields):
     (lambda b: _info_bytes(b, lanes=0), r"INFO seq 1: INFO reports lanes = 0$"),
     (lambda b: _info_bytes(b, beats=0), r"INFO seq 1: INFO reports beats = 0$"),
     (lambda b: _info_bytes(b, clocks_per_bit=0), r"INFO seq 1: INFO reports clocks_per_bit = 0"),
-    (lambda b: _info_bytes(b, sample_bytes=7), r"INFO seq 1: INFO reports sample_bytes = 7, "
-                                               r"not beats x beat_bytes"),
+    (lambda b: _info_bytes(b, sample_bytes=b.sample_bytes + 1),
+     r"INFO seq 1: INFO reports sample_bytes = \d+, not beats x beat_bytes = \d+ x \d+$"),
     (lambda b: _info_bytes(b, folding=((0, 1),)), r"INFO seq 1: INFO reports folding 0x1 for "
                                                   r"layer 0"),
     (lambda b: b.info_bytes[:12], r"INFO seq 1: INFO payload of 12 bytes is shorter than 30"),
