@@ -42,8 +42,8 @@ from sw.digest import Sha256
 from sw.fixedpoint import ceil_div
 
 __all__ = ["Transport", "SerialTransport", "BoardError", "DESCRIPTION_FILE", "SampleCodec",
-           "find_descriptions", "codec_for", "BoardClient", "RunStats", "run_samples",
-           "check_board", "Run"]
+           "find_descriptions", "codec_for", "frame_name", "BoardClient", "RunStats",
+           "run_samples", "check_board", "results_table", "Run"]
 
 
 class Transport(Protocol):
@@ -58,6 +58,10 @@ class Transport(Protocol):
 
     def now(self) -> float:
         """The transport's clock in seconds (wall time, or simulated time)."""
+
+
+#: How far short of a deadline a transport's clock may stop after waiting for it.
+_CLOCK_SLACK = 1e-6
 
 
 class BoardError(RuntimeError):
@@ -223,83 +227,223 @@ def codec_for(descriptions: list[Description], info: P.DeviceInfo) -> SampleCode
     return SampleCodec(descriptions[0])
 
 
+def frame_name(frame: P.Frame) -> str:
+    """How a protocol error names an answer: its type (by name when known) and SEQ."""
+    try:
+        kind = P.Response(frame.type).name
+    except ValueError:
+        kind = f"frame type {frame.type:#04x}"
+    return f"{kind} seq {frame.seq}"
+
+
 class BoardClient:
     """Requests and answers over a :class:`Transport`.
+
+    The receiver is bounded like the board's: a frame longer than the largest answer the board
+    can send (:attr:`max_payload`) is thrown away at its header, and a frame whose next byte
+    does not come within ``frame_timeout`` is dropped; both count in :attr:`bad_frames`, and
+    the search for the next SYNC resumes at the byte after the false one.
 
     Parameters
     ----------
     transport : Transport
     timeout : float
         Seconds (of the transport's clock) to wait for an answer before sending again.
+    frame_timeout : float, optional
+        Seconds without a byte after which a half-received frame is dropped (default: a
+        quarter of ``timeout``; a USB serial adapter delivers within ~16 ms, so a real frame
+        never pauses that long, and a dropped false frame still leaves time to find the answer
+        hidden behind it before ``timeout``).
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = 1.0):
+    def __init__(self, transport: Transport, *, timeout: float = 1.0,
+                 frame_timeout: float | None = None):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
+        frame_timeout = timeout / 4 if frame_timeout is None else frame_timeout
+        if not frame_timeout > 0:
+            raise ValueError(f"frame_timeout must be > 0 seconds, not {frame_timeout!r}")
         self.transport = transport
         self.timeout = timeout
-        self.decoder = P.FrameDecoder(sync=P.RESPONSE_SYNC)
+        self.frame_timeout = frame_timeout
+        self._info_bytes: int | None = None
+        self._result_bytes: int | None = None
+        self.decoder = P.FrameDecoder(sync=P.RESPONSE_SYNC, max_payload=self.max_payload)
         self._frames = deque()
+        self._last_byte = 0.0
         self._seq = 0
+        self._sent: dict[int, int] = {}  # seq -> type of the last request sent with it
+        self._answered: set[int] = set()  # seqs whose last request was answered
         self.bad_frames = 0
+        #: One line per malformed answer, each naming the frame (see :func:`frame_name`).
+        self.protocol_errors: list[str] = []
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload the board can send: an ERROR's byte, its INFO (any INFO until
+        one was read) and a RESULT (once :meth:`expect_results` or INFO gave its size)."""
+        return max(P.ERROR_BYTES, self._info_bytes or P.INFO_MAX_BYTES, self._result_bytes or 0)
+
+    def expect_results(self, result_bytes: int) -> None:
+        """RESULT frames hold ``result_bytes`` (the codec's); bounds the receiver."""
+        if not is_int(result_bytes) or not 1 <= result_bytes <= 0xFFFF:
+            raise ValueError(f"result_bytes must be an int in 1..65535, not {result_bytes!r}")
+        self._result_bytes = result_bytes
+        self.decoder.max_payload = self.max_payload
 
     def next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0xFF
+        # 1..255: SEQ 0 is the board's for NO_SYNC errors, so it never names a request; a SEQ
+        # comes back only after 254 others, so a late answer is not taken for a newer request.
+        self._seq = self._seq % 255 + 1
         return self._seq
 
     async def send(self, type: int, seq: int, payload: bytes = b"") -> None:
+        self._sent[seq] = int(type)
+        self._answered.discard(seq)
         await self.transport.write(P.encode_frame(type, seq, payload))
+
+    def protocol_error(self, frame: P.Frame, what: str) -> str:
+        """Record (and return) the one-line report of a malformed answer."""
+        message = f"protocol error: {frame_name(frame)}: {what}"
+        self.protocol_errors.append(message)
+        return message
+
+    def _take(self, items) -> None:
+        for item in items:
+            if isinstance(item, P.Frame):
+                self._frames.append(item)
+            else:
+                self.bad_frames += 1
 
     async def receive(self, timeout: float) -> P.Frame | None:
         """The next good frame from the board, or None after ``timeout`` seconds of silence.
-        Undecodable bytes are counted in :attr:`bad_frames`."""
-        deadline = self.transport.now() + timeout
+        Undecodable bytes, frames too long and frames left incomplete for ``frame_timeout``
+        are counted in :attr:`bad_frames`."""
+        tr = self.transport
+        deadline = tr.now() + timeout
         while not self._frames:
-            left = deadline - self.transport.now()
+            now = tr.now()
+            frame_deadline = self._last_byte + self.frame_timeout
+            if self.decoder.pending and now >= frame_deadline:
+                self._take(self.decoder.drop_partial())
+                continue
+            left = deadline - now
             if left <= 0:
                 return None
-            data = await self.transport.read(left)
-            for item in self.decoder.feed(data):
-                if isinstance(item, P.Frame):
-                    self._frames.append(item)
-                else:
-                    self.bad_frames += 1
+            for_frame = self.decoder.pending and frame_deadline - now <= left
+            until = frame_deadline if for_frame else deadline
+            data = await tr.read(until - now)
+            if data:
+                self._last_byte = tr.now()
+                self._take(self.decoder.feed(data))
+            elif tr.now() < until - _CLOCK_SLACK:
+                continue  # the transport returned early: wait on
+            elif for_frame:
+                # Waited out the frame timeout. Decided with a slack, not by comparing clocks
+                # exactly: the clock after a wait may round to just short of the deadline
+                # (a float sum, a simulator's whole nanoseconds) and never reach it.
+                self._take(self.decoder.drop_partial())
+            else:
+                return None
         return self._frames.popleft()
 
-    async def request(self, type: int, payload: bytes = b"", *, expect: int) -> P.Frame:
-        """Send one request and return its answer of type ``expect`` (BoardError on an error
-        answer or silence)."""
-        seq = self.next_seq()
-        await self.send(type, seq, payload)
-        deadline = self.transport.now() + self.timeout
-        while True:
-            frame = await self.receive(max(0.0, deadline - self.transport.now()))
-            if frame is None:
-                raise BoardError(f"no answer to {P.Request(type).name} within "
-                                 f"{self.timeout:g} s (is the board programmed, the port and "
-                                 f"baud rate right?)")
-            if frame.seq != seq:
-                continue  # a late answer to something earlier
-            if frame.type == P.Response.ERROR:
-                raise BoardError(f"the board answered {P.Request(type).name} with error "
-                                 f"{frame.error!r}")
-            if frame.type != expect:
-                raise BoardError(f"the board answered {P.Request(type).name} with frame type "
-                                 f"{frame.type:#04x}")
-            return frame
+    def flush(self) -> list[P.Frame]:
+        """Drop a half-received frame now (counted in :attr:`bad_frames`); the frames found
+        behind it, and any not yet taken by :meth:`receive`."""
+        self._take(self.decoder.drop_partial())
+        frames = list(self._frames)
+        self._frames.clear()
+        return frames
+
+    def classify(self, frame: P.Frame) -> str:
+        """What an answer whose SEQ is not outstanding is: ``"late"`` (its request was given
+        up), ``"duplicate"`` (its request was answered already) or ``"unsent"``."""
+        if frame.seq not in self._sent:
+            return "unsent"
+        return "duplicate" if frame.seq in self._answered else "late"
+
+    def stray(self, frame: P.Frame) -> bool:
+        """Record a protocol error for an answer (not an ERROR, which may carry a corrupted
+        request's SEQ) to a request never sent, or a second answer; True for a late one."""
+        kind = self.classify(frame)
+        if frame.type == P.Response.ERROR:
+            return False
+        if kind == "unsent":
+            self.protocol_error(frame, "answers a request never sent")
+        elif kind == "duplicate":
+            name = _request_name(self._sent[frame.seq])
+            self.protocol_error(frame, f"a second answer to {name} seq {frame.seq}")
+        return kind == "late"
+
+    async def request(self, type: int, payload: bytes = b"", *, expect: int,
+                      retries: int = 2) -> P.Frame:
+        """Send one request and return its answer of type ``expect``; sent again (at most
+        ``retries`` times) when answered with an error or not within the timeout. BoardError
+        after that, or on a malformed answer (one line naming the frame)."""
+        name = _request_name(type)
+        for attempt in range(retries + 1):
+            seq = self.next_seq()
+            await self.send(type, seq, payload)
+            deadline = self.transport.now() + self.timeout
+            error = None
+            while error is None:
+                frame = await self.receive(max(0.0, deadline - self.transport.now()))
+                if frame is None:
+                    error = (f"no answer to {name} within {self.timeout:g} s ({attempt + 1} "
+                             f"tries; is the board programmed, the port and baud rate right?)")
+                    break
+                if frame.seq != seq:
+                    self.stray(frame)
+                    continue  # a late answer to something earlier, or a NO_SYNC error
+                self._answered.add(seq)
+                if frame.type == P.Response.ERROR:
+                    if len(frame.payload) != P.ERROR_BYTES:
+                        raise BoardError(self.protocol_error(
+                            frame, f"payload of {len(frame.payload)} bytes, expected "
+                                   f"{P.ERROR_BYTES}"))
+                    error = f"the board answered {name} with error {frame.error!r}"
+                    break
+                if frame.type != expect:
+                    raise BoardError(self.protocol_error(
+                        frame, f"answers {name} seq {seq}, expected "
+                               f"{P.Response(expect).name}"))
+                return frame
+        raise BoardError(error)
 
     async def info(self) -> P.DeviceInfo:
         frame = await self.request(P.Request.INFO, expect=P.Response.INFO)
-        return P.DeviceInfo.from_bytes(frame.payload)
+        try:
+            info = P.DeviceInfo.from_bytes(frame.payload)
+        except P.ProtocolError as exc:
+            raise BoardError(self.protocol_error(frame, str(exc))) from None
+        # From now on the receiver accepts no frame longer than this board can send.
+        self._info_bytes = len(frame.payload)
+        self._result_bytes = info.result_bytes
+        self.decoder.max_payload = self.max_payload
+        return info
 
     async def reset(self) -> None:
         """Return the board's accelerator and link to idle (samples in flight are dropped)."""
         await self.request(P.Request.RESET, expect=P.Response.RESET_DONE)
 
 
+def _request_name(type: int) -> str:
+    try:
+        return P.Request(type).name
+    except ValueError:
+        return f"request type {type:#04x}"
+
+
 @dataclass
 class RunStats:
-    """What :func:`run_samples` measured."""
+    """What :func:`run_samples` measured.
+
+    Every sample ends either answered or in :attr:`failed`: ``answered + len(failed) ==
+    samples``. :attr:`bad_frames` and :attr:`protocol_errors` are the client's for its whole
+    session (INFO and RESET included). Protocol errors are reported but do not fail a run by
+    themselves: the run is :attr:`ok` when every sample was answered and equals the golden
+    model.
+    """
 
     samples: int = 0
     answered: int = 0
@@ -310,6 +454,7 @@ class RunStats:
     retries: int = 0
     late: int = 0
     bad_frames: int = 0
+    protocol_errors: list = field(default_factory=list)  # one line each, naming the frame
     seconds: float = 0.0
     mismatches: list = field(default_factory=list)    # (index, what, expected, got)
     correct: int = 0                                  # against the labels
@@ -330,8 +475,8 @@ async def run_samples(client: BoardClient, codec: SampleCodec, x, *, window: int
 
     Up to ``window`` requests are outstanding at once (the board holds 2 samples in its
     buffer and 4 in the accelerator, and queues 4 answers, so up to 4 are never refused);
-    a sample answered with an error, or not within the client's timeout, is sent again, at
-    most ``retries`` times.
+    a sample answered with an error or a malformed answer, or not within the client's
+    timeout, is sent again, at most ``retries`` times.
     """
     if not is_int(window) or not 1 <= window <= 64:
         raise ValueError(f"window must be an int in 1..64, not {window!r}")
@@ -341,11 +486,54 @@ async def run_samples(client: BoardClient, codec: SampleCodec, x, *, window: int
     stats.predictions = np.full(n, -1, dtype=np.int64)
     stats.scores = np.zeros((n, codec.classes), dtype=np.int64)
     payloads = [codec.pack(x[i]) for i in range(n)]
+    client.expect_results(codec.result_bytes)
     todo = deque(range(n))
     attempts = Counter()
     pending = {}  # seq -> (index, deadline)
     start = client.transport.now()
     tr = client.transport
+
+    def retry(i):
+        if attempts[i] <= retries:
+            stats.retries += 1
+            todo.appendleft(i)
+        else:
+            stats.failed.append(i)
+            if progress:
+                progress(1)
+
+    def take(frame):
+        entry = pending.pop(frame.seq, None)
+        if entry is None:
+            if frame.type == P.Response.ERROR and len(frame.payload) == P.ERROR_BYTES:
+                stats.errors[frame.error] += 1
+            if client.stray(frame):
+                stats.late += 1
+            return
+        i = entry[0]
+        client._answered.add(frame.seq)
+        if frame.type == P.Response.ERROR:
+            if len(frame.payload) != P.ERROR_BYTES:
+                client.protocol_error(frame, f"payload of {len(frame.payload)} bytes, "
+                                             f"expected {P.ERROR_BYTES}")
+            else:
+                stats.errors[frame.error] += 1
+                if not isinstance(frame.error, P.ErrorCode):
+                    client.protocol_error(frame, f"unknown error code {frame.error}")
+        elif frame.type != P.Response.RESULT:
+            client.protocol_error(frame, f"answers INFER seq {frame.seq} (sample {i}), "
+                                         f"expected RESULT")
+        elif len(frame.payload) != codec.result_bytes:
+            client.protocol_error(frame, f"payload of {len(frame.payload)} bytes, expected "
+                                         f"{codec.result_bytes}")
+        else:
+            stats.predictions[i], stats.scores[i] = codec.unpack(frame.payload)
+            stats.answered += 1
+            if progress:
+                progress(1)
+            return
+        retry(i)  # an unusable answer: the board will not answer this request again
+
     while todo or pending:
         while todo and len(pending) < window:
             i = todo.popleft()
@@ -358,37 +546,18 @@ async def run_samples(client: BoardClient, codec: SampleCodec, x, *, window: int
         wait = min(d for _, d in pending.values()) - tr.now()
         frame = await client.receive(max(0.0, wait))
         if frame is not None:
-            if frame.type == P.Response.ERROR:
-                stats.errors[frame.error] += 1
-            entry = pending.pop(frame.seq, None)
-            if entry is None:
-                if frame.type != P.Response.ERROR:
-                    stats.late += 1
-            elif frame.type == P.Response.RESULT:
-                i = entry[0]
-                stats.predictions[i], stats.scores[i] = codec.unpack(frame.payload)
-                stats.answered += 1
-                if progress:
-                    progress(1)
-            else:
-                _retry(entry[0], attempts, retries, todo, stats, progress)
+            take(frame)
         now = tr.now()
         for seq in [s for s, (_, d) in pending.items() if d <= now]:
             i, _ = pending.pop(seq)
-            _retry(i, attempts, retries, todo, stats, progress)
+            retry(i)
+    # Bytes of a frame still arriving can no longer answer anything: counted now, not lost.
+    for frame in client.flush():
+        take(frame)
     stats.seconds = tr.now() - start
     stats.bad_frames = client.bad_frames
+    stats.protocol_errors = list(client.protocol_errors)
     return stats
-
-
-def _retry(i, attempts, retries, todo, stats, progress):
-    if attempts[i] <= retries:
-        stats.retries += 1
-        todo.appendleft(i)
-    else:
-        stats.failed.append(i)
-        if progress:
-            progress(1)
 
 
 def check_board(stats: RunStats, artifact, x, labels=None) -> RunStats:
@@ -414,9 +583,12 @@ def check_board(stats: RunStats, artifact, x, labels=None) -> RunStats:
 
 def results_table(stats: RunStats, info: P.DeviceInfo | None = None) -> str:
     n = stats.samples
-    lines = [f"{'samples':<28} {n}",
-             f"{'answered':<28} {stats.answered}"
-             + (f" ({len(stats.failed)} never answered)" if stats.failed else "")]
+    failed = ""
+    if stats.failed:
+        shown = ", ".join(str(i) for i in sorted(stats.failed)[:10])
+        more = ", ..." if len(stats.failed) > 10 else ""
+        failed = f" ({len(stats.failed)} never answered: samples {shown}{more})"
+    lines = [f"{'samples':<28} {n}", f"{'answered':<28} {stats.answered}{failed}"]
     if n:
         lines.append(f"{'board accuracy':<28} {100 * stats.correct / n:.2f} %")
         lines.append(f"{'golden model accuracy':<28} {100 * stats.golden_correct / n:.2f} %")
@@ -424,7 +596,8 @@ def results_table(stats: RunStats, info: P.DeviceInfo | None = None) -> str:
     errs = ", ".join(f"{getattr(k, 'name', k)}: {v}" for k, v in sorted(
         stats.errors.items(), key=lambda kv: str(kv[0]))) or "none"
     lines.append(f"{'link errors':<28} {errs} (retries {stats.retries}, bad frames "
-                 f"{stats.bad_frames})")
+                 f"{stats.bad_frames}, late answers {stats.late})")
+    lines.append(f"{'protocol errors':<28} {len(stats.protocol_errors)}")
     lines.append(f"{'inferences/s (end to end)':<28} {stats.inferences_per_s:,.1f}")
     if info is not None:
         fold = ",".join(f"{s}x{p}" for s, p in info.folding)
@@ -432,6 +605,8 @@ def results_table(stats: RunStats, info: P.DeviceInfo | None = None) -> str:
                      f"{info.baud:,.0f} baud")
     for i, what, exp, got in stats.mismatches[:5]:
         lines.append(f"  mismatch: sample {i} {what}: golden {exp}, board {got}")
+    for message in stats.protocol_errors[:5]:
+        lines.append(f"  {message}")
     return "\n".join(lines)
 
 

@@ -48,6 +48,9 @@ __all__ = [
     "FrameDecoder",
     "BadFrame",
     "DeviceInfo",
+    "INFO_FIXED_BYTES",
+    "INFO_MAX_BYTES",
+    "ERROR_BYTES",
     "error_payload",
 ]
 
@@ -183,7 +186,10 @@ class FrameDecoder:
     Bytes before a SYNC are skipped (reported as :class:`BadFrame`); a frame whose CRC does
     not check, or whose LEN exceeds ``max_payload``, is reported as :class:`BadFrame` and the
     search for the next SYNC resumes at the byte after the bad frame's SYNC (so a good frame
-    hidden behind a corrupted one is still found).
+    hidden behind a corrupted one is still found). The decoder keeps no clock: a receiver
+    that stops hearing bytes in the middle of a frame calls :meth:`drop_partial` (the host
+    client does so after its frame timeout), so noise that looks like a header cannot hold
+    back the frames behind it.
 
     Parameters
     ----------
@@ -238,6 +244,25 @@ class FrameDecoder:
                 continue
             out.append(Frame(raw[1], raw[2], raw[HEADER_BYTES:HEADER_BYTES + length]))
             del self._buf[:total]
+        return out
+
+    def drop_partial(self) -> list:
+        """Give up on the frame being received (no more bytes are coming): report it as a
+        :class:`BadFrame` and decode the bytes after its SYNC again, as after a bad CRC; the
+        same for every further incomplete frame among them. Returns what :meth:`feed` would
+        (the dropped frames first, then any frame found behind them)."""
+        out = []
+        while self._buf:
+            if len(self._buf) < HEADER_BYTES:
+                reason = f"incomplete header ({len(self._buf)} of {HEADER_BYTES} bytes)"
+            else:
+                length = self._buf[3] | (self._buf[4] << 8)
+                reason = (f"incomplete frame ({len(self._buf)} of {OVERHEAD_BYTES + length} "
+                          f"bytes)")
+            out.append(BadFrame(reason, bytes(self._buf)))
+            rest = bytes(self._buf[1:])
+            self._buf.clear()
+            out += self.feed(rest)
         return out
 
 
@@ -297,9 +322,35 @@ class DeviceInfo:
             raise ProtocolError(f"INFO payload of {len(data)} bytes does not hold the folding "
                                 f"of {layers} layers ({n + 4 * layers} bytes expected)")
         folding = tuple(struct.unpack_from("<HH", data, n + 4 * i) for i in range(layers))
+        # Sizes the client divides by or packs with: a zero would end in a traceback (or a
+        # sample of no bytes) far from the INFO frame that caused it.
+        positive = {"layers": layers, "sample_bytes": sample_bytes,
+                    "result_bytes": result_bytes, "beats": beats, "beat_bytes": beat_bytes,
+                    "lanes": lanes, "clock_hz": clock_hz, "clocks_per_bit": cpb}
+        for name, value in positive.items():
+            if value == 0:
+                raise ProtocolError(f"INFO reports {name} = 0")
+        if sample_bytes != beats * beat_bytes:
+            raise ProtocolError(f"INFO reports sample_bytes = {sample_bytes}, not beats x "
+                                f"beat_bytes = {beats} x {beat_bytes}")
+        for k, (simd, pe) in enumerate(folding):
+            if simd == 0 or pe == 0:
+                raise ProtocolError(f"INFO reports folding {simd}x{pe} for layer {k}")
         return cls(version, sample_bytes, result_bytes, beats, beat_bytes, lanes, clock_hz,
                    cpb, digest, folding, lost)
 
     @property
     def baud(self) -> float:
         return self.clock_hz / self.clocks_per_bit
+
+    @property
+    def payload_bytes(self) -> int:
+        """Length of this INFO's payload."""
+        return self._FIXED.size + 4 * len(self.folding)
+
+
+#: Payload of an INFO frame: the fixed part, and the most (255 layers).
+INFO_FIXED_BYTES = DeviceInfo._FIXED.size
+INFO_MAX_BYTES = INFO_FIXED_BYTES + 4 * 255
+#: Payload of an ERROR frame.
+ERROR_BYTES = 1

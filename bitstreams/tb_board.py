@@ -16,6 +16,12 @@ Tests:
   stray bytes (NO_SYNC), an unknown type, a character without a stop bit (FRAMING): each is
   answered with its error frame within the client's timeout (never a hang), and a good sample
   sent afterwards is still computed exactly.
+* ``survives_line_noise``: the host-client fuzz of ``tests/test_host_fuzz.py``, shorter, on the
+  RTL: :class:`NoisyLine` puts noise, bit flips, cut and doubled bytes and deaf spells on both
+  directions of the simulated UART (seed from ``BITSPIKE_LINE_NOISE_SEED``, a few cases of a
+  few samples each); every sample must be answered exactly like the golden model or reported
+  failed, the counts must add up, and bytes corrupted on the way to the host must leave bad
+  frames counted.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
 from bitstreams import protocol as P
-from bitstreams.host import BoardClient, SampleCodec, check_board, run_samples
+from bitstreams.host import BoardClient, SampleCodec, check_board, results_table, run_samples
 from bitstreams.simuart import CocotbUARTTransport
 from sw.artifact import load_artifact, manifest_digest
 
 PARAMS_ENV = "BITSPIKE_BOARD_TB"
+NOISE_SEED_ENV = "BITSPIKE_LINE_NOISE_SEED"
 
 
 def _params() -> dict:
@@ -141,3 +148,120 @@ async def errors_are_answered(dut):
     tb.record("errors_are_answered", {"answered": stats.answered,
                                       "mismatches": stats.mismatches})
     assert stats.ok and not stats.errors, (stats.failed, stats.mismatches, stats.errors)
+
+
+class NoisyLine:
+    """The simulated UART transport with faults on both directions, at random.
+
+    To the board: a flipped bit, noise before a request, a request cut short (the board then
+    answers BAD_CRC, NO_SYNC, TIMEOUT, ... or nothing). To the host: noise before the bytes
+    received, a flipped bit, bytes cut out, bytes doubled, and deaf spells (nothing received
+    for a while: a board gone silent). ``p_fault`` is the chance per request written and per
+    answer-sized stretch of bytes read.
+    """
+
+    def __init__(self, uart, rng, p_fault: float):
+        self.uart, self.rng, self.p_fault = uart, rng, p_fault
+        self.corrupted = 0   # reads that delivered a corrupted byte to the host
+        self.faults = {}
+        self._deaf_until = 0.0
+
+    def _count(self, kind):
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def _noise(self):
+        return bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 12)))
+
+    async def write(self, data: bytes) -> None:
+        if self.rng.random() < self.p_fault:
+            kind = self.rng.choice(["flip", "noise", "cut"])
+            self._count(f"to board: {kind}")
+            data = bytearray(data)
+            if kind == "flip":
+                data[self.rng.randrange(len(data))] ^= 1 << self.rng.randrange(8)
+            elif kind == "noise":
+                data[:0] = self._noise()
+            else:
+                data = data[:self.rng.randrange(1, len(data))]
+            data = bytes(data)
+        await self.uart.write(data)
+
+    async def read(self, timeout: float) -> bytes:
+        data = await self.uart.read(timeout)
+        if self.now() < self._deaf_until:
+            return b""  # lost on the line (the frame timeout deals with any half frame)
+        # The UART hands over bytes as they come, often one per read: the chance scales with
+        # the bytes, so p_fault stays the chance per answer-sized stretch (~32 bytes).
+        if not data or self.rng.random() >= self.p_fault * len(data) / 32:
+            return data
+        kind = self.rng.choice(["noise", "flip", "cut", "double", "deaf"])
+        self._count(f"to host: {kind}")
+        data = bytearray(data)
+        if kind == "noise":
+            data[:0] = self._noise()
+        elif kind == "flip":
+            data[self.rng.randrange(len(data))] ^= 1 << self.rng.randrange(8)
+        elif kind == "cut":
+            k = self.rng.randrange(len(data))
+            del data[k:k + self.rng.randrange(1, 8)]
+        elif kind == "double":
+            data = data + data
+        else:
+            self._deaf_until = self.now() + self.rng.uniform(0, 1e-4)
+            return b""
+        if kind != "double":  # a doubled chunk is whole frames again: no bad frame needed
+            self.corrupted += 1
+        return bytes(data)
+
+    def now(self) -> float:
+        return self.uart.now()
+
+
+@cocotb.test()
+async def survives_line_noise(dut):
+    import random
+
+    from sw.golden import GoldenModel
+
+    seed = os.environ.get(NOISE_SEED_ENV)
+    if seed is None:
+        raise RuntimeError(f"{NOISE_SEED_ENV} must give the fuzz seed")
+    rng = random.Random(int(seed))
+    tb = BoardTB(dut)
+    info, codec = await tb.open()
+    cases = []
+    per_case = 3
+    for case in range(len(tb.x) // per_case):
+        x = tb.x[case * per_case:(case + 1) * per_case]
+        p_fault = rng.choice([0.2, 0.4, 0.6])
+        window = rng.randrange(1, 5)
+        line = NoisyLine(tb.transport, rng, p_fault)
+        # One client for the whole run, so SEQs keep counting up: an answer from an earlier
+        # case is late, never taken for a newer request.
+        tb.client.transport = line
+        bad0, errors0 = tb.client.bad_frames, len(tb.client.protocol_errors)
+        stats = await run_samples(tb.client, codec, x, window=window)
+        check_board(stats, tb.artifact, x)
+        golden = GoldenModel(tb.artifact).run(x)
+        where = f"seed {seed}, case {case} (p_fault {p_fault}, window {window}, {line.faults})"
+        answered = np.flatnonzero(stats.predictions >= 0)
+        assert stats.answered + len(stats.failed) == len(x), where
+        assert not stats.mismatches, f"{where}: a wrong answer was accepted: {stats.mismatches}"
+        assert np.array_equal(stats.scores[answered], golden.scores[answered]), where
+        if line.corrupted:
+            assert stats.bad_frames > bad0, f"{where}: corrupted bytes left no bad frame"
+        table = results_table(stats)
+        assert f"{'samples':<28} {len(x)}" in table and "bad frames" in table, table
+        cases.append({"p_fault": p_fault, "window": window, "faults": line.faults,
+                      "answered": stats.answered, "failed": stats.failed,
+                      "bad_frames": stats.bad_frames - bad0, "retries": stats.retries,
+                      "late": stats.late,
+                      "protocol_errors": stats.protocol_errors[errors0:],
+                      "errors": {str(k): v for k, v in stats.errors.items()},
+                      "sim_seconds": stats.seconds})
+        tb.client.transport = tb.transport
+    # After the noise, a clean line: the board still answers every sample exactly.
+    stats = await run_samples(tb.client, codec, tb.x[:2], window=2)
+    check_board(stats, tb.artifact, tb.x[:2])
+    tb.record("survives_line_noise", {"cases": cases, "clean_after": stats.ok})
+    assert stats.ok, (stats.failed, stats.mismatches, stats.errors)

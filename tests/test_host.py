@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -105,6 +106,7 @@ class FakeBoard:
         self.faults = dict(faults or {})
         self.infers = 0
         self._buf = bytearray()
+        self._cache = {}
         # docs/hardware.md: beats of `lanes` unsigned `bits`-bit values, value k at bit k*bits;
         # a row is ceil(N / lanes) beats; docs/bitstreams.md: each beat little endian in
         # ceil(lanes * bits / 8) bytes.
@@ -143,32 +145,43 @@ class FakeBoard:
             word |= (int(score) & mask) << (self.prediction_bits + k * self.score_bits)
         return word.to_bytes(self.result_bytes, "little")
 
-    def handle(self, data: bytes) -> bytes:
+    def answers(self, data: bytes) -> list[bytes]:
+        """The answer frames to the requests completed by ``data``, one bytes object each."""
         self._buf += data
-        out = b""
+        out = []
         for type_, seq, payload in _doc_frames(self._buf):
             if type_ == _INFO:
-                out += _doc_frame(_RESPONSE_SYNC, _INFO_ANSWER, seq, self.info_bytes)
+                out.append(_doc_frame(_RESPONSE_SYNC, _INFO_ANSWER, seq, self.info_bytes))
             elif type_ == _RESET:
-                out += _doc_frame(_RESPONSE_SYNC, _RESET_DONE, seq)
+                out.append(_doc_frame(_RESPONSE_SYNC, _RESET_DONE, seq))
             elif type_ == _INFER:
                 fault = self.faults.get(self.infers)
                 self.infers += 1
                 if fault == "drop":
                     continue
                 if fault == "busy":
-                    out += _doc_frame(_RESPONSE_SYNC, _ERROR, seq, bytes([_BUSY]))
+                    out.append(_doc_frame(_RESPONSE_SYNC, _ERROR, seq, bytes([_BUSY])))
                     continue
-                res = self.golden.run(self._sample(payload)[None])
-                scores = [int(v) for v in res.scores[0]]
+                prediction, scores = self._golden(payload)
                 if fault == "wrong":
                     scores[-1] += 1
                 raw = bytearray(_doc_frame(_RESPONSE_SYNC, _RESULT, seq,
-                                           self._result(int(res.predictions[0]), scores)))
+                                           self._result(prediction, scores)))
                 if fault == "corrupt":
                     raw[6] ^= 0x01
-                out += bytes(raw)
+                out.append(bytes(raw))
         return out
+
+    def _golden(self, payload: bytes) -> tuple[int, list[int]]:
+        # Cached by payload: the fuzz tests send the same samples many times.
+        if payload not in self._cache:
+            res = self.golden.run(self._sample(payload)[None])
+            self._cache[payload] = (int(res.predictions[0]), [int(v) for v in res.scores[0]])
+        prediction, scores = self._cache[payload]
+        return prediction, list(scores)
+
+    def handle(self, data: bytes) -> bytes:
+        return b"".join(self.answers(data))
 
 
 def _description_json(artifact, lanes) -> dict:
@@ -372,11 +385,9 @@ def _write_description(artifact, lanes, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("where", ["default", "--build"])
-def test_bitspike_run_over_a_socket(tmp_path, capsys, seed, monkeypatch, where):
-    # The whole command, through pyserial (socket:// URL), against the Python board; the
-    # payload layouts come from the build folder's accelerator.json: found under
-    # build/bitstreams/ by default (beside another artifact's build), or named.
+def _run_over_socket(tmp_path, monkeypatch, seed, *, extra=(), limit=30, tamper=None):
+    """``bitspike run`` through pyserial (a socket:// URL) against a FakeBoard (its answers
+    through ``tamper``, see Tampered); returns (exit status, stdout, stderr, board)."""
     artifact = random_artifact(seed, sizes=[64, 12, 10], time_steps=2, input_kind="multibit",
                                input_bits=5)
     write_artifact(artifact, tmp_path / "art")
@@ -385,8 +396,8 @@ def test_bitspike_run_over_a_socket(tmp_path, capsys, seed, monkeypatch, where):
                             input_kind="multibit", input_bits=5)
     _write_description(other, 4, Path("build/bitstreams/aaa-other"))
     build = _write_description(artifact, 4, Path("build/bitstreams/icebreaker")).parent
-    extra = ["--build", str(build)] if where == "--build" else []
-    board = FakeBoard(artifact, 4)
+    extra = [a.format(build=build) for a in extra]
+    board = Tampered(artifact, 4, tamper) if tamper else FakeBoard(artifact, 4)
     ready, stop = [], threading.Event()
     thread = threading.Thread(target=_serve, args=(board, ready, stop), daemon=True)
     thread.start()
@@ -394,16 +405,56 @@ def test_bitspike_run_over_a_socket(tmp_path, capsys, seed, monkeypatch, where):
         pass
     try:
         rc = cli_main(["run", str(tmp_path / "art"), "--port", f"socket://127.0.0.1:{ready[0]}",
-                       "--dataset", "digits", "--limit", "30", *extra])
+                       "--dataset", "digits", "--limit", str(limit), *extra])
     finally:
         stop.set()
         thread.join(5)
+    return rc, board
+
+
+@pytest.mark.parametrize("where", ["default", "--build"])
+def test_bitspike_run_over_a_socket(tmp_path, capsys, seed, monkeypatch, where):
+    # The whole command, through pyserial (socket:// URL), against the Python board; the
+    # payload layouts come from the build folder's accelerator.json: found under
+    # build/bitstreams/ by default (beside another artifact's build), or named.
+    extra = ["--build", "{build}"] if where == "--build" else []
+    rc, board = _run_over_socket(tmp_path, monkeypatch, seed, extra=extra)
     captured = capsys.readouterr()
     out = captured.out
     assert rc == 0, (out, captured.err[-2000:])
     assert "samples                      30" in out
     assert "mismatches vs golden         0" in out
     assert board.infers == 30
+
+
+@pytest.mark.parametrize("before", [_RESET_DONE, _RESULT])
+def test_noise_burst_before_the_first_answer(tmp_path, capsys, seed, monkeypatch, before):
+    # Issue 11: five bytes that look like a frame header (LEN 65535) before the first answer
+    # (the RESET's, or the first sample's) once cost every answer after them (0 of 20
+    # answered, exit 1, "bad frames 0"). Now every sample is answered exactly, without a
+    # retry, the noise is counted as bad frames, and the exit status is 0.
+    noise = bytes([_RESPONSE_SYNC, _RESULT, 0x01, 0xFF, 0xFF])
+
+    once = _tamper_once(lambda frames: noise + b"".join(frames))
+
+    def tamper(frames):
+        if frames and frames[0][1] == before or tamper.hit:
+            tamper.hit = True
+            return once(frames)
+        return b"".join(frames)
+
+    tamper.hit = False
+    rc, board = _run_over_socket(tmp_path, monkeypatch, seed, limit=20, tamper=tamper)
+    captured = capsys.readouterr()
+    print(captured.out)  # the report, shown with -s (and on failure)
+    out = captured.out
+    assert tamper.hit
+    assert rc == 0, (out, captured.err[-2000:])
+    assert f"{'answered':<28} 20\n" in out
+    assert "mismatches vs golden         0" in out
+    assert re.search(r"\(retries 0, bad frames [1-9]\d*, late answers 0\)", out), out
+    assert f"{'protocol errors':<28} 0" in out
+    assert board.infers == 20
 
 
 def test_bitspike_run_bad_port(tmp_path, capsys):
@@ -519,3 +570,200 @@ def test_codec_for_picks_the_description_with_the_boards_lanes(net):
     assert codec_for(descs[:1], info).lanes == other  # none fits: check_info then says so
     with pytest.raises(BoardError, match=r"the board reports lanes = "):
         codec_for(descs[:1], info).check_info(info, manifest_digest(artifact))
+
+
+# -- a link that is not clean: bounded frames, the frame timeout, resync, malformed answers ----
+
+
+class Tampered(FakeBoard):
+    """Test fixture: a FakeBoard whose answer frames go through ``tamper(answers)`` (a list of
+    frames in, bytes out) before they reach the client."""
+
+    def __init__(self, artifact, lanes, tamper):
+        super().__init__(artifact, lanes)
+        self.tamper = tamper
+
+    def handle(self, data):
+        return self.tamper(self.answers(data))
+
+
+def _answer(type_, seq, payload=b""):
+    return _doc_frame(_RESPONSE_SYNC, type_, seq, payload)
+
+
+def _tamper_once(make):
+    """A tamper function that rewrites the first answer batch with ``make(frames)``, then
+    passes answers through."""
+    state = {"done": False}
+
+    def tamper(frames):
+        if state["done"] or not frames:
+            return b"".join(frames)
+        state["done"] = True
+        return make(frames)
+
+    return tamper
+
+
+@pytest.mark.parametrize("length", [0xFFFF, 20])
+def test_false_header_before_an_answer(net, length):
+    # Noise that looks like a RESULT header: one claiming more than the board can send is
+    # thrown away at once; one claiming a plausible length swallows the real answer until
+    # its CRC fails, and the answer is then found from the byte after the false SYNC. No
+    # answer is lost, no retry needed, the noise is counted.
+    artifact, x, lanes = net
+    noise = bytes([_RESPONSE_SYNC, _RESULT, 1, length & 0xFF, length >> 8])
+    board = Tampered(artifact, lanes, _tamper_once(lambda frames: noise + b"".join(frames)))
+    stats = _run(board, x)
+    assert stats.ok and stats.retries == 0 and not stats.protocol_errors
+    assert stats.bad_frames >= 1
+
+
+def test_frame_timeout_drops_a_half_received_frame(net):
+    # A false header (its length within bounds) arrives after the last answer it could hide
+    # behind: nothing more comes, so only the frame timeout can free the answer behind it.
+    artifact, x, lanes = net
+    board = FakeBoard(artifact, lanes)
+    codec = _codec(artifact, lanes)
+    tr = InProcess(board)
+    client = BoardClient(tr, timeout=1.0, frame_timeout=0.05)
+    client.expect_results(codec.result_bytes)
+    good = _answer(_RESULT, 7, bytes(codec.result_bytes))
+    # The false header claims more bytes than the real frame after it holds.
+    tr.buf = bytes([_RESPONSE_SYNC, _RESULT, 7, codec.result_bytes + 10, 0]) + good[:3]
+    frame = asyncio.run(client.receive(0.01))
+    assert frame is None and client.bad_frames == 0 and client.decoder.pending  # still waiting
+    tr.buf = good[3:]  # the rest of the real frame: still inside the false one's length
+    frame = asyncio.run(client.receive(1.0))
+    assert frame == P.Frame(_RESULT, 7, bytes(codec.result_bytes))
+    # Two records: the false frame dropped, then its other 4 header bytes outside a frame.
+    assert client.bad_frames == 2 and not client.decoder.pending
+    # Dropped once no byte came for the frame timeout, well before the answer timeout.
+    assert 0.05 <= tr.clock < 0.1, tr.clock
+
+
+def test_receiver_is_bounded_by_the_boards_largest_answer(net):
+    artifact, _, lanes = net
+    board = FakeBoard(artifact, lanes)
+    client = BoardClient(InProcess(board))
+    assert client.decoder.max_payload == P.INFO_MAX_BYTES  # any INFO, until one is read
+    info = asyncio.run(client.info())
+    assert client.decoder.max_payload == max(len(board.info_bytes), info.result_bytes, 1)
+    assert client.decoder.max_payload < 0xFFFF
+
+
+def _info_bytes(board, **fields):
+    info = {**board.info.__dict__, **fields}
+    return P.DeviceInfo(**info).to_bytes()
+
+
+@pytest.mark.parametrize("payload, message", [
+    (lambda b: _info_bytes(b, lanes=0), r"INFO seq 1: INFO reports lanes = 0$"),
+    (lambda b: _info_bytes(b, beats=0), r"INFO seq 1: INFO reports beats = 0$"),
+    (lambda b: _info_bytes(b, clocks_per_bit=0), r"INFO seq 1: INFO reports clocks_per_bit = 0"),
+    (lambda b: _info_bytes(b, sample_bytes=b.sample_bytes + 1),
+     r"INFO seq 1: INFO reports sample_bytes = \d+, not beats x beat_bytes = \d+ x \d+$"),
+    (lambda b: _info_bytes(b, folding=((0, 1),)), r"INFO seq 1: INFO reports folding 0x1 for "
+                                                  r"layer 0"),
+    (lambda b: b.info_bytes[:12], r"INFO seq 1: INFO payload of 12 bytes is shorter than 30"),
+    (lambda b: b.info_bytes + b"\0", r"INFO seq 1: INFO payload of \d+ bytes does not hold the "
+                                     r"folding"),
+])
+def test_malformed_info_is_a_protocol_error(net, payload, message):
+    # One line naming the frame, never a traceback from deep inside the codec.
+    artifact, _, lanes = net
+    board = FakeBoard(artifact, lanes)
+    bad = payload(board)
+    board.info_bytes = bad
+    client = BoardClient(InProcess(board))
+    with pytest.raises(BoardError, match=r"^protocol error: " + message) as exc:
+        asyncio.run(client.info())
+    assert "\n" not in str(exc.value)
+
+
+def test_wrong_answer_type_to_info_is_a_protocol_error(net):
+    artifact, _, lanes = net
+    board = Tampered(artifact, lanes, lambda frames: b"".join(
+        _answer(_RESET_DONE, 1) for _ in frames))
+    with pytest.raises(BoardError, match=r"^protocol error: RESET_DONE seq 1: answers INFO seq "
+                                         r"1, expected INFO$"):
+        asyncio.run(BoardClient(InProcess(board)).info())
+
+
+def test_info_and_reset_are_sent_again_after_an_error(net):
+    artifact, _, lanes = net
+    board = Tampered(artifact, lanes, _tamper_once(
+        lambda frames: _answer(_ERROR, frames[0][2], bytes([1]))))  # BAD_CRC, once
+    client = BoardClient(InProcess(board))
+    asyncio.run(client.reset())
+    assert asyncio.run(client.info()) == board.info
+
+
+def _stream_with(net, make):
+    """run_samples over a board whose answers to the first batch become ``make(frames)``."""
+    artifact, x, lanes = net
+    board = Tampered(artifact, lanes, _tamper_once(make))
+    return _run(board, x, window=1)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda f: _answer(_RESULT, f[0][2], f[0][5:-3]),
+     r"^protocol error: RESULT seq 1: payload of \d+ bytes, expected \d+$"),
+    (lambda f: _answer(_RESULT, f[0][2], f[0][5:-2] + b"\0"),
+     r"^protocol error: RESULT seq 1: payload of \d+ bytes, expected \d+$"),
+    (lambda f: _answer(0x42, f[0][2], b"\1\2"),
+     r"^protocol error: frame type 0x42 seq 1: answers INFER seq 1 \(sample 0\), expected "
+     r"RESULT$"),
+    (lambda f: _answer(_INFO_ANSWER, f[0][2]),
+     r"^protocol error: INFO seq 1: answers INFER seq 1 \(sample 0\), expected RESULT$"),
+    (lambda f: _answer(_ERROR, f[0][2], b"\5\5"),
+     r"^protocol error: ERROR seq 1: payload of 2 bytes, expected 1$"),
+    (lambda f: _answer(_ERROR, f[0][2], b"\x63"),
+     r"^protocol error: ERROR seq 1: unknown error code 99$"),
+])
+def test_malformed_result_is_reported_and_retried(net, make, message):
+    stats = _stream_with(net, make)
+    assert stats.ok and stats.retries == 1, stats.failed
+    assert len(stats.protocol_errors) == 1
+    assert re.match(message, stats.protocol_errors[0]), stats.protocol_errors
+    assert stats.protocol_errors[0] in results_table(stats)
+
+
+def test_unsent_and_duplicate_answers_are_protocol_errors(net):
+    stats = _stream_with(net, lambda f: f[0] + f[0] + _answer(_RESULT, 200, f[0][5:-2]))
+    assert stats.ok and stats.retries == 0
+    assert stats.protocol_errors == ["protocol error: RESULT seq 1: a second answer to INFER "
+                                     "seq 1",
+                                     "protocol error: RESULT seq 200: answers a request never "
+                                     "sent"]
+    table = results_table(stats)
+    assert f"{'protocol errors':<28} 2" in table
+
+
+def test_late_answer_is_counted_not_an_error(net):
+    # An answer after its request was given up (and sent again) is late, not a protocol
+    # error: the board did answer that request.
+    artifact, x, lanes = net
+    held = []
+
+    def tamper(frames):
+        if len(held) == 0 and frames:  # the first answer: held back past the timeout
+            held.append(frames[0])
+            return b"".join(frames[1:])
+        if len(held) == 1:  # then delivered before the next answer
+            held.append(b"")
+            return held[0] + b"".join(frames)
+        return b"".join(frames)
+
+    stats = _run(Tampered(artifact, lanes, tamper), x, window=1)
+    assert stats.ok and stats.retries == 1 and stats.late == 1 and not stats.protocol_errors
+
+
+def test_noise_report_lines(net):
+    # The report adds up: answered and never-answered samples, bad frames, protocol errors.
+    artifact, x, lanes = net
+    board = FakeBoard(artifact, lanes, faults={k: "drop" for k in range(3)})
+    stats = _run(board, x[:2], retries=2, window=1)
+    table = results_table(stats)
+    assert f"{'answered':<28} 1 (1 never answered: samples 0)" in table
+    assert "bad frames 0, late answers 0" in table
