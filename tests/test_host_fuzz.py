@@ -14,10 +14,13 @@ byte leaves bad frames counted, a clean one none; the report prints the same cou
 exit status (``bitspike run`` returns 0 exactly when ``RunStats.ok``) is 0 only when every
 sample was answered exactly.
 
-A CRC-16 passes one corrupted frame in 65536. False headers here carry a SEQ the client never
-uses, and a merged frame of the wrong length is refused by its size, so a wrong answer is
-accepted only when a truncated RESULT, completed by the bytes after it, passes its CRC by
-chance: about 1 in 65536 truncations, a few hundred of which run per session.
+A CRC-16 passes one corrupted frame in 65536, which no client can tell from a good one (the
+golden-model check then reports the sample as a mismatch). So that the property holds for
+every case, not for all but a few in a thousand runs, the line never builds a frame the CRC
+would pass by chance: false headers carry a SEQ the client never uses, a merged frame of the
+wrong length is refused by its size, and after a truncated frame the line stays quiet past the
+client's frame timeout (the client drops the partial frame, then resynchronises), instead of
+letting the next bytes complete it into a frame with a 1-in-65536 chance of a valid CRC.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class FaultyLine:
         self.silent_after = silent_after  # requests answered before the board goes silent
         self.max_seconds, self.max_reads = max_seconds, max_reads
         self.clock = 0.0
+        self.quiet_until = 0.0  # nothing arrives before this (after a truncated frame)
         self.reads = 0
         self.requests = 0
         self.queue = []  # [time, order, bytes, kind]
@@ -69,6 +73,7 @@ class FaultyLine:
         self.unsolicited = []       # SEQs of answers to requests never sent, as delivered
 
     def _push(self, when, data, kind=None):
+        when = max(when, self.quiet_until)
         self.order += 1
         self.queue.append([when, self.order, bytes(data), kind])
         if kind:
@@ -123,6 +128,11 @@ class FaultyLine:
             self._push(when, raw, kind)
         elif kind == "truncate":
             self._push(when, frame[:int(rng.integers(1, len(frame)))], kind)
+            # past the client's frame timeout (TIMEOUT / 4) before the next byte: see above
+            self.quiet_until = max(self.quiet_until, when) + TIMEOUT / 2
+            for q in self.queue:  # bytes already queued (delayed answers) wait too
+                if when < q[0] < self.quiet_until:
+                    q[0] = self.quiet_until
         elif kind == "oversize":  # a frame claiming more than any answer, its bytes after it
             raw = bytearray(frame)
             raw[3], raw[4] = 0xFF, 0xFF
