@@ -635,8 +635,11 @@ class Run:
                        help="with --sim: UART clocks per bit (default 4: fast, same bytes)")
         p.add_argument("--baud", type=int, default=3_000_000,
                        help="UART rate of the bitstream (default 3000000)")
-        p.add_argument("--dataset", default="digits", help="dataset name (default digits)")
-        p.add_argument("--root", default=None, help="dataset root for file-based datasets")
+        p.add_argument("--dataset", default=None,
+                       help="dataset name (default: the one the artifact records, with its "
+                            "root, split seed and options; digits for a random network)")
+        p.add_argument("--root", default=None,
+                       help="dataset root for file-based datasets (default: the recorded one)")
         p.add_argument("--split", default="test", choices=["train", "test"])
         p.add_argument("--limit", type=int, default=None, help="send the first LIMIT samples")
         p.add_argument("--window", type=int, default=4,
@@ -652,7 +655,7 @@ class Run:
         from tqdm import tqdm
 
         from sw.artifact import ArtifactError, load_artifact, manifest_digest
-        from sw.cli_artifact import dataset_inputs
+        from sw.cli_artifact import dataset_inputs, recorded_dataset
 
         try:
             artifact = load_artifact(args.artifact)
@@ -661,7 +664,15 @@ class Run:
         except (ArtifactError, DescriptionError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        x, y = dataset_inputs(artifact, args.dataset, args.split, args.root)
+        recorded = recorded_dataset(artifact)
+        if args.dataset is None or args.dataset == recorded["dataset"]:
+            args.dataset = recorded["dataset"]
+            x, y = dataset_inputs(artifact, args.dataset, args.split,
+                                  args.root or recorded["root"], seed=recorded["seed"],
+                                  options=recorded["options"])
+        else:
+            x, y = dataset_inputs(artifact, args.dataset, args.split, args.root,
+                                  seed=recorded["seed"])
         if args.limit is not None:
             x, y = x[:args.limit], y[:args.limit]
         if args.sim:  # no board: its top's Verilog in a simulator, the same client and report
