@@ -45,7 +45,8 @@ def test_run_sim_answers_exactly_and_reports_a_mismatch(request, seed, capsys, m
     lines = {line[:28].strip(): line[28:].strip() for line in out.splitlines()}
     assert lines["samples"] == "3" and lines["answered"] == "3", out
     assert lines["mismatches vs golden"] == "0", out
-    assert lines["link errors"] == "none (retries 0, bad frames 0)", out
+    assert lines["link errors"] == "none (retries 0, bad frames 0, late answers 0)", out
+    assert lines["protocol errors"] == "0", out
     assert lines["board accuracy"] == lines["golden model accuracy"], out
     assert "simulated icebreaker board top on icarus: UART at 4 clocks per bit (the board: " \
            "16, 3,000,000 baud)" in out
