@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from bitspike import __version__
+from sw.options import run_command
 
 #: name -> ("module:Class", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -81,28 +81,4 @@ def main(argv: list[str] | None = None) -> int:
     return _guarded(lambda: command.run(cmd_args))
 
 
-def _guarded(run) -> int:
-    """Run a command; the errors of its environment end it with one line, not a traceback."""
-    try:
-        return int(run() or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (``bitspike info A | head``): stop quietly, as a shell tool
-        # does, and keep Python from complaining again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
-    except OSError as exc:
-        # The environment refused (unwritable, read-only or full disk, a directory where a
-        # file was expected): one line naming the path, not a traceback.
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
-
-
-def os_error_message(exc: OSError) -> str:
-    """``"<path>: <reason>"`` of an OSError (``"<reason>"`` when it names no path)."""
-    reason = exc.strerror or str(exc)
-    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
-    return ": ".join([*map(str, paths), reason]) if paths else reason
+_guarded = run_command  # the one error path of every entry point (sw.options.run_command)

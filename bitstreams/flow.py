@@ -734,4 +734,6 @@ def _main_core(args, artifact) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sw.options import run_command
+
+    sys.exit(run_command(main))

@@ -260,4 +260,6 @@ def _split_samples(dataset, artifact, n, data_args):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sw.options import run_command
+
+    sys.exit(run_command(main))

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import sys
 from pathlib import Path
 
 __all__ = ["FOLDING_HELP", "MAX_TIME_STEPS", "add_folding", "int_in", "positive_int",
-           "check_output_dir", "HelpFormatter"]
+           "check_output_dir", "HelpFormatter", "run_command", "os_error_message"]
 
 #: What a folding is, in every command that takes one (parsed by :meth:`sw.folding.Folding.parse`).
 FOLDING_HELP = ("SIMDxPE per layer, e.g. 64x8,64x1 (one value: every layer, clamped to its "
@@ -92,3 +93,30 @@ class HelpFormatter(argparse.HelpFormatter):
         if not action.option_strings and action.nargs not in ("?", "*"):
             return text
         return f"{text} (default: %(default)s)"
+
+
+def run_command(run) -> int:
+    """Run a command (``run() -> exit status``) with the one error path every entry point
+    shares: Ctrl-C is ``interrupted`` (130); a closed pipe (``bitspike info A | head``) stops
+    quietly (141, as a shell tool does); an OSError of the environment (unwritable, read-only
+    or full disk, a directory where a file was expected) is one line naming the path (2)."""
+    try:
+        return int(run() or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Keep Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(exc: OSError) -> str:
+    """``"<path>: <reason>"`` of an OSError (``"<reason>"`` when it names no path)."""
+    reason = exc.strerror or str(exc)
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return ": ".join([*map(str, paths), reason]) if paths else reason

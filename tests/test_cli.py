@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bitspike import cli
+from sw.options import os_error_message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,7 @@ def _random(out: Path) -> list[str]:
      "/a: /b: Invalid cross-device link"),
 ])
 def test_os_error_message(exc, expected):
-    assert cli.os_error_message(exc) == expected
+    assert os_error_message(exc) == expected
 
 
 def test_os_errors_of_a_command_are_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
@@ -236,4 +237,19 @@ def test_check_output_dir_names_a_read_only_location(monkeypatch, tmp_path):
     with pytest.raises(OSError, match="Read-only file system") as info:
         check_output_dir(tmp_path / "a")
     assert info.value.filename == str(tmp_path)
-    assert cli.os_error_message(info.value) == f"{tmp_path}: Read-only file system"
+    assert os_error_message(info.value) == f"{tmp_path}: Read-only file system"
+
+
+def test_python_m_entry_points_share_the_error_path(tmp_path):
+    """``python -m sim.main`` (the main job run directly) reports an environment error as
+    ``bitspike`` does: one line naming the path, exit 2."""
+    assert cli.main(["random", "-o", str(tmp_path / "net"), "--sizes", "64,6,10", "--seed",
+                     "1"]) == 0
+    (tmp_path / "file").write_text("not a folder")
+    proc = subprocess.run([sys.executable, "-m", "sim.main", "--artifact", str(tmp_path / "net"),
+                           "--samples", "1", "--build-dir", str(tmp_path / "file" / "b")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(tmp_path / "file") in last, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
