@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 __all__ = ["FOLDING_HELP", "MAX_TIME_STEPS", "add_folding", "int_in", "positive_int",
-           "check_output_dir", "HelpFormatter", "run_command", "os_error_message"]
+           "check_output_dir", "HelpFormatter", "run_command", "os_error_message",
+           "add_dataset_options"]
 
 #: What a folding is, in every command that takes one (parsed by :meth:`sw.folding.Folding.parse`).
 FOLDING_HELP = ("SIMDxPE per layer, e.g. 64x8,64x1 (one value: every layer, clamped to its "
@@ -120,3 +121,22 @@ def os_error_message(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     paths = [p for p in (exc.filename, exc.filename2) if p is not None]
     return ": ".join([*map(str, paths), reason]) if paths else reason
+
+
+def add_dataset_options(parser) -> None:
+    """The dataset options that shape the inputs (``sw.data.DatasetOptions``), declared once
+    for ``bitspike datasets`` and ``bitspike train``: ``--downsample``, ``--bits``,
+    ``--bin-us``, ``--limit``."""
+    parser.add_argument("--downsample", type=positive_int, default=None,
+                        help="spatial pooling factor k, dividing H and W: events by OR, pixels "
+                             "by the block mean (default: the dataset's, 4 for 128x128 "
+                             "sensors, else 1)")
+    parser.add_argument("--bits", type=int_in(1, 16), default=None,
+                        help="keep this many most significant bits of multi-bit pixels "
+                             "(default: all)")
+    parser.add_argument("--bin-us", type=positive_int, default=None,
+                        help="event datasets: fixed time bins of this many microseconds "
+                             "(default: T equal bins over each sample)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="at most this many samples per split, a seeded subset "
+                             "(default: all)")

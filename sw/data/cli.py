@@ -11,7 +11,7 @@ import numpy as np
 class Datasets:
     @staticmethod
     def configure(p):
-        from sw.options import MAX_TIME_STEPS, int_in, positive_int
+        from sw.options import MAX_TIME_STEPS, add_dataset_options, int_in
 
         p.add_argument("name", nargs="?", help="a dataset to load and summarise (default: "
                                                "none, list them all)")
@@ -23,18 +23,7 @@ class Datasets:
         p.add_argument("--time-steps", type=int_in(1, MAX_TIME_STEPS), default=None,
                        help=f"T of event datasets, 1..{MAX_TIME_STEPS} (default: the "
                             "dataset's, 4 for digits-events, 8 for the cameras)")
-        p.add_argument("--downsample", type=positive_int, default=None,
-                       help="spatial pooling factor (OR for events, block mean for pixels; "
-                            "default: 4 for 128x128 sensors, else 1)")
-        p.add_argument("--bits", type=int_in(1, 16), default=None,
-                       help="keep this many most significant bits of multi-bit pixels "
-                            "(default: all)")
-        p.add_argument("--bin-us", type=positive_int, default=None,
-                       help="fixed event time bins of this many microseconds (default: T "
-                            "equal bins over each sample)")
-        p.add_argument("--limit", type=positive_int, default=None,
-                       help="load at most this many samples per split, a seeded subset "
-                            "(default: all)")
+        add_dataset_options(p)
         p.add_argument("--test-size", type=float, default=None,
                        help="test fraction of datasets without an official split (default: "
                             "0.25 for digits and digits-events, 0.1 for cifar10-dvs)")

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from sw.options import MAX_TIME_STEPS, check_output_dir, int_in, positive_int
+from sw.options import (
+    MAX_TIME_STEPS,
+    add_dataset_options,
+    check_output_dir,
+    int_in,
+    positive_int,
+)
 from sw.train.config import (
     DEFAULT_LR,
     DEFAULT_THREADS,
@@ -64,19 +70,7 @@ class Train:
                             "them, see bitspike datasets --layout)")
         g.add_argument("--data-seed", type=int_in(0, 2**32 - 1), default=_D.data_seed,
                        help="seed of the train/test split and the --limit subset (default 0)")
-        g.add_argument("--downsample", type=positive_int, default=None,
-                       help="spatial pooling factor k, dividing H and W: events by OR, pixels "
-                            "by the block mean (default: the dataset's, 4 for 128x128 sensors, "
-                            "else 1)")
-        g.add_argument("--bits", type=int_in(1, 16), default=None,
-                       help="keep this many most significant bits of multi-bit pixels "
-                            "(default: all)")
-        g.add_argument("--bin-us", type=positive_int, default=None,
-                       help="event datasets: fixed time bins of this many microseconds "
-                            "(default: T equal bins over each sample)")
-        g.add_argument("--limit", type=positive_int, default=None,
-                       help="at most this many samples per split, drawn with --data-seed "
-                            "(default: all)")
+        add_dataset_options(g)
         g = p.add_argument_group("model")
         g.add_argument("--model", choices=list(MODELS), default=_D.model,
                        help="mlp (dense; deployable) or vgg (3x3 conv blocks)")
