@@ -3,8 +3,15 @@
 An artifact is a directory::
 
     manifest.json            schema version, network geometry, widths, file hashes
-    <layer>.weights.hex      one line per neuron, N weight bits as hex (bit i = input i, 1 = +1)
-    <layer>.params.csv       per-neuron integers (bias,threshold,connected | scale,offset)
+    <layer>.weights.hex      one line per neuron (dense) or output channel (conv): the weight
+                             bits as hex (bit i = input i, 1 = +1)
+    <layer>.params.csv       per-neuron / per-channel integers (bias,threshold,connected |
+                             scale,offset)
+
+Layers are dense LIF layers (``lif``), binary convolutions with a LIF neuron per output
+(``conv``), spike pooling (``pool``) and the readout; schema version 1 holds dense networks,
+version 2 adds ``conv`` and ``pool`` (the writer writes the lowest version that holds the
+network, so a dense artifact is still version 1).
 
 ``docs/artifact.md`` specifies the format; ``docs/arithmetic.md`` the integer semantics. The
 writer is atomic and locked (one writer per path; a complete temporary directory swapped into
@@ -32,6 +39,7 @@ from typing import Literal
 import numpy as np
 
 from sw import fixedpoint as fx
+from sw import geometry
 from sw.atomic import default_mode
 from sw.checks import is_int
 from sw.digest import Sha256
@@ -49,8 +57,11 @@ __all__ = [
     "artifact_lock",
     "InputSpec",
     "LIFLayer",
+    "ConvLayer",
+    "PoolLayer",
     "ReadoutLayer",
     "Artifact",
+    "MAX_MAP",
     "write_artifact",
     "load_artifact",
     "manifest_sha256",
@@ -60,7 +71,9 @@ __all__ = [
 ]
 
 SCHEMA = "bitspike-artifact"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions the loader reads: 1 (dense layers) and 2 (conv and pool layers too).
+SCHEMA_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _LIF_HEADER = "bias,threshold,connected"
@@ -71,6 +84,7 @@ _READOUT_HEADER = "scale,offset"
 MAX_INPUTS = 1 << 16            # N of one layer
 MAX_NEURONS = 1 << 16           # M of one layer
 MAX_SYNAPSES = 1 << 24          # N·M of one layer (16 Mi weight bits, a 4 MiB hex file)
+MAX_MAP = 1 << 20               # C·H·W of a feature map (a conv layer's input or output)
 MANIFEST_MAX_BYTES = 1 << 20    # manifest.json, metadata included
 MAX_JSON_DEPTH = 32             # nesting of arrays/objects in manifest.json (metadata included)
 MAX_INT_DIGITS = 64             # digits of one JSON integer (Python refuses > 4300, slowly)
@@ -153,9 +167,42 @@ def _check_name(name):
                    field="name")
 
 
-def _check_common(layer, rows_name):
+def _check_time(layer):
+    """Name, T and the step gains: what every layer kind checks first."""
     _check_name(layer.name)
-    for fname in ("inputs", "neurons", "time_steps"):
+    v = layer.time_steps
+    if not is_int(v) or v < 1:
+        raise _err(f"must be a positive int, not {v!r}", field=f"{layer.name}.time_steps")
+    if layer.time_steps > 1024:
+        raise _err(f"must be <= 1024, not {layer.time_steps}", field=f"{layer.name}.time_steps")
+
+
+def _check_gain(layer):
+    gain = tuple(layer.step_gain)
+    if len(gain) != layer.time_steps or any(
+            not (is_int(g) or isinstance(g, np.integer)) or g < 1 for g in gain):
+        raise _err(f"must be {layer.time_steps} ints >= 1 (one per time step), not {gain!r}",
+                   field=f"{layer.name}.step_gain")
+    # numpy ints are accepted, and stored as Python ints (exact products in the bounds)
+    object.__setattr__(layer, "step_gain", tuple(int(g) for g in gain))
+
+
+def _check_weights(layer, rows_name):
+    """The weight matrix: ``(weight_rows, fan_in)`` bits; stored as uint8."""
+    w = np.asarray(layer.weights)
+    shape = (layer.weight_rows, layer.fan_in)
+    if w.shape != shape:
+        raise _err(f"must have shape ({rows_name}={shape[0]}, inputs={shape[1]}), "
+                   f"not {w.shape}", field=f"{layer.name}.weights")
+    if w.size and not np.isin(w, (0, 1)).all():
+        raise _err("must hold bits (1 = weight +1, 0 = weight -1)", field=f"{layer.name}.weights")
+    object.__setattr__(layer, "weights", _int_array(layer.weights, f"{layer.name}.weights",
+                                                    np.uint8))
+
+
+def _check_common(layer, rows_name):
+    _check_time(layer)
+    for fname in ("inputs", "neurons"):
         v = getattr(layer, fname)
         if not is_int(v) or v < 1:
             raise _err(f"must be a positive int, not {v!r}", field=f"{layer.name}.{fname}")
@@ -163,19 +210,8 @@ def _check_common(layer, rows_name):
     too_big = _size_error(layer.inputs, layer.neurons)
     if too_big:
         raise _err(too_big[1], field=f"{layer.name}.{too_big[0]}")
-    if layer.time_steps > 1024:
-        raise _err(f"must be <= 1024, not {layer.time_steps}", field=f"{layer.name}.time_steps")
-    gain = tuple(layer.step_gain)
-    if len(gain) != layer.time_steps or any(
-            not (is_int(g) or isinstance(g, np.integer)) or g < 1 for g in gain):
-        raise _err(f"must be {layer.time_steps} ints >= 1 (one per time step), not {gain!r}",
-                   field=f"{layer.name}.step_gain")
-    w = np.asarray(layer.weights)
-    if w.shape != (layer.neurons, layer.inputs):
-        raise _err(f"must have shape ({rows_name}={layer.neurons}, inputs={layer.inputs}), "
-                   f"not {w.shape}", field=f"{layer.name}.weights")
-    if w.size and not np.isin(w, (0, 1)).all():
-        raise _err("must hold bits (1 = weight +1, 0 = weight -1)", field=f"{layer.name}.weights")
+    _check_gain(layer)
+    _check_weights(layer, rows_name)
 
 
 def _size_error(inputs: int, neurons: int) -> tuple[str, str] | None:
@@ -197,18 +233,34 @@ def _check_vector(layer, fname, n):
 
 
 class _Synapses:
-    """What every layer type derives from its inputs alone (docs/arithmetic.md §2)."""
+    """What every weighted layer type derives from its inputs alone (docs/arithmetic.md §2).
+
+    A dense layer's synaptic sum runs over its N inputs and it has one weight row per neuron; a
+    conv layer's runs over its ``K·K·C_in`` window and it has one row per output channel.
+    :attr:`fan_in` and :attr:`weight_rows` say which, and the bounds ask them.
+    """
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one synaptic sum: N for a dense layer (the columns of ``weights``)."""
+        return self.inputs
+
+    @property
+    def weight_rows(self) -> int:
+        """Rows of ``weights`` (and of the params file): one per neuron for a dense layer."""
+        return self.neurons
 
     @property
     def synaptic_bound(self) -> int:
-        """Bound on ``|x_j[t]|``, ``N·(2^P − 1)`` (:func:`sw.fixedpoint.synaptic_bound`)."""
-        return fx.synaptic_bound(self.inputs, self.input.bits)
+        """Bound on ``|x_j[t]|``, ``N·(2^P − 1)`` with N = :attr:`fan_in`
+        (:func:`sw.fixedpoint.synaptic_bound`)."""
+        return fx.synaptic_bound(self.fan_in, self.input.bits)
 
     @property
     def synaptic_width(self) -> int:
         """Signed width of the synaptic sum ``x_j[t]`` (what ``hw/`` calls ``current_width``;
         :func:`sw.fixedpoint.synaptic_width`)."""
-        return fx.synaptic_width(self.inputs, self.input.bits)
+        return fx.synaptic_width(self.fan_in, self.input.bits)
 
     @property
     def rows_per_sample(self) -> int:
@@ -219,8 +271,69 @@ class _Synapses:
         return 1 if self.input.kind == "multibit" else self.time_steps
 
 
+class _LIF(_Synapses):
+    """The LIF neuron parameters and bounds a dense LIF layer and a conv layer share: one
+    ``bias, threshold, connected`` row per weight row (neuron or output channel), the membrane
+    format, leak and reset (docs/arithmetic.md §4-§5)."""
+
+    def _check_lif(self):
+        for fname in ("bias", "threshold", "connected"):
+            object.__setattr__(self, fname, _int_array(getattr(self, fname),
+                                                       f"{self.name}.{fname}"))
+            _check_vector(self, fname, self.weight_rows)
+        if not isinstance(self.membrane, FixedPoint) or not self.membrane.signed:
+            raise _err(f"must be a signed FixedPoint, not {self.membrane!r}",
+                       field=f"{self.name}.membrane")
+        if self.reset not in ("hard", "soft"):
+            raise _err(f"must be 'hard' or 'soft', not {self.reset!r}",
+                       field=f"{self.name}.reset")
+        if self.leak_shift is not None and (
+                not is_int(self.leak_shift) or not 1 <= self.leak_shift < self.membrane.width):
+            raise _err(f"must be null (no leak) or an int k with 1 <= k < membrane.width = "
+                       f"{self.membrane.width}, not {self.leak_shift!r}",
+                       field=f"{self.name}.leak_shift")
+        if not np.isin(self.connected, (0, 1)).all():
+            raise _err("must hold 0 or 1", field=f"{self.name}.connected")
+        need = self.required_width
+        if need > fx.MAX_WIDTH:
+            raise _err(f"the proven membrane bound needs {need} bits, more than the "
+                       f"{fx.MAX_WIDTH} the integer model allows", field=f"{self.name}.membrane")
+        if self.membrane.width < need:
+            raise _err(f"width {self.membrane.width} is below the {need} bits the proven "
+                       f"bound {self.membrane_bound} (and the biases/thresholds) need",
+                       field=f"{self.name}.membrane.width")
+
+    @property
+    def frac_bits(self) -> int:
+        return self.membrane.frac
+
+    @property
+    def current_bound(self) -> int:
+        """``Imax``, the bound on ``|I_j[t]|`` (docs/arithmetic.md §5,
+        :func:`sw.fixedpoint.current_bound`, with N = :attr:`fan_in`)."""
+        return fx.current_bound(inputs=self.fan_in, input_bits=self.input.bits,
+                                frac=self.membrane.frac, step_gain=self.step_gain,
+                                bias=self.bias, connected=self.connected)
+
+    @property
+    def membrane_bound(self) -> int:
+        """``V = T·(Imax + R)``, the proven bound on ``|h|`` and ``|v|`` (docs/arithmetic.md §5,
+        :func:`sw.fixedpoint.lif_membrane_bound`)."""
+        return fx.lif_membrane_bound(self.current_bound, threshold=self.threshold,
+                                     reset=self.reset, time_steps=self.time_steps)
+
+    @property
+    def required_width(self) -> int:
+        """The smallest membrane width W this layer allows (docs/arithmetic.md §5,
+        :func:`sw.fixedpoint.lif_width`): the proven bound, the thresholds and biases fit, and
+        ``F < W``, ``k < W``. ``membrane.width`` is at least this; the exporter writes exactly
+        this."""
+        return fx.lif_width(self.membrane_bound, threshold=self.threshold, bias=self.bias,
+                            frac=self.membrane.frac, leak_shift=self.leak_shift)
+
+
 @dataclass(frozen=True, eq=False)
-class LIFLayer(_Synapses):
+class LIFLayer(_LIF):
     """A dense binary layer of leaky integrate-and-fire neurons (docs/arithmetic.md §4).
 
     Per neuron j and time step t::
@@ -273,63 +386,202 @@ class LIFLayer(_Synapses):
 
     def __post_init__(self):
         _check_common(self, "neurons")
-        # numpy ints are accepted, and stored as Python ints (exact products in the bounds)
-        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
-        object.__setattr__(self, "weights", _int_array(self.weights, f"{self.name}.weights",
-                                                       np.uint8))
-        for fname in ("bias", "threshold", "connected"):
-            object.__setattr__(self, fname, _int_array(getattr(self, fname),
-                                                       f"{self.name}.{fname}"))
-            _check_vector(self, fname, self.neurons)
-        if not isinstance(self.membrane, FixedPoint) or not self.membrane.signed:
-            raise _err(f"must be a signed FixedPoint, not {self.membrane!r}",
-                       field=f"{self.name}.membrane")
-        if self.reset not in ("hard", "soft"):
-            raise _err(f"must be 'hard' or 'soft', not {self.reset!r}",
-                       field=f"{self.name}.reset")
-        if self.leak_shift is not None and (
-                not is_int(self.leak_shift) or not 1 <= self.leak_shift < self.membrane.width):
-            raise _err(f"must be null (no leak) or an int k with 1 <= k < membrane.width = "
-                       f"{self.membrane.width}, not {self.leak_shift!r}",
-                       field=f"{self.name}.leak_shift")
-        if not np.isin(self.connected, (0, 1)).all():
-            raise _err("must hold 0 or 1", field=f"{self.name}.connected")
-        need = self.required_width
-        if need > fx.MAX_WIDTH:
-            raise _err(f"the proven membrane bound needs {need} bits, more than the "
-                       f"{fx.MAX_WIDTH} the integer model allows", field=f"{self.name}.membrane")
-        if self.membrane.width < need:
-            raise _err(f"width {self.membrane.width} is below the {need} bits the proven "
-                       f"bound {self.membrane_bound} (and the biases/thresholds) need",
-                       field=f"{self.name}.membrane.width")
+        self._check_lif()
+
+
+def _check_shape(layer, fname):
+    """A ``(C, H, W)`` map shape of positive ints within :data:`MAX_MAP`; stored as a tuple."""
+    shape = getattr(layer, fname)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3 or not all(is_int(v) or isinstance(v, np.integer)
+                                                   for v in shape) or min(shape) < 1:
+        raise _err(f"must be 3 positive ints (channels, height, width), not "
+                   f"{getattr(layer, fname)!r}", field=f"{layer.name}.{fname}")
+    shape = tuple(int(v) for v in shape)
+    object.__setattr__(layer, fname, shape)
+    size = shape[0] * shape[1] * shape[2]
+    if size > MAX_MAP:
+        raise _err(f"C·H·W = {size} is above the limit MAX_MAP = {MAX_MAP}",
+                   field=f"{layer.name}.{fname}")
+
+
+def _map_size(shape) -> int:
+    return shape[0] * shape[1] * shape[2]
+
+
+@dataclass(frozen=True, eq=False)
+class ConvLayer(_LIF):
+    """A binary convolution with a LIF neuron at every output (docs/arithmetic.md §9).
+
+    Output ``(o, y, x)`` is a LIF neuron (the update of :class:`LIFLayer`) with the parameters
+    of its channel o; its synaptic sum runs over the ``K·K·C_in`` window at
+    ``(y·S − P, x·S − P)``, zero padding outside the map::
+
+        x_o,y,x[t] = Σ_{ky,kx,c} (2·w_o[(ky·K + kx)·C_in + c] − 1) · in[c, y·S−P+ky, x·S−P+kx][t]
+
+    The neurons are numbered in the element order of :mod:`sw.geometry`
+    (``(y·W_out + x)·C_out + o``): :attr:`neurons` is ``C_out·H_out·W_out``, a dense layer
+    after it takes the map flattened in that order.
+
+    Parameters
+    ----------
+    name : str
+    in_shape : (C_in, H, W)
+        The input map.
+    channels : int
+        C_out, the output channels.
+    kernel : int
+        K, odd, in :data:`sw.geometry.KERNELS`.
+    stride : int
+        S, 1 or 2.
+    padding : int
+        P, 0 <= P < K: zero rows/columns around the input.
+    input, time_steps, membrane, leak_shift, reset, step_gain
+        As in :class:`LIFLayer`.
+    weights : (C_out, K·K·C_in) array of {0, 1}
+        One row per output channel, window order (:func:`sw.geometry.window_index`).
+    bias, threshold, connected : (C_out,) int arrays
+        Per output channel (BatchNorm folds per channel).
+    """
+
+    name: str
+    in_shape: tuple
+    channels: int
+    kernel: int
+    stride: int
+    padding: int
+    input: InputSpec
+    time_steps: int
+    membrane: FixedPoint
+    leak_shift: int | None
+    reset: Literal["hard", "soft"]
+    step_gain: tuple[int, ...]
+    weights: np.ndarray
+    bias: np.ndarray
+    threshold: np.ndarray
+    connected: np.ndarray
+    kind: str = field(default="conv", init=False)
+
+    def __post_init__(self):
+        _check_time(self)
+        _check_shape(self, "in_shape")
+        n = self.name
+        if not is_int(self.channels) or not 1 <= self.channels <= MAX_NEURONS:
+            raise _err(f"must be an int in 1..{MAX_NEURONS}, not {self.channels!r}",
+                       field=f"{n}.channels")
+        if not is_int(self.kernel) or self.kernel not in geometry.KERNELS:
+            raise _err(f"must be one of {', '.join(map(str, geometry.KERNELS))} (odd), not "
+                       f"{self.kernel!r}", field=f"{n}.kernel")
+        if not is_int(self.stride) or self.stride not in geometry.STRIDES:
+            raise _err(f"must be 1 or 2, not {self.stride!r}", field=f"{n}.stride")
+        if not is_int(self.padding) or not 0 <= self.padding < self.kernel:
+            raise _err(f"must be an int with 0 <= padding < kernel = {self.kernel}, not "
+                       f"{self.padding!r}", field=f"{n}.padding")
+        c, h, w = self.in_shape
+        if min(h, w) + 2 * self.padding < self.kernel:
+            raise _err(f"the {h}x{w} input padded by {self.padding} is smaller than the "
+                       f"{self.kernel}x{self.kernel} kernel", field=f"{n}.in_shape")
+        if self.fan_in > MAX_INPUTS:
+            raise _err(f"K·K·C_in = {self.fan_in} is above the limit MAX_INPUTS = "
+                       f"{MAX_INPUTS}", field=f"{n}.in_shape")
+        if self.fan_in * self.channels > MAX_SYNAPSES:
+            raise _err(f"C_out x K·K·C_in = {self.fan_in * self.channels} is above the limit "
+                       f"MAX_SYNAPSES = {MAX_SYNAPSES}", field=f"{n}.channels")
+        if self.neurons > MAX_MAP:
+            raise _err(f"the output map C·H·W = {self.neurons} is above the limit MAX_MAP = "
+                       f"{MAX_MAP}", field=f"{n}.channels")
+        _check_gain(self)
+        _check_weights(self, "channels")
+        self._check_lif()
 
     @property
-    def frac_bits(self) -> int:
-        return self.membrane.frac
+    def out_shape(self) -> tuple:
+        """``(C_out, H_out, W_out)`` (:func:`sw.geometry.conv_output_size`)."""
+        _, h, w = self.in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        return (self.channels, geometry.conv_output_size(h, k, s, p),
+                geometry.conv_output_size(w, k, s, p))
 
     @property
-    def current_bound(self) -> int:
-        """``Imax``, the bound on ``|I_j[t]|`` (docs/arithmetic.md §5,
-        :func:`sw.fixedpoint.current_bound`)."""
-        return fx.current_bound(inputs=self.inputs, input_bits=self.input.bits,
-                                frac=self.membrane.frac, step_gain=self.step_gain,
-                                bias=self.bias, connected=self.connected)
+    def inputs(self) -> int:
+        """Elements of the input map, ``C_in·H·W``."""
+        return _map_size(self.in_shape)
 
     @property
-    def membrane_bound(self) -> int:
-        """``V = T·(Imax + R)``, the proven bound on ``|h|`` and ``|v|`` (docs/arithmetic.md §5,
-        :func:`sw.fixedpoint.lif_membrane_bound`)."""
-        return fx.lif_membrane_bound(self.current_bound, threshold=self.threshold,
-                                     reset=self.reset, time_steps=self.time_steps)
+    def neurons(self) -> int:
+        """LIF neurons (outputs), ``C_out·H_out·W_out``."""
+        return _map_size(self.out_shape)
 
     @property
-    def required_width(self) -> int:
-        """The smallest membrane width W this layer allows (docs/arithmetic.md §5,
-        :func:`sw.fixedpoint.lif_width`): the proven bound, the thresholds and biases fit, and
-        ``F < W``, ``k < W``. ``membrane.width`` is at least this; the exporter writes exactly
-        this."""
-        return fx.lif_width(self.membrane_bound, threshold=self.threshold, bias=self.bias,
-                            frac=self.membrane.frac, leak_shift=self.leak_shift)
+    def positions(self) -> int:
+        """Output positions ``H_out·W_out``: the windows per time step."""
+        return self.out_shape[1] * self.out_shape[2]
+
+    @property
+    def fan_in(self) -> int:
+        """``K·K·C_in``: the inputs of one synaptic sum (the window)."""
+        return self.kernel * self.kernel * self.in_shape[0]
+
+    @property
+    def weight_rows(self) -> int:
+        """One weight row (and params row) per output channel."""
+        return self.channels
+
+
+@dataclass(frozen=True, eq=False)
+class PoolLayer:
+    """Spike max pooling over non-overlapping k×k windows: the OR of the window's spikes, at
+    every time step (docs/arithmetic.md §9). No weights, parameters or state. Rows and columns
+    past the last whole window are dropped (:func:`sw.geometry.pool_output_size`).
+
+    Parameters
+    ----------
+    name : str
+    in_shape : (C, H, W)
+    kernel : int
+        k, 2 <= k <= min(H, W).
+    time_steps : int
+    """
+
+    name: str
+    in_shape: tuple
+    kernel: int
+    time_steps: int
+    kind: str = field(default="pool", init=False)
+
+    def __post_init__(self):
+        _check_time(self)
+        _check_shape(self, "in_shape")
+        _, h, w = self.in_shape
+        if not is_int(self.kernel) or not 2 <= self.kernel <= min(h, w):
+            raise _err(f"must be an int with 2 <= kernel <= min(H, W) = {min(h, w)}, not "
+                       f"{self.kernel!r}", field=f"{self.name}.kernel")
+
+    @property
+    def input(self) -> InputSpec:
+        return InputSpec("spike")
+
+    @property
+    def out_shape(self) -> tuple:
+        c, h, w = self.in_shape
+        k = self.kernel
+        return (c, geometry.pool_output_size(h, k), geometry.pool_output_size(w, k))
+
+    @property
+    def inputs(self) -> int:
+        return _map_size(self.in_shape)
+
+    @property
+    def neurons(self) -> int:
+        """Output elements ``C·H_out·W_out`` (spikes, not neurons: the name is the chain's)."""
+        return _map_size(self.out_shape)
+
+    @property
+    def rows_per_sample(self) -> int:
+        return self.time_steps
 
 
 @dataclass(frozen=True, eq=False)
@@ -365,10 +617,6 @@ class ReadoutLayer(_Synapses):
 
     def __post_init__(self):
         _check_common(self, "classes")
-        # numpy ints are accepted, and stored as Python ints (exact products in the bounds)
-        object.__setattr__(self, "step_gain", tuple(int(g) for g in self.step_gain))
-        object.__setattr__(self, "weights", _int_array(self.weights, f"{self.name}.weights",
-                                                       np.uint8))
         for fname in ("scale", "offset"):
             object.__setattr__(self, fname, _int_array(getattr(self, fname),
                                                        f"{self.name}.{fname}"))
@@ -419,16 +667,24 @@ class ReadoutLayer(_Synapses):
         return fx.readout_width(self.score_bound)
 
 
-Layer = LIFLayer | ReadoutLayer
+Layer = LIFLayer | ConvLayer | PoolLayer | ReadoutLayer
+_MAP_LAYERS = (ConvLayer, PoolLayer)
+_LAYER_TYPES = (LIFLayer, ConvLayer, PoolLayer, ReadoutLayer)
 
 
 @dataclass(frozen=True, eq=False)
 class Artifact:
-    """A whole network: zero or more LIF layers followed by one readout.
+    """A whole network: conv and pool layers (if any), then dense LIF layers, then one readout.
+
+    The chain (docs/artifact.md): a conv layer takes the network's input map or the map of the
+    conv/pool layer before it (``in_shape`` equal to its ``out_shape``); a pool layer follows a
+    conv or pool layer; a dense layer (LIF or readout) takes the N outputs of the layer before
+    it, a map flattened in the element order of :mod:`sw.geometry`. Only the first layer takes
+    multibit input.
 
     Parameters
     ----------
-    layers : tuple of LIFLayer / ReadoutLayer
+    layers : tuple of LIFLayer / ConvLayer / PoolLayer / ReadoutLayer
     metadata : dict
         Free-form JSON facts about where the model came from (dataset, accuracies, training
         options). Nothing in the integer semantics depends on it.
@@ -447,9 +703,9 @@ class Artifact:
             raise _err(f"layer names must be unique, got {names}", field="layers")
         for i, layer in enumerate(layers):
             last = i == len(layers) - 1
-            if not isinstance(layer, (LIFLayer, ReadoutLayer)):
-                raise _err(f"must be LIFLayer or ReadoutLayer, not {type(layer).__name__}",
-                           field=f"layers[{i}]")
+            if not isinstance(layer, _LAYER_TYPES):
+                raise _err(f"must be LIFLayer, ConvLayer, PoolLayer or ReadoutLayer, not "
+                           f"{type(layer).__name__}", field=f"layers[{i}]")
             if last and not isinstance(layer, ReadoutLayer):
                 raise _err(f"the last layer must be a readout, not {layer.kind!r}",
                            field=f"{layer.name}.kind")
@@ -458,14 +714,28 @@ class Artifact:
             if layer.time_steps != layers[0].time_steps:
                 raise _err(f"must equal the first layer's time_steps {layers[0].time_steps}, "
                            f"not {layer.time_steps}", field=f"{layer.name}.time_steps")
-            if i > 0:
-                prev = layers[i - 1]
-                if layer.inputs != prev.neurons:
-                    raise _err(f"must equal the previous layer's neurons {prev.neurons}, "
-                               f"not {layer.inputs}", field=f"{layer.name}.inputs")
-                if layer.input.kind != "spike":
-                    raise _err("only the first layer may take multibit inputs",
-                               field=f"{layer.name}.input.kind")
+            if i == 0:
+                if isinstance(layer, PoolLayer):
+                    raise _err("a pool layer pools the spikes of a conv layer; it cannot be "
+                               "the first layer", field=f"{layer.name}.kind")
+                continue
+            prev = layers[i - 1]
+            if isinstance(layer, _MAP_LAYERS):
+                if not isinstance(prev, _MAP_LAYERS):
+                    raise _err(f"a {layer.kind} layer takes a feature map; it cannot follow the "
+                               f"dense layer {prev.name!r}", field=f"{layer.name}.kind")
+                if layer.in_shape != prev.out_shape:
+                    raise _err(f"must equal the previous layer's out_shape "
+                               f"{list(prev.out_shape)}, not {list(layer.in_shape)}",
+                               field=f"{layer.name}.in_shape")
+            elif layer.inputs != prev.neurons:
+                what = "neurons" if not isinstance(prev, _MAP_LAYERS) else (
+                    f"outputs C·H·W = {'·'.join(map(str, prev.out_shape))}")
+                raise _err(f"must equal the previous layer's {what} {prev.neurons}, "
+                           f"not {layer.inputs}", field=f"{layer.name}.inputs")
+            if layer.input.kind != "spike":
+                raise _err("only the first layer may take multibit inputs",
+                           field=f"{layer.name}.input.kind")
         if not isinstance(self.metadata, dict):
             raise _err("must be a JSON object", field="metadata")
 
@@ -475,7 +745,13 @@ class Artifact:
 
     @property
     def inputs(self) -> int:
+        """Elements of one input row (a frame): N, or ``C·H·W`` for a conv network."""
         return self.layers[0].inputs
+
+    @property
+    def in_shape(self) -> tuple | None:
+        """The input map ``(C, H, W)`` of a network whose first layer is a conv, else None."""
+        return self.layers[0].in_shape if isinstance(self.layers[0], ConvLayer) else None
 
     @property
     def classes(self) -> int:
@@ -487,11 +763,27 @@ class Artifact:
 
     @property
     def lif_layers(self) -> tuple:
+        """Every layer before the readout (each emits spikes: dense LIF, conv and pool)."""
         return self.layers[:-1]
 
     @property
     def readout(self) -> ReadoutLayer:
         return self.layers[-1]
+
+    @property
+    def is_dense(self) -> bool:
+        """True when every layer is a dense LIF layer or the readout (schema version 1)."""
+        return all(isinstance(layer, (LIFLayer, ReadoutLayer)) for layer in self.layers)
+
+    @property
+    def schema_version(self) -> int:
+        """The lowest manifest version that holds this network: 1 when dense, else 2."""
+        return 1 if self.is_dense else 2
+
+    @property
+    def weighted_layers(self) -> tuple:
+        """The layers with weights and parameters (every layer but the pool layers)."""
+        return tuple(layer for layer in self.layers if not isinstance(layer, PoolLayer))
 
     @property
     def rows_per_sample(self) -> int:
@@ -500,15 +792,36 @@ class Artifact:
         return self.layers[0].rows_per_sample
 
     def input_shape(self, batch: int | None = None) -> tuple:
-        """Shape of a batch of inputs the golden model and the hardware take:
-        ``(B, N)`` values for multibit input, ``(B, T, N)`` spikes otherwise."""
-        core = ((self.inputs,) if self.input.kind == "multibit"
-                else (self.time_steps, self.inputs))
+        """Shape of a batch of inputs the golden model takes: ``(B, N)`` values for multibit
+        input, ``(B, T, N)`` spikes otherwise; for a conv network ``(B, C, H, W)`` and
+        ``(B, T, C, H, W)`` (the datasets' layout; :meth:`shape_inputs`)."""
+        frame = self.in_shape or (self.inputs,)
+        core = frame if self.input.kind == "multibit" else (self.time_steps, *frame)
         return core if batch is None else (batch, *core)
 
+    def shape_inputs(self, x: np.ndarray) -> np.ndarray:
+        """A batch in a dataset's layout (``(B, C, H, W)`` values or ``(B, T, C, H, W)``
+        spikes, :mod:`sw.data`) in the layout :meth:`input_shape` names: unchanged for a conv
+        network, flattened per sample (multibit) or per frame (spikes) for a dense one."""
+        x = np.asarray(x)
+        if self.in_shape is not None:
+            return x
+        lead = 1 if self.input.kind == "multibit" else 2
+        return x.reshape(*x.shape[:lead], -1) if x.ndim > lead else x
+
     def summary(self) -> str:
-        parts = [f"{self.inputs}"]
-        parts += [f"{layer.neurons}" for layer in self.layers]
+        first = self.layers[0]
+        parts = ["x".join(map(str, first.in_shape)) if isinstance(first, ConvLayer)
+                 else f"{self.inputs}"]
+        for layer in self.layers:
+            if isinstance(layer, ConvLayer):
+                extra = "" if layer.stride == 1 else f"s{layer.stride}"
+                extra += "" if layer.padding == layer.kernel // 2 else f"p{layer.padding}"
+                parts.append(f"c{layer.channels}k{layer.kernel}{extra}")
+            elif isinstance(layer, PoolLayer):
+                parts.append(f"p{layer.kernel}")
+            else:
+                parts.append(f"{layer.neurons}")
         return (f"{'-'.join(parts)} T={self.time_steps} input={self.input.kind}"
                 f"{'/' + str(self.input.bits) + 'b' if self.input.kind == 'multibit' else ''}")
 
@@ -550,7 +863,7 @@ def weights_from_hex_lines(lines: list[str], neurons: int, inputs: int,
 
 
 def _params_lines(layer) -> list[str]:
-    if isinstance(layer, LIFLayer):
+    if isinstance(layer, (LIFLayer, ConvLayer)):
         rows = zip(layer.bias, layer.threshold, layer.connected, strict=True)
         return [_LIF_HEADER] + [f"{int(b)},{int(t)},{int(c)}" for b, t, c in rows]
     rows = zip(layer.scale, layer.offset, strict=True)
@@ -591,16 +904,19 @@ def _layer_files(layer) -> dict:
 
 
 def _layer_json(layer) -> dict:
-    obj = {
-        "name": layer.name,
-        "kind": layer.kind,
-        "inputs": layer.inputs,
-        "neurons": layer.neurons,
-        "input": layer.input.to_json(),
-        "time_steps": layer.time_steps,
-        "step_gain": list(layer.step_gain),
-    }
-    if isinstance(layer, LIFLayer):
+    obj = {"name": layer.name, "kind": layer.kind}
+    if isinstance(layer, PoolLayer):
+        obj.update(in_shape=list(layer.in_shape), kernel=layer.kernel,
+                   time_steps=layer.time_steps)
+        return obj
+    if isinstance(layer, ConvLayer):
+        obj.update(in_shape=list(layer.in_shape), channels=layer.channels, kernel=layer.kernel,
+                   stride=layer.stride, padding=layer.padding)
+    else:
+        obj.update(inputs=layer.inputs, neurons=layer.neurons)
+    obj.update(input=layer.input.to_json(), time_steps=layer.time_steps,
+               step_gain=list(layer.step_gain))
+    if isinstance(layer, (LIFLayer, ConvLayer)):
         obj.update(membrane=layer.membrane.to_json(), leak_shift=layer.leak_shift,
                    reset=layer.reset)
     else:
@@ -612,7 +928,7 @@ def _layer_json(layer) -> dict:
 def manifest_dict(artifact: Artifact, hashes: dict) -> dict:
     return {
         "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": artifact.schema_version,
         "summary": artifact.summary(),
         "layers": [_layer_json(layer) for layer in artifact.layers],
         "hashes": dict(sorted(hashes.items())),
@@ -623,7 +939,7 @@ def manifest_dict(artifact: Artifact, hashes: dict) -> dict:
 def _data_files(artifact: Artifact) -> dict:
     """``{file name: text}`` of every data file of ``artifact``."""
     files = {}
-    for layer in artifact.layers:
+    for layer in artifact.weighted_layers:
         names = _layer_files(layer)
         files[names["weights"]] = "\n".join(weights_to_hex_lines(layer.weights)) + "\n"
         files[names["params"]] = "\n".join(_params_lines(layer)) + "\n"
@@ -944,6 +1260,19 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         os.close(dir_fd)
 
 
+def _shape_json(obj, file, where) -> tuple:
+    """``in_shape``: a list of 3 positive ints whose product is within :data:`MAX_MAP`
+    (checked before anything is allocated)."""
+    shape = _get(obj, "in_shape", list, file, where, "a list [channels, height, width]")
+    if len(shape) != 3 or not all(is_int(v) and v >= 1 for v in shape):
+        raise _err(f"expected 3 positive ints [channels, height, width], found {shape!r}",
+                   file=file, field=where + "in_shape")
+    if _map_size(shape) > MAX_MAP:
+        raise _err(f"C·H·W = {_map_size(shape)} is above the limit MAX_MAP = {MAX_MAP}",
+                   file=file, field=where + "in_shape")
+    return tuple(shape)
+
+
 def _load(path: Path, dir_fd: int) -> Artifact:
     mf = MANIFEST
     manifest = _parse_manifest(_read_regular(path, dir_fd, MANIFEST, MANIFEST_MAX_BYTES, ""))
@@ -954,9 +1283,10 @@ def _load(path: Path, dir_fd: int) -> Artifact:
         raise _err(f"expected {SCHEMA!r}, found {schema!r}", file=mf, field="schema")
     version = manifest.get("schema_version")
     # 1.0 == True == 1 in Python: the version must be the int itself
-    if not is_int(version) or version != SCHEMA_VERSION:
-        raise _err(f"unknown schema version {version!r}; this bitspike reads version "
-                   f"{SCHEMA_VERSION}", file=mf, field="schema_version")
+    if not is_int(version) or version not in SCHEMA_VERSIONS:
+        raise _err(f"unknown schema version {version!r}; this bitspike reads versions "
+                   f"{', '.join(map(str, SCHEMA_VERSIONS))}", file=mf, field="schema_version")
+    kinds = ("lif", "readout") if version == 1 else ("lif", "conv", "pool", "readout")
     hashes = _get(manifest, "hashes", dict, mf, "", "an object {file: 'sha256:...'}")
     layers_json = _get(manifest, "layers", list, mf, "", "a list of layers")
     metadata = manifest.get("metadata", {})
@@ -990,12 +1320,23 @@ def _load(path: Path, dir_fd: int) -> Artifact:
         w = f"layers[{i}]."
         name = _get(obj, "name", str, mf, w, "a layer name")
         w = f"layers[{i}] ({name})."
-        kind = _get(obj, "kind", str, mf, w, "'lif' or 'readout'")
-        if kind not in ("lif", "readout"):
-            raise _err(f"expected 'lif' or 'readout', found {kind!r}", file=mf, field=w + "kind")
-        inputs = _get(obj, "inputs", int, mf, w, "a positive int")
-        neurons = _get(obj, "neurons", int, mf, w, "a positive int")
+        expected_kind = " or ".join(f"'{k}'" for k in kinds)
+        kind = _get(obj, "kind", str, mf, w, expected_kind)
+        if kind not in kinds:
+            later = (f" (schema_version 1 holds dense layers only; '{kind}' layers need "
+                     f"schema_version 2)" if kind in ("conv", "pool") else "")
+            raise _err(f"expected {expected_kind}, found {kind!r}{later}", file=mf,
+                       field=w + "kind")
         t = _get(obj, "time_steps", int, mf, w, "a positive int")
+        try:
+            if kind == "pool":
+                layers.append(PoolLayer(name=name, in_shape=_shape_json(obj, mf, w), kernel=_get(
+                    obj, "kernel", int, mf, w, "an int"), time_steps=t))
+                continue
+        except ArtifactError as exc:
+            if exc.file is not None:
+                raise
+            raise _err(str(exc), file=mf) from None
         gain = _get(obj, "step_gain", list, mf, w, "a list of T ints >= 1")
         inp = _get(obj, "input", dict, mf, w, "an object {kind, bits}")
         files = _get(obj, "files", dict, mf, w, "an object {weights, params}")
@@ -1006,42 +1347,62 @@ def _load(path: Path, dir_fd: int) -> Artifact:
             raise _err(str(exc), file=mf, field=w + "input") from None
         for key in ("weights", "params"):
             _get(files, key, str, mf, w + "files.", "a file name")
-        if inputs < 1 or neurons < 1:
-            raise _err(f"inputs and neurons must be >= 1, found {inputs} and {neurons}",
-                       file=mf, field=w[:-1])
-        # before a byte of the data files is read or an array allocated
-        too_big = _size_error(inputs, neurons)
-        if too_big:
-            raise _err(too_big[1], file=mf, field=w + too_big[0])
-        # The data files' sizes follow from N and M: ceil(N/4) hex digits per line, a few
-        # bounded integers per params row; each line may end in CRLF (2 bytes).
-        digits = max(1, fx.ceil_div(inputs, 4))
-        ncol = 3 if kind == "lif" else 2
-        wlines = read_data(files["weights"], w + "files.weights", neurons * (digits + 2))
-        weights = weights_from_hex_lines(wlines, neurons, inputs, file=files["weights"])
+        geometry_args = {}
+        if kind == "conv":
+            in_shape = _shape_json(obj, mf, w)
+            geometry_args = {key: _get(obj, key, int, mf, w, "an int")
+                             for key in ("channels", "kernel", "stride", "padding")}
+            channels, kernel = geometry_args["channels"], geometry_args["kernel"]
+            if channels < 1 or kernel < 1:
+                raise _err(f"channels and kernel must be >= 1, found {channels} and {kernel}",
+                           file=mf, field=w[:-1])
+            geometry_args["in_shape"] = in_shape
+            rows, cols = channels, kernel * kernel * in_shape[0]
+            too_big = _size_error(cols, rows)
+            if too_big:
+                raise _err(f"{too_big[1]} (K·K·C_in inputs x channels)", file=mf,
+                           field=w + ("in_shape" if too_big[0] == "inputs" else "channels"))
+        else:
+            inputs = _get(obj, "inputs", int, mf, w, "a positive int")
+            neurons = _get(obj, "neurons", int, mf, w, "a positive int")
+            if inputs < 1 or neurons < 1:
+                raise _err(f"inputs and neurons must be >= 1, found {inputs} and {neurons}",
+                           file=mf, field=w[:-1])
+            # before a byte of the data files is read or an array allocated
+            too_big = _size_error(inputs, neurons)
+            if too_big:
+                raise _err(too_big[1], file=mf, field=w + too_big[0])
+            rows, cols = neurons, inputs
+            geometry_args = {"inputs": inputs, "neurons": neurons}
+        # The data files' sizes follow from the rows and columns: ceil(cols/4) hex digits per
+        # line, a few bounded integers per params row; each line may end in CRLF (2 bytes).
+        digits = max(1, fx.ceil_div(cols, 4))
+        ncol = 2 if kind == "readout" else 3
+        wlines = read_data(files["weights"], w + "files.weights", rows * (digits + 2))
+        weights = weights_from_hex_lines(wlines, rows, cols, file=files["weights"])
         plines = read_data(files["params"], w + "files.params",
-                           len(_LIF_HEADER) + 2 + neurons * (ncol * _CELL_MAX_BYTES + 2))
+                           len(_LIF_HEADER) + 2 + rows * (ncol * _CELL_MAX_BYTES + 2))
         try:
-            if kind == "lif":
+            if kind in ("lif", "conv"):
                 membrane = _fixed_from_json(obj.get("membrane"), mf, w + "membrane")
                 if "leak_shift" not in obj:
                     raise _err("missing; expected null or an int", file=mf,
                                field=w + "leak_shift")
                 leak_shift = obj["leak_shift"]
                 reset = _get(obj, "reset", str, mf, w, "'hard' or 'soft'")
-                params = _parse_params(plines, _LIF_HEADER, neurons, files["params"])
-                layers.append(LIFLayer(
-                    name=name, inputs=inputs, neurons=neurons, input=spec, time_steps=t,
-                    membrane=membrane, leak_shift=leak_shift, reset=reset, step_gain=gain,
-                    weights=weights, bias=params[:, 0], threshold=params[:, 1],
-                    connected=params[:, 2]))
+                params = _parse_params(plines, _LIF_HEADER, rows, files["params"])
+                cls = LIFLayer if kind == "lif" else ConvLayer
+                layers.append(cls(
+                    name=name, input=spec, time_steps=t, membrane=membrane,
+                    leak_shift=leak_shift, reset=reset, step_gain=gain, weights=weights,
+                    bias=params[:, 0], threshold=params[:, 1], connected=params[:, 2],
+                    **geometry_args))
             else:
                 score = _fixed_from_json(obj.get("score"), mf, w + "score")
-                params = _parse_params(plines, _READOUT_HEADER, neurons, files["params"])
+                params = _parse_params(plines, _READOUT_HEADER, rows, files["params"])
                 layers.append(ReadoutLayer(
-                    name=name, inputs=inputs, neurons=neurons, input=spec, time_steps=t,
-                    step_gain=gain, weights=weights, scale=params[:, 0], offset=params[:, 1],
-                    score=score))
+                    name=name, input=spec, time_steps=t, step_gain=gain, weights=weights,
+                    scale=params[:, 0], offset=params[:, 1], score=score, **geometry_args))
         except ArtifactError as exc:
             if exc.file is not None:
                 raise

@@ -164,12 +164,12 @@ def test_missing_top_level_field(written):
         load_artifact(path)
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None, 1.0, True])
+@pytest.mark.parametrize("version", [0, 3, "1", "2", None, 1.0, 2.0, True])
 def test_unknown_schema_version(written, version):
     _, path = written
     _edit_manifest(path, lambda m: m.__setitem__("schema_version", version))
     with pytest.raises(ArtifactError, match=r"^manifest\.json: schema_version: unknown schema "
-                                            r"version .*reads version 1"):
+                                            r"version .*reads versions 1, 2"):
         load_artifact(path)
 
 
