@@ -284,3 +284,19 @@ def test_in_memory_chain_errors_are_named(seed):
     with pytest.raises(ArtifactError, match=r"c\.in_shape: the 1x6 input padded by 0 is smaller "
                                             r"than the 3x3 kernel"):
         ConvLayer(**{**_fields(conv), "name": "c", "in_shape": (2, 1, 6), "padding": 0})
+
+
+def test_bitspike_random_conv(tmp_path, capsys):
+    from bitspike import cli
+
+    out = tmp_path / "net"
+    argv = ["random", "--conv", "-o", str(out), "--seed", "5", "--time-steps", "3", "--input",
+            "spike"]
+    assert cli.main(argv) == 0
+    loaded = load_artifact(out)
+    expected = random_conv_artifact(5, time_steps=3, input_kind="spike", input_bits=5)
+    assert_same_artifact(loaded, expected)
+    assert loaded.schema_version == 2 and loaded.input.kind == "spike"
+    assert capsys.readouterr().out == (f"wrote {out}: {expected.summary()} (random, seed 5)\n")
+    assert cli.main(argv) == 2  # exists, no --force
+    assert "exists" in capsys.readouterr().err
