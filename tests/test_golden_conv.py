@@ -353,3 +353,29 @@ def test_a_corrupted_reference_is_detected(monkeypatch, corrupt):
     for a, x in zip(artifacts, inputs, strict=True):
         with pytest.raises(AssertionError, match=r"layer 0 \(conv0, conv\): synaptic sums"):
             assert_matches_reference(a, x)
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0), (2, 2)])
+def test_conv_weight_rows_of_a_pytorch_kernel_give_the_cross_correlation(stride, padding):
+    """A (C_out, C_in, K, K) ±1 kernel through :func:`sw.geometry.conv_weight_rows` computes
+    PyTorch's conv2d (a cross-correlation over the zero-padded (C, H, W) input), written here
+    with numpy on channel-first arrays, in the element order."""
+    from sw.geometry import conv_weight_rows
+
+    rng = np.random.default_rng(stride * 10 + padding)
+    c_in, c_out, k, h, w, bits = 3, 4, 3, 7, 6, 4
+    kernel = rng.choice([-1, 1], size=(c_out, c_in, k, k))
+    rows = conv_weight_rows((kernel + 1) // 2)
+    layer = _conv((c_in, h, w), rows.tolist(), kernel=k, stride=stride, padding=padding,
+                  bits=bits)
+    x = rng.integers(0, 1 << bits, size=(2, c_in, h, w))
+    _, h_out, w_out = layer.out_shape
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    expect = np.zeros((2, c_out, h_out, w_out), np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            taps = padded[:, :, ky:ky + stride * (h_out - 1) + 1:stride,
+                          kx:kx + stride * (w_out - 1) + 1:stride]
+            expect += np.einsum("oc,bcyx->boyx", kernel[:, :, ky, kx], taps)
+    cur = _both(_with_readout(layer), x)[:, 0]
+    np.testing.assert_array_equal(cur, expect.transpose(0, 2, 3, 1).reshape(2, -1))
