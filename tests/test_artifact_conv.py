@@ -173,8 +173,8 @@ def _pop(i, key):
      r"conv0\.padding: must be an int with 0 <= padding < kernel = 3, not 3"),
     (_set(0, "padding", -1), r"conv0\.padding: must be an int with 0 <= padding < kernel"),
     (_set(0, "kernel", 0),
-     r"layers\[0\] \(conv0\): channels and kernel must be >= 1, found 3 and 0"),
-    (_set(0, "channels", 0), r"\(conv0\): channels and kernel must be >= 1, found 0 and 3"),
+     r"layers\[0\] \(conv0\)\.kernel: must be one of 1, 3, 5, 7 \(odd\), not 0"),
+    (_set(0, "channels", 0), r"\(conv0\)\.channels: must be >= 1, found 0"),
     (_set(0, "kernel", "3"), r"\(conv0\)\.kernel: expected an int, found '3'"),
     (_set(0, "stride", 1.0), r"\(conv0\)\.stride: expected an int, found 1\.0"),
     (_set(0, "padding", True), r"\(conv0\)\.padding: expected an int, found True"),
@@ -218,24 +218,21 @@ def test_conv_manifest_errors_are_named(written, edit, match):
 
 @pytest.mark.parametrize("kernel", [4, 2, 9])
 def test_a_kernel_outside_1_3_5_7_is_named(written, kernel):
-    """K in the manifest sets the width of the weight lines (K·K·C_in bits), so a weight file
-    written for K = 3 fails first on its line width. With a weight file of the width K asks
-    for (rewritten and rehashed), the kernel itself is named.
-
-    Workaround, reported: the loader reads the weight file before checking K, so a bad K alone
-    is reported as ``conv0.weights.hex: line 1: expected 8 hex digits`` (K = 4), not as the
-    kernel; this test rewrites the file to get past that."""
+    """K in the manifest sets the width of the weight lines (K·K·C_in bits): the loader checks
+    it before it reads the weight file, so a bad K is named as the kernel, not as a weight
+    file of the wrong width."""
     _, path = written
     _edit_manifest(path, _set(0, "kernel", kernel))
-    # the line width (K = 4, 9: "expected 8 hex digits (32 weight bits)") or the file size
-    # (K = 2: "is 18 bytes, more than the 12 its sizes allow") is what fails today
-    with pytest.raises(ArtifactError, match=r"^conv0\.weights\.hex: "):
+    with pytest.raises(ArtifactError, match=rf"^manifest\.json: layers\[0\] \(conv0\)\.kernel: "
+                                            rf"must be one of 1, 3, 5, 7 \(odd\), not {kernel}$"):
         load_artifact(path)
-    ones = np.ones((3, kernel * kernel * 2), np.uint8)
-    (path / "conv0.weights.hex").write_text("\n".join(weights_to_hex_lines(ones)) + "\n")
-    _rehash(path, "conv0.weights.hex")
-    with pytest.raises(ArtifactError, match=rf"^manifest\.json: conv0\.kernel: must be one of "
-                                            rf"1, 3, 5, 7 \(odd\), not {kernel}"):
+
+
+def test_a_conv_weight_file_counts_output_channels(written):
+    _, path = written
+    _edit_manifest(path, _set(0, "channels", 5))
+    with pytest.raises(ArtifactError, match=r"^conv0\.weights\.hex: expected 5 lines \(one per "
+                                            r"output channel\), found 3"):
         load_artifact(path)
 
 
