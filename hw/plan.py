@@ -88,6 +88,7 @@ def default_folding(artifact: Artifact, budget: int = DEFAULT_BUDGET) -> Folding
     fits the budget wins. With a budget below what even 1x1 folding needs, every layer is
     folded 1x1.
     """
+    check_dense(artifact)
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
     check_int("budget", budget, 1)
@@ -199,12 +200,23 @@ def _check_derived(name: str, value: int, bounds: tuple[int, int]) -> None:
                          f"blocks take (hw.timing); give {name} or fold less")
 
 
+def check_dense(artifact: Artifact) -> None:
+    """Raise ValueError naming the first conv or pool layer: the generator builds stages for
+    dense LIF layers and the readout (the software runs conv networks: ``bitspike golden``)."""
+    for layer in artifact.layers:
+        if layer.kind in ("conv", "pool"):
+            raise ValueError(f"layer {layer.name!r} is a {layer.kind} layer; the hardware "
+                             f"generator builds dense layers and the readout only so far "
+                             f"(bitspike golden runs conv networks)")
+
+
 def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
               slots: int | None = None, popcount_stages: int = 3, out_depth: int | None = None,
               budget: int = DEFAULT_BUDGET) -> Plan:
     """Validate the build options and derive the plan (defaults filled in)."""
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
+    check_dense(artifact)
     if folding is None:
         folding = default_folding(artifact, budget)
     if not isinstance(folding, Folding):

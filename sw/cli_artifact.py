@@ -24,7 +24,9 @@ def _load(path):
 
 def dataset_inputs(artifact, dataset: str, split: str = "test", root=None, seed: int = 0,
                    options: dict | None = None):
-    """The inputs and labels of a dataset split, flattened the way the artifact takes them.
+    """The inputs and labels of a dataset split in the layout the artifact takes them
+    (:meth:`sw.artifact.Artifact.shape_inputs`: flattened for a dense network, maps for a conv
+    network).
 
     ``options``: further :class:`sw.data.DatasetOptions` (``downsample``, ``bits``, ``limit``,
     ...). Raises SystemExit(2) with a clear message when the dataset does not suit the artifact.
@@ -38,7 +40,7 @@ def dataset_inputs(artifact, dataset: str, split: str = "test", root=None, seed:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     part = getattr(data, split)
-    x = part.flat()
+    x = artifact.shape_inputs(part.x)
     want = artifact.input_shape()
     if x.shape[1:] != want or data.info.input_kind != artifact.input.kind:
         print(f"error: dataset {dataset!r} gives {data.info.input_kind} inputs of shape "
@@ -60,15 +62,25 @@ class Info:
 
     @staticmethod
     def run(args):
-        from sw.artifact import LIFLayer
+        from sw.artifact import ConvLayer, LIFLayer, PoolLayer
 
         a = _load(args.artifact)
         print(f"artifact {args.artifact}: {a.summary()}")
         print(f"{'layer':<10} {'kind':<8} {'N':>6} {'M':>6} {'input':<12} {'format':<14} "
-              f"{'leak':<6} {'reset':<6} {'bound':>14}")
+              f"{'leak':<6} {'reset':<6} {'bound':>14}  geometry")
         for layer in a.layers:
             inp = (f"{layer.input.kind}/{layer.input.bits}b")
-            if isinstance(layer, LIFLayer):
+            geometry = ""
+            if isinstance(layer, (ConvLayer, PoolLayer)):
+                shapes = "x".join(map(str, layer.in_shape)) + " -> " + "x".join(
+                    map(str, layer.out_shape))
+                geometry = (f"{shapes}, pool {layer.kernel}x{layer.kernel}"
+                            if isinstance(layer, PoolLayer) else
+                            f"{shapes}, kernel {layer.kernel}x{layer.kernel} stride "
+                            f"{layer.stride} padding {layer.padding}, fan-in {layer.fan_in}")
+            if isinstance(layer, PoolLayer):
+                fmt, leak, reset, bound = "OR", "-", "-", "-"
+            elif isinstance(layer, (LIFLayer, ConvLayer)):
                 fmt = f"W={layer.membrane.width} F={layer.membrane.frac}"
                 leak = "none" if layer.leak_shift is None else f"k={layer.leak_shift}"
                 bound, reset = layer.membrane_bound, layer.reset
@@ -76,7 +88,7 @@ class Info:
                 fmt = f"score W={layer.score.width}"
                 leak, reset, bound = "-", "-", layer.score_bound
             print(f"{layer.name:<10} {layer.kind:<8} {layer.inputs:>6} {layer.neurons:>6} "
-                  f"{inp:<12} {fmt:<14} {leak:<6} {reset:<6} {bound:>14}")
+                  f"{inp:<12} {fmt:<14} {leak:<6} {reset:<6} {bound:>14}  {geometry}".rstrip())
         for key, value in sorted(a.metadata.items()):
             print(f"  {key}: {value}")
         return 0
@@ -195,7 +207,7 @@ class Bram:
         check_output_dir(args.output)
         paths = write_bram_files(a, folding, args.output)
         print(f"{'layer':<10} {'folding':<8} {'depth':>6} {'width':>6} {'bits':>8}  file")
-        for layer, f, path in zip(a.layers, folding.layers, paths, strict=True):
+        for layer, f, path in zip(a.weighted_layers, folding.layers, paths, strict=True):
             depth = f.depth(layer)
             print(f"{layer.name:<10} {str(f):<8} {depth:>6} {f.word_width:>6} "
                   f"{depth * f.word_width:>8}  {Path(path)}")

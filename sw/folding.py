@@ -8,6 +8,11 @@ example.
 
 Layout, for a layer with N inputs, M neurons, folding (S = simd, P = pe)::
 
+    (a conv layer: N = K·K·C_in, the window, and M = C_out, its output channels: one weight
+    row per channel, bits in window order, sw.geometry; pool layers have no weights and no
+    folding, so a network's folding lists its weighted layers only)
+
+
     SF = ceil(N / S)        synapse folds (words per neuron group)
     NF = ceil(M / P)        neuron folds (neuron groups)
     depth = NF * SF         words; word width = P * S bits
@@ -61,19 +66,21 @@ class LayerFolding:
             check_int(name, getattr(self, name), 1)
 
     def check(self, layer) -> None:
-        """Raise ValueError unless this folding suits ``layer`` (simd <= N, pe <= M)."""
-        if self.simd > layer.inputs:
+        """Raise ValueError unless this folding suits ``layer`` (simd <= N, pe <= M; for a
+        conv layer N is its window K·K·C_in and M its output channels)."""
+        if self.simd > layer.fan_in:
             raise ValueError(f"layer {layer.name!r}: simd {self.simd} exceeds its "
-                             f"{layer.inputs} inputs")
-        if self.pe > layer.neurons:
+                             f"{layer.fan_in} inputs")
+        if self.pe > layer.weight_rows:
+            what = "neurons" if layer.weight_rows == layer.neurons else "output channels"
             raise ValueError(f"layer {layer.name!r}: pe {self.pe} exceeds its "
-                             f"{layer.neurons} neurons")
+                             f"{layer.weight_rows} {what}")
 
     def synapse_folds(self, layer) -> int:
-        return ceil_div(layer.inputs, self.simd)
+        return ceil_div(layer.fan_in, self.simd)
 
     def neuron_folds(self, layer) -> int:
-        return ceil_div(layer.neurons, self.pe)
+        return ceil_div(layer.weight_rows, self.pe)
 
     def depth(self, layer) -> int:
         """Words in the layer's weight memory."""
@@ -93,7 +100,8 @@ class LayerFolding:
 
 @dataclass(frozen=True)
 class Folding:
-    """Per-layer folding of a whole network, in layer order."""
+    """Per-layer folding of a whole network, in layer order (its weighted layers:
+    :attr:`sw.artifact.Artifact.weighted_layers`, every layer but the pools)."""
 
     layers: tuple[LayerFolding, ...]
 
@@ -104,10 +112,11 @@ class Folding:
                 raise TypeError(f"layers must hold LayerFolding, not {f!r}")
 
     def check(self, artifact) -> None:
-        if len(self.layers) != len(artifact.layers):
+        layers = artifact.weighted_layers
+        if len(self.layers) != len(layers):
             raise ValueError(f"folding gives {len(self.layers)} layers, the artifact has "
-                             f"{len(artifact.layers)}")
-        for f, layer in zip(self.layers, artifact.layers, strict=True):
+                             f"{len(layers)}{' with weights' if not artifact.is_dense else ''}")
+        for f, layer in zip(self.layers, layers, strict=True):
             f.check(layer)
 
     def __str__(self):
@@ -130,10 +139,11 @@ class Folding:
         if not parsed:
             raise ValueError(f"folding {text!r} is empty; expected SIMDxPE per layer")
         if artifact is not None:
-            if len(parsed) == 1 and len(artifact.layers) > 1:
+            layers = artifact.weighted_layers
+            if len(parsed) == 1 and len(layers) > 1:
                 f = parsed[0]
-                parsed = [LayerFolding(min(f.simd, layer.inputs), min(f.pe, layer.neurons))
-                          for layer in artifact.layers]
+                parsed = [LayerFolding(min(f.simd, layer.fan_in), min(f.pe, layer.weight_rows))
+                          for layer in layers]
             folding = cls(tuple(parsed))
             folding.check(artifact)
             return folding
@@ -142,7 +152,7 @@ class Folding:
     @classmethod
     def from_lists(cls, simd: Sequence[int], pe: Sequence[int], artifact) -> Folding:
         """Build from per-layer lists; a list of one value applies to every layer (clamped)."""
-        n = len(artifact.layers)
+        n = len(artifact.weighted_layers)
 
         def expand(values, name):
             values = list(values)
@@ -156,10 +166,10 @@ class Folding:
         s_all, p_all = expand(simd, "simd"), expand(pe, "pe")
         clamp = len(simd) == 1 or len(pe) == 1
         layers = []
-        for s, p, layer in zip(s_all, p_all, artifact.layers, strict=True):
+        for s, p, layer in zip(s_all, p_all, artifact.weighted_layers, strict=True):
             if clamp:
-                s = min(s, layer.inputs) if len(simd) == 1 else s
-                p = min(p, layer.neurons) if len(pe) == 1 else p
+                s = min(s, layer.fan_in) if len(simd) == 1 else s
+                p = min(p, layer.weight_rows) if len(pe) == 1 else p
             layers.append(LayerFolding(int(s), int(p)))
         folding = cls(tuple(layers))
         folding.check(artifact)
@@ -234,7 +244,7 @@ def write_bram_files(artifact, folding: Folding, out_dir: str | os.PathLike) -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for layer, f in zip(artifact.layers, folding.layers, strict=True):
+    for layer, f in zip(artifact.weighted_layers, folding.layers, strict=True):
         words = pack_weights(layer.weights, f.simd, f.pe)
         path = out / f"{layer.name}.weights.{f}.mem"
         atomic_write_text(path, "\n".join(words_to_hex_lines(words, f.word_width)) + "\n")

@@ -6,6 +6,13 @@ partial sum is an integer below the float's 2**24 / 2**53 mantissa limit (checke
 everything after that is integer arithmetic on int32/int64 arrays, with the proven membrane and
 score bounds asserted on every step.
 
+A conv layer's sums are one matrix product too: every K×K×C_in window of the (zero-padded)
+input maps is gathered into a row (im2col) and multiplied by the channels' weight rows. Inside
+the model every map is kept flattened in the element order of :mod:`sw.geometry`
+(``(y·W + x)·C + c``), so a conv layer's neurons, a pool layer's outputs and the flatten into a
+dense layer are all that order; the inputs of a conv network come in the datasets' layout
+``(B, C, H, W)`` / ``(B, T, C, H, W)`` (:meth:`sw.artifact.Artifact.input_shape`).
+
 Usage::
 
     from sw.artifact import load_artifact
@@ -14,6 +21,9 @@ Usage::
     result = model.run(x)                 # x: (B, N) ints (multibit) or (B, T, N) spikes
     result.predictions, result.scores     # (B,), (B, classes)
     model.run(x, record=True).layers[0].membrane   # (B, T, M) membrane values
+
+(for a conv layer M = C_out·H_out·W_out, in element order; ``sw.geometry.hwc_to_chw`` of
+``trace.reshape(B, T, H_out, W_out, C_out)`` gives channel-first maps.)
 """
 
 from __future__ import annotations
@@ -21,13 +31,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from sw import fixedpoint as fx
-from sw.artifact import Artifact, LIFLayer, ReadoutLayer
+from sw.artifact import Artifact, ConvLayer, LIFLayer, PoolLayer, ReadoutLayer
+from sw.geometry import chw_to_hwc
 
 __all__ = ["GoldenModel", "GoldenResult", "LayerTrace", "run", "BoundViolation"]
 
 _CHUNK = 4096
+#: elements of the largest per-chunk array (an im2col matrix, a trace) a run allocates
+_CHUNK_ELEMENTS = 1 << 24
 
 
 class BoundViolation(AssertionError):
@@ -36,7 +50,8 @@ class BoundViolation(AssertionError):
 
 @dataclass
 class LayerTrace:
-    """Per-layer values of a run, shape (B, T, M) unless noted.
+    """Per-layer values of a run, shape (B, T, M) unless noted (conv and pool layers: M
+    outputs in the element order of :mod:`sw.geometry`).
 
     Attributes
     ----------
@@ -47,7 +62,7 @@ class LayerTrace:
     membrane : int array or None
         v_j[t], membrane after reset: the state carried to t+1 (LIF, recorded runs only).
     spikes : uint8 array or None
-        s_j[t] (LIF layers, always).
+        s_j[t] (LIF and conv layers, always; a pool layer's pooled spikes).
     sums : int array or None
         (B, M) S_j = Σ_t G[t] x_j[t] (readout only).
     """
@@ -77,7 +92,8 @@ class GoldenResult:
 
     @property
     def spikes(self) -> list:
-        """Output spikes (B, T, M) of every LIF layer."""
+        """Output spikes (B, T, M) of every layer before the readout (LIF, conv and pool), in
+        the order of :attr:`sw.artifact.Artifact.lif_layers`."""
         return [t.spikes for t in self.layers if t.spikes is not None]
 
 
@@ -111,9 +127,22 @@ class GoldenModel:
         self.artifact = artifact
         self.check_bounds = check_bounds
         self._w = []
+        self._params = []
         for layer in artifact.layers:
+            if isinstance(layer, PoolLayer):
+                self._w.append(None)
+                self._params.append(None)
+                continue
             dt = _matmul_dtype(layer)
-            self._w.append((2 * layer.weights.astype(np.int64) - 1).T.astype(dt).copy())
+            w = 2 * layer.weights.astype(np.int64) - 1
+            if isinstance(layer, ConvLayer):
+                # rows (ky, kx, c) -> (c, ky, kx): the order of sliding_window_view's windows
+                k, c_in = layer.kernel, layer.in_shape[0]
+                w = w.reshape(-1, k, k, c_in).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
+            self._w.append(w.T.astype(dt).copy())
+            self._params.append(_neuron_params(layer))
+        per_sample = max(_elements_per_sample(layer) for layer in artifact.layers)
+        self._chunk = int(min(_CHUNK, max(1, _CHUNK_ELEMENTS // per_sample)))
 
     # -- input checks ---------------------------------------------------------------------------
     def check_inputs(self, x) -> np.ndarray:
@@ -122,7 +151,8 @@ class GoldenModel:
         x = np.asarray(x)
         want = a.input_shape()
         if x.ndim != len(want) + 1 or x.shape[1:] != want:
-            layout = "(B, N)" if a.input.kind == "multibit" else "(B, T, N)"
+            frame = "C, H, W" if a.in_shape else "N"
+            layout = f"(B, {frame})" if a.input.kind == "multibit" else f"(B, T, {frame})"
             raise ValueError(f"inputs must have shape {layout} = (B, {', '.join(map(str, want))})"
                              f" for this artifact, not {x.shape}")
         integral = np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_
@@ -148,9 +178,10 @@ class GoldenModel:
             Also return x, h and v of every layer (memory: B*T*M per layer and value).
         """
         x = self.check_inputs(x)
-        if len(x) <= _CHUNK:
+        chunk = self._chunk
+        if len(x) <= chunk:
             return self._run_chunk(x, record)
-        parts = [self._run_chunk(x[i:i + _CHUNK], record) for i in range(0, len(x), _CHUNK)]
+        parts = [self._run_chunk(x[i:i + chunk], record) for i in range(0, len(x), chunk)]
         layers = []
         for k, trace in enumerate(parts[0].layers):
             merged = LayerTrace(trace.name)
@@ -164,9 +195,15 @@ class GoldenModel:
                             layers=layers)
 
     def _currents(self, k: int, inp: np.ndarray) -> np.ndarray:
-        """Synaptic sums of layer k. ``inp`` is (B, N) (direct input) or (B, T, N)."""
+        """Synaptic sums of layer k. ``inp`` is (B, N) (direct input) or (B, T, N), a map in
+        element order for a conv layer; the result is (B, M) or (B, T, M)."""
         w = self._w[k]
-        out = inp.astype(w.dtype) @ w
+        layer = self.artifact.layers[k]
+        if isinstance(layer, ConvLayer):
+            inp = _windows(layer, inp, w.dtype)
+        out = inp.astype(w.dtype, copy=False) @ w
+        if isinstance(layer, ConvLayer):
+            out = out.reshape(*inp.shape[:-3], layer.neurons)
         return out.astype(np.int64) if out.dtype != np.int64 else out
 
     def _run_chunk(self, x: np.ndarray, record: bool) -> GoldenResult:
@@ -175,15 +212,23 @@ class GoldenModel:
         batch = x.shape[0]
         traces = []
         inp = x
+        if a.in_shape is not None:
+            # channel-first maps -> the element order, flattened per sample or frame
+            lead = 1 if a.input.kind == "multibit" else 2
+            inp = np.ascontiguousarray(chw_to_hwc(x)).reshape(*x.shape[:lead], -1)
         for k, layer in enumerate(a.layers):
+            trace = LayerTrace(layer.name)
+            if isinstance(layer, PoolLayer):
+                inp = trace.spikes = _pool(layer, inp)
+                traces.append(trace)
+                continue
             cur = self._currents(k, inp)  # (B, M) direct or (B, T, M)
             direct = cur.ndim == 2
-            trace = LayerTrace(layer.name)
             if record:
                 trace.current = (np.broadcast_to(cur[:, None, :], (batch, t_steps, layer.neurons))
                                  .copy() if direct else cur)
-            if isinstance(layer, LIFLayer):
-                spikes = self._lif(layer, cur, direct, trace, record)
+            if isinstance(layer, (LIFLayer, ConvLayer)):
+                spikes = self._lif(layer, self._params[k], cur, direct, trace, record)
                 trace.spikes = spikes
                 inp = spikes
             else:
@@ -201,14 +246,15 @@ class GoldenModel:
                     f"layer {layer.name!r}, time step {t}: {what} {lo}..{hi} leaves the "
                     f"proven range {fmt.min}..{fmt.max} ({fmt.width} bits)")
 
-    def _lif(self, layer: LIFLayer, cur, direct, trace, record):
+    def _lif(self, layer, params, cur, direct, trace, record):
         batch = cur.shape[0]
         t_steps, m = layer.time_steps, layer.neurons
         dt = _state_dtype(layer.membrane.width)
         f = layer.membrane.frac
-        bias = layer.bias.astype(dt)
-        theta = layer.threshold.astype(dt)
-        conn = layer.connected.astype(bool)
+        bias, theta, conn = params
+        bias = bias.astype(dt)
+        theta = theta.astype(dt)
+        conn = conn.astype(bool)
         base = None
         if direct:
             base = np.where(conn, cur.astype(dt) << f, 0) + bias  # c*(x<<F) + B, once
@@ -242,6 +288,52 @@ class GoldenModel:
         scores = layer.scale * sums + layer.offset
         self._check(scores, layer.score, "score", layer, layer.time_steps - 1)
         return scores
+
+
+def _neuron_params(layer):
+    """``(bias, threshold, connected)`` per neuron: a dense layer's own vectors, a conv layer's
+    per-channel ones repeated at every output position (element order: channel fastest)."""
+    if isinstance(layer, ReadoutLayer):
+        return None
+    vectors = (layer.bias, layer.threshold, layer.connected)
+    if isinstance(layer, ConvLayer):
+        return tuple(np.tile(v, layer.positions) for v in vectors)
+    return vectors
+
+
+def _elements_per_sample(layer) -> int:
+    """The largest array one sample needs in this layer: its im2col rows, or its trace."""
+    trace = layer.time_steps * layer.neurons
+    if isinstance(layer, ConvLayer):
+        return max(trace, layer.rows_per_sample * layer.positions * layer.fan_in)
+    return max(trace, layer.rows_per_sample * layer.inputs)
+
+
+def _windows(layer: ConvLayer, inp: np.ndarray, dtype) -> np.ndarray:
+    """im2col: ``inp`` (..., H·W·C) in element order -> (..., H_out, W_out, C·K·K) windows
+    (zero padding outside the map; rows in the order (c, ky, kx) the weights were put in)."""
+    c, h, w = layer.in_shape
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    lead = inp.shape[:-1]
+    maps = inp.reshape(-1, h, w, c)
+    if p:
+        maps = np.pad(maps, ((0, 0), (p, p), (p, p), (0, 0)))
+    _, h_out, w_out = layer.out_shape
+    win = sliding_window_view(maps, (k, k), axis=(1, 2))[:, ::s, ::s][:, :h_out, :w_out]
+    cols = np.empty(win.shape, dtype=dtype)  # (B', H_out, W_out, C, K, K)
+    cols[...] = win
+    return cols.reshape(*lead, h_out, w_out, c * k * k)
+
+
+def _pool(layer: PoolLayer, spikes: np.ndarray) -> np.ndarray:
+    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C)."""
+    c, h, w = layer.in_shape
+    k = layer.kernel
+    _, h_out, w_out = layer.out_shape
+    lead = spikes.shape[:-1]
+    maps = spikes.reshape(-1, h, w, c)[:, :h_out * k, :w_out * k]
+    pooled = maps.reshape(-1, h_out, k, w_out, k, c).max(axis=(2, 4))
+    return np.ascontiguousarray(pooled).reshape(*lead, h_out * w_out * c)
 
 
 def run(artifact: Artifact, x, *, record: bool = False) -> GoldenResult:
