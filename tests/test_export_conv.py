@@ -240,7 +240,12 @@ def _table_value(table: str, key: str) -> str:
     return m.group(1)
 
 
-@pytest.mark.parametrize("preset,dataset", [("conv", "digits"), ("conv-events", "digits-events")])
+# (the events run takes ~25 s of CPU on top of the digits one: slow; the hand-built test above
+# covers spike input into a conv layer in the fast suite)
+@pytest.mark.parametrize("preset,dataset", [
+    ("conv", "digits"),
+    pytest.param("conv-events", "digits-events", marks=pytest.mark.slow),
+])
 def test_cli_trains_and_exports_a_conv_preset(tmp_path, preset, dataset):
     from sw.train import load_checkpoint, load_data
     from sw.train.loop import build_from_checkpoint
@@ -282,3 +287,6 @@ def test_cli_trains_and_exports_a_conv_preset(tmp_path, preset, dataset):
                                for layer in art.weighted_layers[:-1]) + \
         f", out {art.readout.score.width}"
     assert md["float_accuracy"] > 0.3
+    # bitspike golden finds the dataset and its options in the artifact and agrees
+    out = _bitspike("golden", str(tmp_path / "art"), cwd=tmp_path)
+    assert f"{100 * acc:.2f} %" in out
