@@ -160,8 +160,8 @@ def check_deployable(model) -> None:
         if isinstance(syn, BinaryConv2d):
             problem = _conv_problem(syn)
             if problem:
-                raise ExportError(f"layer {name!r} has {problem}; train a conv model with "
-                                  f"3x3 kernels (--model vgg/conv/conv-events) to deploy")
+                raise ExportError(f"layer {name!r} has {problem} — train --model vgg, conv "
+                                  f"or conv-events (3x3 convs, stride 1, padding 1) to deploy")
         elif not isinstance(syn, BinaryLinear):
             raise ExportError(
                 f"layer {name!r} is a full-precision {type(syn).__name__} (profile "

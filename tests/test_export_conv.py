@@ -191,8 +191,9 @@ def test_float_spikes_without_the_permutation_would_differ(seed):
 def test_conv_geometry_outside_the_artifact_is_refused(kwargs, message):
     model = build_model("vgg", MULTIBIT, channels=(4, "M"))
     model.blocks[0].synapse = BinaryConv2d(2, 4, **kwargs)
-    with pytest.raises(ExportError, match=r"^layer 'conv1' " + message + r"; train a conv model "
-                                          r"with 3x3 kernels"):
+    with pytest.raises(ExportError, match=r"^layer 'conv1' " + message + r" — train --model "
+                                          r"vgg, conv or conv-events \(3x3 convs, stride 1, "
+                                          r"padding 1\) to deploy$"):
         check_deployable(model)
 
 

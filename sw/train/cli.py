@@ -59,7 +59,7 @@ def _model_help() -> str:
     presets = "; ".join(f"{name}: {p.summary} ({options(p)})" for name, p in PRESETS.items())
     return ("mlp (dense), vgg (3x3 conv blocks, --channels); both deployable with --profile "
             f"hardware. Presets, a vgg with tuned defaults that explicit options override: "
-            f"{presets}")
+            f"{presets} (default mlp)")
 
 
 class Train:
