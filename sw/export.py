@@ -21,8 +21,15 @@ AGMM gate's constant factor ``g[t]`` when one stays at inference. The exporter
   ``sw.fixedpoint.lif_width`` / ``readout_width``, which ``LIFLayer.required_width`` /
   ``ReadoutLayer.required_score_width`` ask too).
 
+A conv model (``SpikingVGG``) folds the same way, per output channel: each BinaryConv2d +
+BatchNorm2d block becomes a :class:`~sw.artifact.ConvLayer` (weight rows in the window order of
+:mod:`sw.geometry`, bounds with N = K·K·C_in), each ``"M"`` a 2x2 :class:`~sw.artifact.PoolLayer`,
+and the dense layer after the last conv/pool takes its weight columns permuted from PyTorch's
+CHW flatten to the artifact's element order (:func:`torch_flatten_to_element_order`).
+
 It refuses, with a message saying what to train instead, a model that the artifact cannot hold:
-a conv layer, a full-precision layer (``paper`` profile) or a data-dependent gate.
+a conv kernel, stride or padding outside the artifact's rules, a full-precision layer (``paper``
+profile) or a data-dependent gate.
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from sw import fixedpoint as fx
+from sw import geometry
 from sw.artifact import (
     Artifact,
+    ConvLayer,
     InputSpec,
     LIFLayer,
+    PoolLayer,
     ReadoutLayer,
     artifact_lock,
     write_artifact,
@@ -49,8 +58,9 @@ from sw.checks import check_int, is_int, is_real
 from sw.digest import Sha256
 from sw.fixedpoint import FixedPoint
 
-__all__ = ["ExportError", "ExportReport", "FoldedLayer", "export", "fold_model", "build_artifact",
-           "check_deployable", "float_spikes", "model_inputs", "unfinished"]
+__all__ = ["ExportError", "ExportReport", "FoldedLayer", "FoldedPool", "export", "fold_model",
+           "build_artifact", "check_deployable", "float_spikes", "model_inputs", "unfinished",
+           "element_order_permutation", "torch_flatten_to_element_order"]
 
 
 class ExportError(ValueError):
@@ -61,9 +71,12 @@ class ExportError(ValueError):
 class FoldedLayer:
     """One binary block in float form, ready to be quantised.
 
-    ``a``/``b``: per-neuron scale and shift of ``y = a·x + b`` (x the integer synaptic sum);
-    ``gain``: the gate's per-time-step factor (ones without a gate); ``bits``: weight bits as
-    trained (1 = +1), before any sign flip.
+    ``a``/``b``: per-neuron (conv: per-output-channel) scale and shift of ``y = a·x + b`` (x the
+    integer synaptic sum); ``gain``: the gate's per-time-step factor (ones without a gate);
+    ``bits``: weight bits as trained (1 = +1), before any sign flip, one row per neuron (conv:
+    per output channel, in the window order of :func:`sw.geometry.conv_weight_rows`), columns in
+    the artifact's input order. ``in_shape`` is None for a dense layer; for a conv layer it is
+    the input map ``(C, H, W)`` and ``kernel``, ``stride``, ``padding`` its geometry.
     """
 
     name: str
@@ -75,6 +88,20 @@ class FoldedLayer:
     threshold: float | None = None
     leak_shift: int | None = None
     reset: str | None = None
+    in_shape: tuple | None = None
+    kernel: int | None = None
+    stride: int | None = None
+    padding: int | None = None
+
+
+@dataclass
+class FoldedPool:
+    """A spike pool (``"M"`` of a VGG model): OR over non-overlapping k×k windows of the map
+    ``in_shape`` of the conv/pool layer before it. No parameters to fold."""
+
+    name: str
+    in_shape: tuple
+    kernel: int = 2
 
 
 @dataclass
@@ -123,17 +150,19 @@ class ExportReport:
 # ----------------------------------------------------------------------------------------------
 
 def check_deployable(model) -> None:
-    """Raise :class:`ExportError` unless every layer is a binary dense layer and every gate
-    that stays is a per-time-step constant."""
+    """Raise :class:`ExportError` unless every layer is a binary dense layer or a binary conv
+    the artifact can hold (:func:`_conv_problem`) and every gate that stays is a per-time-step
+    constant."""
     from sw.nn import BinaryConv2d, BinaryLinear
 
     for name, block in zip(model.layer_names, model.blocks, strict=True):
         syn = block.synapse
-        if isinstance(syn, (BinaryConv2d, nn.Conv2d)):
-            raise ExportError(
-                f"layer {name!r} is Conv2d; the deployment artifact holds dense (Linear) layers "
-                f"only — train --model mlp to deploy")
-        if not isinstance(syn, BinaryLinear):
+        if isinstance(syn, BinaryConv2d):
+            problem = _conv_problem(syn)
+            if problem:
+                raise ExportError(f"layer {name!r} has {problem} — train --model vgg, conv "
+                                  f"or conv-events (3x3 convs, stride 1, padding 1) to deploy")
+        elif not isinstance(syn, BinaryLinear):
             raise ExportError(
                 f"layer {name!r} is a full-precision {type(syn).__name__} (profile "
                 f"{model.profile!r}); the deployment artifact holds binary layers only — "
@@ -152,15 +181,73 @@ def check_deployable(model) -> None:
                                   f"integer step gains G[t] must be >= 1")
 
 
-def fold_model(model) -> list[FoldedLayer]:
-    """The float ``a``, ``b``, gate gains and LIF parameters of every block (eval mode)."""
+def _conv_problem(syn) -> str | None:
+    """What of a BinaryConv2d's geometry the artifact cannot hold (``ConvLayer``'s rules:
+    :data:`sw.geometry.KERNELS`, :data:`sw.geometry.STRIDES`, ``0 <= padding < kernel``), or
+    None."""
+    k, s, p = syn.kernel_size, syn.stride, syn.padding
+    if k not in geometry.KERNELS:
+        return (f"a {k}x{k} kernel; the deployment artifact holds kernels "
+                f"{', '.join(map(str, geometry.KERNELS))} only")
+    if s not in geometry.STRIDES:
+        return f"stride {s}; the deployment artifact holds strides 1 and 2 only"
+    if not (is_int(p) and 0 <= p < k):
+        return (f"padding {p!r}; the deployment artifact holds zero padding 0 <= P < K = {k} "
+                f"only")
+    return None
+
+
+def element_order_permutation(shape) -> np.ndarray:
+    """``perm`` with ``hwc = chw_flat[perm]``: for each position ``i`` of the artifact's element
+    order (:func:`sw.geometry.map_index`, ``(y·W + x)·C + c``) the index of the same element
+    in PyTorch's ``flatten`` of a ``(C, H, W)`` map (``(c·H + y)·W + x``)."""
+    c, h, w = (int(v) for v in shape)
+    return np.ascontiguousarray(geometry.chw_to_hwc(np.arange(c * h * w).reshape(c, h, w))
+                                .reshape(-1))
+
+
+def torch_flatten_to_element_order(weights: np.ndarray, shape) -> np.ndarray:
+    """The weight columns of a dense layer that reads a ``(C, H, W)`` map flattened by PyTorch
+    (CHW order), reordered for the same map flattened in the artifact's element order (HWC):
+    ``torch_flatten_to_element_order(w, shape) @ hwc_flat == w @ chw_flat``."""
+    w = np.asarray(weights)
+    perm = element_order_permutation(shape)
+    if w.shape[-1] != len(perm):
+        raise ValueError(f"weights have {w.shape[-1]} columns, a {tuple(shape)} map has "
+                         f"{len(perm)} elements")
+    return np.ascontiguousarray(w[..., perm])
+
+
+def fold_model(model) -> list:
+    """The float ``a``, ``b``, gate gains and LIF parameters of every block (eval mode), in the
+    artifact's layer order: a :class:`FoldedLayer` per block, a :class:`FoldedPool` after each
+    pooled conv block of a VGG model."""
+    from sw.nn import BinaryConv2d
+
     check_deployable(model)
     layers = []
     t_steps = model.time_steps
+    pool_after = getattr(model, "pool_after", ())
+    shape = tuple(model.info.shape)  # the map a conv block reads (C, H, W)
+    flattened = None  # the map shape a dense block reads flattened by PyTorch, if any
+    pools = 0
     for k, (name, block) in enumerate(zip(model.layer_names, model.blocks, strict=True)):
         syn, bn = block.synapse, block.norm
         w = syn.weight.detach().double()
-        bits = (w >= 0).numpy().astype(np.uint8)
+        conv = isinstance(syn, BinaryConv2d)
+        if conv:
+            bits = geometry.conv_weight_rows((w >= 0).numpy().astype(np.uint8))
+            geo = dict(in_shape=shape, kernel=syn.kernel_size, stride=syn.stride,
+                       padding=syn.padding)
+            shape = (syn.out_channels,
+                     *(geometry.conv_output_size(v, syn.kernel_size, syn.stride, syn.padding)
+                       for v in shape[1:]))
+        else:
+            bits = (w >= 0).numpy().astype(np.uint8)
+            if flattened is not None:
+                bits = torch_flatten_to_element_order(bits, flattened)
+                flattened = None
+            geo = {}
         scale = torch.ones(w.shape[0], dtype=torch.float64)
         s = syn.channel_scale()
         if s is not None:
@@ -175,13 +262,19 @@ def fold_model(model) -> list[FoldedLayer]:
         gain = (block.gate.inference_gain().double().numpy() if gated
                 else np.ones(t_steps))
         folded = FoldedLayer(name=name, bits=bits, a=a.numpy(), b=b.numpy(), gain=gain,
-                             gated=gated)
+                             gated=gated, **geo)
         if k < len(model.neurons):
             lif = model.neurons[k]
             folded.threshold = float(lif.threshold)
             folded.leak_shift = lif.leak_shift
             folded.reset = lif.reset_mode
         layers.append(folded)
+        if conv and k < len(pool_after) and pool_after[k]:
+            pools += 1
+            layers.append(FoldedPool(f"pool{pools}", shape, 2))
+            shape = (shape[0], *(geometry.pool_output_size(v, 2) for v in shape[1:]))
+        if conv:
+            flattened = shape
     return layers
 
 
@@ -194,10 +287,12 @@ def _gains(layer: FoldedLayer, gain_bits: int):
     return tuple(int(v) for v in fx.round_half_up(g / g_min * 2.0 ** q)), g_min, q
 
 
-def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_steps: int,
+def build_artifact(folded: list, *, input_spec: InputSpec, time_steps: int,
                    frac_bits: int, scale_bits: int = 8, gain_bits: int = 4,
                    metadata: dict | None = None) -> Artifact:
-    """Quantise folded layers into an :class:`Artifact` with F = ``frac_bits`` (§7-§8)."""
+    """Quantise folded layers (:func:`fold_model`) into an :class:`Artifact` with
+    F = ``frac_bits`` (§7-§8). A conv layer folds per output channel exactly as a dense layer
+    per neuron; its bounds use N = K·K·C_in (the columns of its weight rows)."""
     for name, value, hi in (("frac_bits", frac_bits, 40), ("scale_bits", scale_bits, 30),
                             ("gain_bits", gain_bits, 16)):
         check_int(name, value)
@@ -208,13 +303,18 @@ def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_ste
     spec = input_spec
     for k, layer in enumerate(folded):
         last = k == len(folded) - 1
+        if isinstance(layer, FoldedPool):
+            layers.append(PoolLayer(name=layer.name, in_shape=layer.in_shape, kernel=layer.kernel,
+                                    time_steps=time_steps))
+            spec = InputSpec("spike")
+            continue
         a = np.asarray(layer.a, dtype=np.float64)
         b = np.asarray(layer.b, dtype=np.float64)
         neg = a < 0
         bits = np.where(neg[:, None], 1 - layer.bits, layer.bits).astype(np.uint8)
         absa = np.abs(a)
         gain, g_min, qg = _gains(layer, gain_bits)
-        m, n = bits.shape
+        m, n = bits.shape  # n: the inputs of one synaptic sum (conv: K·K·C_in)
         if last:
             a_max = float(absa.max()) if absa.size and absa.max() > 0 else 1.0
             scale = fx.round_half_up(absa / a_max * 2.0 ** scale_bits)
@@ -259,11 +359,16 @@ def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_ste
             width = fx.lif_width(reach, threshold=theta, bias=bias, frac=f,
                                  leak_shift=layer.leak_shift)
             # Wider than the integer model allows: the layer refuses it, with its own message.
-            layers.append(LIFLayer(
-                name=layer.name, inputs=n, neurons=m, input=spec, time_steps=time_steps,
-                membrane=FixedPoint(min(width, fx.MAX_WIDTH), f), leak_shift=layer.leak_shift,
-                reset=layer.reset, step_gain=gain, weights=bits, bias=bias, threshold=theta,
-                connected=connected))
+            lif = dict(name=layer.name, input=spec, time_steps=time_steps,
+                       membrane=FixedPoint(min(width, fx.MAX_WIDTH), f),
+                       leak_shift=layer.leak_shift, reset=layer.reset, step_gain=gain,
+                       weights=bits, bias=bias, threshold=theta, connected=connected)
+            if layer.in_shape is None:
+                layers.append(LIFLayer(inputs=n, neurons=m, **lif))
+            else:
+                layers.append(ConvLayer(in_shape=layer.in_shape, channels=m,
+                                        kernel=layer.kernel, stride=layer.stride,
+                                        padding=layer.padding, **lif))
         except ValueError as exc:
             raise ExportError(f"layer {layer.name!r} does not fit the integer model with "
                               f"F = {f}: {exc}") from None
@@ -275,20 +380,43 @@ def build_artifact(folded: list[FoldedLayer], *, input_spec: InputSpec, time_ste
 # float-side helpers
 # ----------------------------------------------------------------------------------------------
 
-def model_inputs(split) -> np.ndarray:
-    """A dataset split's inputs the way the integer model takes them (flattened)."""
-    return split.flat()
+def model_inputs(split, artifact: Artifact) -> np.ndarray:
+    """A dataset split's inputs the way the integer model takes them: the artifact's layout
+    (:meth:`~sw.artifact.Artifact.shape_inputs`: flattened for a dense network, the dataset's
+    ``(B, C, H, W)`` / ``(B, T, C, H, W)`` for a conv one)."""
+    return artifact.shape_inputs(split.x)
+
+
+def _element_order(spikes: torch.Tensor) -> torch.Tensor:
+    """``[T, B, ...]`` spikes -> ``(B, T, M)`` uint8, a map ``[T, B, C, H, W]`` flattened in the
+    artifact's element order (HWC, :mod:`sw.geometry`) as the golden model numbers it."""
+    s = spikes.detach().transpose(0, 1)
+    if s.dim() == 5:
+        s = s.permute(0, 1, 3, 4, 2)
+    return s.flatten(2).to(torch.uint8).cpu()
 
 
 @torch.no_grad()
 def float_spikes(model, x, *, batch_size: int = 1024) -> list:
-    """Spikes ``(B, T, M)`` of every LIF layer of the float model (eval mode), as uint8."""
+    """Spikes ``(B, T, M)`` of the float model (eval mode), as uint8, one array per layer
+    before the readout in the artifact's order and layout, as
+    :attr:`sw.golden.GoldenResult.spikes` lists them: every LIF layer's spikes and, after a
+    pooled conv layer, the pooled spikes; a map's spikes in element order (HWC)."""
     x = torch.as_tensor(x)
-    outs = [[] for _ in model.neurons]
-    hooks = [m.register_forward_hook(
-        lambda mod, inp, out, k=k: outs[k].append(out.detach().transpose(0, 1)
-                                                  .flatten(2).to(torch.uint8).cpu()))
-        for k, m in enumerate(model.neurons)]
+    pool_after = list(getattr(model, "pool_after", ()))
+    pooled = [k < len(pool_after) and pool_after[k] for k in range(len(model.neurons))]
+    # (layer index, pooled?) in the artifact's layer order
+    order = [(k, p) for k in range(len(model.neurons)) for p in ((False, True) if pooled[k]
+                                                                  else (False,))]
+    outs = {key: [] for key in order}
+
+    def hook(mod, inp, out, k):
+        outs[k, False].append(_element_order(out))
+        if pooled[k]:
+            outs[k, True].append(_element_order(model._between(k, out)))
+
+    hooks = [m.register_forward_hook(lambda mod, inp, out, k=k: hook(mod, inp, out, k))
+             for k, m in enumerate(model.neurons)]
     was = model.training
     model.eval()
     try:
@@ -298,7 +426,8 @@ def float_spikes(model, x, *, batch_size: int = 1024) -> list:
         for h in hooks:
             h.remove()
         model.train(was)
-    return [torch.cat(o).numpy() if o else np.zeros((0,), np.uint8) for o in outs]
+    return [torch.cat(outs[key]).numpy() if outs[key] else np.zeros((0,), np.uint8)
+            for key in order]
 
 
 @torch.no_grad()
@@ -354,6 +483,7 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
     -------
     (Artifact, ExportReport)
     """
+    from sw.data import Split
     from sw.golden import GoldenModel
     from sw.train.loop import build_from_checkpoint, load_checkpoint, load_data
 
@@ -396,20 +526,19 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
 
         search = []
         if frac_bits == "auto":
-            calib_x = data.train.x[:calibration_samples]
-            want = _float_predictions(model, calib_x)
-            want_spikes = float_spikes(model, calib_x)
-            flat = data.train.flat()[:calibration_samples]
+            calib = Split(data.train.x[:calibration_samples], data.train.y[:calibration_samples])
+            want = _float_predictions(model, calib.x)
+            want_spikes = float_spikes(model, calib.x)
             best = None
             for f in range(0, max_frac_bits + 1):
                 try:
                     art = build(f)
                 except ExportError:
                     break
-                res = GoldenModel(art).run(flat)
+                res = GoldenModel(art).run(model_inputs(calib, art))
                 agree = float(np.mean(res.predictions == want))
                 spikes = _spike_agreement(want_spikes, res.spikes)
-                widths = [layer.membrane.width for layer in art.lif_layers]
+                widths = [layer.membrane.width for layer in art.weighted_layers[:-1]]
                 search.append({"frac_bits": f, "agreement": agree, "spike_agreement": spikes,
                                "max_membrane_width": max(widths, default=0)})
                 log(f"F={f}: on {len(want)} training samples, predictions {100 * agree:.2f} %, "
@@ -427,12 +556,11 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
             frac = frac_bits
 
         test_x = data.test.x
-        test_flat = data.test.flat()
         y = np.asarray(data.test.y)
         float_pred = _float_predictions(model, test_x)
         float_acc = float(np.mean(float_pred == y)) if len(y) else 0.0
         art = build(frac)
-        result = GoldenModel(art).run(test_flat)
+        result = GoldenModel(art).run(model_inputs(data.test, art))
         int_acc = float(np.mean(result.predictions == y)) if len(y) else 0.0
         agree = float(np.mean(result.predictions == float_pred)) if len(y) else 1.0
         spike_agree = _spike_agreement(float_spikes(model, test_x), result.spikes)
@@ -460,15 +588,17 @@ def export(checkpoint, out=None, *, frac_bits: int | str = "auto", scale_bits: i
             "epochs_trained": int(ckpt["epoch"]),
             "checkpoint_sha256": str(digest),
         }
+        if not art.is_dense:  # (a dense artifact's metadata stays as it was, byte for byte)
+            metadata["channels"] = list(config.channels)
         art = Artifact(layers=art.layers, metadata=metadata)
         report = ExportReport(
             checkpoint=str(ckpt["path"]), checkpoint_sha256=digest, dataset=config.dataset,
             test_samples=int(len(y)), float_accuracy=float_acc, integer_accuracy=int_acc,
             prediction_agreement=agree, spike_agreement=spike_agree, frac_bits=frac,
             frac_search=search,
-            widths={layer.name: (layer.membrane.width if isinstance(layer, LIFLayer)
-                                 else layer.score.width) for layer in art.layers},
-            step_gain={layer.name: layer.step_gain for layer in art.layers
+            widths={layer.name: (layer.score.width if isinstance(layer, ReadoutLayer)
+                                 else layer.membrane.width) for layer in art.weighted_layers},
+            step_gain={layer.name: layer.step_gain for layer in art.weighted_layers
                        if any(g != 1 for g in layer.step_gain)})
         if out is not None:
             write_artifact(art, out, overwrite=overwrite, locked=True)

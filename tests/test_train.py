@@ -109,7 +109,8 @@ def test_flip_counter_counts_exactly():
 
 
 def test_config_validation_messages():
-    with pytest.raises(ValueError, match=r"model must be one of mlp, vgg, not 'rnn'"):
+    with pytest.raises(ValueError, match=r"model must be one of mlp, vgg, .*conv, conv-events, "
+                                         r"not 'rnn'"):
         TrainConfig(model="rnn")
     with pytest.raises(ValueError, match=r"profile must be one of \('hardware', 'paper'\), "
                                          r"not 'fpga'"):
@@ -258,3 +259,43 @@ def test_train_config_checks_the_dataset_options():
         TrainConfig(limit=0)
     with pytest.raises(TypeError, match="downsample must be an int or None"):
         TrainConfig(downsample="2")
+
+
+def test_model_presets_set_defaults_and_explicit_options_win(capsys):
+    """A preset (sw.models.PRESETS) is a model name: it sets its dataset/channels/epochs unless
+    the run gives them (TrainConfig and the CLI alike), and its name is the recorded model."""
+    import argparse
+
+    from sw.data import DatasetInfo
+    from sw.models import PRESETS, build_model
+    from sw.train.cli import Train
+    from sw.train.config import GENERIC_DEFAULTS
+
+    conv = TrainConfig(model="conv")
+    assert (conv.dataset, conv.channels, conv.epochs) == ("digits", (32, 64, "M"), 80)
+    assert conv.to_json()["model"] == "conv"
+    ev = TrainConfig(model="conv-events")
+    assert (ev.dataset, ev.channels, ev.epochs) == (
+        "digits-events", PRESETS["conv-events"].defaults["channels"], 80)
+    # explicit wins, also when it equals the generic default
+    mine = TrainConfig(model="conv", dataset="digits-events", channels="16,M,32,M", epochs=50)
+    assert (mine.dataset, mine.channels, mine.epochs) == ("digits-events", (16, "M", 32, "M"), 50)
+    # plain models keep the generic defaults (the default digits model is unchanged)
+    for name in ("mlp", "vgg"):
+        cfg = TrainConfig(model=name)
+        assert {k: getattr(cfg, k) for k in GENERIC_DEFAULTS} == GENERIC_DEFAULTS
+    assert TrainConfig.from_json(conv.to_json()) == conv  # saved resolved: resumes the same
+    model = build_model("conv", DatasetInfo("digits", "multibit", 4, (1, 8, 8), 10))
+    assert model.kind == "vgg" and model.channels == (32, 64, "M")
+
+    parser = argparse.ArgumentParser()
+    Train.configure(parser)
+    args = parser.parse_args(["--model", "conv-events", "--epochs", "3"])
+    cfg = Train.config_from_args(args)
+    assert (cfg.model, cfg.dataset, cfg.epochs) == ("conv-events", "digits-events", 3)
+    assert cfg.channels == PRESETS["conv-events"].defaults["channels"]
+    cfg = Train.config_from_args(parser.parse_args([]))
+    assert cfg == TrainConfig()
+    text = parser.format_help()
+    assert all(name in text for name in PRESETS)
+    assert "--dataset digits-events" in " ".join(text.split())

@@ -17,6 +17,7 @@ from sw.train.config import (
     DEFAULT_LR,
     DEFAULT_THREADS,
     DEPLOYS,
+    GENERIC_DEFAULTS,
     OPTIMIZERS,
     SCHEDULES,
     TrainConfig,
@@ -43,6 +44,24 @@ def _onoff(text):
     raise argparse.ArgumentTypeError(f"must be 'on' or 'off', not {text!r}")
 
 
+def _sizes(value) -> str:
+    return ",".join(map(str, value))
+
+
+def _model_help() -> str:
+    """``--model``'s help: the models, then each preset with the defaults it sets."""
+    from sw.models import PRESETS
+
+    def options(p):
+        return ", ".join(f"--{k} {_sizes(v) if isinstance(v, tuple) else v}"
+                         for k, v in p.defaults.items())
+
+    presets = "; ".join(f"{name}: {p.summary} ({options(p)})" for name, p in PRESETS.items())
+    return ("mlp (dense), vgg (3x3 conv blocks, --channels); both deployable with --profile "
+            f"hardware. Presets, a vgg with tuned defaults that explicit options override: "
+            f"{presets} (default mlp)")
+
+
 class Train:
     """Train a BSNN; writes a run directory (docs/training.md)."""
 
@@ -63,8 +82,11 @@ class Train:
                             "and on one the trained weights do not depend on the core count)")
         p.add_argument("--quiet", action="store_true", help="no progress bar or table")
         g = p.add_argument_group("data")
-        g.add_argument("--dataset", default=_D.dataset,
-                       help=f"one of {', '.join(sorted(DATASETS))} (default {_D.dataset})")
+        # --dataset, --channels, --epochs default to None: the model preset's value, else
+        # GENERIC_DEFAULTS (TrainConfig resolves them; an explicit option always wins)
+        g.add_argument("--dataset", default=None,
+                       help=f"one of {', '.join(sorted(DATASETS))} (default "
+                            f"{GENERIC_DEFAULTS['dataset']}, or the --model preset's)")
         g.add_argument("--root", default=None,
                        help="dataset root for file-based datasets (default: none; needed by "
                             "them, see bitspike datasets --layout)")
@@ -72,15 +94,15 @@ class Train:
                        help="seed of the train/test split and the --limit subset (default 0)")
         add_dataset_options(g)
         g = p.add_argument_group("model")
-        g.add_argument("--model", choices=list(MODELS), default=_D.model,
-                       help="mlp (dense; deployable) or vgg (3x3 conv blocks)")
+        g.add_argument("--model", choices=list(MODELS), default=_D.model, help=_model_help())
         g.add_argument("--profile", choices=list(PROFILES), default=_D.profile,
                        help="hardware: every layer binary (deployable); paper: full-precision "
                             "first and last layer")
         g.add_argument("--hidden", default=",".join(map(str, _D.hidden)),
                        help="MLP hidden sizes, comma-separated (default 128)")
-        g.add_argument("--channels", default=",".join(map(str, _D.channels)),
-                       help="VGG channels, 'M' = 2x2 max-pool (default 16,M,32,M)")
+        g.add_argument("--channels", default=None,
+                       help=f"VGG channels, 'M' = 2x2 max-pool (default "
+                            f"{_sizes(GENERIC_DEFAULTS['channels'])}, or the --model preset's)")
         g.add_argument("-T", "--time-steps", type=int_in(1, MAX_TIME_STEPS),
                        default=_D.time_steps, help=f"time steps per sample, 1..{MAX_TIME_STEPS}")
         g.add_argument("--threshold", type=float, default=_D.threshold,
@@ -118,8 +140,9 @@ class Train:
         g.add_argument("--finetune-lr-factor", type=float, default=_D.finetune_lr_factor,
                        help="fine-tune learning rate = lr times this")
         g = p.add_argument_group("optimisation")
-        g.add_argument("--epochs", type=int_in(0), default=_D.epochs,
-                       help="training epochs, before the fine-tune")
+        g.add_argument("--epochs", type=int_in(0), default=None,
+                       help=f"training epochs, before the fine-tune (default "
+                            f"{GENERIC_DEFAULTS['epochs']}, or the --model preset's)")
         g.add_argument("--batch-size", type=int_in(2), default=_D.batch_size,
                        help="global batch (split across torchrun processes)")
         g.add_argument("--optimizer", choices=list(OPTIMIZERS), default=_D.optimizer,

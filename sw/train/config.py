@@ -6,11 +6,11 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from sw.checks import check_bool, check_int, check_optional_int, is_int, is_real
-from sw.models import MODELS, PROFILES, parse_sizes
+from sw.models import MODELS, PROFILES, parse_sizes, preset_defaults
 from sw.nn import ALPHAS, MOMENTS, SCALES, STATS, SURROGATES
 from sw.options import MAX_TIME_STEPS
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DEPLOYS", "DEFAULT_LR"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DEPLOYS", "DEFAULT_LR", "GENERIC_DEFAULTS"]
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -23,11 +23,18 @@ DEFAULT_LR = {"adam": 1e-2, "sgd": 0.1}
 #: thread (several slow down badly on a busy machine), and on one thread the float reductions,
 #: hence the trained weights, do not depend on the machine's core count.
 DEFAULT_THREADS = 1
+#: The defaults of the options a model preset (sw.models.PRESETS) may change, for every model
+#: without a preset: a field left None takes its preset's value, else this one.
+GENERIC_DEFAULTS = {"dataset": "digits", "channels": (16, "M", 32, "M"), "epochs": 50}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (the defaults are the default digits model).
+
+    ``dataset``, ``channels`` and ``epochs`` left None take the model preset's default
+    (:data:`sw.models.PRESETS`, e.g. ``model="conv"``), else :data:`GENERIC_DEFAULTS`; a value
+    given explicitly always wins. The config holds (and saves) the resolved values.
 
     Parameters
     ----------
@@ -43,7 +50,9 @@ class TrainConfig:
         Dataset options (:class:`sw.data.DatasetOptions`; docs/datasets.md): spatial pooling
         factor, most significant bits kept of multi-bit pixels, fixed event bins in µs, at
         most this many samples per split. None: the dataset's default.
-    model : {"mlp", "vgg"}
+    model : str
+        A key of :data:`sw.models.MODELS`: ``"mlp"``, ``"vgg"`` or a preset of
+        :data:`sw.models.PRESETS` (``"conv"``, ``"conv-events"``).
     hidden : tuple of int
         MLP hidden sizes.
     channels : tuple
@@ -84,7 +93,7 @@ class TrainConfig:
         "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
     """
 
-    dataset: str = "digits"
+    dataset: str | None = None
     root: str | None = None
     data_seed: int = 0
     downsample: int | None = None
@@ -93,7 +102,7 @@ class TrainConfig:
     limit: int | None = None
     model: str = "mlp"
     hidden: tuple = (128,)
-    channels: tuple = (16, "M", 32, "M")
+    channels: tuple | None = None
     profile: str = "hardware"
     time_steps: int = 4
     threshold: float = 1.0
@@ -111,7 +120,7 @@ class TrainConfig:
     agmm_deploy: str = "finetune"
     finetune_epochs: int = 10
     finetune_lr_factor: float = 0.1
-    epochs: int = 50
+    epochs: int | None = None
     batch_size: int = 128
     optimizer: str = "adam"
     lr: float | None = None
@@ -123,12 +132,17 @@ class TrainConfig:
 
     def __post_init__(self):
         set_ = object.__setattr__
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        # explicit values win; then the model preset's default; then the generic one
+        preset = preset_defaults(self.model)
+        for name, generic in GENERIC_DEFAULTS.items():
+            if getattr(self, name) is None:
+                set_(self, name, preset.get(name, generic))
         set_(self, "hidden", parse_sizes(self.hidden, "hidden"))
         set_(self, "channels", parse_sizes(self.channels, "channels"))
         if not isinstance(self.dataset, str) or not self.dataset:
             raise TypeError(f"dataset must be a non-empty str, not {self.dataset!r}")
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, not {self.profile!r}")
         for name in ("data_seed", "seed", "time_steps", "epochs", "batch_size",
