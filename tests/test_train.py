@@ -109,7 +109,7 @@ def test_flip_counter_counts_exactly():
 
 
 def test_config_validation_messages():
-    with pytest.raises(ValueError, match=r"model must be one of mlp, vgg, not 'rnn'"):
+    with pytest.raises(ValueError, match=r"model must be one of mlp, vgg, resnet18, not 'rnn'"):
         TrainConfig(model="rnn")
     with pytest.raises(ValueError, match=r"profile must be one of \('hardware', 'paper'\), "
                                          r"not 'fpga'"):

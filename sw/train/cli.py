@@ -14,6 +14,7 @@ from sw.options import (
     positive_int,
 )
 from sw.train.config import (
+    AMPS,
     DEFAULT_LR,
     DEFAULT_THREADS,
     DEPLOYS,
@@ -73,7 +74,8 @@ class Train:
         add_dataset_options(g)
         g = p.add_argument_group("model")
         g.add_argument("--model", choices=list(MODELS), default=_D.model,
-                       help="mlp (dense; deployable) or vgg (3x3 conv blocks)")
+                       help="mlp (dense; deployable), vgg (3x3 conv blocks) or resnet18 (the "
+                            "paper's Bi-Real-style spiking ResNet-18; training only)")
         g.add_argument("--profile", choices=list(PROFILES), default=_D.profile,
                        help="hardware: every layer binary (deployable); paper: full-precision "
                             "first and last layer")
@@ -81,6 +83,9 @@ class Train:
                        help="MLP hidden sizes, comma-separated (default 128)")
         g.add_argument("--channels", default=",".join(map(str, _D.channels)),
                        help="VGG channels, 'M' = 2x2 max-pool (default 16,M,32,M)")
+        g.add_argument("--width", type=int_in(1, 4096), default=_D.width,
+                       help="resnet18 first-stage channels; stages 1, 2, 4, 8 times it "
+                            f"(default {_D.width})")
         g.add_argument("-T", "--time-steps", type=int_in(1, MAX_TIME_STEPS),
                        default=_D.time_steps, help=f"time steps per sample, 1..{MAX_TIME_STEPS}")
         g.add_argument("--threshold", type=float, default=_D.threshold,
@@ -137,6 +142,9 @@ class Train:
         g.add_argument("--seed", type=int_in(0, 2**63 - 1), default=_D.seed,
                        help="initialisation and batch order")
         g.add_argument("--device", default=_D.device, help="auto (CUDA when present), cpu, cuda")
+        g.add_argument("--amp", choices=list(AMPS), default=_D.amp,
+                       help="bf16 autocast of the training forward pass: auto (default) = on "
+                            "CUDA only, on (needs CUDA), off; spikes and LIF state stay float32")
 
     @staticmethod
     def config_from_args(args) -> TrainConfig:
@@ -144,7 +152,7 @@ class Train:
             dataset=args.dataset, root=args.root, data_seed=args.data_seed,
             downsample=args.downsample, bits=args.bits, bin_us=args.bin_us, limit=args.limit,
             model=args.model,
-            hidden=args.hidden, channels=args.channels, profile=args.profile,
+            hidden=args.hidden, channels=args.channels, width=args.width, profile=args.profile,
             time_steps=args.time_steps, threshold=args.threshold, leak_shift=args.leak_shift,
             reset=args.reset, surrogate=args.surrogate, surrogate_alpha=args.surrogate_alpha,
             detach_reset=args.detach_reset,
@@ -155,7 +163,7 @@ class Train:
             finetune_lr_factor=args.finetune_lr_factor, epochs=args.epochs,
             batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
             momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-            seed=args.seed, device=args.device)
+            seed=args.seed, device=args.device, amp=args.amp)
 
     @staticmethod
     def run(args):
