@@ -843,11 +843,13 @@ def weights_to_hex_lines(weights: np.ndarray) -> list[str]:
 
 
 def weights_from_hex_lines(lines: list[str], neurons: int, inputs: int,
-                           file: str = "weights") -> np.ndarray:
-    """Inverse of :func:`weights_to_hex_lines`, validating every line."""
+                           file: str = "weights", rows_name: str = "neuron") -> np.ndarray:
+    """Inverse of :func:`weights_to_hex_lines`, validating every line (``rows_name``: what a
+    row is, for the messages: a neuron, or a conv layer's output channel)."""
     digits = max(1, fx.ceil_div(inputs, 4))
     if len(lines) != neurons:
-        raise _err(f"expected {neurons} lines (one per neuron), found {len(lines)}", file=file)
+        raise _err(f"expected {neurons} lines (one per {rows_name}), found {len(lines)}",
+                   file=file)
     out = np.zeros((neurons, inputs), dtype=np.uint8)
     for j, line in enumerate(lines):
         if len(line) != digits or not re.fullmatch(r"[0-9a-fA-F]+", line):
@@ -870,14 +872,14 @@ def _params_lines(layer) -> list[str]:
     return [_READOUT_HEADER] + [f"{int(a)},{int(c)}" for a, c in rows]
 
 
-def _parse_params(lines, header, rows, file):
+def _parse_params(lines, header, rows, file, rows_name="neuron"):
     if not lines or lines[0].strip() != header:
         raise _err(f"expected the header line {header!r}, found "
                    f"{(lines[0] if lines else '')!r}", file=file, field="line 1")
     body = lines[1:]
     if len(body) != rows:
-        raise _err(f"expected {rows} rows after the header (one per neuron), found {len(body)}",
-                   file=file)
+        raise _err(f"expected {rows} rows after the header (one per {rows_name}), found "
+                   f"{len(body)}", file=file)
     ncol = header.count(",") + 1
     out = np.zeros((rows, ncol), dtype=np.int64)
     for j, line in enumerate(body):
@@ -1353,9 +1355,12 @@ def _load(path: Path, dir_fd: int) -> Artifact:
             geometry_args = {key: _get(obj, key, int, mf, w, "an int")
                              for key in ("channels", "kernel", "stride", "padding")}
             channels, kernel = geometry_args["channels"], geometry_args["kernel"]
-            if channels < 1 or kernel < 1:
-                raise _err(f"channels and kernel must be >= 1, found {channels} and {kernel}",
-                           file=mf, field=w[:-1])
+            # the geometry decides the data files' sizes: checked before they are read
+            if channels < 1:
+                raise _err(f"must be >= 1, found {channels}", file=mf, field=w + "channels")
+            if kernel not in geometry.KERNELS:
+                raise _err(f"must be one of {', '.join(map(str, geometry.KERNELS))} (odd), not "
+                           f"{kernel}", file=mf, field=w + "kernel")
             geometry_args["in_shape"] = in_shape
             rows, cols = channels, kernel * kernel * in_shape[0]
             too_big = _size_error(cols, rows)
@@ -1379,7 +1384,9 @@ def _load(path: Path, dir_fd: int) -> Artifact:
         digits = max(1, fx.ceil_div(cols, 4))
         ncol = 2 if kind == "readout" else 3
         wlines = read_data(files["weights"], w + "files.weights", rows * (digits + 2))
-        weights = weights_from_hex_lines(wlines, rows, cols, file=files["weights"])
+        row = "output channel" if kind == "conv" else "neuron"
+        weights = weights_from_hex_lines(wlines, rows, cols, file=files["weights"],
+                                         rows_name=row)
         plines = read_data(files["params"], w + "files.params",
                            len(_LIF_HEADER) + 2 + rows * (ncol * _CELL_MAX_BYTES + 2))
         try:
@@ -1390,7 +1397,7 @@ def _load(path: Path, dir_fd: int) -> Artifact:
                                field=w + "leak_shift")
                 leak_shift = obj["leak_shift"]
                 reset = _get(obj, "reset", str, mf, w, "'hard' or 'soft'")
-                params = _parse_params(plines, _LIF_HEADER, rows, files["params"])
+                params = _parse_params(plines, _LIF_HEADER, rows, files["params"], row)
                 cls = LIFLayer if kind == "lif" else ConvLayer
                 layers.append(cls(
                     name=name, input=spec, time_steps=t, membrane=membrane,

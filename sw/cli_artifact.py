@@ -229,20 +229,30 @@ class Random:
                        help="bits of a multibit input, 1..16 (ignored for spikes)")
         p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0,
                        help="seed of every random draw")
+        p.add_argument("--conv", action="store_true",
+                       help="draw a convolutional network (schema version 2) instead: its "
+                            "input map (1-3 channels of 3..12 x 3..12 pixels), 1-3 conv layers "
+                            "(K 1/3/5/7, stride 1/2, padding 0..K-1, 1-8 channels), spike "
+                            "pools, 0-1 dense layers and the readout are drawn from --seed; "
+                            "--sizes is ignored, --time-steps, --input and --input-bits apply")
         p.add_argument("--force", action="store_true", help="replace an existing artifact")
 
     @staticmethod
     def run(args):
         from sw.artifact import write_artifact
-        from sw.randnet import random_artifact
+        from sw.randnet import random_artifact, random_conv_artifact
 
         if len(args.sizes) < 2:
             print(f"error: --sizes needs at least N,classes, not "
                   f"{','.join(map(str, args.sizes))}", file=sys.stderr)
             return 2
         check_output_dir(args.output)
-        a = random_artifact(args.seed, sizes=args.sizes, time_steps=args.time_steps,
-                            input_kind=args.input, input_bits=args.input_bits)
+        if args.conv:
+            a = random_conv_artifact(args.seed, time_steps=args.time_steps,
+                                     input_kind=args.input, input_bits=args.input_bits)
+        else:
+            a = random_artifact(args.seed, sizes=args.sizes, time_steps=args.time_steps,
+                                input_kind=args.input, input_bits=args.input_bits)
         try:
             write_artifact(a, args.output, overwrite=args.force)
         except FileExistsError as exc:

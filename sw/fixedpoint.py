@@ -118,15 +118,21 @@ def unsigned_width(max_value: int) -> int:
     return max(1, max_value.bit_length())
 
 
-def leak(v, shift: int | None):
+def leak(v, shift: int | None, *, out=None):
     """The membrane leak of docs/arithmetic.md §3: ``v - (v >>> k)``, or ``v`` for no leak.
 
     ``>>>`` is an arithmetic (flooring) right shift. Works on Python ints and integer numpy
     arrays alike. ``|leak(v)| <= |v|`` for every integer v, which the bounds below rely on.
+    ``out``: a numpy array of v's shape and dtype to compute into (no temporaries).
     """
+    if out is None:
+        return v if shift is None else v - (v >> shift)
     if shift is None:
-        return v
-    return v - (v >> shift)
+        np.copyto(out, v)
+    else:
+        np.right_shift(v, shift, out=out)
+        np.subtract(v, out, out=out)
+    return out
 
 
 def input_max(bits: int) -> int:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from sw.artifact import ArtifactError, load_artifact, write_artifact
 from sw.golden import GoldenModel
-from sw.randnet import random_artifact, random_inputs
+from sw.randnet import random_artifact, random_conv_artifact, random_inputs
 
 FILES = ["manifest.json", "fc0.weights.hex", "fc0.params.csv", "out1.weights.hex",
          "out1.params.csv"]
@@ -69,10 +69,10 @@ VALUES = st.one_of(
 
 
 @st.composite
-def mutations(draw, manifest):
+def mutations(draw, manifest, files=tuple(FILES)):
     kind = draw(st.sampled_from(["flip", "truncate", "extend", "json", "json-delete",
                                  "dev-zero", "fifo", "directory", "missing", "symlink-big"]))
-    name = draw(st.sampled_from(FILES))
+    name = draw(st.sampled_from(files))
     if kind == "json":
         paths = list(_json_paths(manifest))
         return (kind, "manifest.json", draw(st.sampled_from(paths)), draw(VALUES))
@@ -159,14 +159,34 @@ def valid(tmp_path_factory):
     return path, json.loads((path / "manifest.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def valid_conv(tmp_path_factory):
+    """A conv network (schema version 2): conv0, pool1 (no files), fc2, out3."""
+    artifact = random_conv_artifact(7, in_shape=(2, 5, 4), layers=[
+        ("conv", 3, 3, 1, 1), ("pool", 2), ("lif", 4), ("readout", 3)], time_steps=2,
+        input_kind="multibit", input_bits=3, step_gain=True)
+    path = write_artifact(artifact, tmp_path_factory.mktemp("fuzz") / "valid")
+    return path, json.loads((path / "manifest.json").read_text())
+
+
 def test_loader_fuzz_refuses_or_loads_and_never_hangs(valid, seed, tmp_path):
-    source, manifest = valid
+    _fuzz(*valid, FILES, EXAMPLES, seed, tmp_path)
+
+
+def test_loader_fuzz_of_a_conv_artifact(valid_conv, seed, tmp_path):
+    source, manifest = valid_conv
+    files = sorted(p.name for p in source.iterdir())
+    assert manifest["schema_version"] == 2 and len(files) == 7
+    _fuzz(source, manifest, files, EXAMPLES // 2, seed, tmp_path)
+
+
+def _fuzz(source, manifest, files, examples, seed, tmp_path):
     results: Counter = Counter()
     failures = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(mutation=mutations(manifest))
+    @given(mutation=mutations(manifest, tuple(files)))
     def case(mutation):
         work = Path(tempfile.mkdtemp(dir=tmp_path))
         path = work / "a"
@@ -198,7 +218,7 @@ def test_loader_fuzz_refuses_or_loads_and_never_hangs(valid, seed, tmp_path):
     tried = sum(results.values())
     print(f"loader fuzz: {tried} mutations, {dict(sorted(results.items()))}, "
           f"0 crashes, 0 hangs")
-    assert tried >= EXAMPLES // 2 and not failures, (tried, results, failures)
+    assert tried >= examples // 2 and not failures, (tried, results, failures)
     # the fuzz reaches both outcomes: mutations that keep a valid artifact and refusals
     assert results["loaded and ran"] > 0 and tried > results["loaded and ran"], results
 

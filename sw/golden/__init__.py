@@ -31,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, ConvLayer, LIFLayer, PoolLayer, ReadoutLayer
@@ -135,10 +134,6 @@ class GoldenModel:
                 continue
             dt = _matmul_dtype(layer)
             w = 2 * layer.weights.astype(np.int64) - 1
-            if isinstance(layer, ConvLayer):
-                # rows (ky, kx, c) -> (c, ky, kx): the order of sliding_window_view's windows
-                k, c_in = layer.kernel, layer.in_shape[0]
-                w = w.reshape(-1, k, k, c_in).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
             self._w.append(w.T.astype(dt).copy())
             self._params.append(_neuron_params(layer))
         per_sample = max(_elements_per_sample(layer) for layer in artifact.layers)
@@ -196,15 +191,17 @@ class GoldenModel:
 
     def _currents(self, k: int, inp: np.ndarray) -> np.ndarray:
         """Synaptic sums of layer k. ``inp`` is (B, N) (direct input) or (B, T, N), a map in
-        element order for a conv layer; the result is (B, M) or (B, T, M)."""
+        element order for a conv layer; the result is (B, M) or (B, T, M), integer-valued, in
+        the product's dtype (float32/float64 exact below 2**24/2**53, or int64)."""
         w = self._w[k]
         layer = self.artifact.layers[k]
+        lead = inp.shape[:-1]
         if isinstance(layer, ConvLayer):
-            inp = _windows(layer, inp, w.dtype)
-        out = inp.astype(w.dtype, copy=False) @ w
-        if isinstance(layer, ConvLayer):
-            out = out.reshape(*inp.shape[:-3], layer.neurons)
-        return out.astype(np.int64) if out.dtype != np.int64 else out
+            rows = _windows(layer, inp, w.dtype)
+        else:
+            rows = inp.reshape(-1, inp.shape[-1]).astype(w.dtype, copy=False)
+        # one 2-D product (a stacked N-D matmul runs many small ones, several times slower)
+        return (rows @ w).reshape(*lead, layer.neurons)
 
     def _run_chunk(self, x: np.ndarray, record: bool) -> GoldenResult:
         a = self.artifact
@@ -225,8 +222,10 @@ class GoldenModel:
             cur = self._currents(k, inp)  # (B, M) direct or (B, T, M)
             direct = cur.ndim == 2
             if record:
-                trace.current = (np.broadcast_to(cur[:, None, :], (batch, t_steps, layer.neurons))
-                                 .copy() if direct else cur)
+                exact = cur.astype(np.int64)
+                trace.current = (np.broadcast_to(exact[:, None, :],
+                                                 (batch, t_steps, layer.neurons)).copy()
+                                 if direct else exact)
             if isinstance(layer, (LIFLayer, ConvLayer)):
                 spikes = self._lif(layer, self._params[k], cur, direct, trace, record)
                 trace.spikes = spikes
@@ -254,34 +253,43 @@ class GoldenModel:
         bias, theta, conn = params
         bias = bias.astype(dt)
         theta = theta.astype(dt)
-        conn = conn.astype(bool)
-        base = None
-        if direct:
-            base = np.where(conn, cur.astype(dt) << f, 0) + bias  # c*(x<<F) + B, once
+        k = layer.leak_shift
+        # c·(x << F) + B of every step at once, in the state type (exact: |I| <= V fits W)
+        drive = cur.astype(dt)
+        if f:
+            np.left_shift(drive, f, out=drive)
+        if not conn.all():
+            drive *= conn.astype(dt)
+        drive += bias
         v = np.zeros((batch, m), dtype=dt)
         spikes = np.zeros((batch, t_steps, m), dtype=np.uint8)
         if record:
             trace.potential = np.zeros((batch, t_steps, m), dtype=np.int64)
             trace.membrane = np.zeros((batch, t_steps, m), dtype=np.int64)
         for t in range(t_steps):
-            drive = base if direct else np.where(conn, cur[:, t].astype(dt) << f, 0) + bias
+            current = drive if direct else drive[:, t]
             g = layer.step_gain[t]
-            current = drive if g == 1 else drive * dt(g)
-            h = fx.leak(v, layer.leak_shift) + current
+            if g != 1:
+                current = current * dt(g)
+            h = fx.leak(v, k, out=np.empty_like(v))
+            h += current
             self._check(h, layer.membrane, "membrane potential h", layer, t)
             s = h >= theta
-            if layer.reset == "hard":
-                v = np.where(s, dt(0), h)
-            else:
-                v = np.where(s, h - theta, h)
-                self._check(v, layer.membrane, "membrane after soft reset", layer, t)
             spikes[:, t] = s
             if record:
                 trace.potential[:, t] = h
+            if layer.reset == "hard":
+                np.putmask(h, s, 0)
+            else:
+                np.subtract(h, theta, out=h, where=s)
+                self._check(h, layer.membrane, "membrane after soft reset", layer, t)
+            v = h
+            if record:
                 trace.membrane[:, t] = v
         return spikes
 
     def _readout(self, layer: ReadoutLayer, cur, direct, trace):
+        cur = cur.astype(np.int64)
         gain = np.asarray(layer.step_gain, dtype=np.int64)
         sums = cur * int(gain.sum()) if direct else np.einsum("btm,t->bm", cur, gain)
         trace.sums = sums
@@ -310,19 +318,24 @@ def _elements_per_sample(layer) -> int:
 
 
 def _windows(layer: ConvLayer, inp: np.ndarray, dtype) -> np.ndarray:
-    """im2col: ``inp`` (..., H·W·C) in element order -> (..., H_out, W_out, C·K·K) windows
-    (zero padding outside the map; rows in the order (c, ky, kx) the weights were put in)."""
+    """im2col: ``inp`` (..., H·W·C) in element order -> (R, K·K·C) window rows, one per output
+    position of every leading index (R = prod(...)·H_out·W_out), each in the weight rows'
+    window order (ky, kx, c); zero padding outside the map.
+
+    Built with K·K strided slice copies (each moves whole pixels, channels contiguous), which
+    is far faster than copying a 6-D sliding-window view element by element."""
     c, h, w = layer.in_shape
     k, s, p = layer.kernel, layer.stride, layer.padding
-    lead = inp.shape[:-1]
+    _, h_out, w_out = layer.out_shape
     maps = inp.reshape(-1, h, w, c)
     if p:
         maps = np.pad(maps, ((0, 0), (p, p), (p, p), (0, 0)))
-    _, h_out, w_out = layer.out_shape
-    win = sliding_window_view(maps, (k, k), axis=(1, 2))[:, ::s, ::s][:, :h_out, :w_out]
-    cols = np.empty(win.shape, dtype=dtype)  # (B', H_out, W_out, C, K, K)
-    cols[...] = win
-    return cols.reshape(*lead, h_out, w_out, c * k * k)
+    cols = np.empty((maps.shape[0], h_out, w_out, k, k, c), dtype=dtype)
+    for ky in range(k):
+        for kx in range(k):
+            cols[:, :, :, ky, kx, :] = maps[:, ky:ky + s * (h_out - 1) + 1:s,
+                                            kx:kx + s * (w_out - 1) + 1:s, :]
+    return cols.reshape(-1, k * k * c)
 
 
 def _pool(layer: PoolLayer, spikes: np.ndarray) -> np.ndarray:
