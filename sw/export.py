@@ -153,6 +153,11 @@ def check_deployable(model) -> None:
     """Raise :class:`ExportError` unless every layer is a binary dense layer or a binary conv
     the artifact can hold (:func:`_conv_problem`) and every gate that stays is a per-time-step
     constant."""
+    problems = getattr(model, "deploy_problems", None)
+    if problems is not None and problems():
+        raise ExportError(f"{type(model).__name__} is a training-only model; the deployment "
+                          f"artifact (binary layers between integer LIF neurons) cannot hold "
+                          f"its " + "; ".join(problems()))
     from sw.nn import BinaryConv2d, BinaryLinear
 
     for name, block in zip(model.layer_names, model.blocks, strict=True):

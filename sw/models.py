@@ -1,4 +1,5 @@
-"""Binary spiking models: an MLP and a small VGG-style conv net, in two profiles.
+"""Binary spiking models: an MLP and a small VGG-style conv net, in two profiles (and, in
+:mod:`sw.resnet`, the paper's spiking ResNet-18, registered here as ``"resnet18"``).
 
 ``hardware``
     Every synapse is binary; the first layer takes the dataset's integer values (pixels times a
@@ -28,6 +29,7 @@ from torch import nn
 
 from sw.checks import check_int, is_real
 from sw.nn import LIF, AGMMGate, BinaryConv2d, BinaryLinear, SynapseBlock
+from sw.resnet import SpikingResNet18
 
 __all__ = ["PROFILES", "MODELS", "PRESETS", "Preset", "SpikingMLP", "SpikingVGG", "build_model",
            "parse_sizes", "preset_defaults"]
@@ -250,7 +252,8 @@ class SpikingVGG(_SpikingNet):
 
 
 #: model name -> class
-MODELS: dict[str, type[_SpikingNet]] = {"mlp": SpikingMLP, "vgg": SpikingVGG}
+MODELS: dict[str, type[nn.Module]] = {"mlp": SpikingMLP, "vgg": SpikingVGG,
+                                      "resnet18": SpikingResNet18}
 
 
 @dataclass(frozen=True)
@@ -293,12 +296,12 @@ def build_model(name: str, info, *, time_steps: int = 4, profile: str = "hardwar
                 leak_shift: int | None = 2, reset: str = "hard", surrogate: str = "triangle",
                 surrogate_alpha: float | None = None, detach_reset: bool = False,
                 agmm: dict | None = None, weight_scale: str | None = None,
-                bn_eps: float = 1e-5) -> _SpikingNet:
+                bn_eps: float = 1e-5, width: int = 64) -> nn.Module:
     """Build a registered model for a dataset.
 
     Parameters
     ----------
-    name : a key of :data:`MODELS` ("mlp", "vgg", or a preset of :data:`PRESETS`)
+    name : a key of :data:`MODELS` ("mlp", "vgg", "resnet18", or a preset of :data:`PRESETS`)
     info : sw.data.DatasetInfo
     time_steps : int
     profile : {"hardware", "paper"}
@@ -311,6 +314,8 @@ def build_model(name: str, info, *, time_steps: int = 4, profile: str = "hardwar
         for no gate.
     weight_scale : {None, "mean", "learned"}
     bn_eps : float
+    width : int
+        ResNet-18 first-stage channels (:class:`sw.resnet.SpikingResNet18`; others ignore it).
     """
     if name not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, not {name!r}")
@@ -325,4 +330,6 @@ def build_model(name: str, info, *, time_steps: int = 4, profile: str = "hardwar
                   weight_scale=weight_scale, bn_eps=bn_eps)
     if name == "mlp":
         return SpikingMLP(info, hidden=hidden, **common)
+    if name == "resnet18":
+        return SpikingResNet18(info, width=width, **common)
     return SpikingVGG(info, channels=channels, **common)

@@ -109,8 +109,8 @@ def test_flip_counter_counts_exactly():
 
 
 def test_config_validation_messages():
-    with pytest.raises(ValueError, match=r"model must be one of mlp, vgg, .*conv, conv-events, "
-                                         r"not 'rnn'"):
+    with pytest.raises(ValueError, match=r"model must be one of mlp, vgg, resnet18, .*conv, "
+                                         r"conv-events, not 'rnn'"):
         TrainConfig(model="rnn")
     with pytest.raises(ValueError, match=r"profile must be one of \('hardware', 'paper'\), "
                                          r"not 'fpga'"):

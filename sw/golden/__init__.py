@@ -39,6 +39,8 @@ from sw.geometry import chw_to_hwc
 __all__ = ["GoldenModel", "GoldenResult", "LayerTrace", "run", "BoundViolation"]
 
 _CHUNK = 4096
+#: the smallest fan-in (N of a synaptic sum) whose products are packed (``_packing``)
+_PACK_FAN_IN = 128
 #: elements of the largest per-chunk array (an im2col matrix, a trace) a run allocates
 _CHUNK_ELEMENTS = 1 << 24
 
@@ -106,7 +108,25 @@ def _matmul_dtype(layer) -> type:
 
 
 def _state_dtype(width: int) -> type:
-    return np.int32 if width <= 32 else np.int64
+    """The narrowest numpy integer holding a W-bit register: every value of the LIF update is
+    within the proven bound, which fits W bits (docs/arithmetic.md §5), so none wraps."""
+    return np.int16 if width <= 16 else np.int32 if width <= 32 else np.int64
+
+
+def _packing(layer) -> tuple[int, int]:
+    """``(B, n)``: pack n rows of inputs into one float32 row ``Σ_i B^i · row_i`` so that one
+    product computes the synaptic sums of all n (``r = Σ_i B^i · x_i``); n = 1 is no packing.
+
+    B is a power of two above ``2·|x|max``, so the sums come back exactly, lowest first:
+    ``x_0 = r − B·rint(r / B)``, then the same on ``rint(r / B) = Σ_{i≥1} B^(i−1) x_i``. Every
+    partial sum of the product is an integer of at most ``N·(2^P − 1)·Σ_i B^i`` in magnitude,
+    and n is the largest count that keeps this below 2^24, where float32 is exact."""
+    bound = layer.synaptic_bound
+    base = 1 << (2 * bound + 1).bit_length()
+    n, span = 1, 1 + base
+    while bound * span < 2**24 and n < 8:
+        n, span = n + 1, span + base ** (n + 1)
+    return base, n
 
 
 class GoldenModel:
@@ -196,12 +216,38 @@ class GoldenModel:
         w = self._w[k]
         layer = self.artifact.layers[k]
         lead = inp.shape[:-1]
+        flat = inp.reshape(-1, inp.shape[-1])
+        rows_in = len(flat)
+        # Packing saves product and window work per output (∝ N) and costs a decode per output
+        # (a few passes): it pays for wide sums only.
+        base, slots = (_packing(layer) if w.dtype == np.float32 and layer.fan_in >= _PACK_FAN_IN
+                       else (1, 1))
+        slots = min(slots, rows_in)
+        if slots > 1:
+            # several rows per product row: fewer windows to gather, a smaller product
+            part = -(-rows_in // slots)
+            packed = np.zeros((part, flat.shape[1]), dtype=np.float32)
+            for i in reversed(range(slots)):  # Horner: ((row_n-1)·B + row_n-2)·B + ...
+                packed *= np.float32(base)
+                chunk = flat[i * part:(i + 1) * part]
+                packed[:len(chunk)] += chunk
+            flat = packed
         if isinstance(layer, ConvLayer):
-            rows = _windows(layer, inp, w.dtype)
+            rows = _windows(layer, flat, w.dtype)
         else:
-            rows = inp.reshape(-1, inp.shape[-1]).astype(w.dtype, copy=False)
+            rows = flat.astype(w.dtype, copy=False)
         # one 2-D product (a stacked N-D matmul runs many small ones, several times slower)
-        return (rows @ w).reshape(*lead, layer.neurons)
+        out = (rows @ w).reshape(len(flat), layer.neurons)
+        if slots > 1:
+            parts = []
+            for _ in range(slots - 1):
+                high = np.rint(out * np.float32(1 / base))
+                out -= high * np.float32(base)
+                parts.append(out)
+                out = high
+            parts.append(out)
+            out = np.concatenate(parts)[:rows_in]
+        return out.reshape(*lead, layer.neurons)
 
     def _run_chunk(self, x: np.ndarray, record: bool) -> GoldenResult:
         a = self.artifact
@@ -274,18 +320,20 @@ class GoldenModel:
             h = fx.leak(v, k, out=np.empty_like(v))
             h += current
             self._check(h, layer.membrane, "membrane potential h", layer, t)
-            s = h >= theta
-            spikes[:, t] = s
+            quiet = np.less(h, theta)  # not s[t]; stored, and the whole array flipped at the end
+            spikes[:, t] = quiet
             if record:
                 trace.potential[:, t] = h
+            # the reset by arithmetic on 0/1 masks (np.putmask / where= run many times slower)
             if layer.reset == "hard":
-                np.putmask(h, s, 0)
+                np.multiply(h, quiet, out=h)
             else:
-                np.subtract(h, theta, out=h, where=s)
+                h -= np.multiply(theta, ~quiet)
                 self._check(h, layer.membrane, "membrane after soft reset", layer, t)
             v = h
             if record:
                 trace.membrane[:, t] = v
+        np.bitwise_xor(spikes, 1, out=spikes)
         return spikes
 
     def _readout(self, layer: ReadoutLayer, cur, direct, trace):
@@ -322,31 +370,38 @@ def _windows(layer: ConvLayer, inp: np.ndarray, dtype) -> np.ndarray:
     position of every leading index (R = prod(...)·H_out·W_out), each in the weight rows'
     window order (ky, kx, c); zero padding outside the map.
 
-    Built with K·K strided slice copies (each moves whole pixels, channels contiguous), which
-    is far faster than copying a 6-D sliding-window view element by element."""
+    The maps are converted to ``dtype`` and padded once; then each kernel row ky is one strided
+    copy: in a padded map the taps (kx, c) of a window row are K·C consecutive elements
+    (whatever the stride), so each copy moves whole runs rather than single elements."""
     c, h, w = layer.in_shape
     k, s, p = layer.kernel, layer.stride, layer.padding
     _, h_out, w_out = layer.out_shape
     maps = inp.reshape(-1, h, w, c)
-    if p:
-        maps = np.pad(maps, ((0, 0), (p, p), (p, p), (0, 0)))
-    cols = np.empty((maps.shape[0], h_out, w_out, k, k, c), dtype=dtype)
+    padded = np.zeros((maps.shape[0], h + 2 * p, w + 2 * p, c), dtype=dtype)
+    padded[:, p:p + h, p:p + w] = maps
+    cols = np.empty((maps.shape[0], h_out, w_out, k, k * c), dtype=dtype)
+    sb, sy, sx, sc = padded.strides
     for ky in range(k):
-        for kx in range(k):
-            cols[:, :, :, ky, kx, :] = maps[:, ky:ky + s * (h_out - 1) + 1:s,
-                                            kx:kx + s * (w_out - 1) + 1:s, :]
+        rows = np.lib.stride_tricks.as_strided(
+            padded[:, ky:], shape=(maps.shape[0], h_out, w_out, k * c),
+            strides=(sb, sy * s, sx * s, sc), writeable=False)
+        cols[:, :, :, ky] = rows
     return cols.reshape(-1, k * k * c)
 
 
 def _pool(layer: PoolLayer, spikes: np.ndarray) -> np.ndarray:
-    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C)."""
+    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C), as k·k
+    strided ORs (much faster than a max-reduction over window axes)."""
     c, h, w = layer.in_shape
     k = layer.kernel
     _, h_out, w_out = layer.out_shape
     lead = spikes.shape[:-1]
-    maps = spikes.reshape(-1, h, w, c)[:, :h_out * k, :w_out * k]
-    pooled = maps.reshape(-1, h_out, k, w_out, k, c).max(axis=(2, 4))
-    return np.ascontiguousarray(pooled).reshape(*lead, h_out * w_out * c)
+    maps = spikes.reshape(-1, h, w, c)
+    out = np.zeros((maps.shape[0], h_out, w_out, c), dtype=np.uint8)
+    for dy in range(k):
+        for dx in range(k):
+            np.bitwise_or(out, maps[:, dy:dy + k * h_out:k, dx:dx + k * w_out:k], out=out)
+    return out.reshape(*lead, h_out * w_out * c)
 
 
 def run(artifact: Artifact, x, *, record: bool = False) -> GoldenResult:

@@ -3,11 +3,14 @@
 Inputs are either *static* ``[B, ...]`` (direct encoding: the same value at every time step, so
 the synaptic current is computed once per sample and broadcast over T) or a sequence
 ``[T, B, ...]`` (BatchNorm then treats the T·B frames as one batch). The output is always
-``[T, B, ...]``.
+``[T, B, ...]``. Under autocast (``bitspike train --amp``) the synapse and BatchNorm may compute
+in bf16/fp16; the block's output is cast back to float32 before the gate, so the gate and the
+LIF neuron after it run in float32 (float32 and float64 inputs are left as they are).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from sw.nn.agmm import AGMMGate
@@ -47,4 +50,6 @@ class SynapseBlock(nn.Module):
 
     def forward(self, x, static: bool = False):
         z = self.current(x, static)
+        if z.dtype in (torch.float16, torch.bfloat16):
+            z = z.float()
         return z if self.gate is None else self.gate(z)

@@ -14,6 +14,7 @@ from sw.options import (
     positive_int,
 )
 from sw.train.config import (
+    AMPS,
     DEFAULT_LR,
     DEFAULT_THREADS,
     DEPLOYS,
@@ -58,7 +59,8 @@ def _model_help() -> str:
 
     presets = "; ".join(f"{name}: {p.summary} ({options(p)})" for name, p in PRESETS.items())
     return ("mlp (dense), vgg (3x3 conv blocks, --channels); both deployable with --profile "
-            f"hardware. Presets, a vgg with tuned defaults that explicit options override: "
+            f"hardware; resnet18 (the paper's Bi-Real-style spiking ResNet-18, --width; training "
+            f"only). Presets, a vgg with tuned defaults that explicit options override: "
             f"{presets} (default mlp)")
 
 
@@ -103,6 +105,9 @@ class Train:
         g.add_argument("--channels", default=None,
                        help=f"VGG channels, 'M' = 2x2 max-pool (default "
                             f"{_sizes(GENERIC_DEFAULTS['channels'])}, or the --model preset's)")
+        g.add_argument("--width", type=int_in(1, 4096), default=_D.width,
+                       help="resnet18 first-stage channels; stages 1, 2, 4, 8 times it "
+                            f"(default {_D.width})")
         g.add_argument("-T", "--time-steps", type=int_in(1, MAX_TIME_STEPS),
                        default=_D.time_steps, help=f"time steps per sample, 1..{MAX_TIME_STEPS}")
         g.add_argument("--threshold", type=float, default=_D.threshold,
@@ -160,6 +165,9 @@ class Train:
         g.add_argument("--seed", type=int_in(0, 2**63 - 1), default=_D.seed,
                        help="initialisation and batch order")
         g.add_argument("--device", default=_D.device, help="auto (CUDA when present), cpu, cuda")
+        g.add_argument("--amp", choices=list(AMPS), default=_D.amp,
+                       help="bf16 autocast of the training forward pass: auto (default) = on "
+                            "CUDA only, on (needs CUDA), off; spikes and LIF state stay float32")
 
     @staticmethod
     def config_from_args(args) -> TrainConfig:
@@ -167,7 +175,7 @@ class Train:
             dataset=args.dataset, root=args.root, data_seed=args.data_seed,
             downsample=args.downsample, bits=args.bits, bin_us=args.bin_us, limit=args.limit,
             model=args.model,
-            hidden=args.hidden, channels=args.channels, profile=args.profile,
+            hidden=args.hidden, channels=args.channels, width=args.width, profile=args.profile,
             time_steps=args.time_steps, threshold=args.threshold, leak_shift=args.leak_shift,
             reset=args.reset, surrogate=args.surrogate, surrogate_alpha=args.surrogate_alpha,
             detach_reset=args.detach_reset,
@@ -178,7 +186,7 @@ class Train:
             finetune_lr_factor=args.finetune_lr_factor, epochs=args.epochs,
             batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
             momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-            seed=args.seed, device=args.device)
+            seed=args.seed, device=args.device, amp=args.amp)
 
     @staticmethod
     def run(args):

@@ -10,13 +10,16 @@ from sw.models import MODELS, PROFILES, parse_sizes, preset_defaults
 from sw.nn import ALPHAS, MOMENTS, SCALES, STATS, SURROGATES
 from sw.options import MAX_TIME_STEPS
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DEPLOYS", "DEFAULT_LR", "GENERIC_DEFAULTS"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DEPLOYS", "AMPS", "DEFAULT_LR",
+           "GENERIC_DEFAULTS"]
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 #: what happens to the AGMM gate for deployment: kept (folded into step_gain; needs
 #: stat="batch"), or removed by a gate-free fine-tune at the end of training
 DEPLOYS = ("keep", "finetune")
+#: mixed precision: "auto" = bf16 autocast on CUDA only (off on CPU), "on" (needs CUDA), "off"
+AMPS = ("auto", "on", "off")
 #: learning rate when none is given
 DEFAULT_LR = {"adam": 1e-2, "sgd": 0.1}
 #: torch CPU threads for training unless told otherwise. The small models run fastest on one
@@ -51,12 +54,14 @@ class TrainConfig:
         factor, most significant bits kept of multi-bit pixels, fixed event bins in µs, at
         most this many samples per split. None: the dataset's default.
     model : str
-        A key of :data:`sw.models.MODELS`: ``"mlp"``, ``"vgg"`` or a preset of
+        A key of :data:`sw.models.MODELS`: ``"mlp"``, ``"vgg"``, ``"resnet18"`` or a preset of
         :data:`sw.models.PRESETS` (``"conv"``, ``"conv-events"``).
     hidden : tuple of int
         MLP hidden sizes.
     channels : tuple
         VGG channel list (``"M"`` = 2x2 max-pool).
+    width : int
+        ResNet-18 first-stage channels (64 as in the paper; the stages have 1, 2, 4, 8 times it).
     profile : {"hardware", "paper"}
     time_steps : int
         T.
@@ -91,6 +96,9 @@ class TrainConfig:
         Model initialisation and batch order.
     device : str
         "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
+    amp : {"auto", "on", "off"}
+        bf16 autocast of the training forward pass: "auto" on CUDA only, "on" (an error on
+        CPU), "off". Spikes, LIF state and gates stay float32; evaluation runs in float32.
     """
 
     dataset: str | None = None
@@ -103,6 +111,7 @@ class TrainConfig:
     model: str = "mlp"
     hidden: tuple = (128,)
     channels: tuple | None = None
+    width: int = 64
     profile: str = "hardware"
     time_steps: int = 4
     threshold: float = 1.0
@@ -129,6 +138,7 @@ class TrainConfig:
     schedule: str = "cosine"
     seed: int = 0
     device: str = "auto"
+    amp: str = "auto"
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -148,6 +158,7 @@ class TrainConfig:
         for name in ("data_seed", "seed", "time_steps", "epochs", "batch_size",
                      "finetune_epochs"):
             check_int(name, getattr(self, name))
+        check_int("width", self.width, 1, 4096)
         if not 1 <= self.time_steps <= MAX_TIME_STEPS:
             raise ValueError(f"time_steps must be between 1 and {MAX_TIME_STEPS}, not "
                              f"{self.time_steps}")
@@ -176,7 +187,8 @@ class TrainConfig:
         check_bool("agmm", self.agmm)
         for name, allowed in (("agmm_stat", STATS), ("agmm_moment", MOMENTS),
                               ("agmm_alpha", ALPHAS), ("agmm_deploy", DEPLOYS),
-                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("amp", AMPS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not "
                                  f"{getattr(self, name)!r}")
@@ -217,7 +229,7 @@ class TrainConfig:
 
     def model_options(self) -> dict:
         return dict(time_steps=self.time_steps, profile=self.profile, hidden=self.hidden,
-                    channels=self.channels, threshold=float(self.threshold),
+                    channels=self.channels, width=self.width, threshold=float(self.threshold),
                     leak_shift=self.leak_shift, reset=self.reset, surrogate=self.surrogate,
                     surrogate_alpha=self.surrogate_alpha, detach_reset=self.detach_reset,
                     agmm=self.agmm_options(), weight_scale=self.weight_scale)

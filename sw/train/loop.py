@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from sw.train.metrics import FlipCounter, SpikeMonitor
 
 __all__ = [
     "torch_threads", "train", "evaluate", "load_checkpoint", "build_from_checkpoint",
-    "load_data", "state_digest", "resolve_device", "CHECKPOINT", "CheckpointError",
+    "load_data", "state_digest", "resolve_device", "resolve_amp", "CHECKPOINT", "CheckpointError",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -59,6 +59,14 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {spec!r} asked for, but CUDA is not available here")
     return dev
+
+
+def resolve_amp(mode: str, device: torch.device) -> bool:
+    """Whether the training forward pass runs under bf16 autocast: "auto" on CUDA only."""
+    if mode == "on" and device.type != "cuda":
+        raise ValueError(f"--amp on needs a CUDA device (bf16 autocast is used on CUDA only), "
+                         f"but this run is on {device}; use --amp auto or --amp off")
+    return mode == "on" or (mode == "auto" and device.type == "cuda")
 
 
 def load_data(config: TrainConfig):
@@ -322,6 +330,10 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
     from sw.models import build_model
 
     device = dist.device
+    # bf16 autocast around the forward pass and loss; the models keep gates, LIF state and
+    # spikes float32 (SynapseBlock casts its output back), and evaluation runs in float32
+    autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+                if resolve_amp(config.amp, device) else nullcontext)
     data = data if data is not None else load_data(config)
     info = data.info
     xtr = torch.as_tensor(data.train.x)
@@ -407,8 +419,9 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
                         total_steps)
             for g in opt.param_groups:
                 g["lr"] = lr
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
+            with autocast():
+                logits = net(xb)
+                loss = F.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             flips.before()
