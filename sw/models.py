@@ -267,10 +267,13 @@ class Preset:
     summary: str = ""
 
 
-#: The model presets, the one table of their defaults (docs/training.md, "Presets", says why).
-#: ``conv``: digits 8x8, multi-bit input; 32,64,M, 80 epochs (+ the 10 gate-free fine-tune
-#: epochs): float 99.56 % for seed 0; ~29 kbit of weights (fits the iCE40UP5K's block RAM).
-#: ``conv-events``: 2-channel event input (digits-events 8x8, N-MNIST 34x34).
+#: The model presets, the one table of their defaults (docs/training.md, "Presets", has the
+#: measurements). ``conv``: digits 8x8, multi-bit input; 32,64,M, 80 epochs (+ the 10 gate-free
+#: fine-tune epochs): float and integer 99.56 % for seed 0; ~29 kbit of weights (fits the
+#: iCE40UP5K's block RAM). ``conv-events``: 2-channel event input (digits-events 8x8; N-MNIST
+#: 34x34, best with --downsample 2); the same channels: integer 97.11 % mean of seeds 0-2 on
+#: digits-events (dense default 95.11 %), where 16,M,32,M pools the 8x8 maps to 2x2 and loses
+#: ~4 points.
 PRESETS: dict[str, Preset] = {
     "conv": Preset("vgg", {"dataset": "digits", "channels": (32, 64, "M"), "epochs": 80},
                    "VGG for digits 8x8 multi-bit input"),

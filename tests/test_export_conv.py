@@ -291,3 +291,21 @@ def test_cli_trains_and_exports_a_conv_preset(tmp_path, preset, dataset):
     # bitspike golden finds the dataset and its options in the artifact and agrees
     out = _bitspike("golden", str(tmp_path / "art"), cwd=tmp_path)
     assert f"{100 * acc:.2f} %" in out
+
+
+@pytest.mark.parametrize("size,readout", [(34, 64 * 17 * 17), (17, 64 * 8 * 8)])
+def test_conv_events_preset_on_nmnist_sized_input_fits_the_artifact(size, readout, seed):
+    """N-MNIST's 34x34x2 (the loader's default) and 17x17x2 (--downsample 2): the preset's
+    network folds into an artifact the golden model runs, in the shapes docs/training.md
+    gives."""
+    info = DatasetInfo("nmnist", "spike", 1, (2, size, size), 10, 4)
+    model = build_model("conv-events", info).double().eval()
+    art = build_artifact(fold_model(model), input_spec=InputSpec("spike"), time_steps=4,
+                         frac_bits=4)
+    conv1, conv2, pool1, out = art.layers
+    assert conv1.in_shape == (2, size, size) and conv2.neurons == 64 * size * size
+    assert pool1.kind == "pool" and out.inputs == readout
+    x = np.random.default_rng(seed).integers(0, 2, size=(2, 4, 2, size, size))
+    result = GoldenModel(art).run(model_inputs(Split(x, np.zeros(2)), art))
+    assert [s.shape[2] for s in result.spikes] == [32 * size * size, 64 * size * size, readout]
+    assert [s.shape for s in float_spikes(model, x)] == [s.shape for s in result.spikes]

@@ -299,3 +299,10 @@ def test_model_presets_set_defaults_and_explicit_options_win(capsys):
     text = parser.format_help()
     assert all(name in text for name in PRESETS)
     assert "--dataset digits-events" in " ".join(text.split())
+
+
+def test_a_preset_trains_the_same_weights_as_its_model_with_the_same_options(tmp_path):
+    opts = dict(channels=(4, "M"), epochs=1, finetune_epochs=1, limit=200, batch_size=64)
+    a = train(TrainConfig(model="conv", **opts), tmp_path / "a", progress=False)
+    b = train(TrainConfig(model="vgg", **opts), tmp_path / "b", progress=False)
+    assert digest_of(a) == digest_of(b)
