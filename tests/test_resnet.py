@@ -266,3 +266,17 @@ def test_torchrun_two_cpu_processes(cifar_root, tmp_path):
     assert len(rows) == 1 and list(rows[0]["alpha"]) == BINARY_NAMES
     model, _, digest = _digest(run)
     assert len(model.gates) == 16 and digest == digests[0]
+
+
+def test_amp_auto_is_for_resnet18_on_cuda_only():
+    import torch
+
+    from sw.train.loop import resolve_amp
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_amp("auto", cuda, "resnet18") is True
+    for model in ("mlp", "vgg", "conv", "conv-events"):
+        assert resolve_amp("auto", cuda, model) is False
+        assert resolve_amp("on", cuda, model) is True
+    assert resolve_amp("auto", cpu, "resnet18") is False
+    assert resolve_amp("off", cuda, "resnet18") is False

@@ -167,7 +167,8 @@ class Train:
         g.add_argument("--device", default=_D.device, help="auto (CUDA when present), cpu, cuda")
         g.add_argument("--amp", choices=list(AMPS), default=_D.amp,
                        help="bf16 autocast of the training forward pass: auto (default) = on "
-                            "CUDA only, on (needs CUDA), off; spikes and LIF state stay float32")
+                            "CUDA for resnet18 only, on (needs CUDA), off; spikes and LIF state "
+                            "stay float32")
 
     @staticmethod
     def config_from_args(args) -> TrainConfig:

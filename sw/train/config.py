@@ -97,8 +97,8 @@ class TrainConfig:
     device : str
         "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
     amp : {"auto", "on", "off"}
-        bf16 autocast of the training forward pass: "auto" on CUDA only, "on" (an error on
-        CPU), "off". Spikes, LIF state and gates stay float32; evaluation runs in float32.
+        bf16 autocast of the training forward pass: "auto" on CUDA for resnet18 only, "on" (an
+        error on CPU), "off". Spikes, LIF state and gates stay float32; evaluation runs in float32.
     """
 
     dataset: str | None = None

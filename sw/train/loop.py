@@ -61,12 +61,19 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
-def resolve_amp(mode: str, device: torch.device) -> bool:
-    """Whether the training forward pass runs under bf16 autocast: "auto" on CUDA only."""
+#: the models whose training "--amp auto" runs under bf16 autocast on CUDA (the large ones; the
+#: small deployable models train in float32 everywhere, so a GPU run matches a CPU run's numerics)
+AMP_AUTO_MODELS = ("resnet18",)
+
+
+def resolve_amp(mode: str, device: torch.device, model: str = "resnet18") -> bool:
+    """Whether the training forward pass runs under bf16 autocast: "on"; "auto" on CUDA for the
+    models of :data:`AMP_AUTO_MODELS`; never on CPU ("on" there is an error)."""
     if mode == "on" and device.type != "cuda":
         raise ValueError(f"--amp on needs a CUDA device (bf16 autocast is used on CUDA only), "
                          f"but this run is on {device}; use --amp auto or --amp off")
-    return mode == "on" or (mode == "auto" and device.type == "cuda")
+    return mode == "on" or (mode == "auto" and device.type == "cuda"
+                            and model in AMP_AUTO_MODELS)
 
 
 def load_data(config: TrainConfig):
@@ -333,7 +340,7 @@ def _train(config, out_dir, ckpt, dist, progress, data, stop_after=None):
     # bf16 autocast around the forward pass and loss; the models keep gates, LIF state and
     # spikes float32 (SynapseBlock casts its output back), and evaluation runs in float32
     autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-                if resolve_amp(config.amp, device) else nullcontext)
+                if resolve_amp(config.amp, device, config.model) else nullcontext)
     data = data if data is not None else load_data(config)
     info = data.info
     xtr = torch.as_tensor(data.train.x)
