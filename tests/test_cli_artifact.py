@@ -129,3 +129,52 @@ def test_golden_uses_the_recorded_root(tmp_path, capsys):
         main(["golden", str(art)])
     assert f"dataset root {str(tmp_path / 'mnist-files')!r} is not a directory" in (
         capsys.readouterr().err)
+
+
+def test_conv_artifact_info_golden_bram(tmp_path, capsys, seed):
+    """A conv network through the artifact commands: info shows its geometry, golden runs the
+    digits test split in the maps' layout, bram folds its weighted layers only (the window
+    K·K·C_in x the output channels for a conv layer; nothing for a pool)."""
+    from sw.artifact import write_artifact
+    from sw.golden import GoldenModel
+    from sw.randnet import random_conv_artifact
+
+    conv = random_conv_artifact(seed, in_shape=(1, 8, 8), layers=[
+        ("conv", 6, 3, 1, 1), ("pool", 2), ("conv", 5, 3, 2, 0), ("readout", 10)],
+        input_kind="multibit", input_bits=5, time_steps=3)
+    art = write_artifact(conv, tmp_path / "conv")
+    assert main(["info", str(art)]) == 0
+    out = capsys.readouterr().out
+    assert "1x8x8-c6k3-p2-c5k3s2p0-10 T=3" in out
+    assert "1x8x8 -> 6x8x8, kernel 3x3 stride 1 padding 1, fan-in 9" in out
+    assert "6x8x8 -> 6x4x4, pool 2x2" in out
+    assert "6x4x4 -> 5x1x1, kernel 3x3 stride 2 padding 0, fan-in 54" in out
+    assert main(["golden", str(art), "--dataset", "digits", "--limit", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "(40 samples)" in out and "firing rate   pool1" in out
+    from sw.data import load_dataset
+
+    x = load_dataset("digits").test.x[:40]
+    acc = float(np.mean(GoldenModel(conv).run(x).predictions
+                        == load_dataset("digits").test.y[:40]))
+    assert f"accuracy      {100 * acc:.2f} %" in out
+    assert main(["bram", str(art), "--folding", "9x2,18x5,5x4", "-o", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    weighted = [la for la in conv.layers if la.kind != "pool"]
+    for layer, (s, p) in zip(weighted, [(9, 2), (18, 5), (5, 4)], strict=True):
+        depth = -(-layer.fan_in // s) * -(-layer.weight_rows // p)
+        path = tmp_path / "b" / f"{layer.name}.weights.{s}x{p}.mem"
+        words = hex_lines_to_words(path.read_text().split(), s * p)
+        assert len(words) == depth, layer.name
+        assert np.array_equal(unpack_weights(words, s, p, layer.weight_rows, layer.fan_in),
+                              layer.weights)
+        assert f"{layer.name:<10} {s}x{p}" in out
+    assert not list((tmp_path / "b").glob("pool1*"))
+    # one folding per weighted layer: the pool does not count
+    assert main(["bram", str(art), "--folding", "9x2,18x5,9x1,5x4", "-o",
+                 str(tmp_path / "c")]) == 2
+    assert "folding gives 4 layers, the artifact has 3 with weights" in capsys.readouterr().err
+    # one SxP for every layer is clamped to each layer's window and output channels
+    assert main(["bram", str(art), "--folding", "64x8", "-o", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "conv0      9x6" in out and "conv2      54x5" in out and "out3       5x8" in out
