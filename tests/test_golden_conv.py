@@ -379,3 +379,28 @@ def test_conv_weight_rows_of_a_pytorch_kernel_give_the_cross_correlation(stride,
             expect += np.einsum("oc,bcyx->boyx", kernel[:, :, ky, kx], taps)
     cur = _both(_with_readout(layer), x)[:, 0]
     np.testing.assert_array_equal(cur, expect.transpose(0, 2, 3, 1).reshape(2, -1))
+
+
+@pytest.mark.parametrize("kind", ["spike", "multibit"])
+def test_empty_batches_and_chunked_runs(kind, seed):
+    """An empty batch gives empty results of the right shapes; a run split into chunks (conv
+    networks take fewer samples per chunk) equals the run in one piece on every recorded value."""
+    from sw.golden import GoldenModel
+    from sw.randnet import random_conv_artifact, random_inputs
+
+    art = random_conv_artifact(seed, in_shape=(2, 6, 6), layers=[
+        ("conv", 3, 3, 1, 1), ("pool", 2), ("lif", 5), ("readout", 4)], input_kind=kind,
+        input_bits=3, time_steps=3)
+    empty = GoldenModel(art).run(np.zeros((0, *art.input_shape()), np.uint8), record=True)
+    assert empty.scores.shape == (0, 4) and empty.predictions.shape == (0,)
+    assert [s.shape for s in empty.spikes] == [(0, 3, 108), (0, 3, 27), (0, 3, 5)]
+    x = random_inputs(art, 50, seed)
+    whole = GoldenModel(art).run(x, record=True)
+    chunked = GoldenModel(art)
+    chunked._chunk = 7
+    parts = chunked.run(x, record=True)
+    assert np.array_equal(parts.scores, whole.scores)
+    for a, b in zip(parts.layers, whole.layers, strict=True):
+        for key in ("current", "potential", "membrane", "spikes", "sums"):
+            if getattr(b, key) is not None:
+                assert np.array_equal(getattr(a, key), getattr(b, key)), (a.name, key)

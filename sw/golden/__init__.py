@@ -258,7 +258,7 @@ class GoldenModel:
         if a.in_shape is not None:
             # channel-first maps -> the element order, flattened per sample or frame
             lead = 1 if a.input.kind == "multibit" else 2
-            inp = np.ascontiguousarray(chw_to_hwc(x)).reshape(*x.shape[:lead], -1)
+            inp = np.ascontiguousarray(chw_to_hwc(x)).reshape(*x.shape[:lead], a.inputs)
         for k, layer in enumerate(a.layers):
             trace = LayerTrace(layer.name)
             if isinstance(layer, PoolLayer):
