@@ -225,6 +225,9 @@ class SpikingVGG(_SpikingNet):
             if c == "M":
                 if not self.pool_after:
                     raise ValueError(f"channels must start with a conv layer, not {channels!r}")
+                if self.pool_after[-1]:
+                    raise ValueError(f"channels {channels!r} has two 'M' in a row; one 'M' is "
+                                     f"one 2x2 pool (pool once, or use fewer pixels)")
                 self.pool_after[-1] = True
                 h, w = h // 2, w // 2
                 if h < 1 or w < 1:

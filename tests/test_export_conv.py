@@ -309,3 +309,16 @@ def test_conv_events_preset_on_nmnist_sized_input_fits_the_artifact(size, readou
     result = GoldenModel(art).run(model_inputs(Split(x, np.zeros(2)), art))
     assert [s.shape[2] for s in result.spikes] == [32 * size * size, 64 * size * size, readout]
     assert [s.shape for s in float_spikes(model, x)] == [s.shape for s in result.spikes]
+
+
+@pytest.mark.parametrize("channels,match", [
+    ("M,8", r"channels must start with a conv layer"),
+    ("8,M,M", r"channels \(8, 'M', 'M'\) has two 'M' in a row"),
+    ("8,M,8,M,8,M,8,M", r"pools \(1, 8, 8\) below 1x1"),
+])
+def test_vgg_channel_lists_that_cannot_be_built_are_named(channels, match):
+    from sw.data import load_dataset
+    from sw.models import build_model
+
+    with pytest.raises(ValueError, match=match):
+        build_model("vgg", load_dataset("digits").info, channels=channels)
