@@ -322,3 +322,43 @@ def test_vgg_channel_lists_that_cannot_be_built_are_named(channels, match):
 
     with pytest.raises(ValueError, match=match):
         build_model("vgg", load_dataset("digits").info, channels=channels)
+
+
+def _nmnist_event_bytes(events) -> bytes:
+    """N-MNIST's file format, 5 bytes per event: x, y, polarity << 7 | t[22:16], t[15:8],
+    t[7:0] (written independently of sw.data.formats, which reads it)."""
+    return b"".join(bytes([x, y, (p << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF])
+                    for x, y, p, t in events)
+
+
+def test_cli_conv_events_on_nmnist_files(tmp_path, seed):
+    """N-MNIST through the whole software path: files in its real format (written here, a
+    digit's events drawn around a class-dependent spot), `bitspike train --model conv-events
+    --dataset nmnist --downsample 2`, export and golden, which reads the dataset, root and
+    downsampling the artifact records."""
+    rng = np.random.default_rng(seed)
+    root = tmp_path / "nmnist"
+    for split, count in (("Train", 8), ("Test", 4)):
+        for digit in (1, 7):
+            folder = root / split / str(digit)
+            folder.mkdir(parents=True)
+            for i in range(count):
+                cx, cy = (8, 8) if digit == 1 else (24, 24)
+                xs = np.clip(rng.normal(cx, 4, 60).astype(int), 0, 33)
+                ys = np.clip(rng.normal(cy, 4, 60).astype(int), 0, 33)
+                ts = np.sort(rng.integers(0, 300_000, 60))
+                events = [(int(x), int(y), int(p), int(t)) for x, y, p, t in
+                          zip(xs, ys, rng.integers(0, 2, 60), ts, strict=True)]
+                (folder / f"{i + 1:05d}.bin").write_bytes(_nmnist_event_bytes(events))
+    _bitspike("train", "--model", "conv-events", "--dataset", "nmnist", "--root", str(root),
+              "--downsample", "2", "--channels", "4,M", "--epochs", "2", "--finetune-epochs",
+              "1", "--batch-size", "8", "-o", str(tmp_path / "run"), "--quiet", cwd=tmp_path)
+    table = _bitspike("export", str(tmp_path / "run"), "-o", str(tmp_path / "art"), cwd=tmp_path)
+    art = load_artifact(tmp_path / "art")
+    assert art.in_shape == (2, 17, 17) and art.input.kind == "spike"
+    assert [layer.kind for layer in art.layers] == ["conv", "pool", "readout"]
+    assert art.layers[1].out_shape == (4, 8, 8)
+    assert _table_value(table, "dataset") == "nmnist test split (8 samples)"
+    out = _bitspike("golden", str(tmp_path / "art"), cwd=tmp_path)
+    assert "on nmnist/test (8 samples)" in out
+    assert f"accuracy      {_table_value(table, 'integer model')}" in out
