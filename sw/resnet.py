@@ -18,13 +18,10 @@ import torch
 from torch import nn
 
 from sw.checks import check_int
-from sw.nn import LIF, AGMMGate, BinaryConv2d, BinaryLinear, SynapseBlock
+from sw.nn import LIF, BinaryConv2d, SynapseBlock
+from sw.spiking_net import SpikingNet
 
 __all__ = ["SpikingResNet18", "IMAGENET_STEM_MIN_SIZE"]
-
-#: the profiles of sw.models.PROFILES (repeated: sw.models imports this module, and the
-#: project has no import cycles); the ResNet's stem and FC are full precision in both
-PROFILES = ("hardware", "paper")
 
 #: inputs at least this many pixels high and wide get the ImageNet stem (7x7 stride-2 conv +
 #: 3x3 stride-2 max-pool); smaller ones (CIFAR's 32x32) a 3x3 stride-1 conv
@@ -45,7 +42,7 @@ def _frames(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y.view(t_steps, batch, *y.shape[1:])
 
 
-class SpikingResNet18(nn.Module):
+class SpikingResNet18(SpikingNet):
     """Bi-Real-style spiking ResNet-18 (Liang et al., AAAI 2025; Liu et al., ECCV 2018).
 
     Formulation (all tensors ``[T, B, C, H, W]``; the shortcut stream ``x`` is real-valued)::
@@ -69,11 +66,9 @@ class SpikingResNet18(nn.Module):
 
     Layers (``layer_names``, aligned with ``blocks``): ``stem``, ``layer1.0.conv1``, ...,
     ``layer4.1.conv2``, ``fc``; ``neurons[k]`` spikes on the stream after block k and carries its
-    name in the firing-rate log. ``shortcuts[l]`` is the shortcut of binary conv l. The model
-    keeps the interface of ``sw.models._SpikingNet`` that the trainer uses (``prepare``,
-    ``blocks``, ``neurons``, ``layer_names``, ``binary_synapses()``, ``gates``,
-    ``remove_gates()``, ``time_steps``, ``input_scale``), written out here rather than inherited
-    because ``sw.models`` imports this module to register it.
+    name in the firing-rate log. ``shortcuts[l]`` is the shortcut of binary conv l. The trainer's
+    interface (``prepare``, ``binary_synapses()``, ``gates``, ``remove_gates()``, the options)
+    is inherited from :class:`sw.spiking_net.SpikingNet`, as the other models do.
 
     Under autocast (``bitspike train --amp``) the convolutions run in reduced precision, but
     every block output and shortcut is brought back to float32 before the gate, the addition
@@ -92,29 +87,10 @@ class SpikingResNet18(nn.Module):
 
     def __init__(self, info, *, time_steps: int, profile: str, lif: dict, agmm: dict | None,
                  weight_scale: str | None, bn_eps: float, width: int = 64):
-        super().__init__()
-        check_int("time_steps", time_steps, 1, 1024)
         check_int("width", width, 1, 4096)
-        if profile not in PROFILES:
-            raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
-        if info.input_kind == "spike" and info.time_steps is not None \
-                and info.time_steps != time_steps:
-            raise ValueError(f"time_steps = {time_steps} but dataset {info.name!r} gives "
-                             f"{info.time_steps} frames per sample")
-        self.info = info
-        self.time_steps = time_steps
-        self.profile = profile
-        self.lif_options = dict(lif)
-        self.agmm_options = None if agmm is None else dict(agmm)
-        self.weight_scale = weight_scale
-        self.bn_eps = bn_eps
+        super().__init__(info, time_steps=time_steps, profile=profile, lif=lif, agmm=agmm,
+                         weight_scale=weight_scale, bn_eps=bn_eps)
         self.width = width
-        self.static_input = info.input_kind == "multibit"
-        #: fixed scale of the first layer's input: pixels * 2**-bits (spikes: 1)
-        self.input_scale = 2.0 ** -info.input_bits if self.static_input else 1.0
-        self.blocks = nn.ModuleList()
-        self.neurons = nn.ModuleList()
-        self.layer_names: list[str] = []
         c_in, h, w = info.shape
         t_steps = self.time_steps
         self.imagenet_stem = min(h, w) >= IMAGENET_STEM_MIN_SIZE
@@ -142,11 +118,6 @@ class SpikingResNet18(nn.Module):
                                         t_steps))
         self.layer_names.append("fc")
 
-    def _gate(self):
-        if self.agmm_options is None:
-            return None
-        return AGMMGate(self.time_steps, **self.agmm_options)
-
     def _norm(self, channels):
         return nn.BatchNorm2d(channels, eps=self.bn_eps)
 
@@ -164,45 +135,6 @@ class SpikingResNet18(nn.Module):
             layers.append(nn.AvgPool2d(stride, ceil_mode=True, count_include_pad=False))
         layers += [nn.Conv2d(c_in, c_out, 1, bias=False), self._norm(c_out)]
         return nn.Sequential(*layers)
-
-    @property
-    def gates(self) -> list:
-        return [b.gate for b in self.blocks if b.gate is not None]
-
-    def binary_synapses(self) -> dict:
-        """``{layer name: synapse}`` of every binary synapse (the sign-flip study's subjects)."""
-        return {name: b.synapse for name, b in zip(self.layer_names, self.blocks, strict=True)
-                if isinstance(b.synapse, (BinaryLinear, BinaryConv2d))}
-
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """Dataset layout -> the stem's input (scaled values ``[B, C, H, W]`` or spikes
-        ``[T, B, C, H, W]``)."""
-        x = torch.as_tensor(x).to(next(self.parameters()).dtype)
-        if self.static_input:
-            return x * self.input_scale
-        if x.shape[1] != self.time_steps:
-            raise ValueError(f"spike input must have layout [B, T={self.time_steps}, ...], "
-                             f"not shape {tuple(x.shape)}")
-        return x.transpose(0, 1)
-
-    def remove_gates(self, *, fold: bool = True) -> list:
-        """Drop every AGMM gate (before a gate-free fine-tune), as ``_SpikingNet.remove_gates``:
-        with ``fold`` each gate's mean inference factor is first multiplied into its
-        BatchNorm's weight and bias. Returns the folded factors (empty without ``fold``)."""
-        folded = []
-        for block in self.blocks:
-            if block.gate is None:
-                continue
-            if fold:
-                gain = block.gate.inference_gain()
-                g = float((gain if gain is not None else block.gate.running_gain).mean())
-                with torch.no_grad():
-                    block.norm.weight.mul_(g)
-                    block.norm.bias.mul_(g)
-                folded.append(g)
-            block.gate = None
-        self.agmm_options = None
-        return folded
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.prepare(x)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sw.data import DatasetInfo
-from sw.models import MODELS, PROFILES, _SpikingNet, build_model
+from sw.models import MODELS, _SpikingNet, build_model
 from sw.nn import LIF, BinaryConv2d
 from sw.resnet import SpikingResNet18
 from sw.train import state_digest
@@ -115,30 +115,29 @@ def test_gates_binary_convs_and_gradients(profile):
 
 
 def test_trainer_interface_is_the_base_models():
-    """sw.resnet writes out _SpikingNet's trainer interface (it cannot inherit it: sw.models
-    imports sw.resnet); the base's own methods, applied to the ResNet, give the same."""
-    import sw.resnet
+    """The ResNet inherits the trainer's interface from the base of every model (no copy):
+    the options checks, prepare, binary_synapses, gates and remove_gates."""
+    from sw.spiking_net import SpikingNet
 
-    assert sw.resnet.PROFILES == PROFILES
+    assert issubclass(SpikingResNet18, SpikingNet) and _SpikingNet is SpikingNet
+    for name in ("prepare", "binary_synapses", "gates", "remove_gates", "_gate"):
+        assert name not in vars(SpikingResNet18), name
     with pytest.raises(ValueError, match=r"profile must be one of \('hardware', 'paper'\)"):
         small(profile="fpga")
     with pytest.raises(ValueError, match=r"width must be"):
         small(width=0)
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    models = []
-    for _ in range(2):
-        torch.manual_seed(3)
-        models.append(small())
-    a, b = models
-    assert torch.equal(a.prepare(x), _SpikingNet.prepare(b, x))
-    assert a.binary_synapses().keys() == _SpikingNet.binary_synapses(b).keys()
-    assert len(_SpikingNet.gates.fget(b)) == len(a.gates) == 16
+    torch.manual_seed(3)
+    a = small()
+    assert torch.equal(a.prepare(x), x.float() * a.input_scale)
+    assert len(a.binary_synapses()) == len(a.gates) == 16
     a(x)  # one training-mode pass moves the gates' running statistics
-    b(x)
+    norms = [block.norm.weight.detach().clone() for block in a.blocks if block.gate is not None]
     folded = a.remove_gates(fold=True)
-    assert folded == _SpikingNet.remove_gates(b, fold=True)
     assert len(folded) == 16 and all(g > 0 for g in folded)
-    assert state_digest(a) == state_digest(b)
+    after = [block.norm.weight for block in a.blocks[1:17]]
+    for before, now, g in zip(norms, after, folded, strict=True):
+        assert torch.allclose(now, before * g)
     assert a.gates == [] and a.agmm_options is None and a(x).shape == (4, 10)
 
 
@@ -202,7 +201,7 @@ def _run(args, env=None, timeout=240):
 
 
 def _digest(run):
-    from sw.train import build_from_checkpoint, load_checkpoint, state_digest
+    from sw.train import build_from_checkpoint, load_checkpoint
 
     model, config, _ = build_from_checkpoint(load_checkpoint(run))
     return model, config, state_digest(model)
