@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from golden_check import assert_matches_reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import reference_run
 
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, InputSpec, LIFLayer, ReadoutLayer
 from sw.fixedpoint import FixedPoint
 from sw.golden import BoundViolation, GoldenModel
 from sw.randnet import random_artifact, random_inputs
-
-
-def assert_matches_reference(artifact, x):
-    res = GoldenModel(artifact).run(x, record=True)
-    for b in range(len(x)):
-        layers, scores, best = reference_run(artifact, x[b])
-        for li, (ref, trace) in enumerate(zip(layers, res.layers, strict=True)):
-            where = f"sample {b}, layer {li} ({trace.name})"
-            np.testing.assert_array_equal(trace.current[b], np.array(ref["x"]),
-                                          err_msg=f"{where}: synaptic sums")
-            if "h" in ref:
-                np.testing.assert_array_equal(trace.potential[b], np.array(ref["h"]),
-                                              err_msg=f"{where}: potential h")
-                np.testing.assert_array_equal(trace.membrane[b], np.array(ref["v"]),
-                                              err_msg=f"{where}: membrane v")
-                np.testing.assert_array_equal(trace.spikes[b], np.array(ref["s"]),
-                                              err_msg=f"{where}: spikes")
-            else:
-                np.testing.assert_array_equal(trace.sums[b], np.array(ref["sums"]),
-                                              err_msg=f"{where}: readout sums")
-        np.testing.assert_array_equal(res.scores[b], np.array(scores), err_msg=f"sample {b}")
-        assert res.predictions[b] == best, f"sample {b}: prediction"
-    return res
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,52 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference
+from golden_check import assert_matches_reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import reference_run
 
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, ConvLayer, InputSpec, LIFLayer, ReadoutLayer
 from sw.fixedpoint import FixedPoint
 from sw.golden import BoundViolation, GoldenModel
 from sw.randnet import random_conv_artifact, random_inputs
-
-
-def assert_matches_reference(artifact, x):
-    """Every value the reference computes, sample by sample: synaptic sums, h, v and spikes of
-    every conv and LIF layer, the spikes of every pool layer, the readout's sums, the scores and
-    the prediction. Trace arrays are (B, T, M), M = the layer's neurons in element order."""
-    res = GoldenModel(artifact).run(x, record=True)
-    batch, t_steps = len(x), artifact.time_steps
-    assert res.scores.shape == (batch, artifact.classes)
-    for b in range(batch):
-        layers, scores, best = reference_run(artifact, x[b])
-        for li, (ref, trace) in enumerate(zip(layers, res.layers, strict=True)):
-            layer = artifact.layers[li]
-            where = f"sample {b}, layer {li} ({trace.name}, {layer.kind})"
-            assert trace.name == layer.name
-            if layer.kind == "pool":
-                assert trace.spikes.shape == (batch, t_steps, layer.neurons), where
-                np.testing.assert_array_equal(trace.spikes[b], np.array(ref["s"]),
-                                              err_msg=f"{where}: pooled spikes")
-                continue
-            assert trace.current.shape == (batch, t_steps, layer.neurons), where
-            np.testing.assert_array_equal(trace.current[b], np.array(ref["x"]),
-                                          err_msg=f"{where}: synaptic sums")
-            if "h" in ref:
-                np.testing.assert_array_equal(trace.potential[b], np.array(ref["h"]),
-                                              err_msg=f"{where}: potential h")
-                np.testing.assert_array_equal(trace.membrane[b], np.array(ref["v"]),
-                                              err_msg=f"{where}: membrane v")
-                np.testing.assert_array_equal(trace.spikes[b], np.array(ref["s"]),
-                                              err_msg=f"{where}: spikes")
-            else:
-                np.testing.assert_array_equal(trace.sums[b], np.array(ref["sums"]),
-                                              err_msg=f"{where}: readout sums")
-        np.testing.assert_array_equal(res.scores[b], np.array(scores), err_msg=f"sample {b}")
-        assert res.predictions[b] == best, f"sample {b}: prediction"
-    return res
-
 
 # -- hundreds of random conv networks -----------------------------------------------------------
 
