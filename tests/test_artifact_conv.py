@@ -3,12 +3,12 @@ loader's named error for every new field (in the style of tests/test_artifact.py
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from manifest_edit import edit_manifest as _edit_manifest
 
 from sw.artifact import (
     Artifact,
@@ -24,18 +24,6 @@ from sw.randnet import random_artifact, random_conv_artifact, random_inputs
 
 # conv0 (2x7x6 -> 3x7x6), pool1 (-> 3x3x3), conv2 (-> 4x1x1), fc3 (5), out4 (3)
 LAYERS = [("conv", 3, 3, 1, 1), ("pool", 2), ("conv", 4, 3, 2, 0), ("lif", 5), ("readout", 3)]
-
-
-def _rehash(path: Path, name: str):
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["hashes"][name] = "sha256:" + hashlib.sha256((path / name).read_bytes()).hexdigest()
-    (path / "manifest.json").write_text(json.dumps(manifest))
-
-
-def _edit_manifest(path: Path, edit):
-    manifest = json.loads((path / "manifest.json").read_text())
-    edit(manifest)
-    (path / "manifest.json").write_text(json.dumps(manifest))
 
 
 def _manifest(path: Path) -> dict:
