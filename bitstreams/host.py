@@ -174,7 +174,8 @@ class SampleCodec:
 
     def pack(self, sample) -> bytes:
         """INFER payload of one sample (``(N,)`` values or ``(T, N)`` spikes)."""
-        beats = sample_beats(sample, inputs=self.inputs, rows=self.rows, lanes=self.lanes)
+        beats = sample_beats(sample, inputs=self.inputs, rows=self.rows, lanes=self.lanes,
+                             shape=self.description.shape)
         return b"".join(self.in_layout.pack({self.field: beat}).to_bytes(self.beat_bytes,
                                                                          "little")
                         for beat in beats)

@@ -10,7 +10,7 @@ from hw import timing
 from hw.buffer import BufferWriter, SampleBuffer
 from hw.common import check_bool, check_int
 from hw.interface import beats_per_sample
-from hw.plan import DEFAULT_BUDGET, make_plan
+from hw.plan import DEFAULT_BUDGET, make_plan, stage_layers
 from hw.readout import result_layout
 from hw.stage import LIFStage, ReadoutStage
 from sw.artifact import Artifact
@@ -235,8 +235,10 @@ class Accelerator(wiring.Component):
                                     rows=rows, slots=plan.slots[0])
         self.buffers = []
         self.stages = []
-        for k, (layer, f) in enumerate(zip(a.layers, self.folding.layers, strict=True)):
-            prev = a.layers[k - 1] if k else None
+        #: (layer, fused pool or None) per stage (:func:`hw.plan.stage_layers`)
+        self.stage_layers = stage_layers(a)
+        for k, ((layer, pool), f) in enumerate(zip(self.stage_layers, self.folding.layers,
+                                                   strict=True)):
             if k == 0:
                 buf = SampleBuffer(slots=plan.slots[0], rows=rows, elements=a.inputs,
                                    planes=a.input.bits, write_lanes=plan.lanes,
@@ -244,12 +246,12 @@ class Accelerator(wiring.Component):
             else:
                 pf = self.folding.layers[k - 1]
                 buf = SampleBuffer(slots=plan.slots[k], rows=a.time_steps,
-                                   elements=prev.neurons, write_lanes=pf.pe, read_lanes=f.simd)
+                                   elements=layer.inputs, write_lanes=pf.pe, read_lanes=f.simd)
             self.buffers.append(buf)
-            if layer.kind == "lif":
+            if layer.kind in ("lif", "conv"):
                 stage = LIFStage(layer, f, in_slots=plan.slots[k], out_slots=plan.slots[k + 1],
                                  popcount_stages=popcount_stages, trace=trace,
-                                 weight_memory=weight_memory)
+                                 weight_memory=weight_memory, pool=pool)
             else:
                 stage = ReadoutStage(layer, f, in_slots=plan.slots[k],
                                      popcount_stages=popcount_stages,
@@ -261,9 +263,12 @@ class Accelerator(wiring.Component):
             "o": Out(stream.Signature(self.stages[-1].result_layout)),
         }
         if trace:
-            for layer, stage in zip(a.layers, self.stages, strict=True):
+            for (layer, pool), stage in zip(self.stage_layers, self.stages, strict=True):
                 members[f"trace_{layer.name}"] = Out(stream.Signature(stage.trace_layout,
                                                                       always_ready=True))
+                if pool is not None:
+                    members[f"trace_{pool.name}"] = Out(stream.Signature(
+                        stage.pool_trace_layout, always_ready=True))
         super().__init__(members)
 
     @property
@@ -288,7 +293,8 @@ class Accelerator(wiring.Component):
         m.submodules.input = self.adapter
         wiring.connect(m, wiring.flipped(self.i), self.adapter.i)
         for k, (buf, stage) in enumerate(zip(self.buffers, self.stages, strict=True)):
-            name = self.artifact.layers[k].name
+            layer, pool = self.stage_layers[k]
+            name = layer.name
             m.submodules[f"buffer_{name}"] = buf
             m.submodules[f"stage_{name}"] = stage
             writer = self.adapter.w if k == 0 else self.stages[k - 1].o_buf
@@ -296,5 +302,8 @@ class Accelerator(wiring.Component):
             wiring.connect(m, stage.i_buf, buf.r)
             if self._trace:
                 wiring.connect(m, wiring.flipped(getattr(self, f"trace_{name}")), stage.trace)
+                if pool is not None:
+                    wiring.connect(m, wiring.flipped(getattr(self, f"trace_{pool.name}")),
+                                   stage.trace_pool)
         wiring.connect(m, wiring.flipped(self.o), self.stages[-1].o)
         return m

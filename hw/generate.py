@@ -21,7 +21,7 @@ from pathlib import Path
 from hw.accelerator import Accelerator
 from hw.common import layout_json
 from hw.interface import DESCRIPTION_FILE
-from hw.plan import DEFAULT_BUDGET
+from hw.plan import DEFAULT_BUDGET, stage_groups
 from sw.artifact import Artifact, manifest_digest
 from sw.atomic import atomic_write_json, atomic_write_text
 from sw.digest import Sha256
@@ -107,8 +107,8 @@ def _memories(acc: Accelerator, top: str) -> list[dict]:
     """Every initialised memory: its instance path, Verilog module and array name, size, init
     file, layout."""
     mems = []
-    for layer, f, stage in zip(acc.artifact.layers, acc.folding.layers, acc.stages,
-                               strict=True):
+    for (layer, _), f, stage in zip(acc.stage_layers, acc.folding.layers, acc.stages,
+                                    strict=True):
         module = f"stage_{layer.name}"
         mems.append({
             "name": f"{layer.name}.weights", "instance": module,
@@ -118,11 +118,11 @@ def _memories(acc: Accelerator, top: str) -> list[dict]:
             "contents": "weights, sw.folding.pack_weights layout: word nf*SF+sf, bit p*SIMD+s "
                         "= weight of neuron nf*PE+p for input sf*SIMD+s (1 = +1)",
         })
-        if layer.kind == "lif":
+        if layer.kind in ("lif", "conv"):
             words, layout = stage.rom_words, stage.rom_layout
             module_p, memory_p = module, "params"
-            text = ("per neuron group: bias[PE], threshold[PE] (signed, membrane width), "
-                    "connected (PE bits); padding lanes never fire")
+            text = ("per neuron group (conv: channel group): bias[PE], threshold[PE] "
+                    "(signed, membrane width), connected (PE bits); padding lanes never fire")
         else:
             words, layout = stage.unit.rom_words, stage.unit.rom_layout
             module_p, memory_p = f"{module}.unit", "rom"
@@ -162,9 +162,16 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *,
                          order="one beat per input sample, in input order"),
     }
     if acc.trace:
-        for layer, f, stage in zip(a.layers, acc.folding.layers, acc.stages, strict=True):
+        for (layer, pool), f, stage in zip(acc.stage_layers, acc.folding.layers, acc.stages,
+                                           strict=True):
             nf = f.neuron_folds(layer)
-            if layer.kind == "lif":
+            if layer.kind == "conv":
+                groups = stage_groups(layer, f, pool)
+                extra = {"beats_per_sample": groups * a.time_steps,
+                         "order": "issue order (hw.plan.issue_groups): for each group, time "
+                                  "steps 0..T-1; group g is the layer's neurons g*PE+p in "
+                                  "element order"}
+            elif layer.kind == "lif":
                 extra = {"beats_per_sample": nf * a.time_steps,
                          "order": "group-major: for group g, time steps 0..T-1; lane p is "
                                   "neuron g*PE+p (lanes past the last neuron: padding)"}
@@ -175,9 +182,17 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *,
             streams[f"trace_{layer.name}"] = stream_desc(
                 f"trace_{layer.name}", stage.trace_layout, "out", always_ready=True,
                 layer=layer.name, pe=f.pe, **extra)
+            if pool is not None:
+                streams[f"trace_{pool.name}"] = stream_desc(
+                    f"trace_{pool.name}", stage.pool_trace_layout, "out", always_ready=True,
+                    layer=pool.name, pe=f.pe,
+                    beats_per_sample=pool.neurons // f.pe * a.time_steps,
+                    order="group-major: for pooled group g, time steps 0..T-1; lane p is "
+                          "output g*PE+p (element order)")
 
     layers = []
-    for k, (layer, f) in enumerate(zip(a.layers, acc.folding.layers, strict=True)):
+    for k, ((layer, pool), f) in enumerate(zip(acc.stage_layers, acc.folding.layers,
+                                               strict=True)):
         item = {"name": layer.name, "kind": layer.kind, "inputs": layer.inputs,
                 "neurons": layer.neurons, "input": layer.input.to_json(),
                 "simd": f.simd, "pe": f.pe, "synapse_folds": f.synapse_folds(layer),
@@ -185,7 +200,13 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *,
                 "cycles_per_sample": plan.stage_cycles[k],
                 "latency": plan.stage_latency[k],
                 "weight_memory_bits": f.depth(layer) * f.word_width}
-        if layer.kind == "lif":
+        if layer.kind == "conv":
+            item.update(in_shape=list(layer.in_shape), out_shape=list(layer.out_shape),
+                        kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
+                        pool=None if pool is None else {"name": pool.name,
+                                                        "kernel": pool.kernel,
+                                                        "out_shape": list(pool.out_shape)})
+        if layer.kind in ("lif", "conv"):
             item.update(membrane_width=layer.membrane.width, frac=layer.membrane.frac,
                         leak_shift=layer.leak_shift, reset=layer.reset)
         else:
@@ -194,8 +215,9 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *,
 
     buffers = []
     for k, buf in enumerate(acc.buffers):
-        buffers.append({"before": a.layers[k].name,
-                        "after": "input" if k == 0 else a.layers[k - 1].name,
+        after = acc.stage_layers[k - 1] if k else None
+        buffers.append({"before": acc.stage_layers[k][0].name,
+                        "after": "input" if k == 0 else (after[1] or after[0]).name,
                         "slots": plan.slots[k], "word_width": buf.word_width,
                         "depth": buf.depth, "bits": buf.storage_bits})
 
@@ -216,6 +238,7 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *,
         "streams": streams,
         "input": {"kind": a.input.kind, "bits": a.input.bits, "inputs": a.inputs,
                   "time_steps": a.time_steps, "lanes": plan.lanes, "rows": rows,
+                  "shape": None if a.in_shape is None else list(a.in_shape),
                   "beats_per_row": plan.beats // rows, "beats_per_sample": plan.beats,
                   "cycles_per_beat": plan.input_cycles // plan.beats,
                   "field": "values"},

@@ -6,7 +6,10 @@ Verilog.
 docs/hardware.md: a sample is ``rows`` rows of ``inputs`` values (:attr:`sw.artifact.Artifact.
 rows_per_sample`: 1 for multi-bit input, T for spike input); each row is sent as
 ``ceil(inputs / lanes)`` beats, value k of beat b being input ``b * lanes + k`` of the row, the
-last beat of a row zero-padded; rows follow one another.
+last beat of a row zero-padded; rows follow one another. A conv network's row is its input
+map in the element order of :mod:`sw.geometry` (``(y·W + x)·C + c``): a sample given in the
+datasets' layout (``(C, H, W)`` values or ``(T, C, H, W)`` spikes) is reordered by
+:func:`sample_beats` when it is told the map's ``shape``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from sw.checks import check_int
 from sw.fixedpoint import ceil_div
+from sw.geometry import chw_to_hwc
 
 __all__ = ["DESCRIPTION_FILE", "beats_per_sample", "sample_beats"]
 
@@ -31,11 +35,20 @@ def beats_per_sample(inputs: int, rows: int, lanes: int) -> int:
     return rows * ceil_div(inputs, lanes)
 
 
-def sample_beats(sample, *, inputs: int, rows: int, lanes: int) -> list[list[int]]:
+def sample_beats(sample, *, inputs: int, rows: int, lanes: int,
+                 shape: tuple | None = None) -> list[list[int]]:
     """The beats of one sample (``rows * inputs`` values, e.g. ``(N,)`` or ``(T, N)``), each a
-    list of ``lanes`` ints, in the order the accelerator takes them."""
+    list of ``lanes`` ints, in the order the accelerator takes them. With ``shape``, the
+    ``(C, H, W)`` input map of a conv network, the sample is ``(C, H, W)`` values or
+    ``(T, C, H, W)`` spikes, sent in element order."""
     count = beats_per_sample(inputs, rows, lanes)
     x = np.asarray(sample, dtype=np.int64)
+    if shape is not None:
+        frame = tuple(int(v) for v in shape)
+        want = frame if rows == 1 else (rows, *frame)
+        if x.shape != want:
+            raise ValueError(f"a sample must have shape {want}, not {x.shape}")
+        x = chw_to_hwc(x)
     if x.size != rows * inputs:
         raise ValueError(f"a sample must hold {rows} x {inputs} values, not shape {x.shape}")
     per_row = count // rows

@@ -11,7 +11,16 @@ The ideal bound (steady state, every stage busy on successive samples) is the sl
 * each stage's issue cycles per sample (:func:`stage_cycles`): ``T * ceil(N/SIMD) *
   ceil(M/PE)`` for spike inputs, ``P * ceil(N/SIMD) * ceil(M/PE)`` for the bit-serial
   multi-bit first layer (computed once per sample), which a LIF layer also needs to be at
-  least ``T * ceil(M/PE)`` (one LIF update per lane per cycle).
+  least ``T * ceil(M/PE)`` (one LIF update per lane per cycle). A conv stage's neuron groups
+  are its output positions times ``C_out / PE`` channel groups and its N is the window
+  ``K·K·C_in``: ``T * H_out·W_out * (K·K·C_in / SIMD) * (C_out / PE)`` (positions a
+  following pool drops, ``H_out mod k`` rows and columns, are not computed).
+
+A network's stages are its weighted layers (:func:`stage_layers`); a pool layer is fused into
+the output of the conv stage before it. A conv stage reads each window straight from its
+input buffer, one pixel's channel slice per chunk, so SIMD must divide C_in, and it writes
+whole pixels, so PE must divide C_out (:func:`check_stage_folding`; FINN's sliding-window and
+matrix-vector units have the same two rules).
 
 The blocks' latencies and cycles come from :mod:`hw.timing` (one function per block, which the
 block's ``latency`` property returns too); the plan sums them. The ranges of ``slots``,
@@ -26,22 +35,95 @@ from dataclasses import dataclass
 from hw import timing
 from hw.interface import beats_per_sample
 from sw import fixedpoint as fx
-from sw.artifact import Artifact, LIFLayer
+from sw.artifact import Artifact, ConvLayer, LIFLayer, PoolLayer
 from sw.checks import check_int, check_optional_int
 from sw.folding import Folding, LayerFolding
 
-__all__ = ["DEFAULT_BUDGET", "default_folding", "default_lanes", "input_beats", "input_cycles",
-           "stage_cycles",
-           "stage_latency", "buffer_slots", "result_credits", "Plan", "make_plan"]
+__all__ = ["DEFAULT_BUDGET", "stage_layers", "check_stage_folding", "issue_positions",
+           "issue_groups", "stage_groups", "default_folding", "default_lanes", "input_beats",
+           "input_cycles", "stage_cycles", "stage_latency", "buffer_slots", "result_credits",
+           "Plan", "make_plan"]
 
 #: Synaptic bits per cycle (sum of SIMD x PE over the layers) the default folding may use.
 DEFAULT_BUDGET = 512
 
 
-def stage_cycles(layer, folding: LayerFolding) -> int:
+def stage_layers(artifact: Artifact) -> tuple:
+    """The stages of a network, one per weighted layer (the layers a folding lists), each as
+    ``(layer, pool)``: the pool layer fused into a conv stage's output, else None.
+
+    Raises ValueError naming a pool layer that does not follow a conv layer."""
+    stages = []
+    for k, layer in enumerate(artifact.layers):
+        if not isinstance(layer, PoolLayer):
+            stages.append((layer, None))
+            continue
+        prev = artifact.layers[k - 1] if k else None
+        if not isinstance(prev, ConvLayer):
+            what = f"a {prev.kind} layer" if prev is not None else "the input"
+            raise ValueError(f"layer {layer.name!r}: the hardware fuses a pool layer into the "
+                             f"conv stage before it, but it follows {what}")
+        stages[-1] = (prev, layer)
+    return tuple(stages)
+
+
+def check_stage_folding(layer, folding: LayerFolding) -> None:
+    """Raise ValueError unless ``folding`` suits ``layer``'s stage: the folding's own rule
+    (:meth:`sw.folding.LayerFolding.check`), and for a conv layer SIMD dividing C_in and PE
+    dividing C_out (a chunk is one pixel's channel slice, a group one pixel's channels)."""
+    folding.check(layer)
+    if not isinstance(layer, ConvLayer):
+        return
+    c_in = layer.in_shape[0]
+    if c_in % folding.simd:
+        raise ValueError(f"layer {layer.name!r}: simd {folding.simd} must divide its {c_in} "
+                         f"input channels (a conv stage reads one pixel's channels per chunk)")
+    if layer.channels % folding.pe:
+        raise ValueError(f"layer {layer.name!r}: pe {folding.pe} must divide its "
+                         f"{layer.channels} output channels (a conv stage writes whole pixels)")
+
+
+def issue_positions(layer: ConvLayer, pool: PoolLayer | None = None) -> list:
+    """The output positions ``(y, x)`` of a conv stage in the order it computes them: raster
+    order, or with a fused k×k pool each pool window's k·k positions (raster order inside)
+    one after the other, windows in raster order; positions no window covers are skipped.
+    (Per position the stage computes its C_out / PE channel groups in turn, and with a pool
+    it runs the channel group over the window's positions before the next group:
+    :func:`issue_groups`.)"""
+    _, h, w = layer.out_shape
+    k = 1 if pool is None else pool.kernel
+    return [(py * k + dy, px * k + dx) for py in range(h // k) for px in range(w // k)
+            for dy in range(k) for dx in range(k)]
+
+
+def issue_groups(layer: ConvLayer, pe: int, pool: PoolLayer | None = None) -> list:
+    """The neuron groups of a conv stage in issue order, each as its index in the layer's
+    element order divided by PE (``(y·W_out + x)·C_out/PE + channel group``, so lane p of
+    group g is neuron ``g·PE + p``, as for a dense layer)."""
+    _, _, w = layer.out_shape
+    k = 1 if pool is None else pool.kernel
+    groups = layer.channels // pe
+    pos = issue_positions(layer, pool)
+    order = []
+    for start in range(0, len(pos), k * k):
+        window = pos[start:start + k * k]
+        for cg in range(groups):
+            order.extend((y * w + x) * groups + cg for y, x in window)
+    return order
+
+
+def stage_groups(layer, folding: LayerFolding, pool: PoolLayer | None = None) -> int:
+    """Neuron groups a stage runs per sample: ``ceil(M / PE)``, or for a conv stage its
+    computed positions (:func:`issue_positions`) times ``C_out / PE``."""
+    if isinstance(layer, ConvLayer):
+        return len(issue_positions(layer, pool)) * folding.neuron_folds(layer)
+    return folding.neuron_folds(layer)
+
+
+def stage_cycles(layer, folding: LayerFolding, pool: PoolLayer | None = None) -> int:
     """Issue cycles per sample of a layer's stage (see the module docstring): its neuron
-    groups times :func:`hw.timing.group_period`."""
-    return folding.neuron_folds(layer) * timing.group_period(layer, folding)
+    groups (:func:`stage_groups`) times :func:`hw.timing.group_period`."""
+    return stage_groups(layer, folding, pool) * timing.group_period(layer, folding)
 
 
 def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
@@ -49,9 +131,9 @@ def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
     last group's period) to the sample's output (the commit of its spikes, or its result
     entering the output FIFO): the stage's blocks' latencies (:mod:`hw.timing`, the functions
     the blocks' ``latency`` properties return), summed as the stage sums them."""
-    front = timing.buffer_read_latency()
+    front = timing.front_latency(layer)
     synapse = timing.synapse_latency(popcount_stages)
-    if isinstance(layer, LIFLayer):
+    if isinstance(layer, (LIFLayer, ConvLayer)):
         return timing.lif_stage_latency(layer, folding, front=front, synapse=synapse,
                                         lif=timing.lif_latency(layer.step_gain))
     return timing.readout_stage_latency(front=front, synapse=synapse,
@@ -78,28 +160,34 @@ def _candidates(n: int) -> list[int]:
     return sorted(vals)
 
 
+def _options(layer, pool) -> list:
+    """(cycles, bits, -simd, folding) of every candidate folding of a stage: SIMD and PE over
+    powers of two and the full size (for a conv stage: those dividing C_in and C_out)."""
+    if isinstance(layer, ConvLayer):
+        simds = [s for s in _candidates(layer.in_shape[0]) if layer.in_shape[0] % s == 0]
+        pes = [p for p in _candidates(layer.channels) if layer.channels % p == 0]
+    else:
+        simds, pes = _candidates(layer.inputs), _candidates(layer.neurons)
+    return [(stage_cycles(layer, f, pool), s * p, -s, f)
+            for s in simds for p in pes for f in [LayerFolding(s, p)]]
+
+
 def default_folding(artifact: Artifact, budget: int = DEFAULT_BUDGET) -> Folding:
     """The folding with the fewest cycles per sample whose synaptic bits per cycle
     (``Σ SIMD·PE``) stay within ``budget``; ties go to the fewest bits.
 
-    SIMD and PE run over powers of two and the layer's full size. For a target number of
+    SIMD and PE run over powers of two and the layer's full size (a conv stage's over those
+    that divide C_in and C_out, :func:`check_stage_folding`). For a target number of
     cycles, each layer takes its cheapest folding that meets it (ties: the larger SIMD,
     since the weight word then feeds fewer, wider popcounts); the smallest target whose total
     fits the budget wins. With a budget below what even 1x1 folding needs, every layer is
     folded 1x1.
     """
-    check_dense(artifact)
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
     check_int("budget", budget, 1)
-    options = []
-    for layer in artifact.layers:
-        opts = []
-        for s in _candidates(layer.inputs):
-            for p in _candidates(layer.neurons):
-                f = LayerFolding(s, p)
-                opts.append((stage_cycles(layer, f), s * p, -s, f))
-        options.append(opts)
+    stages = stage_layers(artifact)
+    options = [_options(layer, pool) for layer, pool in stages]
     targets = sorted({c for opts in options for c, *_ in opts})
     for target in targets:
         chosen, total = [], 0
@@ -113,7 +201,7 @@ def default_folding(artifact: Artifact, budget: int = DEFAULT_BUDGET) -> Folding
         else:
             if total <= budget:
                 return Folding(tuple(chosen))
-    return Folding(tuple(LayerFolding(1, 1) for _ in artifact.layers))
+    return Folding(tuple(LayerFolding(1, 1) for _ in stages))
 
 
 def default_lanes(artifact: Artifact, folding: Folding) -> int:
@@ -122,8 +210,8 @@ def default_lanes(artifact: Artifact, folding: Folding) -> int:
     leave gaps without slowing the pipeline (SIMD itself if none does). A divisor of SIMD
     keeps the input buffer in its narrow, block-RAM friendly layout."""
     simd = folding.layers[0].simd
-    slowest = max(stage_cycles(la, f) for la, f in zip(artifact.layers, folding.layers,
-                                                       strict=True))
+    slowest = max(stage_cycles(la, f, pool) for (la, pool), f in
+                  zip(stage_layers(artifact), folding.layers, strict=True))
     for lanes in range(1, simd + 1):
         if simd % lanes == 0 and 2 * input_cycles(artifact, lanes) <= slowest:
             return lanes
@@ -200,28 +288,20 @@ def _check_derived(name: str, value: int, bounds: tuple[int, int]) -> None:
                          f"blocks take (hw.timing); give {name} or fold less")
 
 
-def check_dense(artifact: Artifact) -> None:
-    """Raise ValueError naming the first conv or pool layer: the generator builds stages for
-    dense LIF layers and the readout (the software runs conv networks: ``bitspike golden``)."""
-    for layer in artifact.layers:
-        if layer.kind in ("conv", "pool"):
-            raise ValueError(f"layer {layer.name!r} is a {layer.kind} layer; the hardware "
-                             f"generator builds dense layers and the readout only so far "
-                             f"(bitspike golden runs conv networks)")
-
-
 def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
               slots: int | None = None, popcount_stages: int = 3, out_depth: int | None = None,
               budget: int = DEFAULT_BUDGET) -> Plan:
     """Validate the build options and derive the plan (defaults filled in)."""
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
-    check_dense(artifact)
+    stages = stage_layers(artifact)
     if folding is None:
         folding = default_folding(artifact, budget)
     if not isinstance(folding, Folding):
         raise TypeError(f"folding must be a sw.folding.Folding, not {folding!r}")
     folding.check(artifact)
+    for (layer, _), f in zip(stages, folding.layers, strict=True):
+        check_stage_folding(layer, f)
     if lanes is None:
         lanes = default_lanes(artifact, folding)
     check_int("lanes", lanes)
@@ -231,10 +311,13 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
     check_optional_int("slots", slots, *timing.SLOTS)
     timing.check_popcount_stages(popcount_stages)
     check_optional_int("out_depth", out_depth, *timing.OUT_DEPTH)
-    cycles = tuple(stage_cycles(la, f) for la, f in zip(artifact.layers, folding.layers,
-                                                        strict=True))
+    cycles = tuple(stage_cycles(la, f, pool) for (la, pool), f in
+                   zip(stages, folding.layers, strict=True))
     latency = tuple(stage_latency(la, f, popcount_stages)
-                    for la, f in zip(artifact.layers, folding.layers, strict=True))
+                    for (la, _), f in zip(stages, folding.layers, strict=True))
+    # A conv stage holds its input slot for its address register's cycle more.
+    holds = tuple(c + (timing.conv_address_latency() if isinstance(la, ConvLayer) else 0)
+                  for c, (la, _) in zip(cycles, stages, strict=True))
     beats = input_beats(artifact, lanes)
     in_cycles = input_cycles(artifact, lanes)
     period = max(in_cycles, *cycles)
@@ -242,7 +325,7 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
     producers = [(in_cycles, 0)] + list(zip(cycles[:-1], latency[:-1], strict=True))
     if slots is None:
         slot_list = tuple(buffer_slots(pc, pl, cc, period)
-                          for (pc, pl), cc in zip(producers, cycles, strict=True))
+                          for (pc, pl), cc in zip(producers, holds, strict=True))
         _check_derived("slots", max(slot_list), timing.SLOTS)
     else:
         slot_list = (slots,) * len(cycles)

@@ -16,7 +16,7 @@ without stalls, one per cycle.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
@@ -25,16 +25,17 @@ from hw import timing
 from hw.buffer import BufferReader, BufferWriter
 from hw.common import check_bool, check_choice, delay
 from hw.lif import LIFUnit
-from hw.plan import stage_cycles
+from hw.plan import check_stage_folding, stage_cycles, stage_groups
 from hw.readout import ReadoutUnit
 from hw.sequencer import Sequencer
 from hw.synapse import SynapseArray
+from hw.window import WindowWalk
 from sw import fixedpoint as fx
-from sw.artifact import LIFLayer, ReadoutLayer
+from sw.artifact import ConvLayer, LIFLayer, PoolLayer, ReadoutLayer
 from sw.folding import LayerFolding, pack_weights
 
-__all__ = ["WEIGHT_MEMORY", "lif_rom_layout", "lif_rom_words", "lif_trace_layout", "LIFStage",
-           "ReadoutStage"]
+__all__ = ["WEIGHT_MEMORY", "lif_rom_layout", "lif_rom_words", "lif_trace_layout",
+           "pool_trace_layout", "LIFStage", "ReadoutStage"]
 
 #: Choices of where synthesis puts a stage's weights.
 WEIGHT_MEMORY = ("auto", "block", "logic")
@@ -49,17 +50,19 @@ def lif_rom_layout(pe: int, width: int) -> data.StructLayout:
     })
 
 
-def lif_rom_words(layer: LIFLayer, pe: int) -> list[int]:
-    """The ROM contents, one word per neuron group, each a :func:`lif_rom_layout` constant
-    (the layout the stage reads the ROM with). Padding lanes (beyond the layer's neurons) get
-    B = 0, c = 0 and the largest threshold, so they never fire."""
+def lif_rom_words(layer: LIFLayer | ConvLayer, pe: int) -> list[int]:
+    """The ROM contents, one word per neuron group (a conv layer: per channel group), each a
+    :func:`lif_rom_layout` constant (the layout the stage reads the ROM with). Padding lanes
+    (beyond the layer's neurons) get B = 0, c = 0 and the largest threshold, so they never
+    fire."""
     w = layer.membrane.width
     layout = lif_rom_layout(pe, w)
     never = (1 << (w - 1)) - 1
     words = []
-    for g in range(fx.ceil_div(layer.neurons, pe)):
+    rows = layer.weight_rows
+    for g in range(fx.ceil_div(rows, pe)):
         lanes = range(g * pe, (g + 1) * pe)
-        real = [j for j in lanes if j < layer.neurons]
+        real = [j for j in lanes if j < rows]
         pad = pe - len(real)
         words.append(layout.const({
             "bias": [int(layer.bias[j]) for j in real] + [0] * pad,
@@ -69,8 +72,10 @@ def lif_rom_words(layer: LIFLayer, pe: int) -> list[int]:
     return words
 
 
-def lif_trace_layout(layer: LIFLayer, pe: int, current_width: int) -> data.StructLayout:
-    """Payload of a LIF stage's trace stream: one beat per (group, time step)."""
+def lif_trace_layout(layer: LIFLayer | ConvLayer, pe: int,
+                     current_width: int) -> data.StructLayout:
+    """Payload of a LIF stage's trace stream: one beat per (group, time step); a conv layer's
+    groups are numbered in its element order over PE (:func:`hw.plan.issue_groups`)."""
     w = layer.membrane.width
     return data.StructLayout({
         "time_step": unsigned(max(1, fx.ceil_log2(layer.time_steps))),
@@ -82,18 +87,30 @@ def lif_trace_layout(layer: LIFLayer, pe: int, current_width: int) -> data.Struc
     })
 
 
+def pool_trace_layout(pool: PoolLayer, pe: int) -> data.StructLayout:
+    """Payload of a conv stage's pool trace stream: the pooled spikes it writes, one beat per
+    (pooled group, time step); lane p of group g is the pool layer's output ``g·PE + p``."""
+    return data.StructLayout({
+        "time_step": unsigned(max(1, fx.ceil_log2(pool.time_steps))),
+        "group": unsigned(max(1, fx.ceil_log2(fx.ceil_div(pool.neurons, pe)))),
+        "spikes": unsigned(pe),
+    })
+
+
 def _check_layer(layer, folding, kind):
     if not isinstance(layer, kind):
-        raise TypeError(f"layer must be a {kind.__name__}, not {type(layer).__name__}")
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise TypeError(f"layer must be a {names}, not {type(layer).__name__}")
     if not isinstance(folding, LayerFolding):
         raise TypeError(f"folding must be a LayerFolding, not {folding!r}")
-    folding.check(layer)
+    check_stage_folding(layer, folding)
 
 
 class _StageBase(wiring.Component):
     """The front of a stage: sequencer, input buffer reads, weight memory, synapse array."""
 
-    def _setup(self, layer, folding, *, in_slots, popcount_stages, trace, weight_memory):
+    def _setup(self, layer, folding, *, in_slots, popcount_stages, trace, weight_memory,
+               pool=None):
         timing.check_slots("in_slots", in_slots)
         timing.check_popcount_stages(popcount_stages)
         check_bool("trace", trace)
@@ -103,25 +120,30 @@ class _StageBase(wiring.Component):
         self._trace = trace
         self._popcount_stages = popcount_stages
         self._direct = layer.input.kind == "multibit"
+        self._conv = isinstance(layer, ConvLayer)
+        self.pool = pool
         self._sf = folding.synapse_folds(layer)
         self._nf = folding.neuron_folds(layer)
+        #: neuron groups per sample: weight groups, or a conv layer's positions x them
+        self._groups = stage_groups(layer, folding, pool)
         self._planes = layer.input.bits
         self._steps = layer.rows_per_sample
         self._current_width = layer.synaptic_width
         self.weight_words = pack_weights(layer.weights, folding.simd, folding.pe)
-        self._reader = BufferReader(slots=in_slots, rows=self._steps, chunks=self._sf,
+        self._reader = BufferReader(slots=in_slots, rows=self._steps,
+                                    chunks=fx.ceil_div(layer.inputs, folding.simd),
                                     planes=self._planes, read_lanes=folding.simd)
         return self._reader
 
     def _synapse(self, tag_layout) -> SynapseArray:
         f = self.folding
-        return SynapseArray(f.simd, f.pe, inputs=self.layer.inputs, input_bits=self._planes,
+        return SynapseArray(f.simd, f.pe, inputs=self.layer.fan_in, input_bits=self._planes,
                             popcount_stages=self._popcount_stages, tag_shape=tag_layout)
 
     @property
     def cycles_per_sample(self) -> int:
         """Ideal cycles per sample of this stage (:func:`hw.plan.stage_cycles`)."""
-        return stage_cycles(self.layer, self.folding)
+        return stage_cycles(self.layer, self.folding, self.pool)
 
     @property
     def period(self) -> int:
@@ -131,53 +153,94 @@ class _StageBase(wiring.Component):
     @property
     def front_latency(self) -> int:
         """Cycles from an operation's issue to its arrival at the synapse array: the input
-        buffer's read latency (:attr:`hw.buffer.BufferReader.read_latency`), which the weight
-        word's path is built to match."""
-        return self._reader.read_latency
+        buffer's read latency (:attr:`hw.buffer.BufferReader.read_latency`), after a conv
+        stage's address register (:func:`hw.timing.conv_address_latency`); the weight word's
+        path is built to match (:func:`hw.timing.front_latency`)."""
+        return self._address_latency + self._reader.read_latency
+
+    @property
+    def _address_latency(self) -> int:
+        return timing.conv_address_latency() if self._conv else 0
 
     @property
     def weight_memory_bits(self) -> int:
         return len(self.weight_words) * self.folding.word_width
 
     def _front(self, m):
-        """Sequencer -> (buffer read, weight read) -> synapse array. Returns (seq, synapse,
-        the front latency)."""
+        """Sequencer (and a conv stage's window walk) -> (buffer read, weight read) -> synapse
+        array. Returns (seq, walk or None, synapse, the front latency)."""
         f = self.folding
         m.submodules.sequencer = seq = Sequencer(
-            groups=self._nf, steps=self._steps, planes=self._planes, chunks=self._sf,
+            groups=self._groups, steps=self._steps, planes=self._planes, chunks=self._sf,
             period=self.period)
+        walk = None
+        weight_addr, chunk = seq.weight_addr, seq.chunk
+        if self._conv:
+            m.submodules.walk = walk = WindowWalk(self.layer, f, self.pool)
+            m.d.comb += [walk.start.eq(seq.start), walk.issue.eq(seq.valid),
+                         walk.group_end.eq(seq.group_end), walk.sf.eq(seq.chunk)]
+            weight_addr, chunk = walk.weight_addr, walk.chunk
         attrs = {} if self._weight_memory == "auto" else {
             "ram_style": self._weight_memory, "rom_style": self._weight_memory}
         m.submodules.weights = wmem = Memory(shape=unsigned(f.word_width),
                                              depth=len(self.weight_words),
                                              init=self.weight_words, attrs=attrs)
         wrd = wmem.read_port(domain="sync")
-        m.d.comb += wrd.addr.eq(seq.weight_addr)
+        pre = self._address_latency
+        m.d.comb += wrd.addr.eq(delay(m, weight_addr, pre, "weight_addr"))
         lat = self.front_latency
         # The read port takes one cycle; registers after it bring the word to the synapse
         # array with the buffer's data (one register today: the word feeds every popcount
         # tree, so it leaves from a register).
-        weights = delay(m, wrd.data, lat - 1, "weight_word")
+        weights = delay(m, wrd.data, lat - pre - 1, "weight_word")
 
         m.d.comb += [
-            self.i_buf.row.eq(seq.time_step),
-            self.i_buf.chunk.eq(seq.chunk),
-            self.i_buf.plane.eq(seq.plane),
+            self.i_buf.row.eq(delay(m, seq.time_step, pre, "read_row")),
+            self.i_buf.chunk.eq(delay(m, chunk, pre, "read_chunk")),
+            self.i_buf.plane.eq(delay(m, seq.plane, pre, "read_plane")),
         ]
+        spikes = self.i_buf.data
+        if self._conv:
+            # A tap outside the map reads as zeros (no padding is stored).
+            pad = delay(m, walk.pad, lat, "op_pad")
+            spikes = Mux(pad, 0, self.i_buf.data)
         m.submodules.synapse = syn = self.synapse
         m.d.comb += [
             syn.i.valid.eq(delay(m, seq.valid, lat, "op_valid")),
-            syn.i.payload.spikes.eq(self.i_buf.data),
+            syn.i.payload.spikes.eq(spikes),
             syn.i.payload.weights.eq(weights),
             syn.i.payload.first.eq(delay(m, seq.first, lat, "op_first")),
             syn.i.payload.last.eq(delay(m, seq.last, lat, "op_last")),
             syn.i.payload.shift.eq(delay(m, seq.shift, lat, "op_shift")),
         ]
-        return seq, syn, lat
+        return seq, walk, syn, lat
+
+    def _input_slot(self, m, seq):
+        """Take and release the input slot; returns the register holding the slot taken (for
+        the stage's own use at the sample's start). The buffer sees it (and the release)
+        after a conv stage's address register, with the reads."""
+        slot_in = Signal.like(self.i_buf.slot, name="slot_in")
+        pre = self._address_latency
+        m.d.comb += [
+            self.i_buf.take.eq(seq.start),
+            self.i_buf.release.eq(delay(m, seq.end, pre, "release")),
+            self.i_buf.slot.eq(delay(m, slot_in, pre, "read_slot")),
+        ]
+        with m.If(seq.start):
+            m.d.sync += slot_in.eq(self.i_buf.next_slot)
+        return slot_in
 
 
 class LIFStage(_StageBase):
-    """One LIF layer: folded synapses, PE LIF neurons, spikes out per (group, time step).
+    """One LIF or conv layer: folded synapses, PE LIF neurons, spikes out per (group, time
+    step).
+
+    A conv layer's neuron groups are (output position, channel group): the window walk
+    (:class:`hw.window.WindowWalk`) turns each group's synapse folds into reads of the input
+    pixels' channel slices (zeros for padded taps), the weight words and parameters are the
+    channel group's, and the group's spikes are one output pixel's PE channels. With a fused
+    ``pool`` the stage ORs each pool window's spikes per time step (the window's positions
+    come one after the other for a channel group) and writes the pooled pixel instead.
 
     **Timing**: a sample takes :attr:`cycles_per_sample` cycles of issue
     (:func:`stage_cycles`); the next sample starts in the cycle after the last one when its
@@ -187,27 +250,32 @@ class LIFStage(_StageBase):
 
     Parameters
     ----------
-    layer : LIFLayer
+    layer : LIFLayer or ConvLayer
     folding : LayerFolding
-        SIMD x PE; must suit the layer.
+        SIMD x PE; must suit the layer (:func:`hw.plan.check_stage_folding`).
     in_slots, out_slots : int
         Slots of the input and output buffers (:data:`hw.timing.SLOTS`: 2..32).
     popcount_stages : int
         Register stages in each popcount tree (:data:`hw.timing.POPCOUNT_STAGES`: 0..8).
     trace : bool
-        Add the ``trace`` stream.
+        Add the ``trace`` stream (and ``trace_pool`` with a pool).
     weight_memory : {"auto", "block", "logic"}
         Where synthesis should put the weights: its own choice, block RAM, or logic (LUTs);
         passed as the memory's ``ram_style``/``rom_style`` attribute.
+    pool : PoolLayer or None
+        A pool layer following a conv layer, fused into this stage's output.
 
     Members
     -------
     i_buf : Out(BufferReader)
     o_buf : Out(BufferWriter)
-        Rows are time steps, groups are the PE-neuron groups, data the PE spikes.
+        Rows are time steps, groups are the PE-neuron groups (pooled ones with a pool), data
+        the PE spikes.
     trace : Out(stream.Signature(lif_trace_layout, always_ready=True)), with ``trace`` only
         One beat per (group, time step): x, h, v and s of the group's PE lanes (lanes beyond
         the layer's neurons carry padding).
+    trace_pool : Out(stream.Signature(pool_trace_layout, always_ready=True)), with ``trace``
+        and a pool only: the pooled spikes as they are written.
 
     Raises
     ------
@@ -215,40 +283,58 @@ class LIFStage(_StageBase):
         A parameter of the wrong type, or a folding that does not suit the layer.
     """
 
-    def __init__(self, layer: LIFLayer, folding: LayerFolding, *, in_slots: int = 2,
-                 out_slots: int = 2, popcount_stages: int = 3, trace: bool = False,
-                 weight_memory: str = "auto"):
-        _check_layer(layer, folding, LIFLayer)
+    def __init__(self, layer: LIFLayer | ConvLayer, folding: LayerFolding, *,
+                 in_slots: int = 2, out_slots: int = 2, popcount_stages: int = 3,
+                 trace: bool = False, weight_memory: str = "auto",
+                 pool: PoolLayer | None = None):
+        _check_layer(layer, folding, (LIFLayer, ConvLayer))
+        if pool is not None:
+            if not isinstance(pool, PoolLayer):
+                raise TypeError(f"pool must be a PoolLayer or None, not {pool!r}")
+            if not isinstance(layer, ConvLayer) or pool.in_shape != layer.out_shape:
+                raise ValueError(f"pool {pool.name!r} must take the {layer.name!r} conv "
+                                 f"layer's output map")
         timing.check_slots("out_slots", out_slots)
         reader = self._setup(layer, folding, in_slots=in_slots,
                              popcount_stages=popcount_stages, trace=trace,
-                             weight_memory=weight_memory)
+                             weight_memory=weight_memory, pool=pool)
+        out = pool if pool is not None else layer
+        self._out_groups = fx.ceil_div(out.neurons, folding.pe)
         self.rom_words = lif_rom_words(layer, folding.pe)
         self.rom_layout = lif_rom_layout(folding.pe, layer.membrane.width)
         self.trace_layout = lif_trace_layout(layer, folding.pe, self._current_width)
-        self._tag_layout = data.StructLayout({
-            "group": unsigned(fx.ceil_log2(self._nf)),
-            "time_step": unsigned(fx.ceil_log2(self._steps)),
-            "slot": unsigned(fx.ceil_log2(out_slots)),
-            "sample_end": unsigned(1),
-        })
+        self.pool_trace_layout = pool_trace_layout(pool, folding.pe) if pool else None
+        # a group's index (a conv layer's: in its element order over PE, which counts the
+        # positions a pool drops too)
+        group = unsigned(fx.ceil_log2(fx.ceil_div(layer.neurons, folding.pe)))
+        slot = unsigned(fx.ceil_log2(out_slots))
+        lif_tag = {"group": group, "slot": slot, "sample_end": unsigned(1)}
+        if self._conv:
+            lif_tag.update({"out_group": unsigned(fx.ceil_log2(self._out_groups)),
+                            "window_first": unsigned(1), "window_last": unsigned(1)})
+            self._tag_layout = data.StructLayout({
+                **lif_tag, "time_step": unsigned(fx.ceil_log2(self._steps)),
+                "channel_group": unsigned(fx.ceil_log2(self._nf)), "last_group": unsigned(1)})
+        else:
+            self._tag_layout = data.StructLayout({
+                "group": group, "time_step": unsigned(fx.ceil_log2(self._steps)),
+                "slot": slot, "sample_end": unsigned(1)})
         #: The blocks, built here so that :attr:`latency` is the sum of theirs.
         self.synapse = self._synapse(self._tag_layout)
         self.lif = LIFUnit(
             folding.pe, width=layer.membrane.width, frac=layer.membrane.frac,
             leak_shift=layer.leak_shift, reset=layer.reset, step_gain=layer.step_gain,
-            current_width=self._current_width, tag_shape=data.StructLayout({
-                "group": unsigned(fx.ceil_log2(self._nf)),
-                "slot": unsigned(fx.ceil_log2(out_slots)),
-                "sample_end": unsigned(1),
-            }))
+            current_width=self._current_width, tag_shape=data.StructLayout(lif_tag))
         members = {
             "i_buf": Out(reader),
             "o_buf": Out(BufferWriter(slots=out_slots, rows=layer.time_steps, planes=1,
-                                      groups=self._nf, width=folding.pe)),
+                                      groups=self._out_groups, width=folding.pe)),
         }
         if trace:
             members["trace"] = Out(stream.Signature(self.trace_layout, always_ready=True))
+            if pool is not None:
+                members["trace_pool"] = Out(stream.Signature(self.pool_trace_layout,
+                                                             always_ready=True))
         super().__init__(members)
 
     @property
@@ -264,23 +350,29 @@ class LIFStage(_StageBase):
         layer = self.layer
         steps = layer.time_steps
         tag_layout = self._tag_layout
-        seq, syn, lat = self._front(m)
+        seq, walk, syn, lat = self._front(m)
 
-        slot_in = Signal.like(self.i_buf.slot, name="slot_in")
         slot_out = Signal.like(self.o_buf.slot, name="slot_out")
+        self._input_slot(m, seq)
         m.d.comb += [
             seq.can_start.eq(self.i_buf.full & self.o_buf.free),
-            self.i_buf.take.eq(seq.start), self.o_buf.claim.eq(seq.start),
-            self.i_buf.release.eq(seq.end),
-            self.i_buf.slot.eq(slot_in),
+            self.o_buf.claim.eq(seq.start),
         ]
         # A sample's first operation issues in the cycle after its start.
         with m.If(seq.start):
-            m.d.sync += [slot_in.eq(self.i_buf.next_slot), slot_out.eq(self.o_buf.next_slot)]
+            m.d.sync += slot_out.eq(self.o_buf.next_slot)
 
         tag = Signal(tag_layout, name="op_tag")
-        m.d.comb += [tag.group.eq(seq.group), tag.time_step.eq(seq.time_step),
-                     tag.slot.eq(slot_out), tag.sample_end.eq(seq.end)]
+        m.d.comb += [tag.time_step.eq(seq.time_step), tag.slot.eq(slot_out),
+                     tag.sample_end.eq(seq.end)]
+        if self._conv:
+            m.d.comb += [tag.group.eq(walk.group), tag.out_group.eq(walk.out_group),
+                         tag.channel_group.eq(walk.channel_group),
+                         tag.window_first.eq(walk.window_first),
+                         tag.window_last.eq(walk.window_last),
+                         tag.last_group.eq(walk.last_group)]
+        else:
+            m.d.comb += tag.group.eq(seq.group)
         m.d.comb += syn.i.payload.tag.eq(delay(m, tag, lat, "op_tag"))
 
         # Neuron parameters of the group whose sums come out of the array; the sums wait in a
@@ -288,13 +380,16 @@ class LIFStage(_StageBase):
         m.submodules.params = rom = Memory(shape=unsigned(self.rom_layout.size),
                                            depth=len(self.rom_words), init=self.rom_words)
         rom_rd = rom.read_port(domain="sync")
-        m.d.comb += rom_rd.addr.eq(syn.o.payload.tag.group)
+        m.d.comb += rom_rd.addr.eq(syn.o.payload.tag.channel_group if self._conv
+                                   else syn.o.payload.tag.group)
         params = data.View(self.rom_layout, rom_rd.data)
         sums = Signal(syn.o_layout, name="sums")
         sums_valid = Signal(name="sums_valid")
         m.d.sync += [sums_valid.eq(syn.o.valid), sums.eq(syn.o.payload)]
 
         m.submodules.lif = lif = self.lif
+        tag_fields = [name for name in lif.i.payload.tag.shape().members
+                      if name != "sample_end"]
         if not self._direct:
             m.d.comb += [
                 lif.i.valid.eq(sums_valid),
@@ -303,24 +398,25 @@ class LIFStage(_StageBase):
                 lif.i.payload.threshold.eq(params.threshold),
                 lif.i.payload.connected.eq(params.connected),
                 lif.i.payload.time_step.eq(sums.tag.time_step),
-                lif.i.payload.tag.group.eq(sums.tag.group),
-                lif.i.payload.tag.slot.eq(sums.tag.slot),
                 lif.i.payload.tag.sample_end.eq(sums.tag.sample_end),
             ]
+            m.d.comb += [getattr(lif.i.payload.tag, name).eq(getattr(sums.tag, name))
+                         for name in tag_fields]
         else:
             # Replay the group's sums for time steps 0..T-1 (one per cycle).
             held = Signal(lif.i_layout, name="held")
             held_end = Signal(name="held_sample_end")
             active = Signal(name="replay_active")
             step = Signal(range(steps), name="replay_step")
-            last_group = sums.tag.group == self._nf - 1
+            last_group = (sums.tag.last_group if self._conv
+                          else sums.tag.group == self._groups - 1)
             with m.If(sums_valid):
                 m.d.sync += [held.current.eq(sums.sums), held.bias.eq(params.bias),
                              held.threshold.eq(params.threshold),
                              held.connected.eq(params.connected),
-                             held.tag.group.eq(sums.tag.group),
-                             held.tag.slot.eq(sums.tag.slot), held_end.eq(last_group),
-                             active.eq(1), step.eq(0)]
+                             held_end.eq(last_group), active.eq(1), step.eq(0)]
+                m.d.sync += [getattr(held.tag, name).eq(getattr(sums.tag, name))
+                             for name in tag_fields]
             with m.Elif(active):
                 m.d.sync += step.eq(step + 1)
                 with m.If(step == steps - 1):
@@ -332,19 +428,34 @@ class LIFStage(_StageBase):
                 lif.i.payload.threshold.eq(held.threshold),
                 lif.i.payload.connected.eq(held.connected),
                 lif.i.payload.time_step.eq(step),
-                lif.i.payload.tag.group.eq(held.tag.group),
-                lif.i.payload.tag.slot.eq(held.tag.slot),
                 lif.i.payload.tag.sample_end.eq(held_end & (step == steps - 1)),
             ]
+            m.d.comb += [getattr(lif.i.payload.tag, name).eq(getattr(held.tag, name))
+                         for name in tag_fields]
 
         out = lif.o.payload
+        write, spikes = lif.o.valid, out.spikes
+        group = out.tag.out_group if self._conv else out.tag.group
+        if self.pool is not None:
+            # OR the window's spikes per time step; write the pooled pixel at its last
+            # position (window_first starts it afresh, so no clear is needed).
+            m.submodules.pooled = acc = Memory(shape=unsigned(self.folding.pe), depth=steps,
+                                               init=[])
+            acc_rd = acc.read_port(domain="comb")
+            acc_wr = acc.write_port()
+            spikes = Signal(self.folding.pe, name="pooled_spikes")
+            m.d.comb += [acc_rd.addr.eq(out.time_step),
+                         spikes.eq(out.spikes | Mux(out.tag.window_first, 0, acc_rd.data)),
+                         acc_wr.addr.eq(out.time_step), acc_wr.data.eq(spikes),
+                         acc_wr.en.eq(lif.o.valid)]
+            write = lif.o.valid & out.tag.window_last
         m.d.comb += [
-            self.o_buf.en.eq(lif.o.valid),
+            self.o_buf.en.eq(write),
             self.o_buf.slot.eq(out.tag.slot),
             self.o_buf.row.eq(out.time_step),
             self.o_buf.plane.eq(0),
-            self.o_buf.group.eq(out.tag.group),
-            self.o_buf.data.eq(out.spikes),
+            self.o_buf.group.eq(group),
+            self.o_buf.data.eq(spikes),
             self.o_buf.commit.eq(lif.o.valid & out.tag.sample_end),
         ]
         if self._trace:
@@ -357,6 +468,13 @@ class LIFStage(_StageBase):
                 self.trace.payload.potential.eq(out.potential),
                 self.trace.payload.membrane.eq(out.membrane),
             ]
+            if self.pool is not None:
+                m.d.comb += [
+                    self.trace_pool.valid.eq(write),
+                    self.trace_pool.payload.time_step.eq(out.time_step),
+                    self.trace_pool.payload.group.eq(group),
+                    self.trace_pool.payload.spikes.eq(spikes),
+                ]
         return m
 
 
@@ -439,20 +557,13 @@ class ReadoutStage(_StageBase):
     def elaborate(self, platform):
         m = Module()
         tag_layout = self._tag_layout
-        seq, syn, lat = self._front(m)
+        seq, _, syn, lat = self._front(m)
 
         credits = Signal(range(self._out_depth + 1), init=self._out_depth, name="credits")
         credits_next = Signal.like(credits, name="credits_next")
         has_credit = Signal(init=1, name="has_credit")
-        slot_in = Signal.like(self.i_buf.slot, name="slot_in")
-        m.d.comb += [
-            seq.can_start.eq(self.i_buf.full & has_credit),
-            self.i_buf.take.eq(seq.start),
-            self.i_buf.release.eq(seq.end),
-            self.i_buf.slot.eq(slot_in),
-        ]
-        with m.If(seq.start):
-            m.d.sync += slot_in.eq(self.i_buf.next_slot)
+        self._input_slot(m, seq)
+        m.d.comb += seq.can_start.eq(self.i_buf.full & has_credit)
         m.d.comb += credits_next.eq(credits - seq.start + (self.o.valid & self.o.ready))
         m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
 

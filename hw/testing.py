@@ -78,7 +78,8 @@ def sample_beats(artifact, lanes: int, sample) -> list[dict]:
     """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes) as payload dicts,
     in :func:`hw.interface.sample_beats` order."""
     return [{"values": beat} for beat in _beats(sample, inputs=artifact.inputs,
-                                                rows=artifact.rows_per_sample, lanes=lanes)]
+                                                rows=artifact.rows_per_sample, lanes=lanes,
+                                                shape=artifact.in_shape)]
 
 
 def trace_beat(payload) -> dict:

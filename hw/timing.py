@@ -19,13 +19,14 @@ stages, the buffers) are here too, so every layer accepts the same values.
 from __future__ import annotations
 
 from sw import fixedpoint as fx
-from sw.artifact import LIFLayer
+from sw.artifact import ConvLayer, LIFLayer
 from sw.checks import check_int
 from sw.folding import LayerFolding
 
 __all__ = ["SLOTS", "POPCOUNT_STAGES", "OUT_DEPTH", "check_slots", "check_popcount_stages",
            "check_out_depth",
-           "buffer_read_latency", "synapse_latency", "has_step_gain", "lif_latency",
+           "buffer_read_latency", "conv_address_latency", "front_latency", "synapse_latency",
+           "has_step_gain", "lif_latency",
            "readout_latency", "PARAMS_READ_LATENCY", "input_cycles_per_beat", "group_period",
            "lif_stage_latency", "readout_stage_latency", "STAGE_START_LATENCY",
            "output_fifo_latency"]
@@ -65,6 +66,21 @@ def buffer_read_latency() -> int:
     c + 2 (the memory's synchronous read port, then a register that also selects the chunk of
     a row-layout word)."""
     return 2
+
+
+def conv_address_latency() -> int:
+    """A conv stage (:class:`hw.stage.LIFStage` of a :class:`sw.artifact.ConvLayer`) computes
+    each operation's input-buffer address and padding flag from its window walk and registers
+    them before the buffer read: one cycle, which also delays the release of its input slot."""
+    return 1
+
+
+def front_latency(layer) -> int:
+    """Cycles from a stage's issue of an operation to its arrival at the synapse array: the
+    buffer read (:func:`buffer_read_latency`), after the address register of a conv stage
+    (:func:`conv_address_latency`)."""
+    extra = conv_address_latency() if isinstance(layer, ConvLayer) else 0
+    return buffer_read_latency() + extra
 
 
 def synapse_latency(popcount_stages: int) -> int:
@@ -115,8 +131,9 @@ def input_cycles_per_beat(bits: int) -> int:
 # -- the stages ------------------------------------------------------------------------------
 
 def _replays(layer) -> bool:
-    """A multi-bit-input LIF layer computes a group's sums once and replays them T times."""
-    return isinstance(layer, LIFLayer) and layer.input.kind == "multibit"
+    """A multi-bit-input LIF or conv layer computes a group's sums once and replays them T
+    times."""
+    return isinstance(layer, (LIFLayer, ConvLayer)) and layer.input.kind == "multibit"
 
 
 def _operations_per_group(layer, folding: LayerFolding) -> int:

@@ -36,6 +36,18 @@ class StreamPorts:
     layout: PayloadLayout
 
 
+def _shape(value, path) -> tuple | None:
+    """``input.shape``: null or three positive ints."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                       for v in value)):
+        raise DescriptionError(f"{path}: input.shape must be null or [C, H, W] (positive "
+                               f"ints), not {value!r}")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class Description:
     """What the testbench needs from the description, validated.
@@ -52,6 +64,8 @@ class Description:
     trace_streams : dict of StreamPorts, by layer name
     input_kind : {"multibit", "spike"}
     lanes, beats_per_sample, rows, inputs : int
+    shape : tuple or None
+        The ``(C, H, W)`` input map of a conv network (its samples are sent in element order).
     folding : list of (simd, pe)
     ideal_cycles : int
         The steady-state bound in cycles per sample.
@@ -73,6 +87,7 @@ class Description:
     beats_per_sample: int
     rows: int
     inputs: int
+    shape: tuple | None
     input_field: str
     folding: list
     ideal_cycles: int
@@ -149,6 +164,7 @@ class Description:
             input_kind=get(inp, "kind", "input."), lanes=int(get(inp, "lanes", "input.")),
             beats_per_sample=int(get(inp, "beats_per_sample", "input.")),
             rows=int(get(inp, "rows", "input.")), inputs=int(get(inp, "inputs", "input.")),
+            shape=_shape(inp.get("shape"), path),
             input_field=input_field, folding=folding,
             ideal_cycles=int(get(cycles, "ideal_per_sample", "cycles.")),
             latency_bound=int(cycles.get("latency_bound") or 0) or 4 * int(
@@ -163,9 +179,12 @@ class Description:
         if artifact.inputs != self.inputs:
             raise DescriptionError(f"{self.path}: built for {self.inputs} inputs, the artifact "
                                    f"has {artifact.inputs}")
-        if len(self.folding) != len(artifact.layers):
+        if len(self.folding) != len(artifact.weighted_layers):
             raise DescriptionError(f"{self.path}: folding for {len(self.folding)} layers, the "
-                                   f"artifact has {len(artifact.layers)}")
+                                   f"artifact has {len(artifact.weighted_layers)} with weights")
+        if self.shape != artifact.in_shape:
+            raise DescriptionError(f"{self.path}: built for the input map {self.shape}, the "
+                                   f"artifact's is {artifact.in_shape}")
         if self.manifest_sha256 is not None:
             digest = manifest_digest(artifact)
             if digest != self.manifest_sha256:
@@ -176,7 +195,8 @@ class Description:
     def pack_input(self, sample) -> list[int]:
         """The input beats of one sample (``(N,)`` values or ``(T, N)`` spikes), in
         :func:`hw.interface.sample_beats` order, each packed through the input payload layout."""
-        chunks = sample_beats(sample, inputs=self.inputs, rows=self.rows, lanes=self.lanes)
+        chunks = sample_beats(sample, inputs=self.inputs, rows=self.rows, lanes=self.lanes,
+                              shape=self.shape)
         layout = self.input_stream.layout
         beats = [layout.pack({self.input_field: chunk}) for chunk in chunks]
         if len(beats) != self.beats_per_sample:

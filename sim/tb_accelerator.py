@@ -29,12 +29,13 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
+from hw.plan import issue_groups, stage_layers
 from sim.cycles import steady_state
 from sim.description import Description, DescriptionError
 from sim.params import TBParams
 from sim.scoreboard import Expected, Scoreboard
 from sim.streams import CycleLoop, StreamSink, StreamSource, never, random_pattern
-from sw.artifact import LIFLayer, load_artifact
+from sw.artifact import ConvLayer, LIFLayer, PoolLayer, load_artifact
 from sw.atomic import atomic_write_json, atomic_write_text
 from sw.fixedpoint import ceil_div
 from sw.golden import GoldenModel
@@ -62,6 +63,17 @@ class AcceleratorTB:
         self.desc.check_artifact(self.artifact, params.artifact)
         self.x = np.load(params.inputs)
         self.golden = GoldenModel(self.artifact).run(self.x, record=params.trace)
+        # The PE of every layer's stage (a pool layer's is its conv stage's), and the order
+        # in which each stage emits its groups (a conv stage: hw.plan.issue_groups).
+        self.layer_pe, self.group_order = {}, {}
+        for (layer, pool), (_, pe) in zip(stage_layers(self.artifact), self.desc.folding,
+                                          strict=True):
+            for la in (layer, pool):
+                if la is not None:
+                    self.layer_pe[la.name] = pe
+                    self.group_order[la.name] = range(ceil_div(la.neurons, pe))
+            if isinstance(layer, ConvLayer):
+                self.group_order[layer.name] = issue_groups(layer, pe, pool)
         self.rng = random.Random(params.seed)
         gaps = params.gaps if gaps is None else gaps
         backpressure = params.backpressure if backpressure is None else backpressure
@@ -139,12 +151,15 @@ class AcceleratorTB:
         g_s = s + p.sample_offset
         for li, (layer, trace) in enumerate(zip(self.artifact.layers, self.golden.layers,
                                                 strict=True)):
-            pe = self.desc.folding[li][1]
-            groups = ceil_div(layer.neurons, pe)
+            pe = self.layer_pe[layer.name]
             items = out[layer.name] = []
-            for g in range(groups):
+            for g in self.group_order[layer.name]:
                 lanes = slice(g * pe, min((g + 1) * pe, layer.neurons))
-                if isinstance(layer, LIFLayer):
+                if isinstance(layer, PoolLayer):
+                    items.extend(Expected({"time_step": t, "group": g, "spikes": [
+                        int(v) for v in trace.spikes[s, t, lanes]]}, sample=g_s,
+                        layer=layer.name, time_step=t) for t in range(layer.time_steps))
+                elif isinstance(layer, (LIFLayer, ConvLayer)):
                     for t in range(layer.time_steps):
                         values = {
                             "time_step": t, "group": g,
@@ -153,7 +168,8 @@ class AcceleratorTB:
                             "potential": [int(v) for v in trace.potential[s, t, lanes]],
                             "membrane": [int(v) for v in trace.membrane[s, t, lanes]],
                         }
-                        if g_s == p.corrupt_at and g == 0 and t == layer.time_steps - 1:
+                        if (g_s == p.corrupt_at and g == self.group_order[layer.name][0]
+                                and t == layer.time_steps - 1):
                             if p.corrupt == "membrane" and li == 0:
                                 values["membrane"][0] += 1
                             elif p.corrupt == "spike" and li == 0:
@@ -178,7 +194,7 @@ class AcceleratorTB:
 
     def _trace_handler(self, layer):
         layout = self.desc.trace_streams[layer.name].layout
-        pe = self.desc.folding[self.artifact.layers.index(layer)][1]
+        pe = self.layer_pe[layer.name]
         board = self.trace_boards[layer.name]
 
         def handle(cycle, word):

@@ -157,9 +157,10 @@ def random_artifact(
     return Artifact(layers=tuple(layers), metadata={"source": "sw.randnet.random_artifact"})
 
 
-def _draw_conv_layers(rng, in_shape, max_channels, max_kernel) -> list:
-    """A random conv/pool stack (1-3 conv layers, a pool after some where the map allows),
-    then 0-1 dense LIF layers and the readout, as :func:`random_conv_artifact`'s ``layers``."""
+def _draw_conv_layers(rng, in_shape, max_channels, max_kernel, pool_runs=True) -> list:
+    """A random conv/pool stack (1-3 conv layers, a pool after some where the map allows, two
+    in a row sometimes unless not ``pool_runs``), then 0-1 dense LIF layers and the readout,
+    as :func:`random_conv_artifact`'s ``layers``."""
     spec = []
     _, h, w = in_shape
     for _ in range(int(rng.integers(1, 4))):
@@ -179,6 +180,8 @@ def _draw_conv_layers(rng, in_shape, max_channels, max_kernel) -> list:
             pk = int(rng.integers(2, min(3, h, w) + 1))
             spec.append(("pool", pk))
             h, w = geometry.pool_output_size(h, pk), geometry.pool_output_size(w, pk)
+            if not pool_runs:
+                break
     if rng.random() < 0.5:
         spec.append(("lif", int(rng.integers(1, 17))))
     spec.append(("readout", int(rng.integers(1, 11))))
@@ -201,6 +204,7 @@ def random_conv_artifact(
     width_slack: int = 0,
     max_channels: int = 8,
     max_kernel: int = 7,
+    pool_runs: bool = True,
 ) -> Artifact:
     """Draw a random convolutional network; every argument left out is drawn too.
 
@@ -222,13 +226,16 @@ def random_conv_artifact(
         at the proven bound with N = K·K·C_in unless ``width_slack``).
     max_channels, max_kernel : int
         Limits of the drawn conv layers (not of ``layers``).
+    pool_runs : bool
+        Whether the drawn layers may put two pools in a row (the hardware fuses one pool into
+        the conv stage before it, so its regressions draw without).
     """
     rng = _rng(seed)
     if in_shape is None:
         in_shape = (int(rng.integers(1, 4)), int(rng.integers(3, 13)), int(rng.integers(3, 13)))
     in_shape = tuple(int(v) for v in in_shape)
     if layers is None:
-        layers = _draw_conv_layers(rng, in_shape, max_channels, max_kernel)
+        layers = _draw_conv_layers(rng, in_shape, max_channels, max_kernel, pool_runs)
     if not layers or layers[-1][0] != "readout":
         raise ValueError(f"layers must end with ('readout', classes), not {layers}")
     draw = _Draw(rng, time_steps=time_steps, input_kind=input_kind, input_bits=input_bits,

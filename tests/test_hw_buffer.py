@@ -147,7 +147,8 @@ def test_stage_parameter_errors(seed):
     art = random_artifact(seed, sizes=[6, 4, 3], input_kind="spike")
     fc, out = art.layers
     with unused_ok():
-        with pytest.raises(TypeError, match="^layer must be a LIFLayer, not ReadoutLayer$"):
+        with pytest.raises(TypeError,
+                           match="^layer must be a LIFLayer or ConvLayer, not ReadoutLayer$"):
             LIFStage(out, LayerFolding(1, 1))
         with pytest.raises(ValueError, match="^layer 'fc0': pe 5 exceeds its 4 neurons$"):
             LIFStage(fc, LayerFolding(1, 5))

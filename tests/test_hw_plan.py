@@ -211,28 +211,3 @@ def test_plan_imports_without_amaranth():
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["True", "False"]
-
-
-def test_conv_networks_are_refused_by_name(tmp_path):
-    """The generator builds dense stages only: a conv or pool layer is named, before any
-    folding is derived, by make_plan, default_folding and the `bitspike verilog` command."""
-    from hw.plan import default_folding
-    from sw.artifact import write_artifact
-    from sw.randnet import random_conv_artifact
-
-    art = random_conv_artifact(3, in_shape=(1, 6, 6), layers=[
-        ("conv", 2, 3, 1, 1), ("pool", 2), ("readout", 3)], input_kind="multibit",
-        input_bits=3, time_steps=2)
-    for call in (lambda: make_plan(art), lambda: default_folding(art)):
-        with pytest.raises(ValueError, match=r"layer 'conv0' is a conv layer; the hardware "
-                                             r"generator builds dense layers"):
-            call()
-    path = write_artifact(art, tmp_path / "conv")
-    proc = subprocess.run([sys.executable, "-m", "bitspike", "verilog", str(path), "-o",
-                           str(tmp_path / "hw")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert lines == ["error: layer 'conv0' is a conv layer; the hardware generator builds dense "
-                     "layers and the readout only so far (bitspike golden runs conv networks)"]
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "hw" / "accelerator.json").exists()
