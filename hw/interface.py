@@ -45,9 +45,10 @@ def sample_beats(sample, *, inputs: int, rows: int, lanes: int,
     x = np.asarray(sample, dtype=np.int64)
     if shape is not None:
         frame = tuple(int(v) for v in shape)
-        want = frame if rows == 1 else (rows, *frame)
-        if x.shape != want:
-            raise ValueError(f"a sample must have shape {want}, not {x.shape}")
+        # one row: multi-bit values (C, H, W), or spikes of T = 1 (1, C, H, W)
+        if x.shape != (rows, *frame) and not (rows == 1 and x.shape == frame):
+            raise ValueError(f"a sample must have shape {(rows, *frame)}"
+                             f"{f' or {frame}' if rows == 1 else ''}, not {x.shape}")
         x = chw_to_hwc(x)
     if x.size != rows * inputs:
         raise ValueError(f"a sample must hold {rows} x {inputs} values, not shape {x.shape}")
