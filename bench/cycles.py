@@ -1,7 +1,9 @@
 """Steady-state cycles per inference of the generated accelerator vs the ideal bound.
 
 For several networks (the trained digits model, random ones with spike inputs, T=1, T=16, odd
-sizes, three layers) and several foldings each, generates the Verilog, streams samples back to
+sizes, three layers; conv networks: the digits conv model's geometry, an N-MNIST-shaped
+34x34x2 one, odd shapes with stride 2, padding 0/1/2, K = 1/3/5, 3 input channels) and several
+foldings each, generates the Verilog, streams samples back to
 back through it in a cocotb simulation (no idle input cycle, output always ready; every output
 is still compared with the golden model exactly) and measures the mean spacing of the outputs
 once the pipeline is full. The ideal bound comes from the generator's description: the slowest
@@ -11,6 +13,10 @@ of the input transfer (``input`` cycles: beats x cycles per beat) and the stages
     python bench/cycles.py                       # all cases, Icarus
     python bench/cycles.py --quick               # a few cases
     python bench/cycles.py --simulator verilator --samples 48
+    python bench/cycles.py --conv-only           # the conv cases
+
+A conv stage's SIMD divides C_in and its PE divides C_out (docs/hardware.md, "Conv stages"),
+so the odd case with 3 input channels runs at SIMD 1 and 3.
 
 Prints a table (measured, ideal, ratio) and exits with status 1 when a ratio exceeds --limit
 (default 1.0: every case at its bound, as docs/verification.md claims) or any output differs
@@ -31,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from sim.accelerator import generate, simulate  # noqa: E402
 from sim.runner import SIMULATORS, SimulationError, default_simulator  # noqa: E402
-from sw.randnet import random_artifact, random_inputs  # noqa: E402
+from sw.randnet import random_artifact, random_conv_artifact, random_inputs  # noqa: E402
 
 #: name -> (random_artifact options, [(folding, lanes)]); None = the generator's default.
 RANDOM_CASES = {
@@ -50,6 +56,38 @@ RANDOM_CASES = {
                                   [(None, None), ("16x4,12x2,8x1", None)]),
 }
 DIGITS_FOLDINGS = [(None, None), ("64x8,64x1", None), ("32x4,32x1", None)]
+
+
+def _vgg(channels, classes=10):
+    """A ``SpikingVGG`` channel list as :func:`sw.randnet.random_conv_artifact` layers (3x3
+    convs with padding 1, ``"M"`` = 2x2 pool)."""
+    return [("pool", 2) if c == "M" else ("conv", c, 3, 1, 1) for c in channels] + [
+        ("readout", classes)]
+
+
+#: name -> (random_conv_artifact options, [(folding, lanes)], samples or None for --samples).
+#: The cost of a case does not depend on its weights, so the digits conv model's geometry
+#: stands for the model (the ``conv`` preset: 32,64,M on 8x8 5-bit input, T = 4).
+CONV_CASES = {
+    "digits conv 32,64,M T=4": (
+        dict(in_shape=(1, 8, 8), layers=_vgg((32, 64, "M")), input_kind="multibit",
+             input_bits=5, time_steps=4),
+        [(None, None), ("1x32,32x8,64x1", None), ("1x8,16x4,32x1", None)], 8),
+    "N-MNIST 2x34x34 16,M,32,M T=8": (
+        dict(in_shape=(2, 34, 34), layers=_vgg((16, "M", 32, "M")), input_kind="spike",
+             time_steps=8),
+        [(None, None)], 4),
+    "odd: 3x9x7 k5p2,s2k3p0,k1 T=2": (
+        dict(in_shape=(3, 9, 7), layers=[("conv", 6, 5, 1, 2), ("conv", 4, 3, 2, 0),
+                                         ("conv", 4, 1, 1, 0), ("readout", 3)],
+             input_kind="spike", time_steps=2),
+        [(None, None), ("3x2,6x4,2x2,4x1", None), ("1x1,2x2,4x4,16x3", None)], None),
+    "odd: 3x7x7/4b k3s2p1,pool3 T=3": (
+        dict(in_shape=(3, 7, 7), layers=[("conv", 6, 3, 2, 1), ("pool", 3), ("lif", 5),
+                                         ("readout", 4)],
+             input_kind="multibit", input_bits=4, time_steps=3),
+        [(None, None), ("3x3,6x5,5x4", None), ("3x6,6x5,5x4", 1)], None),
+}
 QUICK = ["spike 32-24-10 T=4", "multibit/5b 37-23-7 T=4 (odd)"]
 
 
@@ -91,6 +129,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1, help="seed of the random networks")
     p.add_argument("--quick", action="store_true", help="two random networks only")
     p.add_argument("--no-digits", action="store_true", help="skip the trained digits model")
+    p.add_argument("--no-conv", action="store_true", help="skip the conv cases")
+    p.add_argument("--conv-only", action="store_true", help="the conv cases only")
     p.add_argument("--limit", type=float, default=1.0,
                    help="largest acceptable measured/ideal ratio (default 1.0: at the bound)")
     p.add_argument("--build-dir", default=str(ROOT / "sim_build" / "cycles"))
@@ -99,7 +139,7 @@ def main(argv=None) -> int:
     build_root = Path(args.build_dir)
 
     cases = []
-    if not args.no_digits and not args.quick:
+    if not args.no_digits and not args.quick and not args.conv_only:
         from sw.cli_artifact import dataset_inputs
 
         adir, art = digits_artifact()
@@ -107,12 +147,20 @@ def main(argv=None) -> int:
         for folding, lanes in DIGITS_FOLDINGS:
             cases.append(("digits 64-128-10 T=4 (trained)", adir, folding, lanes,
                           x[:args.samples]))
-    names = QUICK if args.quick else list(RANDOM_CASES)
+    names = [] if args.conv_only else QUICK if args.quick else list(RANDOM_CASES)
     for k, name in enumerate(names):
         options, foldings = RANDOM_CASES[name]
         rng = np.random.default_rng([args.seed, k])
         art = random_artifact(rng, **options)
         x = random_inputs(art, args.samples, rng, extremes=0.0)
+        for folding, lanes in foldings:
+            cases.append((name, art, folding, lanes, x))
+    conv = [] if args.no_conv or args.quick else list(CONV_CASES)
+    for k, name in enumerate(conv):
+        options, foldings, samples = CONV_CASES[name]
+        rng = np.random.default_rng([args.seed, 100 + k])
+        art = random_conv_artifact(rng, **options)
+        x = random_inputs(art, samples or args.samples, rng, extremes=0.0)
         for folding, lanes in foldings:
             cases.append((name, art, folding, lanes, x))
 
@@ -134,8 +182,8 @@ def main(argv=None) -> int:
 
     print(f"steady-state cycles per inference, {simulator}, {args.samples} samples per case, "
           f"back to back ({time.perf_counter() - t0:.0f} s)")
-    head = (f"{'network':<30} {'folding':<16} {'lanes':>5} {'beats':>5} {'input':>5} "
-            f"{'stage cycles':>14} {'ideal':>6} {'measured':>9} {'ratio':>6}  exact")
+    head = (f"{'network':<32} {'folding':<18} {'lanes':>5} {'beats':>5} {'input':>5} "
+            f"{'stage cycles':>24} {'ideal':>6} {'measured':>9} {'ratio':>6}  exact")
     print(head)
     print("-" * len(head))
     bad = 0
@@ -144,8 +192,8 @@ def main(argv=None) -> int:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
         flag = "" if r["ratio"] is not None and r["ratio"] <= args.limit else "  <-- over"
         bad += bool(flag) or not r["exact"]
-        print(f"{r['network']:<30} {r['folding']:<16} {r['lanes']:>5} {r['beats']:>5} "
-              f"{r['input']:>5} {r['stages']:>14} "
+        print(f"{r['network']:<32} {r['folding']:<18} {r['lanes']:>5} {r['beats']:>5} "
+              f"{r['input']:>5} {r['stages']:>24} "
               f"{r['ideal']:>6} {measured:>9} {ratio:>6}  {'yes' if r['exact'] else 'NO'}{flag}")
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
     if ratios:

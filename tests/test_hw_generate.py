@@ -18,7 +18,7 @@ from hw.generate import LINT_WAIVERS, generate
 from hw.testing import unused_ok
 from sw.artifact import manifest_sha256, write_artifact
 from sw.folding import Folding, hex_lines_to_words, pack_weights
-from sw.randnet import random_artifact
+from sw.randnet import random_artifact, random_conv_artifact
 
 #: Verilator -Wall warnings explained in hw.generate.LINT_WAIVERS (and docs/hardware.md);
 #: anything else (UNOPTFLAT, LATCH, MULTIDRIVEN, CASEINCOMPLETE...) fails the lint test.
@@ -130,12 +130,20 @@ def test_yosys_synthesises_the_generated_verilog(tiny):
 
 
 #: Networks the lint test generates besides ``tiny``: step gains with T = 3 (the gain lookups
-#: have T cases over ceil_log2(T) = 2 bits), and spike input with soft reset.
+#: have T cases over ceil_log2(T) = 2 bits), spike input with soft reset, and conv networks
+#: (padding, stride 2, a fused pool; multi-bit and spike input).
 LINT_NETS = {
     "gains-t3": (dict(sizes=[9, 6, 5, 4], time_steps=3, input_kind="multibit", input_bits=2,
                       step_gain=True), "3x2,2x3,3x2"),
     "spike-soft-t3": (dict(sizes=[10, 7, 5], time_steps=3, input_kind="spike", reset="soft",
                            step_gain=True), "5x2,7x2"),
+    "conv-multibit-t3": (dict(in_shape=(2, 6, 6), layers=[
+        ("conv", 4, 3, 1, 1), ("pool", 2), ("conv", 4, 3, 2, 0), ("lif", 5), ("readout", 3)],
+        time_steps=3, input_kind="multibit", input_bits=3, step_gain=True),
+        "2x2,4x2,2x3,5x1"),
+    "conv-spike-t2": (dict(in_shape=(3, 5, 5), layers=[
+        ("conv", 6, 5, 1, 2), ("pool", 2), ("readout", 2)], time_steps=2,
+        input_kind="spike", reset="soft"), "3x3,6x2"),
 }
 
 
@@ -147,9 +155,12 @@ def test_verilator_lint_finds_only_the_explained_warnings(name, request, tmp_pat
         _, _, out, desc = request.getfixturevalue("tiny")
     else:
         kwargs, fold = LINT_NETS[name]
-        art = random_artifact(0, **kwargs)
-        # what the network is here for: gains != 1 in a LIF layer (its gain lookup exists)
-        assert art.time_steps == 3 and any(g != 1 for g in art.layers[0].step_gain)
+        if name.startswith("conv"):
+            art = random_conv_artifact(0, **kwargs)
+        else:
+            art = random_artifact(0, **kwargs)
+            # what the network is here for: gains != 1 in a LIF layer (its gain lookup exists)
+            assert art.time_steps == 3 and any(g != 1 for g in art.layers[0].step_gain)
         out = tmp_path
         desc = generate(art, Folding.parse(fold, art), out)
     res = subprocess.run([verilator, "--lint-only", "-Wall", desc["verilog"]], cwd=out,
