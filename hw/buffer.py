@@ -100,11 +100,14 @@ class BufferReader(wiring.Signature):
 class SampleBuffer(wiring.Component):
     """A ring of sample slots with independent write and read widths, in one memory.
 
-    Two layouts, chosen from the widths:
+    Three layouts, chosen from the widths:
 
     * **chunked** (``read_lanes`` a multiple of ``write_lanes``): one word per (slot, row,
       plane, chunk) of ``read_lanes`` bits, written with granularity ``write_lanes``; a read
       is one word. Narrow and deep, so it maps to block RAM.
+    * **grouped** (``write_lanes`` a power-of-two multiple of ``read_lanes``): one word per
+      (slot, row, plane, group) of ``write_lanes`` bits; a write is one word, a read selects
+      its chunk from one word. Narrow and deep too.
     * **row** (otherwise): one word per (slot, row, plane) holding the whole padded row,
       written with granularity ``write_lanes``; a read selects its chunk from the word.
 
@@ -155,6 +158,9 @@ class SampleBuffer(wiring.Component):
         self._groups = fx.ceil_div(elements, write_lanes)
         self._chunks = fx.ceil_div(elements, read_lanes)
         self._chunked = read_lanes % write_lanes == 0
+        per_word = write_lanes // read_lanes
+        self._grouped = (not self._chunked and write_lanes % read_lanes == 0
+                         and per_word & (per_word - 1) == 0)
         span = max(self._groups * write_lanes, self._chunks * read_lanes)
         self._row_bits = fx.ceil_div(span, write_lanes) * write_lanes
         super().__init__({
@@ -176,8 +182,8 @@ class SampleBuffer(wiring.Component):
 
     @property
     def layout(self) -> str:
-        """``"chunked"`` or ``"row"`` (see the class docstring)."""
-        return "chunked" if self._chunked else "row"
+        """``"chunked"``, ``"grouped"`` or ``"row"`` (see the class docstring)."""
+        return "chunked" if self._chunked else "grouped" if self._grouped else "row"
 
     @property
     def read_latency(self) -> int:
@@ -187,12 +193,14 @@ class SampleBuffer(wiring.Component):
     @property
     def word_width(self) -> int:
         """Bits of one memory word."""
-        return self._rl if self._chunked else self._row_bits
+        return self._rl if self._chunked else self._wl if self._grouped else self._row_bits
 
     @property
     def depth(self) -> int:
         words = self._slots * self._rows * self._planes
-        return words * self._chunks if self._chunked else words
+        if self._chunked:
+            return words * self._chunks
+        return words * self._groups if self._grouped else words
 
     @property
     def storage_bits(self) -> int:
@@ -253,6 +261,18 @@ class SampleBuffer(wiring.Component):
             for g in range(per_word):
                 m.d.comb += wr.en[g].eq(w.en & (granule == g))
             m.d.sync += r.data.eq(rd.data)
+        elif self._grouped:
+            per_word = wl // rl
+            waddr = row_index(w.slot, w.row, w.plane)
+            raddr = row_index(r.slot, r.row, r.plane)
+            if self._groups > 1:
+                waddr = waddr * self._groups + w.group
+                raddr = raddr * self._groups + (r.chunk >> fx.ceil_log2(per_word))
+            m.d.comb += [wr.addr.eq(waddr), wr.data.eq(w.data), wr.en.eq(w.en),
+                         rd.addr.eq(raddr)]
+            sub = Signal(range(per_word), name="chunk_in_word_d1")
+            m.d.sync += sub.eq(r.chunk[:fx.ceil_log2(per_word)])
+            m.d.sync += r.data.eq(rd.data.word_select(sub, rl))
         else:
             per_row = self._row_bits // wl
             m.d.comb += [wr.addr.eq(row_index(w.slot, w.row, w.plane)),

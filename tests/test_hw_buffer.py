@@ -1,4 +1,4 @@
-"""SampleBuffer (both layouts, slot flow control), Sequencer (operation order) and the
+"""SampleBuffer (its three layouts, slot flow control), Sequencer (operation order) and the
 parameter checks of the stage-level blocks."""
 
 from __future__ import annotations
@@ -22,13 +22,18 @@ from sw.randnet import random_artifact
     (3, 2, 11, 1, 3, 4),     # row layout: 4 is not a multiple of 3
     (2, 1, 9, 3, 3, 6),      # bit-planes, chunked
     (2, 1, 7, 2, 7, 2),      # row layout, one write group
+    (2, 2, 13, 1, 8, 2),     # grouped: 8 = 4 x 2
+    (3, 1, 16, 2, 4, 1),     # grouped, bit-planes
+    (2, 1, 6, 1, 6, 2),      # row layout: 6 = 3 x 2, not a power-of-two multiple
 ])
 def test_sample_buffer_reads_back_what_was_written(slots, rows, elements, planes, wl, rl,
                                                    seed):
     rng = np.random.default_rng(seed)
     dut = SampleBuffer(slots=slots, rows=rows, elements=elements, planes=planes,
                        write_lanes=wl, read_lanes=rl)
-    assert dut.layout == ("chunked" if rl % wl == 0 else "row")
+    per_word = wl // rl
+    grouped = wl % rl == 0 and per_word & (per_word - 1) == 0
+    assert dut.layout == ("chunked" if rl % wl == 0 else "grouped" if grouped else "row")
     samples = [rng.integers(0, 2, size=(rows, planes, elements)) for _ in range(slots + 2)]
     got = []
 
