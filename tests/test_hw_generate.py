@@ -97,8 +97,8 @@ def test_cli_verilog_prints_a_table(tmp_path):
     assert "3 lanes, 2 beats per sample" in res.stdout
     desc = json.loads((tmp_path / "hw" / DESCRIPTION_FILE).read_text())
     assert desc["input"] == {"kind": "spike", "bits": 1, "inputs": 6, "time_steps": 1,
-                             "lanes": 3, "rows": 1, "shape": None, "beats_per_row": 2, "beats_per_sample": 2,
-                             "cycles_per_beat": 1, "field": "values"}
+                             "lanes": 3, "rows": 1, "shape": None, "beats_per_row": 2,
+                             "beats_per_sample": 2, "cycles_per_beat": 1, "field": "values"}
     bad = subprocess.run([sys.executable, "-m", "bitspike", "verilog", str(tmp_path / "art"),
                           "--folding", "7x1,2x1", "-o", str(tmp_path / "bad")],
                          capture_output=True, text=True, timeout=300)
