@@ -230,3 +230,79 @@ def test_conv_network_verilator(request, seed):
         ("conv", 4, 3, 1, 1), ("pool", 2), ("conv", 8, 3, 1, 1), ("lif", 6), ("readout", 4)],
         input_kind="multibit", input_bits=5, time_steps=3)
     _assert_exact(_run(request, seed, art, simulator="verilator", samples=12))
+
+
+# -- the window walk on its own (Amaranth simulator) --------------------------------------------
+
+
+@pytest.mark.parametrize("shape,conv,pool,fold", [
+    ((2, 5, 4), (4, 3, 1, 1), None, (2, 2)),     # padding 1, raster order
+    ((4, 7, 6), (2, 5, 2, 2), None, (2, 1)),     # stride 2, padding 2, two channel chunks
+    ((3, 6, 7), (6, 3, 1, 0), 2, (1, 3)),        # no padding, a 2x2 pool (a column dropped)
+    ((1, 9, 9), (2, 1, 1, 0), 3, (1, 1)),        # K = 1, a 3x3 pool
+])
+def test_window_walk_follows_the_geometry(shape, conv, pool, fold):
+    """Every operation of one sample: the input chunk, padding flag, weight word and groups
+    the walk gives equal a plain model of docs/hardware.md ("Conv stages") built from the
+    geometry text: chunk sf = tap (ky, kx), channel chunk; pixel (y·S − P + ky, x·S − P + kx)."""
+    from amaranth import Module
+    from amaranth.sim import Simulator
+
+    from hw.sequencer import Sequencer
+    from hw.window import WindowWalk
+
+    c_out, k, s, p = conv
+    layers = [("conv", c_out, k, s, p)] + ([("pool", pool)] if pool else []) + [("readout", 2)]
+    art = random_conv_artifact(0, in_shape=shape, layers=layers, input_kind="spike",
+                               time_steps=2)
+    layer = art.layers[0]
+    pool_layer = art.layers[1] if pool else None
+    f = LayerFolding(*fold)
+    c_in, h, w = shape
+    sub, sf = c_in // f.simd, k * k * c_in // f.simd
+    groups = issue_groups(layer, f.pe, pool_layer)
+    steps = 2
+
+    m = Module()
+    m.submodules.seq = seq = Sequencer(groups=len(groups), steps=steps, chunks=sf)
+    m.submodules.walk = walk = WindowWalk(layer, f, pool_layer)
+    m.d.comb += [walk.start.eq(seq.start), walk.issue.eq(seq.valid),
+                 walk.group_end.eq(seq.group_end), walk.sf.eq(seq.chunk)]
+    got = []
+
+    async def bench(ctx):
+        ctx.set(seq.can_start, 1)
+        await ctx.tick()
+        ctx.set(seq.can_start, 0)
+        for _ in range(len(groups) * steps * sf):
+            assert ctx.get(seq.valid)
+            pad = ctx.get(walk.pad)
+            got.append((ctx.get(walk.group), ctx.get(walk.channel_group),
+                        ctx.get(walk.out_group), ctx.get(walk.window_first),
+                        ctx.get(walk.window_last), ctx.get(walk.last_group),
+                        None if pad else ctx.get(walk.chunk), ctx.get(walk.weight_addr)))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+    _, h_out, w_out = layer.out_shape
+    ncg = c_out // f.pe
+    pk = pool or 1
+    expected = []
+    for n, g in enumerate(groups):
+        (y, x), cg = divmod(g // ncg, w_out), g % ncg
+        dy, dx = y % pk, x % pk
+        pooled = (y // pk) * (w_out // pk) + x // pk
+        for _ in range(steps):
+            for chunk in range(sf):
+                (ky, kx), cs = divmod(chunk // sub, k), chunk % sub
+                iy, ix = y * s - p + ky, x * s - p + kx
+                inside = 0 <= iy < h and 0 <= ix < w
+                expected.append((g, cg, pooled * ncg + cg, int(dy == 0 and dx == 0),
+                                 int(dy == pk - 1 and dx == pk - 1), int(n == len(groups) - 1),
+                                 (iy * w + ix) * sub + cs if inside else None,
+                                 cg * sf + chunk))
+    assert got == expected
