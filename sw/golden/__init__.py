@@ -152,6 +152,11 @@ class GoldenModel:
                 self._w.append(None)
                 self._params.append(None)
                 continue
+            if isinstance(layer, ConvLayer):
+                w, params = _conv_setup(layer)
+                self._w.append(w)
+                self._params.append(params)
+                continue
             dt = _matmul_dtype(layer)
             w = 2 * layer.weights.astype(np.int64) - 1
             self._w.append(w.T.astype(dt).copy())
@@ -232,10 +237,7 @@ class GoldenModel:
                 chunk = flat[i * part:(i + 1) * part]
                 packed[:len(chunk)] += chunk
             flat = packed
-        if isinstance(layer, ConvLayer):
-            rows = _windows(layer, flat, w.dtype)
-        else:
-            rows = flat.astype(w.dtype, copy=False)
+        rows = flat.astype(w.dtype, copy=False)
         # one 2-D product (a stacked N-D matmul runs many small ones, several times slower)
         out = (rows @ w).reshape(len(flat), layer.neurons)
         if slots > 1:
@@ -265,6 +267,10 @@ class GoldenModel:
                 inp = trace.spikes = _pool(layer, inp)
                 traces.append(trace)
                 continue
+            if isinstance(layer, ConvLayer):
+                inp = trace.spikes = self._conv(k, inp, trace, record)
+                traces.append(trace)
+                continue
             cur = self._currents(k, inp)  # (B, M) direct or (B, T, M)
             direct = cur.ndim == 2
             if record:
@@ -272,7 +278,7 @@ class GoldenModel:
                 trace.current = (np.broadcast_to(exact[:, None, :],
                                                  (batch, t_steps, layer.neurons)).copy()
                                  if direct else exact)
-            if isinstance(layer, (LIFLayer, ConvLayer)):
+            if isinstance(layer, LIFLayer):
                 spikes = self._lif(layer, self._params[k], cur, direct, trace, record)
                 trace.spikes = spikes
                 inp = spikes
@@ -285,11 +291,46 @@ class GoldenModel:
 
     def _check(self, values, fmt, what, layer, t):
         if self.check_bounds and values.size:
-            lo, hi = int(values.min()), int(values.max())
-            if lo < fmt.min or hi > fmt.max:
-                raise BoundViolation(
-                    f"layer {layer.name!r}, time step {t}: {what} {lo}..{hi} leaves the "
-                    f"proven range {fmt.min}..{fmt.max} ({fmt.width} bits)")
+            self._check_range(int(values.min()), int(values.max()), fmt, what, layer, t)
+
+    @staticmethod
+    def _check_range(lo, hi, fmt, what, layer, t):
+        if lo < fmt.min or hi > fmt.max:
+            raise BoundViolation(
+                f"layer {layer.name!r}, time step {t}: {what} {lo}..{hi} leaves the "
+                f"proven range {fmt.min}..{fmt.max} ({fmt.width} bits)")
+
+    def _conv(self, k, inp, trace, record):
+        """A conv layer: synaptic sums and LIF update in one compiled kernel
+        (:mod:`sw.golden._conv`); the traces when recording, the proven width checked on the
+        kernel's per-step h / v ranges. Returns the (B, T, M) spikes."""
+        from sw.golden import _conv as kernel
+
+        layer = self.artifact.layers[k]
+        geom, bias, theta, cmask, frac, leak, soft, gains = self._params[k]
+        batch, t_steps, m = inp.shape[0], layer.time_steps, layer.neurons
+        spikes = np.empty((batch, t_steps, m), dtype=np.uint8)
+        shape = (batch, t_steps, m) if record else (0, 0, 0)
+        rec = [np.empty(shape, dtype=np.int64) for _ in range(3)]
+        stats = np.empty((t_steps, 4), dtype=np.int64)
+        stats[:, 0::2], stats[:, 1::2] = kernel.STAT_INIT
+        state = [np.empty(m, dtype=bias.dtype) for _ in range(2)]
+        if layer.input.kind == "multibit":
+            run, dtype, cur = kernel.conv_direct, np.int64, np.empty(m, dtype=np.int64)
+        else:
+            run, dtype, cur = kernel.conv_spikes, np.uint8, np.empty(m, dtype=np.int32)
+        run(np.ascontiguousarray(inp, dtype=dtype), geom, self._w[k], bias, theta, cmask, frac,
+            leak, soft, gains, self.check_bounds, spikes, record, *rec, stats, cur, *state)
+        if record:
+            trace.current, trace.potential, trace.membrane = rec
+        if self.check_bounds and spikes.size:
+            for t in range(t_steps):
+                self._check_range(int(stats[t, 0]), int(stats[t, 1]), layer.membrane,
+                                  "membrane potential h", layer, t)
+                if soft:
+                    self._check_range(int(stats[t, 2]), int(stats[t, 3]), layer.membrane,
+                                      "membrane after soft reset", layer, t)
+        return spikes
 
     def _lif(self, layer, params, cur, direct, trace, record):
         batch = cur.shape[0]
@@ -347,46 +388,55 @@ class GoldenModel:
 
 
 def _neuron_params(layer):
-    """``(bias, threshold, connected)`` per neuron: a dense layer's own vectors, a conv layer's
-    per-channel ones repeated at every output position (element order: channel fastest)."""
+    """``(bias, threshold, connected)`` of a dense LIF layer's neurons; None for the readout."""
     if isinstance(layer, ReadoutLayer):
         return None
-    vectors = (layer.bias, layer.threshold, layer.connected)
-    if isinstance(layer, ConvLayer):
-        return tuple(np.tile(v, layer.positions) for v in vectors)
-    return vectors
+    return layer.bias, layer.threshold, layer.connected
+
+
+def _conv_setup(layer: ConvLayer):
+    """A conv layer's weights in the form its kernel takes (:mod:`sw.golden._conv`): the
+    channels' bits packed into 64-bit words ``(ceil(N/64), C_out)`` for spike input, the ±1
+    weights ``(N, C_out)`` for multi-bit input; and its parameters: the geometry
+    ``(H, W, C_in, K, S, P, H_out, W_out)``; bias, threshold and −connected (a mask) per
+    neuron (each channel's repeated at every output position, channel fastest) in the state
+    type; F, the leak shift (−1: none), soft reset, the step gains.
+
+    The state type is the narrowest integer holding the proven bound as well as the membrane
+    format (:func:`_state_dtype`), so no value of the update wraps, not even one that leaves
+    a too-narrow format (the check then sees it)."""
+    if layer.input.kind == "multibit":
+        w = np.ascontiguousarray((2 * layer.weights.astype(np.int64) - 1).T)
+    else:
+        w = _pack_weights(layer.weights)
+    c, h, wd = layer.in_shape
+    _, h_out, w_out = layer.out_shape
+    geom = np.array([h, wd, c, layer.kernel, layer.stride, layer.padding, h_out, w_out],
+                    dtype=np.int64)
+    dtype = _state_dtype(max(layer.membrane.width, layer.required_width))
+    cmask = -np.asarray(layer.connected, dtype=np.int64)
+    bias, theta, cmask = (np.tile(np.asarray(v, dtype=np.int64), layer.positions).astype(dtype)
+                          for v in (layer.bias, layer.threshold, cmask))
+    leak = -1 if layer.leak_shift is None else int(layer.leak_shift)
+    gains = np.asarray(layer.step_gain, dtype=np.int64)
+    return w, (geom, bias, theta, cmask, int(layer.membrane.frac), leak, layer.reset == "soft",
+               gains)
+
+
+def _pack_weights(bits: np.ndarray) -> np.ndarray:
+    """``(C_out, N)`` weight bits -> ``(ceil(N / 64), C_out)`` uint64 words: bit i of word j is
+    weight ``64·j + i`` (the bit order the conv kernel packs its windows in), channel fastest
+    (the kernel's inner loops run over the channels)."""
+    c_out, n = bits.shape
+    words = -(-n // 64)
+    packed = np.zeros((c_out, words * 8), dtype=np.uint8)
+    packed[:, :-(-n // 8)] = np.packbits(bits.astype(np.uint8), axis=1, bitorder="little")
+    return np.ascontiguousarray(packed.view("<u8").astype(np.uint64).T)
 
 
 def _elements_per_sample(layer) -> int:
-    """The largest array one sample needs in this layer: its im2col rows, or its trace."""
-    trace = layer.time_steps * layer.neurons
-    if isinstance(layer, ConvLayer):
-        return max(trace, layer.rows_per_sample * layer.positions * layer.fan_in)
-    return max(trace, layer.rows_per_sample * layer.inputs)
-
-
-def _windows(layer: ConvLayer, inp: np.ndarray, dtype) -> np.ndarray:
-    """im2col: ``inp`` (..., H·W·C) in element order -> (R, K·K·C) window rows, one per output
-    position of every leading index (R = prod(...)·H_out·W_out), each in the weight rows'
-    window order (ky, kx, c); zero padding outside the map.
-
-    The maps are converted to ``dtype`` and padded once; then each kernel row ky is one strided
-    copy: in a padded map the taps (kx, c) of a window row are K·C consecutive elements
-    (whatever the stride), so each copy moves whole runs rather than single elements."""
-    c, h, w = layer.in_shape
-    k, s, p = layer.kernel, layer.stride, layer.padding
-    _, h_out, w_out = layer.out_shape
-    maps = inp.reshape(-1, h, w, c)
-    padded = np.zeros((maps.shape[0], h + 2 * p, w + 2 * p, c), dtype=dtype)
-    padded[:, p:p + h, p:p + w] = maps
-    cols = np.empty((maps.shape[0], h_out, w_out, k, k * c), dtype=dtype)
-    sb, sy, sx, sc = padded.strides
-    for ky in range(k):
-        rows = np.lib.stride_tricks.as_strided(
-            padded[:, ky:], shape=(maps.shape[0], h_out, w_out, k * c),
-            strides=(sb, sy * s, sx * s, sc), writeable=False)
-        cols[:, :, :, ky] = rows
-    return cols.reshape(-1, k * k * c)
+    """The largest array one sample needs in this layer: its input rows, or its trace."""
+    return max(layer.time_steps * layer.neurons, layer.rows_per_sample * layer.inputs)
 
 
 def _pool(layer: PoolLayer, spikes: np.ndarray) -> np.ndarray:

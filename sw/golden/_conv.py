@@ -1,0 +1,244 @@
+"""The golden model's conv layers: one compiled (numba) kernel per layer that computes the
+synaptic sums and the LIF update of a batch together, without an im2col matrix.
+
+Spike input (every layer after the first, or an event input): at every time step the padded
+input map is packed into bits, row by row (bit i of a padded row is element i of it in the
+element order, so a window's kernel row ky is K·C_in consecutive bits); each output position's
+window is then assembled as ``ceil(N / 64)`` 64-bit words in the window order
+``(ky·K + kx)·C_in + c`` and every channel's sum is the XNOR/popcount form of
+docs/arithmetic.md §2::
+
+    x_o = 2 · popcount(s ∧ w_o) − popcount(s)
+
+with the channels' weight bits packed the same way (bit 1 = +1) and a hardware popcount.
+Multi-bit input (a direct-encoded first layer): the sums are integer multiply-adds of the
+values with the ±1 weights, once per sample. The LIF update follows (docs/arithmetic.md §4, the
+numpy update of :class:`sw.golden.GoldenModel`), in int64: no value of it leaves 62 bits.
+
+The kernels also return, per time step, the least and greatest h and (soft reset) v over the
+batch, which the caller checks against the proven width, and they fill the recorded traces
+when asked. numba is imported here and only here: the golden model imports this module the
+first time it runs a conv layer.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+__all__ = ["conv_direct", "conv_spikes", "STAT_INIT"]
+
+#: the initial (least, greatest) of the per-step statistics: any value replaces them
+STAT_INIT = (np.iinfo(np.int64).max, np.iinfo(np.int64).min)
+
+_JIT = dict(cache=os.environ.get("NOCACHE") is None, nogil=True, boundscheck=False, error_model="numpy")
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """The number of 1 bits of a uint64, as an int64 (LLVM's ctpop: the POPCNT instruction)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return types.int64(types.uint64), codegen
+
+
+@njit(**_JIT)
+def _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gain, check, spikes, b,
+          record, rec_cur, rec_pot, rec_mem, stats):
+    """The LIF update at step t of the M neurons of sample b from their synaptic sums ``cur``
+    (M,): writes ``spikes[b, t]``, the state ``v``, the traces when ``record`` and (when
+    ``check``) the step's h / v ranges into ``stats[t]``. ``bias``, ``theta`` and ``cmask``
+    (−c: all ones for a connected neuron, 0 for a disconnected one) are per neuron. Every
+    branch is outside the loops and each loop is one pass over the M neurons, so LLVM
+    vectorises them."""
+    m = v.shape[0]
+    if leak >= 0:
+        for n in range(m):
+            u = v[n]
+            hbuf[n] = u - (u >> leak)
+    else:
+        for n in range(m):
+            hbuf[n] = v[n]
+    if gain == 1:
+        for n in range(m):
+            hbuf[n] += ((cur[n] << frac) & cmask[n]) + bias[n]
+    else:
+        for n in range(m):
+            hbuf[n] += gain * (((cur[n] << frac) & cmask[n]) + bias[n])
+    if check:
+        lo, hi = stats[t, 0], stats[t, 1]
+        for n in range(m):
+            lo = min(lo, hbuf[n])
+            hi = max(hi, hbuf[n])
+        stats[t, 0], stats[t, 1] = lo, hi
+    if soft:
+        for n in range(m):
+            h = hbuf[n]
+            fire = h >= theta[n]
+            spikes[b, t, n] = fire
+            v[n] = h - theta[n] if fire else h
+        if check:
+            lo, hi = stats[t, 2], stats[t, 3]
+            for n in range(m):
+                lo = min(lo, v[n])
+                hi = max(hi, v[n])
+            stats[t, 2], stats[t, 3] = lo, hi
+    else:
+        for n in range(m):
+            h = hbuf[n]
+            fire = h >= theta[n]
+            spikes[b, t, n] = fire
+            v[n] = 0 if fire else h
+    if record:
+        for n in range(m):
+            rec_cur[b, t, n] = cur[n]
+            rec_pot[b, t, n] = hbuf[n]
+            rec_mem[b, t, n] = v[n]
+
+
+@njit(inline="always", **_JIT)
+def _bits(rows, r, off, n):
+    """n <= 64 bits of row r of ``rows`` (uint64 words, a spare word at the end) from bit
+    ``off``."""
+    i = off >> 6
+    sh = np.uint64(off & 63)
+    val = rows[r, i] >> sh
+    if sh != 0:
+        val |= rows[r, i + 1] << (np.uint64(64) - sh)
+    if n < 64:
+        val &= (np.uint64(1) << np.uint64(n)) - np.uint64(1)
+    return val
+
+
+@njit(**_JIT)
+def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, check, spikes,
+                record, rec_cur, rec_pot, rec_mem, stats, cur, v, hbuf):
+    """A conv layer on spike input ``inp`` (B, T, H·W·C_in) uint8 in the element order.
+
+    ``geom`` = (H, W, C_in, K, S, P, H_out, W_out); ``words`` (ceil(N/64), C_out) from
+    :func:`sw.golden._pack_weights`; ``bias``, ``theta``, ``cmask`` (M,) per neuron in the
+    state type (see :func:`_fire`); ``leak`` the shift or −1; ``gains`` (T,) int64. Writes
+    ``spikes`` (B, T, M) uint8, the traces when ``record`` and, when ``check``, the per-step
+    (h min, h max, v min, v max) into ``stats`` (T, 4). ``cur`` (M,) int32, ``v`` and ``hbuf``
+    (M,) in the state type are scratch."""
+    h, w, c_in, k, s, p, h_out, w_out = geom
+    batch, t_steps = inp.shape[0], inp.shape[1]
+    n_words, c_out = words.shape
+    row_len = w * c_in
+    lead = p * c_in  # bits of left padding
+    row_words = (w + 2 * p) * c_in // 64 + 2
+    rows = np.zeros((h + 2 * p, row_words), dtype=np.uint64)
+    seg = k * c_in  # bits of one kernel row of a window
+    seg_words = (seg + 63) // 64
+    segs = np.zeros((h + 2 * p, w_out, seg_words), dtype=np.uint64)
+    win = np.zeros(n_words + 1, dtype=np.uint64)
+    for b in range(batch):
+        v[:] = 0
+        for t in range(t_steps):
+            # the padded map's rows as bits: word j of row y + P holds elements 64·j − lead …
+            for y in range(h):
+                src = y * row_len
+                for j in range(row_words):
+                    first = max(64 * j - lead, 0)
+                    last = min(64 * j + 64 - lead, row_len)
+                    acc = np.uint64(0)
+                    for i in range(first, last):
+                        acc |= np.uint64(inp[b, t, src + i]) << np.uint64(i + lead - 64 * j)
+                    rows[y + p, j] = acc
+            # every kernel row segment (K·C_in consecutive bits of a padded row from bit
+            # ox·S·C_in), cut once and shared by the K windows that contain it
+            for r in range(p, h + p):
+                for ox in range(w_out):
+                    off = ox * s * c_in
+                    for q in range(seg_words):
+                        segs[r, ox, q] = _bits(rows, r, off + 64 * q, min(64, seg - 64 * q))
+            for oy in range(h_out):
+                for ox in range(w_out):
+                    # the window: its K segments one after the other, in (ky, kx, c) order
+                    for j in range(n_words):
+                        win[j] = 0
+                    for ky in range(k):
+                        r = oy * s + ky
+                        pos = ky * seg
+                        for q in range(seg_words):
+                            val = segs[r, ox, q]
+                            j = pos >> 6
+                            sh = np.uint64(pos & 63)
+                            win[j] |= val << sh
+                            if sh != 0:
+                                win[j + 1] |= val >> (np.uint64(64) - sh)
+                            pos += 64
+                    active = 0
+                    for j in range(n_words):
+                        active += _popcount(win[j])
+                    # popcount(s ∧ w_o) for every channel o, four words per pass over the
+                    # channels (fewer passes through ``cur``)
+                    base = (oy * w_out + ox) * c_out
+                    for o in range(c_out):
+                        cur[base + o] = 0
+                    j = 0
+                    while j + 4 <= n_words:
+                        x0, x1, x2, x3 = win[j], win[j + 1], win[j + 2], win[j + 3]
+                        for o in range(c_out):
+                            cur[base + o] += (_popcount(x0 & words[j, o])
+                                              + _popcount(x1 & words[j + 1, o])
+                                              + _popcount(x2 & words[j + 2, o])
+                                              + _popcount(x3 & words[j + 3, o]))
+                        j += 4
+                    if j + 2 <= n_words:
+                        x0, x1 = win[j], win[j + 1]
+                        for o in range(c_out):
+                            cur[base + o] += (_popcount(x0 & words[j, o])
+                                              + _popcount(x1 & words[j + 1, o]))
+                        j += 2
+                    if j < n_words:
+                        x0 = win[j]
+                        for o in range(c_out):
+                            cur[base + o] += _popcount(x0 & words[j, o])
+                    for o in range(c_out):
+                        cur[base + o] = 2 * cur[base + o] - active
+            _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gains[t], check,
+                  spikes, b, record, rec_cur, rec_pot, rec_mem, stats)
+
+
+@njit(**_JIT)
+def conv_direct(inp, geom, signs, bias, theta, cmask, frac, leak, soft, gains, check,
+                spikes, record, rec_cur, rec_pot, rec_mem, stats, cur, v, hbuf):
+    """A conv layer on multi-bit input ``inp`` (B, H·W·C_in) int64 (direct encoding: the sums
+    are computed once per sample and drive every step). ``signs`` (N, C_out) int64 ±1; the
+    other arguments as :func:`conv_spikes`, but ``cur`` is int64."""
+    h, w, c_in, k, s, p, h_out, w_out = geom
+    batch = inp.shape[0]
+    t_steps = spikes.shape[1]
+    c_out = signs.shape[1]
+    for b in range(batch):
+        cur[:] = 0
+        for oy in range(h_out):
+            for ox in range(w_out):
+                base = (oy * w_out + ox) * c_out
+                for ky in range(k):
+                    iy = oy * s - p + ky
+                    if iy < 0 or iy >= h:
+                        continue
+                    for kx in range(k):
+                        ix = ox * s - p + kx
+                        if ix < 0 or ix >= w:
+                            continue
+                        src = (iy * w + ix) * c_in
+                        tap = (ky * k + kx) * c_in
+                        for c in range(c_in):
+                            val = inp[b, src + c]
+                            if val != 0:
+                                for o in range(c_out):
+                                    cur[base + o] += val * signs[tap + c, o]
+        v[:] = 0
+        for t in range(t_steps):
+            _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gains[t], check,
+                  spikes, b, record, rec_cur, rec_pot, rec_mem, stats)
