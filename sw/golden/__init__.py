@@ -316,7 +316,8 @@ class GoldenModel:
         stats[:, 0::2], stats[:, 1::2] = kernel.STAT_INIT
         state = [np.empty(m, dtype=bias.dtype) for _ in range(2)]
         if layer.input.kind == "multibit":
-            run, dtype, cur = kernel.conv_direct, np.int64, np.empty(m, dtype=np.int64)
+            dtype = self._w[k].dtype
+            run, cur = kernel.conv_direct, np.empty(m, dtype=dtype)
         else:
             run, dtype, cur = kernel.conv_spikes, np.uint8, np.empty(m, dtype=np.int32)
         run(np.ascontiguousarray(inp, dtype=dtype), geom, self._w[k], bias, theta, cmask, frac,
@@ -396,8 +397,9 @@ def _neuron_params(layer):
 
 def _conv_setup(layer: ConvLayer):
     """A conv layer's weights in the form its kernel takes (:mod:`sw.golden._conv`): the
-    channels' bits packed into 64-bit words ``(ceil(N/64), C_out)`` for spike input, the ±1
-    weights ``(N, C_out)`` for multi-bit input; and its parameters: the geometry
+    channels' bits packed into 64-bit words ``(ceil(N/64), C_out)`` for spike input, the
+    weights as sign masks ``(N, C_out)`` (0 for +1, −1 for −1) for multi-bit input, in an
+    integer type holding every sum; and its parameters: the geometry
     ``(H, W, C_in, K, S, P, H_out, W_out)``; bias, threshold and −connected (a mask) per
     neuron (each channel's repeated at every output position, channel fastest) in the state
     type; F, the leak shift (−1: none), soft reset, the step gains.
@@ -406,7 +408,8 @@ def _conv_setup(layer: ConvLayer):
     format (:func:`_state_dtype`), so no value of the update wraps, not even one that leaves
     a too-narrow format (the check then sees it)."""
     if layer.input.kind == "multibit":
-        w = np.ascontiguousarray((2 * layer.weights.astype(np.int64) - 1).T)
+        sums = np.int32 if layer.synaptic_bound < 2**31 else np.int64
+        w = np.ascontiguousarray(-(1 - layer.weights.astype(sums)).T)
     else:
         w = _pack_weights(layer.weights)
     c, h, wd = layer.in_shape
@@ -440,18 +443,17 @@ def _elements_per_sample(layer) -> int:
 
 
 def _pool(layer: PoolLayer, spikes: np.ndarray) -> np.ndarray:
-    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C), as k·k
-    strided ORs (much faster than a max-reduction over window axes)."""
-    c, h, w = layer.in_shape
-    k = layer.kernel
+    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C), compiled
+    (:func:`sw.golden._conv.pool`)."""
+    from sw.golden import _conv as kernel
+
+    c, _, w = layer.in_shape
     _, h_out, w_out = layer.out_shape
     lead = spikes.shape[:-1]
-    maps = spikes.reshape(-1, h, w, c)
-    out = np.zeros((maps.shape[0], h_out, w_out, c), dtype=np.uint8)
-    for dy in range(k):
-        for dx in range(k):
-            np.bitwise_or(out, maps[:, dy:dy + k * h_out:k, dx:dx + k * w_out:k], out=out)
-    return out.reshape(*lead, h_out * w_out * c)
+    flat = np.ascontiguousarray(spikes, dtype=np.uint8).reshape(-1, spikes.shape[-1])
+    out = np.empty((len(flat), layer.neurons), dtype=np.uint8)
+    kernel.pool(flat, np.array([c, w, layer.kernel, h_out, w_out], dtype=np.int64), out)
+    return out.reshape(*lead, layer.neurons)
 
 
 def run(artifact: Artifact, x, *, record: bool = False) -> GoldenResult:

@@ -29,12 +29,17 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["conv_direct", "conv_spikes", "STAT_INIT"]
+__all__ = ["conv_direct", "conv_spikes", "pool", "STAT_INIT"]
 
 #: the initial (least, greatest) of the per-step statistics: any value replaces them
 STAT_INIT = (np.iinfo(np.int64).max, np.iinfo(np.int64).min)
 
-_JIT = dict(cache=os.environ.get("NOCACHE") is None, nogil=True, boundscheck=False, error_model="numpy")
+#: an array index as an unsigned integer: numba then skips the negative-index wraparound, a
+#: select on every access of a computed index, which also keeps LLVM from vectorising loops
+_u = np.uint64
+
+_JIT = dict(cache=os.environ.get("NOCACHE") is None, nogil=True, boundscheck=False,
+            error_model="numpy")
 
 
 @intrinsic
@@ -61,46 +66,46 @@ def _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gain, check, sp
     m = v.shape[0]
     if leak >= 0:
         for n in range(m):
-            u = v[n]
-            hbuf[n] = u - (u >> leak)
+            u = v[_u(n)]
+            hbuf[_u(n)] = u - (u >> leak)
     else:
         for n in range(m):
-            hbuf[n] = v[n]
+            hbuf[_u(n)] = v[_u(n)]
     if gain == 1:
         for n in range(m):
-            hbuf[n] += ((cur[n] << frac) & cmask[n]) + bias[n]
+            hbuf[_u(n)] += ((cur[_u(n)] << frac) & cmask[_u(n)]) + bias[_u(n)]
     else:
         for n in range(m):
-            hbuf[n] += gain * (((cur[n] << frac) & cmask[n]) + bias[n])
+            hbuf[_u(n)] += gain * (((cur[_u(n)] << frac) & cmask[_u(n)]) + bias[_u(n)])
     if check:
-        lo, hi = stats[t, 0], stats[t, 1]
+        lo, hi = stats[_u(t), 0], stats[_u(t), 1]
         for n in range(m):
-            lo = min(lo, hbuf[n])
-            hi = max(hi, hbuf[n])
-        stats[t, 0], stats[t, 1] = lo, hi
+            lo = min(lo, hbuf[_u(n)])
+            hi = max(hi, hbuf[_u(n)])
+        stats[_u(t), 0], stats[_u(t), 1] = lo, hi
     if soft:
         for n in range(m):
-            h = hbuf[n]
-            fire = h >= theta[n]
-            spikes[b, t, n] = fire
-            v[n] = h - theta[n] if fire else h
+            h = hbuf[_u(n)]
+            fire = h >= theta[_u(n)]
+            spikes[_u(b), _u(t), _u(n)] = fire
+            v[_u(n)] = h - theta[_u(n)] if fire else h
         if check:
-            lo, hi = stats[t, 2], stats[t, 3]
+            lo, hi = stats[_u(t), 2], stats[_u(t), 3]
             for n in range(m):
-                lo = min(lo, v[n])
-                hi = max(hi, v[n])
-            stats[t, 2], stats[t, 3] = lo, hi
+                lo = min(lo, v[_u(n)])
+                hi = max(hi, v[_u(n)])
+            stats[_u(t), 2], stats[_u(t), 3] = lo, hi
     else:
         for n in range(m):
-            h = hbuf[n]
-            fire = h >= theta[n]
-            spikes[b, t, n] = fire
-            v[n] = 0 if fire else h
+            h = hbuf[_u(n)]
+            fire = h >= theta[_u(n)]
+            spikes[_u(b), _u(t), _u(n)] = fire
+            v[_u(n)] = 0 if fire else h
     if record:
         for n in range(m):
-            rec_cur[b, t, n] = cur[n]
-            rec_pot[b, t, n] = hbuf[n]
-            rec_mem[b, t, n] = v[n]
+            rec_cur[_u(b), _u(t), _u(n)] = cur[_u(n)]
+            rec_pot[_u(b), _u(t), _u(n)] = hbuf[_u(n)]
+            rec_mem[_u(b), _u(t), _u(n)] = v[_u(n)]
 
 
 @njit(inline="always", **_JIT)
@@ -109,12 +114,80 @@ def _bits(rows, r, off, n):
     ``off``."""
     i = off >> 6
     sh = np.uint64(off & 63)
-    val = rows[r, i] >> sh
+    val = rows[_u(r), _u(i)] >> sh
     if sh != 0:
-        val |= rows[r, i + 1] << (np.uint64(64) - sh)
+        val |= rows[_u(r), _u(i + 1)] << (np.uint64(64) - sh)
     if n < 64:
         val &= (np.uint64(1) << np.uint64(n)) - np.uint64(1)
     return val
+
+
+@njit(**_JIT)
+def _sums(segs, words, k, s, seg, h_out, w_out, win, cur):
+    """The synaptic sums of every output position of one step, from the kernel row segments
+    ``segs`` of the step's padded map: each window assembled into ``win`` (its K segments one
+    after the other, in (ky, kx, c) order), then ``2·popcount(s ∧ w_o) − popcount(s)`` for
+    every channel o, four words per pass over the channels (fewer passes through ``cur``)."""
+    n_words, c_out = words.shape
+    seg_words = segs.shape[2]
+    for oy in range(h_out):
+        for ox in range(w_out):
+            for j in range(n_words):
+                win[_u(j)] = 0
+            for ky in range(k):
+                r = oy * s + ky
+                pos = ky * seg
+                for q in range(seg_words):
+                    val = segs[_u(r), _u(ox), _u(q)]
+                    j = pos >> 6
+                    sh = np.uint64(pos & 63)
+                    win[_u(j)] |= val << sh
+                    if sh != 0:
+                        win[_u(j + 1)] |= val >> (np.uint64(64) - sh)
+                    pos += 64
+            active = 0
+            for j in range(n_words):
+                active += _popcount(win[_u(j)])
+            base = (oy * w_out + ox) * c_out
+            for o in range(c_out):
+                cur[_u(base + o)] = 0
+            j = 0
+            while j + 4 <= n_words:
+                x0, x1 = win[_u(j)], win[_u(j + 1)]
+                x2, x3 = win[_u(j + 2)], win[_u(j + 3)]
+                for o in range(c_out):
+                    cur[_u(base + o)] += (_popcount(x0 & words[_u(j), _u(o)])
+                                      + _popcount(x1 & words[_u(j + 1), _u(o)])
+                                      + _popcount(x2 & words[_u(j + 2), _u(o)])
+                                      + _popcount(x3 & words[_u(j + 3), _u(o)]))
+                j += 4
+            if j + 2 <= n_words:
+                x0, x1 = win[_u(j)], win[_u(j + 1)]
+                for o in range(c_out):
+                    cur[_u(base + o)] += (_popcount(x0 & words[_u(j), _u(o)])
+                                      + _popcount(x1 & words[_u(j + 1), _u(o)]))
+                j += 2
+            if j < n_words:
+                x0 = win[_u(j)]
+                for o in range(c_out):
+                    cur[_u(base + o)] += _popcount(x0 & words[_u(j), _u(o)])
+            for o in range(c_out):
+                cur[_u(base + o)] = 2 * cur[_u(base + o)] - active
+
+
+@njit(**_JIT)
+def _sums_one_word(segs, words, k, s, seg, h_out, w_out, cur):
+    """:func:`_sums` for a window of at most 64 bits: one word, its segments shifted in."""
+    c_out = words.shape[1]
+    for oy in range(h_out):
+        for ox in range(w_out):
+            x = np.uint64(0)
+            for ky in range(k):
+                x |= segs[_u(oy * s + ky), _u(ox), 0] << np.uint64(ky * seg)
+            active = _popcount(x)
+            base = (oy * w_out + ox) * c_out
+            for o in range(c_out):
+                cur[_u(base + o)] = 2 * _popcount(x & words[0, _u(o)]) - active
 
 
 @njit(**_JIT)
@@ -138,7 +211,7 @@ def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, c
     seg = k * c_in  # bits of one kernel row of a window
     seg_words = (seg + 63) // 64
     segs = np.zeros((h + 2 * p, w_out, seg_words), dtype=np.uint64)
-    win = np.zeros(n_words + 1, dtype=np.uint64)
+    win = np.zeros(n_words + 1, dtype=np.uint64)  # a spare word: a segment's top half
     for b in range(batch):
         v[:] = 0
         for t in range(t_steps):
@@ -150,60 +223,21 @@ def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, c
                     last = min(64 * j + 64 - lead, row_len)
                     acc = np.uint64(0)
                     for i in range(first, last):
-                        acc |= np.uint64(inp[b, t, src + i]) << np.uint64(i + lead - 64 * j)
-                    rows[y + p, j] = acc
+                        bit = np.uint64(inp[_u(b), _u(t), _u(src + i)])
+                        acc |= bit << np.uint64(i + lead - 64 * j)
+                    rows[_u(y + p), _u(j)] = acc
             # every kernel row segment (K·C_in consecutive bits of a padded row from bit
             # ox·S·C_in), cut once and shared by the K windows that contain it
             for r in range(p, h + p):
                 for ox in range(w_out):
                     off = ox * s * c_in
                     for q in range(seg_words):
-                        segs[r, ox, q] = _bits(rows, r, off + 64 * q, min(64, seg - 64 * q))
-            for oy in range(h_out):
-                for ox in range(w_out):
-                    # the window: its K segments one after the other, in (ky, kx, c) order
-                    for j in range(n_words):
-                        win[j] = 0
-                    for ky in range(k):
-                        r = oy * s + ky
-                        pos = ky * seg
-                        for q in range(seg_words):
-                            val = segs[r, ox, q]
-                            j = pos >> 6
-                            sh = np.uint64(pos & 63)
-                            win[j] |= val << sh
-                            if sh != 0:
-                                win[j + 1] |= val >> (np.uint64(64) - sh)
-                            pos += 64
-                    active = 0
-                    for j in range(n_words):
-                        active += _popcount(win[j])
-                    # popcount(s ∧ w_o) for every channel o, four words per pass over the
-                    # channels (fewer passes through ``cur``)
-                    base = (oy * w_out + ox) * c_out
-                    for o in range(c_out):
-                        cur[base + o] = 0
-                    j = 0
-                    while j + 4 <= n_words:
-                        x0, x1, x2, x3 = win[j], win[j + 1], win[j + 2], win[j + 3]
-                        for o in range(c_out):
-                            cur[base + o] += (_popcount(x0 & words[j, o])
-                                              + _popcount(x1 & words[j + 1, o])
-                                              + _popcount(x2 & words[j + 2, o])
-                                              + _popcount(x3 & words[j + 3, o]))
-                        j += 4
-                    if j + 2 <= n_words:
-                        x0, x1 = win[j], win[j + 1]
-                        for o in range(c_out):
-                            cur[base + o] += (_popcount(x0 & words[j, o])
-                                              + _popcount(x1 & words[j + 1, o]))
-                        j += 2
-                    if j < n_words:
-                        x0 = win[j]
-                        for o in range(c_out):
-                            cur[base + o] += _popcount(x0 & words[j, o])
-                    for o in range(c_out):
-                        cur[base + o] = 2 * cur[base + o] - active
+                        n = min(64, seg - 64 * q)
+                        segs[_u(r), _u(ox), _u(q)] = _bits(rows, r, off + 64 * q, n)
+            if n_words == 1:
+                _sums_one_word(segs, words, k, s, seg, h_out, w_out, cur)
+            else:
+                _sums(segs, words, k, s, seg, h_out, w_out, win, cur)
             _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gains[t], check,
                   spikes, b, record, rec_cur, rec_pot, rec_mem, stats)
 
@@ -211,9 +245,11 @@ def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, c
 @njit(**_JIT)
 def conv_direct(inp, geom, signs, bias, theta, cmask, frac, leak, soft, gains, check,
                 spikes, record, rec_cur, rec_pot, rec_mem, stats, cur, v, hbuf):
-    """A conv layer on multi-bit input ``inp`` (B, H·W·C_in) int64 (direct encoding: the sums
-    are computed once per sample and drive every step). ``signs`` (N, C_out) int64 ±1; the
-    other arguments as :func:`conv_spikes`, but ``cur`` is int64."""
+    """A conv layer on multi-bit input ``inp`` (B, H·W·C_in) (direct encoding: the sums
+    are computed once per sample and drive every step). ``signs`` (N, C_out): 0 for a weight
+    +1, −1 (all ones) for a weight −1, so that ``(x ^ sign) − sign`` is ``w·x`` without a
+    multiply; ``inp``, ``signs`` and ``cur`` in one integer type holding every sum. The other
+    arguments as :func:`conv_spikes`."""
     h, w, c_in, k, s, p, h_out, w_out = geom
     batch = inp.shape[0]
     t_steps = spikes.shape[1]
@@ -234,11 +270,31 @@ def conv_direct(inp, geom, signs, bias, theta, cmask, frac, leak, soft, gains, c
                         src = (iy * w + ix) * c_in
                         tap = (ky * k + kx) * c_in
                         for c in range(c_in):
-                            val = inp[b, src + c]
+                            val = inp[_u(b), _u(src + c)]
                             if val != 0:
                                 for o in range(c_out):
-                                    cur[base + o] += val * signs[tap + c, o]
+                                    neg = signs[_u(tap + c), _u(o)]
+                                    cur[_u(base + o)] += (val ^ neg) - neg
         v[:] = 0
         for t in range(t_steps):
             _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gains[t], check,
                   spikes, b, record, rec_cur, rec_pot, rec_mem, stats)
+
+
+@njit(**_JIT)
+def pool(spikes, geom, out):
+    """A pool layer: ``out`` (R, H_out·W_out·C) is the OR of the ``spikes`` (R, H·W·C) over
+    each k×k window (rows and columns past the last whole window dropped); R runs over
+    samples and steps, ``geom`` = (C, W, k, H_out, W_out)."""
+    c, w, k, h_out, w_out = geom
+    for r in range(spikes.shape[0]):
+        for oy in range(h_out):
+            for ox in range(w_out):
+                dst = (oy * w_out + ox) * c
+                for ch in range(c):
+                    out[_u(r), _u(dst + ch)] = 0
+                for dy in range(k):
+                    for dx in range(k):
+                        src = ((oy * k + dy) * w + ox * k + dx) * c
+                        for ch in range(c):
+                            out[_u(r), _u(dst + ch)] |= spikes[_u(r), _u(src + ch)]
