@@ -23,8 +23,6 @@ first time it runs a conv layer.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
@@ -38,8 +36,22 @@ STAT_INIT = (np.iinfo(np.int64).max, np.iinfo(np.int64).min)
 #: select on every access of a computed index, which also keeps LLVM from vectorising loops
 _u = np.uint64
 
-_JIT = dict(cache=os.environ.get("NOCACHE") is None, nogil=True, boundscheck=False,
-            error_model="numpy")
+_OPTIONS = dict(nogil=True, boundscheck=False, error_model="numpy")
+
+
+def _jit(**options):
+    """``numba.njit`` with the compiled code cached on disk (next to this file, or in the
+    user's cache directory when the install is read-only); where neither can be written,
+    numba refuses to cache and the kernels are compiled in every process instead."""
+    def wrap(fn):
+        try:
+            return njit(cache=True, **_OPTIONS, **options)(fn)
+        except RuntimeError as err:
+            if "cannot cache" not in str(err):
+                raise
+            return njit(cache=False, **_OPTIONS, **options)(fn)
+
+    return wrap
 
 
 @intrinsic
@@ -54,7 +66,7 @@ def _popcount(typingctx, x):
     return types.int64(types.uint64), codegen
 
 
-@njit(**_JIT)
+@_jit()
 def _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gain, check, spikes, b,
           record, rec_cur, rec_pot, rec_mem, stats):
     """The LIF update at step t of the M neurons of sample b from their synaptic sums ``cur``
@@ -108,7 +120,7 @@ def _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gain, check, sp
             rec_mem[_u(b), _u(t), _u(n)] = v[_u(n)]
 
 
-@njit(inline="always", **_JIT)
+@_jit(inline="always")
 def _bits(rows, r, off, n):
     """n <= 64 bits of row r of ``rows`` (uint64 words, a spare word at the end) from bit
     ``off``."""
@@ -122,7 +134,7 @@ def _bits(rows, r, off, n):
     return val
 
 
-@njit(**_JIT)
+@_jit()
 def _sums(segs, words, k, s, seg, h_out, w_out, win, cur):
     """The synaptic sums of every output position of one step, from the kernel row segments
     ``segs`` of the step's padded map: each window assembled into ``win`` (its K segments one
@@ -175,7 +187,7 @@ def _sums(segs, words, k, s, seg, h_out, w_out, win, cur):
                 cur[_u(base + o)] = 2 * cur[_u(base + o)] - active
 
 
-@njit(**_JIT)
+@_jit()
 def _sums_one_word(segs, words, k, s, seg, h_out, w_out, cur):
     """:func:`_sums` for a window of at most 64 bits: one word, its segments shifted in."""
     c_out = words.shape[1]
@@ -190,7 +202,7 @@ def _sums_one_word(segs, words, k, s, seg, h_out, w_out, cur):
                 cur[_u(base + o)] = 2 * _popcount(x & words[0, _u(o)]) - active
 
 
-@njit(**_JIT)
+@_jit()
 def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, check, spikes,
                 record, rec_cur, rec_pot, rec_mem, stats, cur, v, hbuf):
     """A conv layer on spike input ``inp`` (B, T, H·W·C_in) uint8 in the element order.
@@ -242,7 +254,7 @@ def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, c
                   spikes, b, record, rec_cur, rec_pot, rec_mem, stats)
 
 
-@njit(**_JIT)
+@_jit()
 def conv_direct(inp, geom, signs, bias, theta, cmask, frac, leak, soft, gains, check,
                 spikes, record, rec_cur, rec_pot, rec_mem, stats, cur, v, hbuf):
     """A conv layer on multi-bit input ``inp`` (B, H·W·C_in) (direct encoding: the sums
@@ -281,7 +293,7 @@ def conv_direct(inp, geom, signs, bias, theta, cmask, frac, leak, soft, gains, c
                   spikes, b, record, rec_cur, rec_pot, rec_mem, stats)
 
 
-@njit(**_JIT)
+@_jit()
 def pool(spikes, geom, out):
     """A pool layer: ``out`` (R, H_out·W_out·C) is the OR of the ``spikes`` (R, H·W·C) over
     each k×k window (rows and columns past the last whole window dropped); R runs over
