@@ -320,8 +320,16 @@ class GoldenModel:
             run, cur = kernel.conv_direct, np.empty(m, dtype=dtype)
         else:
             run, dtype, cur = kernel.conv_spikes, np.uint8, np.empty(m, dtype=np.int32)
-        run(np.ascontiguousarray(inp, dtype=dtype), geom, self._w[k], bias, theta, cmask, frac,
-            leak, soft, gains, self.check_bounds, spikes, record, *rec, stats, cur, *state)
+        inp = np.ascontiguousarray(inp, dtype=dtype)
+        args = (geom, self._w[k], bias, theta, cmask, frac, leak, soft, gains, self.check_bounds,
+                spikes, record, *rec, stats, cur, *state)
+        if run is kernel.conv_direct:
+            run(inp, *args)
+        else:
+            c, _, w = layer.in_shape
+            whole = (w * c) % 8 == 0 and inp.size  # map rows of whole 8-byte groups
+            bytes8 = inp.view(np.uint64) if whole else np.empty((0, 0, 0), dtype=np.uint64)
+            run(inp, bytes8, *args)
         if record:
             trace.current, trace.potential, trace.membrane = rec
         if self.check_bounds and spikes.size:

@@ -67,6 +67,18 @@ def _popcount(typingctx, x):
 
 
 @_jit()
+def _range(x, stats, t, col):
+    """Widen ``stats[t, col]`` (least) and ``stats[t, col + 1]`` (greatest) to the values of
+    ``x`` (at least one), the extremes kept in x's own type (a narrow vector loop)."""
+    lo = hi = x[0]
+    for n in range(x.shape[0]):
+        lo = min(lo, x[_u(n)])
+        hi = max(hi, x[_u(n)])
+    stats[_u(t), col] = min(stats[_u(t), col], lo)
+    stats[_u(t), col + 1] = max(stats[_u(t), col + 1], hi)
+
+
+@_jit()
 def _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gain, check, spikes, b,
           record, rec_cur, rec_pot, rec_mem, stats):
     """The LIF update at step t of the M neurons of sample b from their synaptic sums ``cur``
@@ -76,25 +88,24 @@ def _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gain, check, sp
     branch is outside the loops and each loop is one pass over the M neurons, so LLVM
     vectorises them."""
     m = v.shape[0]
-    if leak >= 0:
+    if leak >= 0 and gain == 1:
         for n in range(m):
             u = v[_u(n)]
-            hbuf[_u(n)] = u - (u >> leak)
+            hbuf[_u(n)] = u - (u >> leak) + ((cur[_u(n)] << frac) & cmask[_u(n)]) + bias[_u(n)]
+    elif leak >= 0:
+        for n in range(m):
+            u = v[_u(n)]
+            hbuf[_u(n)] = u - (u >> leak) + gain * (((cur[_u(n)] << frac) & cmask[_u(n)])
+                                                    + bias[_u(n)])
+    elif gain == 1:
+        for n in range(m):
+            hbuf[_u(n)] = v[_u(n)] + ((cur[_u(n)] << frac) & cmask[_u(n)]) + bias[_u(n)]
     else:
         for n in range(m):
-            hbuf[_u(n)] = v[_u(n)]
-    if gain == 1:
-        for n in range(m):
-            hbuf[_u(n)] += ((cur[_u(n)] << frac) & cmask[_u(n)]) + bias[_u(n)]
-    else:
-        for n in range(m):
-            hbuf[_u(n)] += gain * (((cur[_u(n)] << frac) & cmask[_u(n)]) + bias[_u(n)])
+            hbuf[_u(n)] = v[_u(n)] + gain * (((cur[_u(n)] << frac) & cmask[_u(n)])
+                                             + bias[_u(n)])
     if check:
-        lo, hi = stats[_u(t), 0], stats[_u(t), 1]
-        for n in range(m):
-            lo = min(lo, hbuf[_u(n)])
-            hi = max(hi, hbuf[_u(n)])
-        stats[_u(t), 0], stats[_u(t), 1] = lo, hi
+        _range(hbuf, stats, t, 0)
     if soft:
         for n in range(m):
             h = hbuf[_u(n)]
@@ -102,11 +113,7 @@ def _fire(cur, v, hbuf, t, bias, theta, cmask, frac, leak, soft, gain, check, sp
             spikes[_u(b), _u(t), _u(n)] = fire
             v[_u(n)] = h - theta[_u(n)] if fire else h
         if check:
-            lo, hi = stats[_u(t), 2], stats[_u(t), 3]
-            for n in range(m):
-                lo = min(lo, v[_u(n)])
-                hi = max(hi, v[_u(n)])
-            stats[_u(t), 2], stats[_u(t), 3] = lo, hi
+            _range(v, stats, t, 2)
     else:
         for n in range(m):
             h = hbuf[_u(n)]
@@ -202,9 +209,37 @@ def _sums_one_word(segs, words, k, s, seg, h_out, w_out, cur):
                 cur[_u(base + o)] = 2 * _popcount(x & words[0, _u(o)]) - active
 
 
+#: times eight 0/1 bytes of a little-endian word: byte i lands on bit 56 + i, no carries
+_GATHER = np.uint64(0x0102040810204080)
+
+
 @_jit()
-def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, check, spikes,
-                record, rec_cur, rec_pot, rec_mem, stats, cur, v, hbuf):
+def _pack_rows8(bytes8, b, t, h, p, row_len, lead, rows, line):
+    """The rows of the padded map of sample b, step t as bits (see :func:`conv_spikes`), from
+    whole 8-byte groups of spikes: each group's bits by one multiply, each map row built in
+    ``line`` from bit 0 and shifted in behind its ``lead`` padding bits."""
+    groups = row_len // 8
+    at, sh = lead >> 6, np.uint64(lead & 63)
+    for y in range(h):
+        src = y * groups
+        for j in range(line.shape[0]):
+            acc = np.uint64(0)
+            for q in range(min(8, groups - 8 * j)):
+                g = bytes8[_u(b), _u(t), _u(src + 8 * j + q)]
+                acc |= ((g * _GATHER) >> np.uint64(56)) << np.uint64(8 * q)
+            line[_u(j)] = acc
+        r = y + p
+        for j in range(rows.shape[1]):
+            rows[_u(r), _u(j)] = 0
+        for j in range(line.shape[0]):
+            rows[_u(r), _u(at + j)] |= line[_u(j)] << sh
+            if sh != 0:
+                rows[_u(r), _u(at + j + 1)] |= line[_u(j)] >> (np.uint64(64) - sh)
+
+
+@_jit()
+def conv_spikes(inp, bytes8, geom, words, bias, theta, cmask, frac, leak, soft, gains, check,
+                spikes, record, rec_cur, rec_pot, rec_mem, stats, cur, v, hbuf):
     """A conv layer on spike input ``inp`` (B, T, H·W·C_in) uint8 in the element order.
 
     ``geom`` = (H, W, C_in, K, S, P, H_out, W_out); ``words`` (ceil(N/64), C_out) from
@@ -212,7 +247,9 @@ def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, c
     state type (see :func:`_fire`); ``leak`` the shift or −1; ``gains`` (T,) int64. Writes
     ``spikes`` (B, T, M) uint8, the traces when ``record`` and, when ``check``, the per-step
     (h min, h max, v min, v max) into ``stats`` (T, 4). ``cur`` (M,) int32, ``v`` and ``hbuf``
-    (M,) in the state type are scratch."""
+    (M,) in the state type are scratch. ``bytes8`` is ``inp`` viewed as (B, T, H·W·C_in / 8)
+    uint64 where a map row is a whole number of 8-byte groups (else shape (0, 0, 0)): eight
+    spikes are then packed at a time."""
     h, w, c_in, k, s, p, h_out, w_out = geom
     batch, t_steps = inp.shape[0], inp.shape[1]
     n_words, c_out = words.shape
@@ -224,20 +261,24 @@ def conv_spikes(inp, geom, words, bias, theta, cmask, frac, leak, soft, gains, c
     seg_words = (seg + 63) // 64
     segs = np.zeros((h + 2 * p, w_out, seg_words), dtype=np.uint64)
     win = np.zeros(n_words + 1, dtype=np.uint64)  # a spare word: a segment's top half
+    line = np.zeros((row_len + 63) // 64, dtype=np.uint64)
     for b in range(batch):
         v[:] = 0
         for t in range(t_steps):
             # the padded map's rows as bits: word j of row y + P holds elements 64·j − lead …
-            for y in range(h):
-                src = y * row_len
-                for j in range(row_words):
-                    first = max(64 * j - lead, 0)
-                    last = min(64 * j + 64 - lead, row_len)
-                    acc = np.uint64(0)
-                    for i in range(first, last):
-                        bit = np.uint64(inp[_u(b), _u(t), _u(src + i)])
-                        acc |= bit << np.uint64(i + lead - 64 * j)
-                    rows[_u(y + p), _u(j)] = acc
+            if bytes8.shape[2]:
+                _pack_rows8(bytes8, b, t, h, p, row_len, lead, rows, line)
+            else:
+                for y in range(h):
+                    src = y * row_len
+                    for j in range(row_words):
+                        first = max(64 * j - lead, 0)
+                        last = min(64 * j + 64 - lead, row_len)
+                        acc = np.uint64(0)
+                        for i in range(first, last):
+                            bit = np.uint64(inp[_u(b), _u(t), _u(src + i)])
+                            acc |= bit << np.uint64(i + lead - 64 * j)
+                        rows[_u(y + p), _u(j)] = acc
             # every kernel row segment (K·C_in consecutive bits of a padded row from bit
             # ox·S·C_in), cut once and shared by the K windows that contain it
             for r in range(p, h + p):
