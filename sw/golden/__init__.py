@@ -1,14 +1,18 @@
 """The integer golden model: the bit-exact reference the hardware must match.
 
-Implements docs/arithmetic.md with numpy, vectorised over a batch of samples. The synaptic sums
-are computed with a floating-point matrix product (BLAS), which is exact here because every
-partial sum is an integer below the float's 2**24 / 2**53 mantissa limit (checked per layer);
-everything after that is integer arithmetic on int32/int64 arrays, with the proven membrane and
-score bounds asserted on every step.
+Implements docs/arithmetic.md with numpy, vectorised over a batch of samples. A dense layer's
+synaptic sums are computed with a floating-point matrix product (BLAS), which is exact here
+because every partial sum is an integer below the float's 2**24 / 2**53 mantissa limit
+(checked per layer); everything after that is integer arithmetic on int16/int32/int64 arrays,
+with the proven membrane and score bounds asserted on every step.
 
-A conv layer's sums are one matrix product too: every K×K×C_in window of the (zero-padded)
-input maps is gathered into a row (im2col) and multiplied by the channels' weight rows. Inside
-the model every map is kept flattened in the element order of :mod:`sw.geometry`
+A conv layer (and a pool layer) runs in one compiled kernel per layer, :mod:`sw.golden._conv`
+(numba, imported the first time a conv or pool layer runs): on spike input the windows are
+packed into 64-bit words and every channel's sum is the XNOR/popcount form of
+docs/arithmetic.md §2, on multi-bit input (a direct-encoded first layer) a multiply-free sum
+of ±values once per sample; the LIF update follows in the same kernel, which returns each
+step's h / v range for the bound check and fills the traces of a recorded run. Inside the
+model every map is kept flattened in the element order of :mod:`sw.geometry`
 (``(y·W + x)·C + c``), so a conv layer's neurons, a pool layer's outputs and the flatten into a
 dense layer are all that order; the inputs of a conv network come in the datasets' layout
 ``(B, C, H, W)`` / ``(B, T, C, H, W)`` (:meth:`sw.artifact.Artifact.input_shape`).

@@ -1,24 +1,28 @@
-"""The golden model's conv layers: one compiled (numba) kernel per layer that computes the
-synaptic sums and the LIF update of a batch together, without an im2col matrix.
+"""The golden model's conv and pool layers: one compiled (numba) kernel per layer that
+computes the synaptic sums and the LIF update of a batch together, without an im2col matrix.
 
 Spike input (every layer after the first, or an event input): at every time step the padded
 input map is packed into bits, row by row (bit i of a padded row is element i of it in the
-element order, so a window's kernel row ky is K·C_in consecutive bits); each output position's
-window is then assembled as ``ceil(N / 64)`` 64-bit words in the window order
-``(ky·K + kx)·C_in + c`` and every channel's sum is the XNOR/popcount form of
-docs/arithmetic.md §2::
+element order, so a window's kernel row ky is K·C_in consecutive bits); each kernel row
+segment is cut once per step, each output position's window assembled from its K segments as
+``ceil(N / 64)`` 64-bit words in the window order ``(ky·K + kx)·C_in + c``, and every channel's
+sum is the XNOR/popcount form of docs/arithmetic.md §2::
 
     x_o = 2 · popcount(s ∧ w_o) − popcount(s)
 
-with the channels' weight bits packed the same way (bit 1 = +1) and a hardware popcount.
-Multi-bit input (a direct-encoded first layer): the sums are integer multiply-adds of the
-values with the ±1 weights, once per sample. The LIF update follows (docs/arithmetic.md §4, the
-numpy update of :class:`sw.golden.GoldenModel`), in int64: no value of it leaves 62 bits.
+with the channels' weight bits packed the same way (bit 1 = +1; LLVM's ctpop, vectorised over
+the channels). The cost is the same whatever the spike rates and the weights. Multi-bit input
+(a direct-encoded first layer): the sums are multiply-free integer sums of ±values, once per
+sample. The LIF update follows (docs/arithmetic.md §4, the update of the numpy dense layers of
+:class:`sw.golden.GoldenModel`) in the layer's state type (int16/int32/int64, holding the
+proven bound: no value wraps).
 
 The kernels also return, per time step, the least and greatest h and (soft reset) v over the
 batch, which the caller checks against the proven width, and they fill the recorded traces
-when asked. numba is imported here and only here: the golden model imports this module the
-first time it runs a conv layer.
+when asked (one code path for recorded and unrecorded runs). Every array index in the loops is
+cast to an unsigned integer (``_u``): numba then emits no negative-index wraparound, which
+otherwise costs a select per access and keeps LLVM from vectorising. numba is imported here and
+only here: the golden model imports this module the first time it runs a conv or pool layer.
 """
 
 from __future__ import annotations
