@@ -205,11 +205,17 @@ class GoldenModel:
         chunk = self._chunk
         if len(x) <= chunk:
             return self._run_chunk(x, record)
-        parts = [self._run_chunk(x[i:i + chunk], record) for i in range(0, len(x), chunk)]
+        # every layer's spikes are written straight into whole-batch arrays, not copied there
+        spikes = [None if isinstance(layer, ReadoutLayer) else
+                  np.empty((len(x), layer.time_steps, layer.neurons), dtype=np.uint8)
+                  for layer in self.artifact.layers]
+        parts = [self._run_chunk(x[i:i + chunk], record,
+                                 [None if s is None else s[i:i + chunk] for s in spikes])
+                 for i in range(0, len(x), chunk)]
         layers = []
         for k, trace in enumerate(parts[0].layers):
-            merged = LayerTrace(trace.name)
-            for attr in ("current", "potential", "membrane", "spikes", "sums"):
+            merged = LayerTrace(trace.name, spikes=spikes[k])
+            for attr in ("current", "potential", "membrane", "sums"):
                 if getattr(trace, attr) is not None:
                     setattr(merged, attr,
                             np.concatenate([getattr(p.layers[k], attr) for p in parts]))
@@ -255,8 +261,11 @@ class GoldenModel:
             out = np.concatenate(parts)[:rows_in]
         return out.reshape(*lead, layer.neurons)
 
-    def _run_chunk(self, x: np.ndarray, record: bool) -> GoldenResult:
+    def _run_chunk(self, x: np.ndarray, record: bool, spikes=None) -> GoldenResult:
+        """One chunk; ``spikes`` (one (B, T, M) uint8 array or None per layer), where given,
+        receive the layers' spikes."""
         a = self.artifact
+        out = spikes or [None] * len(a.layers)
         t_steps = a.time_steps
         batch = x.shape[0]
         traces = []
@@ -268,11 +277,11 @@ class GoldenModel:
         for k, layer in enumerate(a.layers):
             trace = LayerTrace(layer.name)
             if isinstance(layer, PoolLayer):
-                inp = trace.spikes = _pool(layer, inp)
+                inp = trace.spikes = _pool(layer, inp, out[k])
                 traces.append(trace)
                 continue
             if isinstance(layer, ConvLayer):
-                inp = trace.spikes = self._conv(k, inp, trace, record)
+                inp = trace.spikes = self._conv(k, inp, trace, record, out[k])
                 traces.append(trace)
                 continue
             cur = self._currents(k, inp)  # (B, M) direct or (B, T, M)
@@ -283,9 +292,8 @@ class GoldenModel:
                                                  (batch, t_steps, layer.neurons)).copy()
                                  if direct else exact)
             if isinstance(layer, LIFLayer):
-                spikes = self._lif(layer, self._params[k], cur, direct, trace, record)
-                trace.spikes = spikes
-                inp = spikes
+                inp = trace.spikes = self._lif(layer, self._params[k], cur, direct, trace, record,
+                                               out[k])
             else:
                 scores = self._readout(layer, cur, direct, trace)
             traces.append(trace)
@@ -304,16 +312,18 @@ class GoldenModel:
                 f"layer {layer.name!r}, time step {t}: {what} {lo}..{hi} leaves the "
                 f"proven range {fmt.min}..{fmt.max} ({fmt.width} bits)")
 
-    def _conv(self, k, inp, trace, record):
+    def _conv(self, k, inp, trace, record, spikes=None):
         """A conv layer: synaptic sums and LIF update in one compiled kernel
         (:mod:`sw.golden._conv`); the traces when recording, the proven width checked on the
-        kernel's per-step h / v ranges. Returns the (B, T, M) spikes."""
+        kernel's per-step h / v ranges. Returns the (B, T, M) spikes (into ``spikes`` if
+        given)."""
         from sw.golden import _conv as kernel
 
         layer = self.artifact.layers[k]
         geom, bias, theta, cmask, frac, leak, soft, gains = self._params[k]
         batch, t_steps, m = inp.shape[0], layer.time_steps, layer.neurons
-        spikes = np.empty((batch, t_steps, m), dtype=np.uint8)
+        if spikes is None:
+            spikes = np.empty((batch, t_steps, m), dtype=np.uint8)
         shape = (batch, t_steps, m) if record else (0, 0, 0)
         rec = [np.empty(shape, dtype=np.int64) for _ in range(3)]
         stats = np.empty((t_steps, 4), dtype=np.int64)
@@ -345,7 +355,7 @@ class GoldenModel:
                                       "membrane after soft reset", layer, t)
         return spikes
 
-    def _lif(self, layer, params, cur, direct, trace, record):
+    def _lif(self, layer, params, cur, direct, trace, record, spikes=None):
         batch = cur.shape[0]
         t_steps, m = layer.time_steps, layer.neurons
         dt = _state_dtype(layer.membrane.width)
@@ -362,7 +372,8 @@ class GoldenModel:
             drive *= conn.astype(dt)
         drive += bias
         v = np.zeros((batch, m), dtype=dt)
-        spikes = np.zeros((batch, t_steps, m), dtype=np.uint8)
+        if spikes is None:
+            spikes = np.empty((batch, t_steps, m), dtype=np.uint8)  # every step is written
         if record:
             trace.potential = np.zeros((batch, t_steps, m), dtype=np.int64)
             trace.membrane = np.zeros((batch, t_steps, m), dtype=np.int64)
@@ -454,18 +465,20 @@ def _elements_per_sample(layer) -> int:
     return max(layer.time_steps * layer.neurons, layer.rows_per_sample * layer.inputs)
 
 
-def _pool(layer: PoolLayer, spikes: np.ndarray) -> np.ndarray:
-    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C), compiled
-    (:func:`sw.golden._conv.pool`)."""
+def _pool(layer: PoolLayer, spikes: np.ndarray, out=None) -> np.ndarray:
+    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C) (into
+    ``out`` if given), compiled (:func:`sw.golden._conv.pool`)."""
     from sw.golden import _conv as kernel
 
     c, _, w = layer.in_shape
     _, h_out, w_out = layer.out_shape
     lead = spikes.shape[:-1]
     flat = np.ascontiguousarray(spikes, dtype=np.uint8).reshape(-1, spikes.shape[-1])
-    out = np.empty((len(flat), layer.neurons), dtype=np.uint8)
-    kernel.pool(flat, np.array([c, w, layer.kernel, h_out, w_out], dtype=np.int64), out)
-    return out.reshape(*lead, layer.neurons)
+    if out is None:
+        out = np.empty((*lead, layer.neurons), dtype=np.uint8)
+    kernel.pool(flat, np.array([c, w, layer.kernel, h_out, w_out], dtype=np.int64),
+                out.reshape(-1, layer.neurons))
+    return out
 
 
 def run(artifact: Artifact, x, *, record: bool = False) -> GoldenResult:
