@@ -337,7 +337,7 @@ class GoldenModel:
             dtype = self._w[k].dtype
             run, cur = kernel.conv_direct, np.empty(m, dtype=dtype)
         else:
-            run, dtype, cur = kernel.conv_spikes, np.uint8, np.empty(m, dtype=np.int32)
+            run, dtype, cur = kernel.conv_spikes, np.uint8, np.empty(m, dtype=np.int64)
         inp = np.ascontiguousarray(inp, dtype=dtype)
         args = (geom, self._w[k], bias, theta, cmask, frac, leak, soft, gains, self.check_bounds,
                 spikes, record, *rec, stats, cur, *state)

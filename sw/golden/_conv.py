@@ -250,7 +250,7 @@ def conv_spikes(inp, bytes8, geom, words, bias, theta, cmask, frac, leak, soft, 
     :func:`sw.golden._pack_weights`; ``bias``, ``theta``, ``cmask`` (M,) per neuron in the
     state type (see :func:`_fire`); ``leak`` the shift or −1; ``gains`` (T,) int64. Writes
     ``spikes`` (B, T, M) uint8, the traces when ``record`` and, when ``check``, the per-step
-    (h min, h max, v min, v max) into ``stats`` (T, 4). ``cur`` (M,) int32, ``v`` and ``hbuf``
+    (h min, h max, v min, v max) into ``stats`` (T, 4). ``cur`` (M,) int64, ``v`` and ``hbuf``
     (M,) in the state type are scratch. ``bytes8`` is ``inp`` viewed as (B, T, H·W·C_in / 8)
     uint64 where a map row is a whole number of 8-byte groups (else shape (0, 0, 0)): eight
     spikes are then packed at a time."""
