@@ -172,30 +172,47 @@ def _sums(segs, words, k, s, seg, h_out, w_out, win, cur):
             for j in range(n_words):
                 active += _popcount(win[_u(j)])
             base = (oy * w_out + ox) * c_out
-            for o in range(c_out):
-                cur[_u(base + o)] = 0
-            j = 0
-            while j + 4 <= n_words:
+            whole = n_words - n_words % 4
+            if whole == 0:
+                for o in range(c_out):
+                    cur[_u(base + o)] = 0
+            for j in range(0, whole, 4):
                 x0, x1 = win[_u(j)], win[_u(j + 1)]
                 x2, x3 = win[_u(j + 2)], win[_u(j + 3)]
+                if j == 0:
+                    for o in range(c_out):
+                        cur[_u(base + o)] = (_popcount(x0 & words[_u(j), _u(o)])
+                                             + _popcount(x1 & words[_u(j + 1), _u(o)])
+                                             + _popcount(x2 & words[_u(j + 2), _u(o)])
+                                             + _popcount(x3 & words[_u(j + 3), _u(o)]))
+                else:
+                    for o in range(c_out):
+                        cur[_u(base + o)] += (_popcount(x0 & words[_u(j), _u(o)])
+                                              + _popcount(x1 & words[_u(j + 1), _u(o)])
+                                              + _popcount(x2 & words[_u(j + 2), _u(o)])
+                                              + _popcount(x3 & words[_u(j + 3), _u(o)]))
+            # the last 0-3 words in the pass that also makes the sum 2·ones − active
+            j = whole
+            left = n_words - whole
+            x0, x1, x2 = win[_u(j)], win[_u(j + 1)], win[_u(j + 2)]
+            if left == 0:
                 for o in range(c_out):
-                    cur[_u(base + o)] += (_popcount(x0 & words[_u(j), _u(o)])
-                                      + _popcount(x1 & words[_u(j + 1), _u(o)])
-                                      + _popcount(x2 & words[_u(j + 2), _u(o)])
-                                      + _popcount(x3 & words[_u(j + 3), _u(o)]))
-                j += 4
-            if j + 2 <= n_words:
-                x0, x1 = win[_u(j)], win[_u(j + 1)]
+                    cur[_u(base + o)] = 2 * cur[_u(base + o)] - active
+            elif left == 1:
                 for o in range(c_out):
-                    cur[_u(base + o)] += (_popcount(x0 & words[_u(j), _u(o)])
-                                      + _popcount(x1 & words[_u(j + 1), _u(o)]))
-                j += 2
-            if j < n_words:
-                x0 = win[_u(j)]
+                    cur[_u(base + o)] = 2 * (cur[_u(base + o)]
+                                             + _popcount(x0 & words[_u(j), _u(o)])) - active
+            elif left == 2:
                 for o in range(c_out):
-                    cur[_u(base + o)] += _popcount(x0 & words[_u(j), _u(o)])
-            for o in range(c_out):
-                cur[_u(base + o)] = 2 * cur[_u(base + o)] - active
+                    cur[_u(base + o)] = 2 * (cur[_u(base + o)]
+                                             + _popcount(x0 & words[_u(j), _u(o)])
+                                             + _popcount(x1 & words[_u(j + 1), _u(o)])) - active
+            else:
+                for o in range(c_out):
+                    cur[_u(base + o)] = 2 * (cur[_u(base + o)]
+                                             + _popcount(x0 & words[_u(j), _u(o)])
+                                             + _popcount(x1 & words[_u(j + 1), _u(o)])
+                                             + _popcount(x2 & words[_u(j + 2), _u(o)])) - active
 
 
 @_jit()
@@ -264,7 +281,8 @@ def conv_spikes(inp, bytes8, geom, words, bias, theta, cmask, frac, leak, soft, 
     seg = k * c_in  # bits of one kernel row of a window
     seg_words = (seg + 63) // 64
     segs = np.zeros((h + 2 * p, w_out, seg_words), dtype=np.uint64)
-    win = np.zeros(n_words + 1, dtype=np.uint64)  # a spare word: a segment's top half
+    # spare words: a segment's top half, and the unused words the last pass of _sums reads
+    win = np.zeros(n_words + 3, dtype=np.uint64)
     line = np.zeros((row_len + 63) // 64, dtype=np.uint64)
     for b in range(batch):
         v[:] = 0
