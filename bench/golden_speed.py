@@ -5,10 +5,12 @@
 Targets (one core): the dense digits model (64-128-10, T = 4, 5-bit direct-encoded input)
 >= 244,000 samples/s; the digits conv model (the ``conv`` preset's geometry) >= 20,000
 samples/s; an N-MNIST-shaped conv model (34x34x2 events, T = 8) >= 1,000 samples/s. The conv
-networks are random networks of those geometries (cost does not depend on the weights: every
-synaptic sum is a dense product). BLAS and the process are pinned to one core before numpy is
-imported; the table shows the best of ``--repeats`` runs (the machine is shared, the best run
-is the least disturbed). Conv networks run ``--samples // --conv-divisor`` samples.
+networks are random networks of those geometries (cost does not depend on the weights or the
+spike rates: a conv layer's sums are popcounts over every window word, sw/golden/_conv.py).
+BLAS and the process are pinned to one core before numpy is imported; the table shows the best
+of ``--repeats`` runs (the machine is shared, the best run is the least disturbed), after a
+warm-up run that also compiles (or loads from numba's cache) the conv kernels. Conv networks
+run ``--samples // --conv-divisor`` samples.
 """
 
 from __future__ import annotations

@@ -157,3 +157,23 @@ def test_hidden_amaranth_is_really_hidden():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and "import of amaranth halted" in proc.stderr
+
+
+def test_golden_model_imports_numba_only_to_run_a_conv_layer():
+    """numba (its import takes a while) is imported by the conv kernels' module, which the
+    golden model imports the first time it runs a conv or pool layer: a dense run never does."""
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from sw.golden import GoldenModel\n"
+            "from sw.randnet import random_artifact, random_inputs\n"
+            "a = random_artifact(1, sizes=[6, 5, 3], time_steps=2)\n"
+            "GoldenModel(a).run(random_inputs(a, 4, 1))\n"
+            "assert 'numba' not in sys.modules, 'a dense run imported numba'\n"
+            "from sw.randnet import random_conv_artifact\n"
+            "c = random_conv_artifact(1, in_shape=(1, 4, 4), layers=[('conv', 2, 3, 1, 1), "
+            "('readout', 2)], time_steps=2)\n"
+            "GoldenModel(c).run(random_inputs(c, 2, 1))\n"
+            "assert 'numba' in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

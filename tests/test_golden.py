@@ -177,3 +177,21 @@ def test_empty_batch():
     artifact = random_artifact(3, sizes=[6, 4, 3], time_steps=2)
     res = GoldenModel(artifact).run(np.zeros((0, *artifact.input_shape()), np.int64))
     assert res.scores.shape == (0, 3) and res.predictions.shape == (0,)
+
+
+@pytest.mark.parametrize("gain", [False, True])
+@pytest.mark.parametrize("kind", ["spike", "multibit"])
+def test_unrecorded_readout_of_step_sums_equals_the_recorded_one(seed, kind, gain):
+    """An unrecorded run sums the readout's inputs over the steps before its one product; the
+    recorded run (checked against the reference everywhere else) sums the T products. Same
+    sums and scores, with and without folded step gains, readout first or after LIF layers."""
+    for s, sizes in ((seed, [12, 9, 4]), (seed + 1, [7, 5]), (seed + 2, [20, 6, 6, 3])):
+        artifact = random_artifact(s, sizes=sizes, time_steps=5, input_kind=kind,
+                                   step_gain=gain)
+        x = random_inputs(artifact, 11, s)
+        recorded = GoldenModel(artifact).run(x, record=True)
+        plain = GoldenModel(artifact).run(x)
+        np.testing.assert_array_equal(plain.layers[-1].sums, recorded.layers[-1].sums,
+                                      err_msg=f"seed {s}")
+        np.testing.assert_array_equal(plain.scores, recorded.scores, err_msg=f"seed {s}")
+        np.testing.assert_array_equal(plain.predictions, recorded.predictions)

@@ -367,3 +367,68 @@ def test_empty_batches_and_chunked_runs(kind, seed):
         for key in ("current", "potential", "membrane", "spikes", "sums"):
             if getattr(b, key) is not None:
                 assert np.array_equal(getattr(a, key), getattr(b, key)), (a.name, key)
+
+
+# -- the compiled kernel's code paths (sw/golden/_conv.py) --------------------------------------
+
+KERNEL_PATHS = {
+    # map rows of whole 8-byte groups (packed eight spikes at a time), 3 words a row, 16 bits of
+    # left padding; windows of 7 words (a pass of four words, one of two, one of one)
+    "rows-of-8-byte-groups": ((16, 6, 6), [("conv", 5, 5, 1, 2), ("readout", 3)]),
+    # the same rows, stride 2 and no padding: segments cut at odd word offsets
+    "rows-of-8-byte-groups-stride2": ((8, 9, 9), [("conv", 4, 3, 2, 0), ("readout", 2)]),
+    # rows that are not whole groups (packed spike by spike); windows of 3 words
+    "odd-rows": ((3, 7, 7), [("conv", 4, 5, 1, 2), ("readout", 3)]),
+    # windows of <= 64 bits (one word) after a conv whose rows are whole groups
+    "one-word-windows": ((1, 8, 8), [("conv", 8, 3, 1, 1), ("conv", 3, 1, 1, 0),
+                                     ("readout", 2)]),
+    # exactly 64 and 128 bits: segments and windows that end on a word boundary
+    "word-aligned": ((16, 4, 4), [("conv", 8, 1, 1, 0), ("conv", 2, 1, 1, 0),
+                                  ("readout", 2)]),
+    "word-aligned-k3": ((64, 3, 3), [("conv", 3, 3, 1, 1), ("readout", 2)]),
+}
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("path", sorted(KERNEL_PATHS))
+def test_conv_kernel_paths_against_reference(seed, path, reset):
+    """Each way the kernel packs spikes and assembles windows, on spike input (the multi-bit
+    first layer is in every other test), against the reference loop."""
+    in_shape, layers = KERNEL_PATHS[path]
+    artifact = random_conv_artifact(seed, in_shape=in_shape, layers=layers, time_steps=3,
+                                    input_kind="spike", reset=reset)
+    assert_matches_reference(artifact, random_inputs(artifact, 2, seed + 1))
+
+
+def test_recording_and_checking_do_not_change_a_conv_run(seed):
+    """The kernel's record and check switches only add outputs: spikes, scores and the
+    predictions of a recorded, an unrecorded and an unchecked run are equal (random conv
+    networks, fresh seeds every session)."""
+    for s in range(seed, seed + 6):
+        artifact = random_conv_artifact(s, in_shape=(2, 7, 6), max_channels=6)
+        x = random_inputs(artifact, 9, s)
+        runs = [GoldenModel(artifact).run(x, record=True), GoldenModel(artifact).run(x),
+                GoldenModel(artifact, check_bounds=False).run(x)]
+        for other in runs[1:]:
+            np.testing.assert_array_equal(other.scores, runs[0].scores, err_msg=f"seed {s}")
+            np.testing.assert_array_equal(other.predictions, runs[0].predictions)
+            for a, b in zip(other.spikes, runs[0].spikes, strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=f"seed {s}")
+        assert runs[1].layers[0].potential is None and runs[0].layers[0].potential is not None
+
+
+def test_soft_reset_bound_violation_is_detected_in_a_conv_layer():
+    """The kernel's range of v after a soft reset is checked too. Zero input, B = 0 and
+    Θ = −40: every step fires and v grows by 40 (h = 0, 40; v = 40, 80), so a 7-bit width
+    (−64..63, behind the validator) holds every h but not v[1]."""
+    layer = _conv((1, 3, 3), [[1]], kernel=1, time_steps=2, bias=0, threshold=-40)
+    artifact = _with_readout(layer)
+    object.__setattr__(layer, "reset", "soft")
+    x = np.zeros((1, 1, 3, 3), np.int64)
+    trace = GoldenModel(artifact, check_bounds=False).run(x, record=True).layers[0]
+    assert (trace.potential[0].T == [0, 40]).all() and (trace.membrane[0].T == [40, 80]).all()
+    object.__setattr__(layer, "membrane", FixedPoint(7, 0))
+    with pytest.raises(BoundViolation, match=r"layer 'c', time step 1: membrane after soft "
+                                             r"reset 80\.\.80 leaves the proven range "
+                                             r"-64\.\.63 \(7 bits\)"):
+        GoldenModel(artifact).run(x)

@@ -1,14 +1,18 @@
 """The integer golden model: the bit-exact reference the hardware must match.
 
-Implements docs/arithmetic.md with numpy, vectorised over a batch of samples. The synaptic sums
-are computed with a floating-point matrix product (BLAS), which is exact here because every
-partial sum is an integer below the float's 2**24 / 2**53 mantissa limit (checked per layer);
-everything after that is integer arithmetic on int32/int64 arrays, with the proven membrane and
-score bounds asserted on every step.
+Implements docs/arithmetic.md with numpy, vectorised over a batch of samples. A dense layer's
+synaptic sums are computed with a floating-point matrix product (BLAS), which is exact here
+because every partial sum is an integer below the float's 2**24 / 2**53 mantissa limit
+(checked per layer); everything after that is integer arithmetic on int16/int32/int64 arrays,
+with the proven membrane and score bounds asserted on every step.
 
-A conv layer's sums are one matrix product too: every K×K×C_in window of the (zero-padded)
-input maps is gathered into a row (im2col) and multiplied by the channels' weight rows. Inside
-the model every map is kept flattened in the element order of :mod:`sw.geometry`
+A conv layer (and a pool layer) runs in one compiled kernel per layer, :mod:`sw.golden._conv`
+(numba, imported the first time a conv or pool layer runs): on spike input the windows are
+packed into 64-bit words and every channel's sum is the XNOR/popcount form of
+docs/arithmetic.md §2, on multi-bit input (a direct-encoded first layer) a multiply-free sum
+of ±values once per sample; the LIF update follows in the same kernel, which returns each
+step's h / v range for the bound check and fills the traces of a recorded run. Inside the
+model every map is kept flattened in the element order of :mod:`sw.geometry`
 (``(y·W + x)·C + c``), so a conv layer's neurons, a pool layer's outputs and the flatten into a
 dense layer are all that order; the inputs of a conv network come in the datasets' layout
 ``(B, C, H, W)`` / ``(B, T, C, H, W)`` (:meth:`sw.artifact.Artifact.input_shape`).
@@ -152,6 +156,11 @@ class GoldenModel:
                 self._w.append(None)
                 self._params.append(None)
                 continue
+            if isinstance(layer, ConvLayer):
+                w, params = _conv_setup(layer)
+                self._w.append(w)
+                self._params.append(params)
+                continue
             dt = _matmul_dtype(layer)
             w = 2 * layer.weights.astype(np.int64) - 1
             self._w.append(w.T.astype(dt).copy())
@@ -196,11 +205,17 @@ class GoldenModel:
         chunk = self._chunk
         if len(x) <= chunk:
             return self._run_chunk(x, record)
-        parts = [self._run_chunk(x[i:i + chunk], record) for i in range(0, len(x), chunk)]
+        # every layer's spikes are written straight into whole-batch arrays, not copied there
+        spikes = [None if isinstance(layer, ReadoutLayer) else
+                  np.empty((len(x), layer.time_steps, layer.neurons), dtype=np.uint8)
+                  for layer in self.artifact.layers]
+        parts = [self._run_chunk(x[i:i + chunk], record,
+                                 [None if s is None else s[i:i + chunk] for s in spikes])
+                 for i in range(0, len(x), chunk)]
         layers = []
         for k, trace in enumerate(parts[0].layers):
-            merged = LayerTrace(trace.name)
-            for attr in ("current", "potential", "membrane", "spikes", "sums"):
+            merged = LayerTrace(trace.name, spikes=spikes[k])
+            for attr in ("current", "potential", "membrane", "sums"):
                 if getattr(trace, attr) is not None:
                     setattr(merged, attr,
                             np.concatenate([getattr(p.layers[k], attr) for p in parts]))
@@ -232,10 +247,7 @@ class GoldenModel:
                 chunk = flat[i * part:(i + 1) * part]
                 packed[:len(chunk)] += chunk
             flat = packed
-        if isinstance(layer, ConvLayer):
-            rows = _windows(layer, flat, w.dtype)
-        else:
-            rows = flat.astype(w.dtype, copy=False)
+        rows = flat.astype(w.dtype, copy=False)
         # one 2-D product (a stacked N-D matmul runs many small ones, several times slower)
         out = (rows @ w).reshape(len(flat), layer.neurons)
         if slots > 1:
@@ -249,8 +261,11 @@ class GoldenModel:
             out = np.concatenate(parts)[:rows_in]
         return out.reshape(*lead, layer.neurons)
 
-    def _run_chunk(self, x: np.ndarray, record: bool) -> GoldenResult:
+    def _run_chunk(self, x: np.ndarray, record: bool, spikes=None) -> GoldenResult:
+        """One chunk; ``spikes`` (one (B, T, M) uint8 array or None per layer), where given,
+        receive the layers' spikes."""
         a = self.artifact
+        out = spikes or [None] * len(a.layers)
         t_steps = a.time_steps
         batch = x.shape[0]
         traces = []
@@ -262,7 +277,15 @@ class GoldenModel:
         for k, layer in enumerate(a.layers):
             trace = LayerTrace(layer.name)
             if isinstance(layer, PoolLayer):
-                inp = trace.spikes = _pool(layer, inp)
+                inp = trace.spikes = _pool(layer, inp, out[k])
+                traces.append(trace)
+                continue
+            if isinstance(layer, ConvLayer):
+                inp = trace.spikes = self._conv(k, inp, trace, record, out[k])
+                traces.append(trace)
+                continue
+            if isinstance(layer, ReadoutLayer) and not record and inp.ndim == 3:
+                scores = self._readout_of_counts(k, layer, inp, trace)
                 traces.append(trace)
                 continue
             cur = self._currents(k, inp)  # (B, M) direct or (B, T, M)
@@ -272,10 +295,9 @@ class GoldenModel:
                 trace.current = (np.broadcast_to(exact[:, None, :],
                                                  (batch, t_steps, layer.neurons)).copy()
                                  if direct else exact)
-            if isinstance(layer, (LIFLayer, ConvLayer)):
-                spikes = self._lif(layer, self._params[k], cur, direct, trace, record)
-                trace.spikes = spikes
-                inp = spikes
+            if isinstance(layer, LIFLayer):
+                inp = trace.spikes = self._lif(layer, self._params[k], cur, direct, trace, record,
+                                               out[k])
             else:
                 scores = self._readout(layer, cur, direct, trace)
             traces.append(trace)
@@ -285,13 +307,59 @@ class GoldenModel:
 
     def _check(self, values, fmt, what, layer, t):
         if self.check_bounds and values.size:
-            lo, hi = int(values.min()), int(values.max())
-            if lo < fmt.min or hi > fmt.max:
-                raise BoundViolation(
-                    f"layer {layer.name!r}, time step {t}: {what} {lo}..{hi} leaves the "
-                    f"proven range {fmt.min}..{fmt.max} ({fmt.width} bits)")
+            self._check_range(int(values.min()), int(values.max()), fmt, what, layer, t)
 
-    def _lif(self, layer, params, cur, direct, trace, record):
+    @staticmethod
+    def _check_range(lo, hi, fmt, what, layer, t):
+        if lo < fmt.min or hi > fmt.max:
+            raise BoundViolation(
+                f"layer {layer.name!r}, time step {t}: {what} {lo}..{hi} leaves the "
+                f"proven range {fmt.min}..{fmt.max} ({fmt.width} bits)")
+
+    def _conv(self, k, inp, trace, record, spikes=None):
+        """A conv layer: synaptic sums and LIF update in one compiled kernel
+        (:mod:`sw.golden._conv`); the traces when recording, the proven width checked on the
+        kernel's per-step h / v ranges. Returns the (B, T, M) spikes (into ``spikes`` if
+        given)."""
+        from sw.golden import _conv as kernel
+
+        layer = self.artifact.layers[k]
+        geom, bias, theta, cmask, frac, leak, soft, gains = self._params[k]
+        batch, t_steps, m = inp.shape[0], layer.time_steps, layer.neurons
+        if spikes is None:
+            spikes = np.empty((batch, t_steps, m), dtype=np.uint8)
+        shape = (batch, t_steps, m) if record else (0, 0, 0)
+        rec = [np.empty(shape, dtype=np.int64) for _ in range(3)]
+        stats = np.empty((t_steps, 4), dtype=np.int64)
+        stats[:, 0::2], stats[:, 1::2] = kernel.STAT_INIT
+        state = [np.empty(m, dtype=bias.dtype) for _ in range(2)]
+        if layer.input.kind == "multibit":
+            dtype = self._w[k].dtype
+            run, cur = kernel.conv_direct, np.empty(m, dtype=dtype)
+        else:
+            run, dtype, cur = kernel.conv_spikes, np.uint8, np.empty(m, dtype=np.int64)
+        inp = np.ascontiguousarray(inp, dtype=dtype)
+        args = (geom, self._w[k], bias, theta, cmask, frac, leak, soft, gains, self.check_bounds,
+                spikes, record, *rec, stats, cur, *state)
+        if run is kernel.conv_direct:
+            run(inp, *args)
+        else:
+            c, _, w = layer.in_shape
+            whole = (w * c) % 8 == 0 and inp.size  # map rows of whole 8-byte groups
+            bytes8 = inp.view(np.uint64) if whole else np.empty((0, 0, 0), dtype=np.uint64)
+            run(inp, bytes8, *args)
+        if record:
+            trace.current, trace.potential, trace.membrane = rec
+        if self.check_bounds and spikes.size:
+            for t in range(t_steps):
+                self._check_range(int(stats[t, 0]), int(stats[t, 1]), layer.membrane,
+                                  "membrane potential h", layer, t)
+                if soft:
+                    self._check_range(int(stats[t, 2]), int(stats[t, 3]), layer.membrane,
+                                      "membrane after soft reset", layer, t)
+        return spikes
+
+    def _lif(self, layer, params, cur, direct, trace, record, spikes=None):
         batch = cur.shape[0]
         t_steps, m = layer.time_steps, layer.neurons
         dt = _state_dtype(layer.membrane.width)
@@ -308,7 +376,8 @@ class GoldenModel:
             drive *= conn.astype(dt)
         drive += bias
         v = np.zeros((batch, m), dtype=dt)
-        spikes = np.zeros((batch, t_steps, m), dtype=np.uint8)
+        if spikes is None:
+            spikes = np.empty((batch, t_steps, m), dtype=np.uint8)  # every step is written
         if record:
             trace.potential = np.zeros((batch, t_steps, m), dtype=np.int64)
             trace.membrane = np.zeros((batch, t_steps, m), dtype=np.int64)
@@ -336,6 +405,25 @@ class GoldenModel:
         np.bitwise_xor(spikes, 1, out=spikes)
         return spikes
 
+    def _readout_of_counts(self, k, layer: ReadoutLayer, inp, trace):
+        """The readout of an unrecorded run on (B, T, N) input: the sums are linear in the
+        inputs, ``S_j = Σ_i w_ji · (Σ_t G[t]·s_i[t])``, so the inputs are summed over the steps
+        first and one product (not T) gives S; it is exact in the float type because every
+        partial sum is bounded by ``sum_bound`` (checked below 2**24 / 2**53)."""
+        gain = np.asarray(layer.step_gain, dtype=np.int64)
+        bound = layer.sum_bound
+        dt = np.float32 if bound < 2**24 else np.float64 if bound < 2**53 else np.int64
+        if (gain == 1).all():
+            counts = inp.sum(axis=1, dtype=np.int64 if dt == np.int64 else np.int32)
+        else:
+            counts = np.einsum("btn,t->bn", inp, gain)
+        w = self._w[k] if self._w[k].dtype == dt else self._w[k].astype(dt)
+        sums = (counts.astype(dt, copy=False) @ w).astype(np.int64)
+        trace.sums = sums
+        scores = layer.scale * sums + layer.offset
+        self._check(scores, layer.score, "score", layer, layer.time_steps - 1)
+        return scores
+
     def _readout(self, layer: ReadoutLayer, cur, direct, trace):
         cur = cur.astype(np.int64)
         gain = np.asarray(layer.step_gain, dtype=np.int64)
@@ -347,61 +435,73 @@ class GoldenModel:
 
 
 def _neuron_params(layer):
-    """``(bias, threshold, connected)`` per neuron: a dense layer's own vectors, a conv layer's
-    per-channel ones repeated at every output position (element order: channel fastest)."""
+    """``(bias, threshold, connected)`` of a dense LIF layer's neurons; None for the readout."""
     if isinstance(layer, ReadoutLayer):
         return None
-    vectors = (layer.bias, layer.threshold, layer.connected)
-    if isinstance(layer, ConvLayer):
-        return tuple(np.tile(v, layer.positions) for v in vectors)
-    return vectors
+    return layer.bias, layer.threshold, layer.connected
+
+
+def _conv_setup(layer: ConvLayer):
+    """A conv layer's weights in the form its kernel takes (:mod:`sw.golden._conv`): the
+    channels' bits packed into 64-bit words ``(ceil(N/64), C_out)`` for spike input, the
+    weights as sign masks ``(N, C_out)`` (0 for +1, −1 for −1) for multi-bit input, in an
+    integer type holding every sum; and its parameters: the geometry
+    ``(H, W, C_in, K, S, P, H_out, W_out)``; bias, threshold and −connected (a mask) per
+    neuron (each channel's repeated at every output position, channel fastest) in the state
+    type; F, the leak shift (−1: none), soft reset, the step gains.
+
+    The state type is the narrowest integer holding the proven bound as well as the membrane
+    format (:func:`_state_dtype`), so no value of the update wraps, not even one that leaves
+    a too-narrow format (the check then sees it)."""
+    if layer.input.kind == "multibit":
+        sums = np.int32 if layer.synaptic_bound < 2**31 else np.int64
+        w = np.ascontiguousarray(-(1 - layer.weights.astype(sums)).T)
+    else:
+        w = _pack_weights(layer.weights)
+    c, h, wd = layer.in_shape
+    _, h_out, w_out = layer.out_shape
+    geom = np.array([h, wd, c, layer.kernel, layer.stride, layer.padding, h_out, w_out],
+                    dtype=np.int64)
+    dtype = _state_dtype(max(layer.membrane.width, layer.required_width))
+    cmask = -np.asarray(layer.connected, dtype=np.int64)
+    bias, theta, cmask = (np.tile(np.asarray(v, dtype=np.int64), layer.positions).astype(dtype)
+                          for v in (layer.bias, layer.threshold, cmask))
+    leak = -1 if layer.leak_shift is None else int(layer.leak_shift)
+    gains = np.asarray(layer.step_gain, dtype=np.int64)
+    return w, (geom, bias, theta, cmask, int(layer.membrane.frac), leak, layer.reset == "soft",
+               gains)
+
+
+def _pack_weights(bits: np.ndarray) -> np.ndarray:
+    """``(C_out, N)`` weight bits -> ``(ceil(N / 64), C_out)`` uint64 words: bit i of word j is
+    weight ``64·j + i`` (the bit order the conv kernel packs its windows in), channel fastest
+    (the kernel's inner loops run over the channels)."""
+    c_out, n = bits.shape
+    words = -(-n // 64)
+    packed = np.zeros((c_out, words * 8), dtype=np.uint8)
+    packed[:, :-(-n // 8)] = np.packbits(bits.astype(np.uint8), axis=1, bitorder="little")
+    return np.ascontiguousarray(packed.view("<u8").astype(np.uint64).T)
 
 
 def _elements_per_sample(layer) -> int:
-    """The largest array one sample needs in this layer: its im2col rows, or its trace."""
-    trace = layer.time_steps * layer.neurons
-    if isinstance(layer, ConvLayer):
-        return max(trace, layer.rows_per_sample * layer.positions * layer.fan_in)
-    return max(trace, layer.rows_per_sample * layer.inputs)
+    """The largest array one sample needs in this layer: its input rows, or its trace."""
+    return max(layer.time_steps * layer.neurons, layer.rows_per_sample * layer.inputs)
 
 
-def _windows(layer: ConvLayer, inp: np.ndarray, dtype) -> np.ndarray:
-    """im2col: ``inp`` (..., H·W·C) in element order -> (R, K·K·C) window rows, one per output
-    position of every leading index (R = prod(...)·H_out·W_out), each in the weight rows'
-    window order (ky, kx, c); zero padding outside the map.
+def _pool(layer: PoolLayer, spikes: np.ndarray, out=None) -> np.ndarray:
+    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C) (into
+    ``out`` if given), compiled (:func:`sw.golden._conv.pool`)."""
+    from sw.golden import _conv as kernel
 
-    The maps are converted to ``dtype`` and padded once; then each kernel row ky is one strided
-    copy: in a padded map the taps (kx, c) of a window row are K·C consecutive elements
-    (whatever the stride), so each copy moves whole runs rather than single elements."""
-    c, h, w = layer.in_shape
-    k, s, p = layer.kernel, layer.stride, layer.padding
-    _, h_out, w_out = layer.out_shape
-    maps = inp.reshape(-1, h, w, c)
-    padded = np.zeros((maps.shape[0], h + 2 * p, w + 2 * p, c), dtype=dtype)
-    padded[:, p:p + h, p:p + w] = maps
-    cols = np.empty((maps.shape[0], h_out, w_out, k, k * c), dtype=dtype)
-    sb, sy, sx, sc = padded.strides
-    for ky in range(k):
-        rows = np.lib.stride_tricks.as_strided(
-            padded[:, ky:], shape=(maps.shape[0], h_out, w_out, k * c),
-            strides=(sb, sy * s, sx * s, sc), writeable=False)
-        cols[:, :, :, ky] = rows
-    return cols.reshape(-1, k * k * c)
-
-
-def _pool(layer: PoolLayer, spikes: np.ndarray) -> np.ndarray:
-    """OR over non-overlapping k×k windows: (B, T, H·W·C) -> (B, T, H_out·W_out·C), as k·k
-    strided ORs (much faster than a max-reduction over window axes)."""
-    c, h, w = layer.in_shape
-    k = layer.kernel
+    c, _, w = layer.in_shape
     _, h_out, w_out = layer.out_shape
     lead = spikes.shape[:-1]
-    maps = spikes.reshape(-1, h, w, c)
-    out = np.zeros((maps.shape[0], h_out, w_out, c), dtype=np.uint8)
-    for dy in range(k):
-        for dx in range(k):
-            np.bitwise_or(out, maps[:, dy:dy + k * h_out:k, dx:dx + k * w_out:k], out=out)
-    return out.reshape(*lead, h_out * w_out * c)
+    flat = np.ascontiguousarray(spikes, dtype=np.uint8).reshape(-1, spikes.shape[-1])
+    if out is None:
+        out = np.empty((*lead, layer.neurons), dtype=np.uint8)
+    kernel.pool(flat, np.array([c, w, layer.kernel, h_out, w_out], dtype=np.int64),
+                out.reshape(-1, layer.neurons))
+    return out
 
 
 def run(artifact: Artifact, x, *, record: bool = False) -> GoldenResult:
