@@ -46,7 +46,7 @@ MODELS: dict[str, DefaultModel] = {
                         "digits MLP 64-128-10, T=4"),
     "conv": DefaultModel("conv", {"model": "conv"}, Path("runs/conv"),
                          Path("artifacts/digits-conv"),
-                         "digits VGG 32,64,M (8x8 input), T=4"),
+                         "digits VGG 32,64,M on 8x8 input, T=4"),
 }
 #: The model of the jobs run without ``--model``.
 DEFAULT = "mlp"
@@ -86,7 +86,7 @@ def ensure_trained(run_dir: Path | None = None, log: Callable[[str], None] = _qu
     entry = get(model)
     run_dir = Path(entry.run_dir if run_dir is None else run_dir)
     cfg = config(model)
-    label = "default model" if entry.name == DEFAULT else f"default model ({entry.name})"
+    label = "default model" if entry.name == DEFAULT else f"default {entry.name} model"
     path = run_dir / CHECKPOINT
     if path.is_file():
         try:
