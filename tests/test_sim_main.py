@@ -98,7 +98,6 @@ def test_trained_digits_main_job(request, tmp_path, capsys):
     assert "reusing the artifact" in again
 
 
-@pytest.mark.parametrize("model", ["mlp", "conv"])
 @pytest.mark.slow
 def test_trained_conv_main_job(request, monkeypatch, tmp_path, capsys):
     """``--model conv`` end to end on the table's conv model made tiny (:func:`_tiny_conv`):
@@ -119,6 +118,7 @@ def test_trained_conv_main_job(request, monkeypatch, tmp_path, capsys):
     assert (build / "conv" / "default" / "hw").is_dir()
 
 
+@pytest.mark.parametrize("model", ["mlp", "conv"])
 def test_default_model_trains_on_the_threads_bitspike_train_uses(tmp_path, monkeypatch, model):
     """The main job's model must be the one `bitspike train` makes: same config, same torch
     thread count (the float reductions, hence the weights, depend on it); the caller's thread
