@@ -1,6 +1,7 @@
 """bitspike's entry points. Each session builds its own environment from PyPI.
 
     nox -s simulate          the main job: train, export, generate Verilog, verify RTL == golden
+                             (-- --model conv: the same for the conv model)
     nox -s tests             the fast test suite (the default session)
     nox -s slow              long simulations and synthesis (CI runs it too)
     nox -s bitstream         a board's bitstream and report (-- --board icebreaker|ulx3s-85f)
@@ -89,8 +90,8 @@ def slow(session: nox.Session) -> None:
 def simulate(session: nox.Session) -> None:
     """The main job: train the default digits model (or reuse it), export it, generate the
     Verilog, and check RTL == golden on the test split with cocotb. Options after ``--`` go to
-    ``python -m sim.main`` (``--simulator``, ``--samples``, ``--artifact``, ``--folding``,
-    ``--waves``; ``-- --help`` lists them)."""
+    ``python -m sim.main`` (``--model mlp|conv``, ``--simulator``, ``--samples``,
+    ``--artifact``, ``--folding``, ``--waves``; ``-- --help`` lists them)."""
     install(session)
     session.run("python", "-m", "sim.main", *session.posargs, env={"PYTHONHASHSEED": "0"})
 

@@ -47,6 +47,7 @@ from bitstreams import fit
 from bitstreams.boards import BOARDS, BUILD_ROOT, Board, get_board
 from sw.atomic import atomic_write_json
 from sw.checks import check_choice, check_int, is_int, is_real
+from sw.default_model import MODELS
 from sw.options import add_folding
 
 __all__ = ["BUILD_ROOT", "TOOLS", "FlowError", "ToolError", "ToolSet", "which", "find_tool",
@@ -180,14 +181,16 @@ def find_tools(family: str, mode: str = "auto") -> ToolSet:
     return tools
 
 
-def default_artifact(log=print):
-    """The default digits model (:mod:`sw.default_model`): trained into ``runs/default`` and
-    exported to ``artifacts/digits`` when not there yet, as ``nox -s simulate`` does.
+def default_artifact(log=print, model: str | None = None):
+    """A default digits model (:mod:`sw.default_model`; None: the default MLP): trained into
+    its run directory (``runs/default``) and exported to its artifact directory
+    (``artifacts/digits``) when not there yet, as ``nox -s simulate`` does.
     Returns ``(artifact, directory)``."""
-    from sw.default_model import ARTIFACT_DIR, ensure_default
+    from sw import default_model
 
-    log(f"no --artifact: using the default digits model ({ARTIFACT_DIR})")
-    return ensure_default(lambda line: log("  " + line))
+    entry = default_model.get(model or default_model.DEFAULT)
+    log(f"no --artifact: using the default digits model {entry.name} ({entry.artifact_dir})")
+    return default_model.ensure_default(lambda line: log("  " + line), entry.name)
 
 
 def _network(board: Board, artifact, artifact_dir, folding, log):
@@ -587,6 +590,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", default=None,
                    help="artifact directory (default: the default digits model, trained and "
                         "exported into runs/default and artifacts/digits when missing)")
+    p.add_argument("--model", choices=list(MODELS), default=None,
+                   help="build this default digits model instead (sw.default_model: "
+                        + ", ".join(f"{m.name}: {m.run_dir} -> {m.artifact_dir}"
+                                    for m in MODELS.values())
+                        + "; not with --artifact)")
     add_folding(p, "the board's (the fastest within its synaptic budget)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     per_board = ", ".join(f"{b.seeds} {b.name}" for b in BOARDS.values())
@@ -631,6 +639,10 @@ def main(argv=None) -> int:
 
     from sw.artifact import ArtifactError, load_artifact
 
+    if args.model is not None and args.artifact is not None:
+        print("error: --model and --artifact exclude each other (--model builds a default "
+              "model, --artifact a given one)", file=sys.stderr)
+        return 2
     artifact = None
     if args.artifact is not None:
         try:
@@ -638,6 +650,9 @@ def main(argv=None) -> int:
         except ArtifactError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    elif args.model is not None:
+        artifact, artifact_dir = default_artifact(model=args.model)
+        args.artifact = str(artifact_dir)
     if args.core_only:
         if args.fit_only or args.seeds is not None or args.baud is not None:
             print("error: --core-only takes neither --fit-only, --seeds nor --baud",

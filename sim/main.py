@@ -1,16 +1,22 @@
-"""The main job: train (or reuse) the default digits model, export it, generate the accelerator's
+"""The main job: train (or reuse) a default digits model, export it, generate the accelerator's
 Verilog and check it against the golden model on the test split with cocotb.
 
-    python -m sim.main                      # what `nox -s simulate` runs
+    python -m sim.main                      # what `nox -s simulate` runs: the default MLP
+    python -m sim.main --model conv         # the conv model (nox -s simulate -- --model conv)
     python -m sim.main --samples 200 --simulator verilator
     python -m sim.main --artifact artifacts/digits --folding 64x8,64x1 --waves
 
 Steps (each reuses its output when it is already there and matches):
 
-1. train the default model (``sw.train.TrainConfig()``: digits, hardware-profile MLP
-   64-128-10, T=4, AGMM) into ``runs/default``; an interrupted run is resumed;
-2. export it to ``artifacts/digits`` (re-exported when the checkpoint changed);
-3. generate the Verilog and its description into ``sim_build/simulate/<folding>/hw``;
+1. train the default model named by ``--model`` (:data:`sw.default_model.MODELS`): ``mlp``
+   (the default; ``sw.train.TrainConfig()``: digits, hardware-profile MLP 64-128-10, T=4,
+   AGMM) into ``runs/default``, or ``conv`` (``TrainConfig(model="conv")``: VGG 32,64,M on
+   digits 8x8) into ``runs/conv``; an interrupted run is resumed;
+2. export it to ``artifacts/digits`` (``conv``: ``artifacts/digits-conv``; re-exported when
+   the checkpoint changed);
+3. generate the Verilog and its description into
+   ``sim_build/simulate/<model>/<folding>/hw`` (``<model>`` is ``artifact`` with
+   ``--artifact``);
 4. run the cocotb testbench on the test split: every output (prediction and every class score)
    compared with the golden model exactly, and the steady-state cycles per inference measured
    against the ideal bound of the folding;
@@ -29,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.runner import SIMULATORS, SimulationError, default_simulator, simulator_problem
-from sw.default_model import ARTIFACT_DIR, RUN_DIR
+from sw.default_model import DEFAULT, MODELS
 from sw.options import add_folding
 
 __all__ = ["main", "build_parser", "ensure_trained", "ensure_exported"]
@@ -41,20 +47,20 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def ensure_trained(run_dir: Path) -> Path:
+def ensure_trained(run_dir: Path, model: str = DEFAULT) -> Path:
     """Step 1: the default model's checkpoint (:func:`sw.default_model.ensure_trained`)."""
     from sw import default_model
 
-    return default_model.ensure_trained(run_dir, lambda line: _say(f"[1/4] {line}"))
+    return default_model.ensure_trained(run_dir, lambda line: _say(f"[1/4] {line}"), model)
 
 
-def ensure_exported(checkpoint: Path, out: Path):
+def ensure_exported(checkpoint: Path, out: Path, model: str = DEFAULT):
     """Step 2: the artifact exported from ``checkpoint``
     (:func:`sw.default_model.ensure_exported`)."""
     from sw import default_model
 
     return default_model.ensure_exported(checkpoint, out, lambda line: _say(f"[2/4] {line}"),
-                                         lambda line: _say(f"      {line}"))
+                                         lambda line: _say(f"      {line}"), model)
 
 
 def _float_predictions(checkpoint: Path, x_split, y) -> np.ndarray | None:
@@ -70,7 +76,7 @@ def _float_predictions(checkpoint: Path, x_split, y) -> np.ndarray | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sim.main",
-        description="Train/export the default digits model, generate the accelerator and check "
+        description="Train/export a default digits model, generate the accelerator and check "
                     "RTL == golden model on the test split with cocotb (the `nox -s simulate` "
                     "job).")
     p.add_argument("--simulator", choices=SIMULATORS, default=None,
@@ -78,8 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "else verilator)")
     p.add_argument("--samples", type=int, default=None,
                    help="test samples to simulate (default: the whole test split)")
+    p.add_argument("--model", choices=list(MODELS), default=None,
+                   help="the default model to train/export and simulate: "
+                        + "; ".join(f"{m.name}: {m.summary}, {m.run_dir} -> {m.artifact_dir}"
+                                    for m in MODELS.values())
+                        + f" (default {DEFAULT}; not with --artifact)")
     p.add_argument("--artifact", default=None,
-                   help="simulate this artifact instead of training/exporting the default model")
+                   help="simulate this artifact instead of training/exporting a default model")
     p.add_argument("--dataset", default=None,
                    help="dataset of --artifact (default: the one it records, with its root, "
                         "split seed and options; digits for a random network)")
@@ -98,17 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None,
                    help="simulator processes sharing the samples (default: 2 with Icarus on a "
                         "machine with 2+ cores, else 1)")
-    p.add_argument("--run-dir", default=str(RUN_DIR),
-                   help=f"training run directory (default {RUN_DIR})")
-    p.add_argument("--out", default=str(ARTIFACT_DIR),
-                   help=f"artifact directory to export to (default {ARTIFACT_DIR})")
+    p.add_argument("--run-dir", default=None,
+                   help="training run directory (default: the model's, "
+                        + ", ".join(f"{m.run_dir} for {m.name}" for m in MODELS.values()) + ")")
+    p.add_argument("--out", default=None,
+                   help="artifact directory to export to (default: the model's, "
+                        + ", ".join(f"{m.artifact_dir} for {m.name}" for m in MODELS.values())
+                        + ")")
     p.add_argument("--build-dir", default=str(BUILD_DIR),
-                   help=f"Verilog and simulation directory (default {BUILD_DIR})")
+                   help=f"Verilog and simulation directory; each model builds in its own "
+                        f"<model>/<folding> folder under it (default {BUILD_DIR})")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.model is not None and args.artifact is not None:
+        print("error: --model and --artifact exclude each other (--model trains/exports a "
+              "default model, --artifact simulates a given one)", file=sys.stderr)
+        return 2
+    model = MODELS[args.model or DEFAULT]
     simulator = args.simulator or default_simulator()
     if simulator not in SIMULATORS:
         print(f"error: SIM={simulator!r} is not one of {', '.join(SIMULATORS)}", file=sys.stderr)
@@ -145,9 +165,9 @@ def main(argv=None) -> int:
         _say(f"[1/4] using the artifact {artifact_dir} (no training)")
         _say("[2/4] -")
     else:
-        checkpoint = ensure_trained(Path(args.run_dir))
-        artifact_dir = Path(args.out)
-        artifact = ensure_exported(checkpoint, artifact_dir)
+        checkpoint = ensure_trained(Path(args.run_dir or model.run_dir), model.name)
+        artifact_dir = Path(args.out or model.artifact_dir)
+        artifact = ensure_exported(checkpoint, artifact_dir, model.name)
     # The data the network was trained on (name, root, split seed, input options), unless
     # another dataset is named; as `bitspike golden` does.
     recorded = recorded_dataset(artifact)
@@ -160,7 +180,8 @@ def main(argv=None) -> int:
 
     from sim.accelerator import generate, simulate
 
-    build_dir = Path(args.build_dir) / (args.folding or "default").replace(",", "_")
+    build_dir = Path(args.build_dir) / ("artifact" if args.artifact else model.name) / \
+        (args.folding or "default").replace(",", "_")
     _say(f"[3/4] generating the Verilog into {build_dir / 'hw'}")
     t0 = time.perf_counter()
     try:

@@ -1,48 +1,92 @@
-"""The default model: the digits network that the main job and the bitstream flow use when no
+"""The default models: the digits networks that the main job and the bitstream flow use when no
 artifact is named.
 
-``ensure_trained`` trains it (``sw.train.TrainConfig()``: digits, hardware-profile MLP
-64-128-10, T=4, AGMM) into :data:`RUN_DIR`, or reuses/resumes what is there;
-``ensure_exported`` exports it to :data:`ARTIFACT_DIR`, or reuses the artifact when it came from
-the same checkpoint. Both report through a ``log`` callable (one line a call, no step numbers:
-each job numbers its own steps). Nothing here depends on the hardware, the simulators or the
-board flow, so every job can call it.
+:data:`MODELS` is the one table of their names, training configs and paths:
+
+* ``"mlp"`` (the default): ``sw.train.TrainConfig()``: digits, hardware-profile MLP 64-128-10,
+  T=4, AGMM; trained into ``runs/default``, exported to ``artifacts/digits``;
+* ``"conv"``: ``TrainConfig(model="conv")``, the ``conv`` preset of :data:`sw.models.PRESETS`
+  (VGG 32,64,M on digits 8x8, 80 epochs + the gate-free fine-tune); trained into
+  ``runs/conv``, exported to ``artifacts/digits-conv``.
+
+``ensure_trained`` trains a model into its run directory, or reuses/resumes what is there;
+``ensure_exported`` exports it, or reuses the artifact when it came from the same checkpoint.
+Both report through a ``log`` callable (one line a call, no step numbers: each job numbers its
+own steps). Nothing here depends on the hardware, the simulators or the board flow, so every
+job can call it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sw.digest import Sha256
 
-__all__ = ["RUN_DIR", "ARTIFACT_DIR", "ensure_trained", "ensure_exported", "ensure_default"]
+__all__ = ["DefaultModel", "MODELS", "DEFAULT", "RUN_DIR", "ARTIFACT_DIR", "get", "config",
+           "ensure_trained", "ensure_exported", "ensure_default"]
 
-#: Where the default model is trained.
-RUN_DIR = Path("runs/default")
-#: Where it is exported.
-ARTIFACT_DIR = Path("artifacts/digits")
+
+@dataclass(frozen=True)
+class DefaultModel:
+    """A named default model: ``TrainConfig(**options)`` trained into ``run_dir`` and exported
+    to ``artifact_dir`` (both relative to the working directory)."""
+
+    name: str
+    options: dict
+    run_dir: Path
+    artifact_dir: Path
+    summary: str
+
+
+#: name -> the default model of that name (the one table of their configs and paths).
+MODELS: dict[str, DefaultModel] = {
+    "mlp": DefaultModel("mlp", {}, Path("runs/default"), Path("artifacts/digits"),
+                        "digits MLP 64-128-10, T=4"),
+    "conv": DefaultModel("conv", {"model": "conv"}, Path("runs/conv"),
+                         Path("artifacts/digits-conv"),
+                         "digits VGG 32,64,M on 8x8 input, T=4"),
+}
+#: The model of the jobs run without ``--model``.
+DEFAULT = "mlp"
+#: Where the default MLP is trained (``MODELS["mlp"].run_dir``).
+RUN_DIR = MODELS[DEFAULT].run_dir
+#: Where it is exported (``MODELS["mlp"].artifact_dir``).
+ARTIFACT_DIR = MODELS[DEFAULT].artifact_dir
+
+
+def get(name: str = DEFAULT) -> DefaultModel:
+    """The default model ``name``; ValueError naming the known ones otherwise."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, not {name!r}") from None
+
+
+def config(name: str = DEFAULT):
+    """The ``sw.train.TrainConfig`` of default model ``name``."""
+    from sw.train import TrainConfig
+
+    return TrainConfig(**get(name).options)
 
 
 def _quiet(line: str) -> None:
     pass
 
 
-def ensure_trained(run_dir: Path = RUN_DIR, log: Callable[[str], None] = _quiet) -> Path:
-    """The checkpoint of the default model in ``run_dir``: reused when it is complete and was
-    trained with today's default options, resumed when interrupted, trained otherwise (on
-    :data:`sw.train.DEFAULT_THREADS` torch threads, as ``bitspike train`` trains it)."""
-    from sw.train import (
-        CHECKPOINT,
-        CheckpointError,
-        TrainConfig,
-        load_checkpoint,
-        torch_threads,
-        train,
-    )
+def ensure_trained(run_dir: Path | None = None, log: Callable[[str], None] = _quiet,
+                   model: str = DEFAULT) -> Path:
+    """The checkpoint of default model ``model`` in ``run_dir`` (default: the model's own):
+    reused when it is complete and was trained with today's options of that model, resumed
+    when interrupted, trained otherwise (on :data:`sw.train.DEFAULT_THREADS` torch threads, as
+    ``bitspike train`` trains it)."""
+    from sw.train import CHECKPOINT, CheckpointError, load_checkpoint, torch_threads, train
 
-    run_dir = Path(run_dir)
-    config = TrainConfig()
+    entry = get(model)
+    run_dir = Path(entry.run_dir if run_dir is None else run_dir)
+    cfg = config(model)
+    label = "default model" if entry.name == DEFAULT else f"default {entry.name} model"
     path = run_dir / CHECKPOINT
     if path.is_file():
         try:
@@ -50,33 +94,34 @@ def ensure_trained(run_dir: Path = RUN_DIR, log: Callable[[str], None] = _quiet)
         except CheckpointError as exc:
             log(f"{exc}; training afresh")
             ckpt = None
-        if ckpt is not None and ckpt["config"] == config.to_json():
-            if int(ckpt["epoch"]) >= config.total_epochs:
-                log(f"reusing the trained default model in {run_dir} ({ckpt['epoch']} epochs)")
+        if ckpt is not None and ckpt["config"] == cfg.to_json():
+            if int(ckpt["epoch"]) >= cfg.total_epochs:
+                log(f"reusing the trained {label} in {run_dir} ({ckpt['epoch']} epochs)")
                 return path
-            log(f"resuming the default model in {run_dir} at epoch {ckpt['epoch']}")
+            log(f"resuming the {label} in {run_dir} at epoch {ckpt['epoch']}")
             with torch_threads():
                 train(None, run_dir, resume=True)
             return path
         if ckpt is not None:
-            log(f"{run_dir} holds a model trained with other options; training the default "
-                f"model afresh")
+            log(f"{run_dir} holds a model trained with other options; training the {label} afresh")
     else:
-        log(f"training the default digits model into {run_dir}")
+        log(f"training the {label} ({entry.summary}) into {run_dir}")
     with torch_threads():
-        train(config, run_dir, overwrite=True)
+        train(cfg, run_dir, overwrite=True)
     return path
 
 
-def ensure_exported(checkpoint: Path, out: Path = ARTIFACT_DIR,
+def ensure_exported(checkpoint: Path, out: Path | None = None,
                     log: Callable[[str], None] = _quiet,
-                    detail: Callable[[str], None] = _quiet):
-    """The artifact exported from ``checkpoint`` at ``out`` (re-exported when it came from
-    another checkpoint); ``detail`` gets the export report's table, a line a call."""
+                    detail: Callable[[str], None] = _quiet, model: str = DEFAULT):
+    """The artifact exported from ``checkpoint`` at ``out`` (default: the artifact directory of
+    default model ``model``; re-exported when it came from another checkpoint); ``detail``
+    gets the export report's table, a line a call."""
     from sw.artifact import ArtifactError, load_artifact
     from sw.export import export
 
-    checkpoint, out = Path(checkpoint), Path(out)
+    checkpoint = Path(checkpoint)
+    out = Path(get(model).artifact_dir if out is None else out)
     digest = Sha256.of_file(checkpoint)
     if (out / "manifest.json").is_file():
         try:
@@ -98,8 +143,10 @@ def ensure_exported(checkpoint: Path, out: Path = ARTIFACT_DIR,
     return art
 
 
-def ensure_default(log: Callable[[str], None] = _quiet):
-    """Train and export the default model as needed; returns ``(artifact, ARTIFACT_DIR)``."""
-    checkpoint = ensure_trained(RUN_DIR, log)
-    return ensure_exported(checkpoint, ARTIFACT_DIR, log, lambda line: log("  " + line)), \
-        ARTIFACT_DIR
+def ensure_default(log: Callable[[str], None] = _quiet, model: str = DEFAULT):
+    """Train and export default model ``model`` as needed, at its own paths; returns
+    ``(artifact, artifact directory)``."""
+    entry = get(model)
+    checkpoint = ensure_trained(entry.run_dir, log, model)
+    return ensure_exported(checkpoint, entry.artifact_dir, log, lambda line: log("  " + line),
+                           model), entry.artifact_dir

@@ -293,6 +293,33 @@ def test_flow_option_errors(tmp_path, capsys):
         build("icebreaker", art, seed=-1)
 
 
+
+def test_flow_model_option(tmp_path, capsys, monkeypatch):
+    """``--model`` names a default model of sw.default_model's table, not with --artifact."""
+    import bitstreams.flow
+    import sw.default_model
+
+    assert main(["--board", "icebreaker", "--model", "conv", "--artifact", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: --model and --artifact exclude each other")
+    art = random_artifact(0, sizes=[8, 4, 2], time_steps=2)
+    asked = []
+
+    def fake_ensure_default(log, model):
+        asked.append(model)
+        return art, sw.default_model.MODELS[model].artifact_dir
+
+    monkeypatch.setattr(sw.default_model, "ensure_default", fake_ensure_default)
+    lines = []
+    assert bitstreams.flow.default_artifact(lines.append, "conv") == \
+        (art, sw.default_model.MODELS["conv"].artifact_dir)
+    assert bitstreams.flow.default_artifact(lines.append) == \
+        (art, sw.default_model.MODELS["mlp"].artifact_dir)
+    assert asked == ["conv", "mlp"]
+    assert lines == ["no --artifact: using the default digits model conv (artifacts/digits-conv)",
+                     "no --artifact: using the default digits model mlp (artifacts/digits)"]
+
+
 # -- real builds -------------------------------------------------------------------------------
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,10 +18,27 @@ from sim.testing import build_dir_for, require_simulator
     (["--gaps", "1.5"], "--gaps must be in [0, 1), not 1.5"),
     (["--backpressure", "-0.1"], "--backpressure must be in [0, 1), not -0.1"),
     (["--jobs", "0"], "--jobs must be >= 1, not 0"),
+    (["--model", "conv", "--artifact", "artifacts/digits"],
+     "error: --model and --artifact exclude each other"),
 ])
 def test_bad_options(capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_model_option_through_bitspike_simulate(capsys):
+    """``bitspike simulate`` is the same job: the same --model, the same one-line errors."""
+    from bitspike.cli import main as bitspike
+
+    assert bitspike(["simulate", "--model", "mlp", "--artifact", "artifacts/digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --model and --artifact exclude each other") and \
+        err.count("\n") == 1, err
+    with pytest.raises(SystemExit) as exit_:
+        bitspike(["simulate", "--model", "vgg"])
+    assert exit_.value.code == 2
+    assert "argument --model: invalid choice: 'vgg' (choose from 'mlp', 'conv')" in \
+        capsys.readouterr().err
 
 
 def test_bad_artifact(capsys, tmp_path):
@@ -79,7 +98,29 @@ def test_trained_digits_main_job(request, tmp_path, capsys):
     assert "reusing the artifact" in again
 
 
-def test_default_model_trains_on_the_threads_bitspike_train_uses(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_trained_conv_main_job(request, monkeypatch, tmp_path, capsys):
+    """``--model conv`` end to end on the table's conv model made tiny (:func:`_tiny_conv`):
+    trained, exported, generated and simulated on 12 test samples with Icarus (a few thousand
+    cycles each): RTL == golden, RTL accuracy equal to golden accuracy, cycles per inference at
+    the ideal bound."""
+    require_simulator("icarus")
+    entry = _tiny_conv(monkeypatch, tmp_path)
+    build = build_dir_for(request)
+    assert main(["--model", "conv", "--build-dir", str(build), "--samples", "12"]) == 0
+    out = capsys.readouterr().out
+    rows = _table(out)
+    assert rows["artifact"].startswith(f"{entry.artifact_dir} (")
+    assert rows["RTL/golden mismatches"] == "0"
+    assert rows["RTL accuracy"] == rows["golden accuracy"]
+    cycles = re.fullmatch(r"(\d+\.\d\d) measured, (\d+) ideal, ratio 1\.000",
+                          rows["cycles/inference"])
+    assert cycles and float(cycles[1]) == int(cycles[2]), rows["cycles/inference"]
+    assert (build / "conv" / "default" / "hw").is_dir()
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv"])
+def test_default_model_trains_on_the_threads_bitspike_train_uses(tmp_path, monkeypatch, model):
     """The main job's model must be the one `bitspike train` makes: same config, same torch
     thread count (the float reductions, hence the weights, depend on it); the caller's thread
     count comes back afterwards."""
@@ -99,12 +140,77 @@ def test_default_model_trains_on_the_threads_bitspike_train_uses(tmp_path, monke
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        sim.main.ensure_trained(tmp_path / "run")
+        sim.main.ensure_trained(tmp_path / "run", model)
         after = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-    assert seen == [(TrainConfig(), DEFAULT_THREADS)]
+    config = TrainConfig() if model == "mlp" else TrainConfig(model="conv")
+    assert seen == [(config, DEFAULT_THREADS)]
     assert after == 2
+
+
+def test_default_model_table():
+    """One table names the default models, their configs and their paths."""
+    from sw import default_model
+    from sw.train import TrainConfig
+
+    paths = {name: (m.run_dir, m.artifact_dir) for name, m in default_model.MODELS.items()}
+    assert paths == {"mlp": (Path("runs/default"), Path("artifacts/digits")),
+                     "conv": (Path("runs/conv"), Path("artifacts/digits-conv"))}
+    assert default_model.DEFAULT == "mlp"
+    assert paths["mlp"] == (default_model.RUN_DIR, default_model.ARTIFACT_DIR)
+    assert default_model.config() == default_model.config("mlp") == TrainConfig()
+    conv = default_model.config("conv")
+    assert conv == TrainConfig(model="conv")
+    assert (conv.dataset, conv.model, conv.channels, conv.epochs) == \
+        ("digits", "conv", (32, 64, "M"), 80)
+    with pytest.raises(ValueError, match="model must be one of mlp, conv, not 'vgg'"):
+        default_model.get("vgg")
+
+
+def _tiny_conv(monkeypatch, tmp_path):
+    """The table's conv model made tiny (8,16,M, 256 samples a split, one epoch and one
+    fine-tune epoch) and moved under ``tmp_path``, so a test can run the job on it in seconds;
+    returns the entry."""
+    from sw import default_model
+
+    entry = dataclasses.replace(
+        default_model.MODELS["conv"],
+        options={"model": "conv", "channels": (8, 16, "M"), "epochs": 1,
+                 "finetune_epochs": 1, "batch_size": 128, "limit": 256},
+        run_dir=tmp_path / "runs" / "conv", artifact_dir=tmp_path / "artifacts" / "digits-conv")
+    monkeypatch.setitem(default_model.MODELS, "conv", entry)
+    return entry
+
+
+def test_conv_model_main_job_on_a_fake_simulation(monkeypatch, tmp_path, capsys):
+    """``--model conv`` trains the conv model into its run directory, exports it to its
+    artifact directory and builds under <build-dir>/conv/<folding> (the defaults follow the
+    table); a second run reuses both. The simulator is replaced (the real one: the slow
+    test below)."""
+    entry = _tiny_conv(monkeypatch, tmp_path)
+    builds = []
+    _fake_hardware(monkeypatch, SimpleNamespace(folding=[(8, 1), (16, 1), (256, 1)],
+                                                ideal_cycles=15), builds)
+    argv = ["--model", "conv", "--samples", "8", "--simulator", "icarus", "--jobs", "1",
+            "--build-dir", str(tmp_path / "build")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"[1/4] training the default conv model (digits VGG 32,64,M on 8x8 input, T=4) " \
+           f"into {entry.run_dir}" in out
+    assert f"[2/4] exporting {entry.run_dir / 'checkpoint.pt'} to {entry.artifact_dir}" in out
+    rows = _table(out)
+    assert rows["artifact"].startswith(f"{entry.artifact_dir} (")
+    assert re.fullmatch(r"\d+\.\d\d %", rows["float accuracy"]), rows["float accuracy"]
+    assert rows["RTL accuracy"] == rows["golden accuracy"]
+    assert builds == [tmp_path / "build" / "conv" / "default"]
+    from sw.artifact import load_artifact
+
+    assert load_artifact(entry.artifact_dir).layers[0].kind == "conv"
+    assert main(argv) == 0
+    again = capsys.readouterr().out
+    assert f"[1/4] reusing the trained default conv model in {entry.run_dir} (2 epochs)" in again
+    assert f"[2/4] reusing the artifact {entry.artifact_dir}" in again
 
 
 # -- the verdict: the scoreboard's comparison is the one comparison -----------------------------
@@ -114,21 +220,38 @@ def _main_on_a_fake_simulation(monkeypatch, tmp_path, seed, tamper):
     """The main job on a random 64-12-10 artifact, with generate/simulate replaced: the fake
     simulation answers the golden model's outputs, changed by ``tamper(outputs, results,
     tests)``; returns main's exit status."""
-    import sim.accelerator
     import sim.main
-    from sim.accelerator import RegressionRun
-    from sim.runner import SimResult, TestOutcome
     from sw.artifact import write_artifact
-    from sw.golden import GoldenModel
     from sw.randnet import random_artifact
 
     art = random_artifact(seed, sizes=[64, 12, 10], time_steps=2, input_kind="multibit",
                           input_bits=5)
     write_artifact(art, tmp_path / "net")
-    desc = SimpleNamespace(folding=[(64, 4), (12, 2)], ideal_cycles=15)
+    _fake_hardware(monkeypatch, SimpleNamespace(folding=[(64, 4), (12, 2)], ideal_cycles=15),
+                   tamper=tamper)
+    return sim.main.main(["--artifact", str(tmp_path / "net"), "--dataset", "digits",
+                          "--samples", "8", "--simulator", "icarus", "--jobs", "1",
+                          "--build-dir", str(tmp_path / "build")])
+
+
+def _fake_hardware(monkeypatch, desc, builds=None, tamper=lambda *a: None):
+    """Replace generate/simulate: ``generate`` answers ``desc`` (and appends its build folder
+    to ``builds``), the fake simulation answers the golden model's outputs of the artifact,
+    changed by ``tamper(outputs, results, tests)``."""
+    import sim.accelerator
+    import sim.main
+    from sim.accelerator import RegressionRun
+    from sim.runner import SimResult, TestOutcome
+    from sw.artifact import load_artifact
+    from sw.golden import GoldenModel
+
+    def fake_generate(artifact_dir, out_dir, **kwargs):
+        if builds is not None:
+            builds.append(out_dir)
+        return desc
 
     def fake_simulate(description, artifact_dir, x, **kwargs):
-        golden = GoldenModel(art).run(x)
+        golden = GoldenModel(load_artifact(artifact_dir)).run(x)
         outputs = [{"sample": k, "cycle": 100 + 15 * k, "prediction": int(p),
                     "scores": [int(v) for v in s]}
                    for k, (p, s) in enumerate(zip(golden.predictions, golden.scores,
@@ -144,11 +267,8 @@ def _main_on_a_fake_simulation(monkeypatch, tmp_path, seed, tamper):
         return run
 
     monkeypatch.setattr(sim.main, "simulator_problem", lambda simulator: None)
-    monkeypatch.setattr(sim.accelerator, "generate", lambda *a, **k: desc)
+    monkeypatch.setattr(sim.accelerator, "generate", fake_generate)
     monkeypatch.setattr(sim.accelerator, "simulate", fake_simulate)
-    return sim.main.main(["--artifact", str(tmp_path / "net"), "--dataset", "digits",
-                          "--samples", "8", "--simulator", "icarus", "--jobs", "1",
-                          "--build-dir", str(tmp_path / "build")])
 
 
 def _table(out: str) -> dict:
