@@ -41,6 +41,10 @@ from sw.options import add_folding
 __all__ = ["main", "build_parser", "ensure_trained", "ensure_exported"]
 
 BUILD_DIR = Path("sim_build/simulate")
+#: Simulated cycles (samples x the ideal cycles per inference) above which the job takes
+#: Verilator when no simulator is named (no --simulator, no $SIM): Icarus runs the digits MLP's
+#: 72,000 in a minute, the conv model's 8.3 million in hours (docs/verification.md).
+LONG_JOB_CYCLES = 1_000_000
 
 
 def _say(text: str) -> None:
@@ -81,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "job).")
     p.add_argument("--simulator", choices=SIMULATORS, default=None,
                    help="cocotb simulator (default: $SIM, else icarus when installed, "
-                        "else verilator)")
+                        "else verilator; verilator for a job of more than "
+                        f"{LONG_JOB_CYCLES:,} simulated cycles, e.g. --model conv)")
     p.add_argument("--samples", type=int, default=None,
                    help="test samples to simulate (default: the whole test split)")
     p.add_argument("--model", choices=list(MODELS), default=None,
@@ -191,6 +196,14 @@ def main(argv=None) -> int:
         return 2
     gen_s = time.perf_counter() - t0
     folding = ",".join(f"{s}x{p}" for s, p in desc.folding)
+    cycles = desc.ideal_cycles * len(x)
+    if (args.simulator is None and not os.environ.get("SIM", "").strip()
+            and simulator != "verilator" and cycles > LONG_JOB_CYCLES
+            and simulator_problem("verilator") is None):
+        simulator = "verilator"
+        jobs = args.jobs or 1
+        _say(f"      {cycles:,} cycles to simulate: Verilator (name --simulator icarus for "
+             f"Icarus)")
     back_to_back = args.gaps == 0.0 and args.backpressure == 0.0
     testcase = "back_to_back" if back_to_back else "regression"
     mode = ("back to back" if back_to_back else
