@@ -322,3 +322,34 @@ def test_main_fails_when_outputs_are_missing(monkeypatch, tmp_path, seed, capsys
     assert _table(captured.out)["RTL accuracy"].endswith("% (5 outputs only)")
     assert "RTL does not match the golden model" in captured.err
     assert ("FAILED back_to_back: 5 of 8 outputs came out" in captured.err) != test_passed
+
+
+@pytest.mark.parametrize("ideal,named,want", [(15, None, "icarus"),
+                                              (200_000, None, "verilator"),
+                                              (200_000, "icarus", "icarus")])
+def test_a_long_job_takes_verilator_unless_a_simulator_is_named(monkeypatch, tmp_path, seed,
+                                                                capsys, ideal, named, want):
+    """8 samples x 200,000 cycles is over sim.main.LONG_JOB_CYCLES: Verilator, and the job
+    says so; a named simulator (--simulator) is kept; a short job keeps the default."""
+    import sim.accelerator
+    import sim.main
+    from sw.artifact import write_artifact
+    from sw.randnet import random_artifact
+
+    art = random_artifact(seed, sizes=[64, 12, 10], time_steps=2, input_kind="multibit",
+                          input_bits=5)
+    write_artifact(art, tmp_path / "net")
+    _fake_hardware(monkeypatch, SimpleNamespace(folding=[(64, 4), (12, 2)],
+                                                ideal_cycles=ideal))
+    used = []
+    fake = sim.accelerator.simulate
+    monkeypatch.setattr(sim.accelerator, "simulate",
+                        lambda *a, **kw: used.append(kw["simulator"]) or fake(*a, **kw))
+    monkeypatch.delenv("SIM", raising=False)
+    monkeypatch.setattr(sim.main, "default_simulator", lambda: "icarus")
+    args = ["--artifact", str(tmp_path / "net"), "--dataset", "digits", "--samples", "8",
+            "--jobs", "1", "--build-dir", str(tmp_path / "build")]
+    assert sim.main.main(args + (["--simulator", named] if named else [])) == 0
+    assert used == [want]
+    note = "1,600,000 cycles to simulate: Verilator"
+    assert (note in capsys.readouterr().out) == (want == "verilator")
