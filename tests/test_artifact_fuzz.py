@@ -31,6 +31,9 @@ FILES = ["manifest.json", "fc0.weights.hex", "fc0.params.csv", "out1.weights.hex
 DATA = FILES[1:]
 EXAMPLES = 500
 CASE_SECONDS = 5  # a load takes milliseconds; anything near this is a hang
+#: a golden run of the loaded artifact: milliseconds, but a conv layer's first run in a process
+#: compiles its kernel for the artifact's state type (numba, tens of seconds on a busy machine)
+RUN_SECONDS = 180
 
 
 class Hang(Exception):
@@ -190,6 +193,7 @@ def _fuzz(source, manifest, files, examples, seed, tmp_path):
         signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS)
         try:
             art = load_artifact(path)
+            signal.setitimer(signal.ITIMER_REAL, RUN_SECONDS)
             x = random_inputs(art, 3, seed)
             GoldenModel(art).run(x)
             results["loaded and ran"] += 1
