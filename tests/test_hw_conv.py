@@ -190,6 +190,26 @@ def test_corrupted_conv_expectation_is_caught(request, seed, corrupt):
 # -- slow: random conv networks, every folding of a small conv layer ---------------------------
 
 CONV_NETWORKS = 24
+#: The most cycles per sample a random case may take (the median draw takes ~750 and the
+#: slowest ~100,000, which Icarus needs a quarter of an hour for): a folding over it is
+#: drawn again, a network whose default folding is over it too is drawn again.
+MAX_CYCLES = 4000
+
+
+def _draw_conv_case(rng, default: bool):
+    """A random conv network (at most 20 draws) and a random legal folding of it (at most 10
+    draws; None: the default) whose ideal cycles per sample are at most MAX_CYCLES."""
+    for _ in range(20):
+        art = random_conv_artifact(
+            rng, in_shape=(int(rng.integers(1, 4)), int(rng.integers(3, 9)),
+                           int(rng.integers(3, 9))),
+            time_steps=int(rng.integers(1, 5)), max_channels=6, max_kernel=5,
+            pool_runs=False)
+        foldings = [None] if default else [_legal_folding(art, rng) for _ in range(10)]
+        for folding in foldings:
+            if make_plan(art, folding).ideal_cycles <= MAX_CYCLES:
+                return art, folding
+    raise AssertionError("no conv network within MAX_CYCLES in 20 draws")
 
 
 @pytest.mark.slow
@@ -198,13 +218,21 @@ def test_random_conv_network(request, seed, index):
     """A random conv network (shapes, kernels, strides, paddings, pools, dense layers, input
     kind, T, reset, leak, gains) under a random legal folding, or the default one."""
     require_simulator("icarus")
-    rng = np.random.default_rng(seed)
-    art = random_conv_artifact(
-        rng, in_shape=(int(rng.integers(1, 4)), int(rng.integers(3, 9)),
-                       int(rng.integers(3, 9))),
-        time_steps=int(rng.integers(1, 5)), max_channels=6, max_kernel=5, pool_runs=False)
-    folding = None if index % 4 == 0 else _legal_folding(art, rng)
+    art, folding = _draw_conv_case(np.random.default_rng(seed), default=index % 4 == 0)
     _assert_exact(_run(request, seed, art, folding))
+
+
+def test_random_conv_cases_stay_within_their_cycle_cap(seed):
+    """The draws of the slow regression end within MAX_CYCLES, and still vary: several
+    kernels, strides, pools and input kinds appear over 24 draws."""
+    rng = np.random.default_rng(seed)
+    kinds = set()
+    for index in range(CONV_NETWORKS):
+        art, folding = _draw_conv_case(rng, default=index % 4 == 0)
+        assert make_plan(art, folding).ideal_cycles <= MAX_CYCLES
+        kinds.add(art.input.kind)
+        kinds.update(f"{la.kind}{getattr(la, 'kernel', '')}" for la in art.layers)
+    assert {"spike", "multibit", "pool2", "readout"} <= kinds, kinds
 
 
 def _small_conv():
