@@ -29,6 +29,9 @@ class Nir:
         e.add_argument("--dt", type=float, default=None,
                        help="time step of the discretisation the graph's time constants "
                             "assume (default: 1e-4, snnTorch's)")
+        e.add_argument("--unit-threshold", action="store_true",
+                       help="scale every neuron's membrane so its threshold is 1 (for "
+                            "consumers that take one threshold per layer, e.g. snnTorch)")
         e.add_argument("--force", action="store_true", help="replace an existing file")
         i = sub.add_parser("import", help="map a NIR graph (dense: Affine/Linear + LIF/IF) to "
                                           "an artifact")
@@ -82,7 +85,7 @@ def _export(args) -> int:
             return _fail(f"{src}: {exc}")
     else:
         return _fail(f"{src}: no such artifact or checkpoint")
-    graph = artifact_to_graph(artifact, dt=args.dt or DT)
+    graph = artifact_to_graph(artifact, dt=args.dt or DT, unit_threshold=args.unit_threshold)
     write_graph(graph, args.out)
     nodes = ", ".join(f"{name}:{type(node).__name__}" for name, node in graph.nodes.items())
     print(f"wrote {args.out}: {artifact.summary()} as NIR ({nodes})")

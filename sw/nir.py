@@ -104,8 +104,14 @@ def _meta_bits(meta, name, bits, c):
     return recorded.astype(np.uint8)
 
 
-def artifact_to_graph(artifact, *, dt: float = DT):
-    """The NIR graph of a dense artifact (docs/nir.md, "Export")."""
+def artifact_to_graph(artifact, *, dt: float = DT, unit_threshold: bool = False):
+    """The NIR graph of a dense artifact (docs/nir.md, "Export").
+
+    ``unit_threshold``: scale each neuron's membrane by ``1/(Θ_j − ½)`` so that every
+    threshold is 1 (weights ``±c_j·2^F/(Θ_j − ½)``, bias ``B_j/(Θ_j − ½)``), for a consumer
+    that takes one threshold per layer (snnTorch's ``import_from_nir``); every ``Θ_j`` must be
+    at least 1.
+    """
     from sw.artifact import LIFLayer
 
     nir = _nir()
@@ -125,16 +131,20 @@ def artifact_to_graph(artifact, *, dt: float = DT):
         signs = _signs(layer.weights)
         if isinstance(layer, LIFLayer):
             F = layer.membrane.frac
-            unit = 2.0 ** -F
-            weight = signs * layer.connected[:, None].astype(np.float64)
-            bias = layer.bias.astype(np.float64) * unit
+            if unit_threshold and (layer.threshold < 1).any():
+                j = int(np.flatnonzero(layer.threshold < 1)[0])
+                raise NIRError(f"neuron {j} has threshold {int(layer.threshold[j])} < 1, which "
+                               f"cannot be scaled to 1 (export without --unit-threshold)",
+                               node=layer.name)
+            weight, bias, thr = _lif_floats(layer.connected, layer.bias, layer.threshold, F,
+                                            unit_threshold)
+            weight = signs * weight[:, None]
             aff = nir.Affine(weight=weight, bias=bias)
             aff.metadata = {"bitspike_layer": layer.name, "bitspike_kind": "lif",
                             "bitspike_weights": _hex(layer),
                             "bitspike_bias": json.dumps(_ints(layer.bias)),
                             "bitspike_connected": json.dumps(_ints(layer.connected))}
             m = layer.neurons
-            thr = (layer.threshold.astype(np.float64) - 0.5) * unit
             if layer.leak_shift is None:
                 neuron = nir.IF(r=np.full(m, 1.0 / dt), v_threshold=thr,
                                 v_reset=np.zeros(m))
@@ -148,6 +158,7 @@ def artifact_to_graph(artifact, *, dt: float = DT):
                                "bitspike_leak_shift": -1 if layer.leak_shift is None
                                else int(layer.leak_shift),
                                "bitspike_frac": int(F),
+                               "bitspike_unit_threshold": int(unit_threshold),
                                "bitspike_width": int(layer.membrane.width)}
             nodes[layer.name] = aff
             nodes[f"{layer.name}_neuron"] = neuron
@@ -173,6 +184,18 @@ def artifact_to_graph(artifact, *, dt: float = DT):
                       "input_bits": int(artifact.input.bits),
                       "artifact_metadata": json.dumps(artifact.metadata, sort_keys=True)}
     return graph
+
+
+def _lif_floats(connected, bias, threshold, frac, unit_threshold):
+    """Per neuron (weight scale, bias, threshold) of the float membrane: ``h·2^−F``, or
+    ``h/(Θ − ½)`` when ``unit_threshold`` (then every threshold is 1)."""
+    theta = np.asarray(threshold, dtype=np.float64) - 0.5
+    c = np.asarray(connected, dtype=np.float64)
+    b = np.asarray(bias, dtype=np.float64)
+    if unit_threshold:
+        return c * 2.0 ** frac / theta, b / theta, np.ones_like(theta)
+    unit = 2.0 ** -frac
+    return c, b * unit, theta * unit
 
 
 def write_graph(graph, path) -> Path:
@@ -340,7 +363,7 @@ def _leak(node, name, m, dt):
                        node=name)
     r = _array(node, name, "r", (m,))
     if isinstance(node, nir.IF):
-        return None, r * dt, v_thr
+        return None, _snap(r * dt), v_thr
     v_leak = _array(node, name, "v_leak", (m,))
     if np.any(v_leak != 0):
         raise NIRError("v_leak is not 0: a bitspike neuron leaks towards 0", node=name)
@@ -356,7 +379,18 @@ def _leak(node, name, m, dt):
         raise NIRError(f"neurons leak with different shifts k = {sorted(set(_ints(k)))}; a "
                        f"bitspike layer has one", node=name)
     k = int(k[0])
-    return k, 2.0 ** -k * r, v_thr
+    return k, _snap(2.0 ** -k * r), v_thr
+
+
+def _snap(x: np.ndarray) -> np.ndarray:
+    """Values within :data:`LEAK_RTOL` of a power of two taken as that power: an exporter that
+    computes ``τ = dt/(1 − β)`` and ``R = τ/dt`` in float32 (snnTorch's ``export_to_nir``)
+    leaves ``(dt/τ)·R`` a few ulps from 1."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2.0 ** np.round(np.log2(np.where(x > 0, x, 1.0)))
+        near = (x > 0) & (np.abs(x / p - 1) <= LEAK_RTOL)
+    return np.where(near, p, x)
 
 
 def _meta(node) -> dict:
@@ -577,13 +611,13 @@ def _lif_from_meta(lname, aff_name, neuron_name, ameta, nmeta, bits, c, bias, k,
     if (None if mk == -1 else mk) != k:
         raise NIRError(f"bitspike metadata leak shift {mk} disagrees with the node's tau",
                        node=neuron_name)
-    if not 0 <= F <= 61:
-        raise NIRError(f"bitspike metadata frac {F} out of range", node=neuron_name)
-    unit = 2.0 ** -F
-    if not (np.array_equal(c, conn.astype(np.float64))
-            and np.array_equal(bias, B.astype(np.float64) * unit)
-            and np.array_equal(v_thr, (theta.astype(np.float64) - 0.5) * unit)
-            and np.all(in_scale == 1.0)):
+    unit_thr = _meta_int(nmeta, "bitspike_unit_threshold", neuron_name)
+    if not 0 <= F <= 61 or unit_thr not in (0, 1) or (unit_thr and (theta < 1).any()):
+        raise NIRError("bitspike metadata bitspike_frac or bitspike_unit_threshold out of "
+                       "range", node=neuron_name)
+    wc, wb, wt = _lif_floats(conn, B, theta, F, bool(unit_thr))
+    if not (np.array_equal(c, np.abs(wc)) and np.array_equal(bias, wb)
+            and np.array_equal(v_thr, wt) and np.all(in_scale == 1.0)):
         raise NIRError("the node's parameters disagree with the bitspike integers recorded in "
                        "its metadata (edited after export?)", node=aff_name)
     return _lif_layer(lname, aff_name, frac=F, width=W, inputs=n_in, neurons=m, input=spec,
