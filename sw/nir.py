@@ -215,7 +215,8 @@ def read_graph(path):
     if not path.is_file():
         raise NIRError(f"{path}: no such file")
     try:
-        return nir.read(str(path))
+        # no type check here: the mapping checks every shape itself and names the node
+        return nir.read(str(path), type_check=False)
     except Exception as exc:  # h5py and nir raise many types on a malformed file
         raise NIRError(f"{path}: not a readable NIR file ({type(exc).__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
@@ -266,17 +267,24 @@ def _chain(graph) -> list[str]:
             if end not in nodes:
                 raise NIRError(f"an edge ({a!r} -> {b!r}) leads to a node that does not exist",
                                node=end)
-    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
-    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
-    if len(inputs) != 1:
-        raise NIRError(f"the graph must have one Input node, it has {len(inputs)}")
-    if len(outputs) != 1:
-        raise NIRError(f"the graph must have one Output node, it has {len(outputs)}")
     succ: dict[str, list[str]] = {n: [] for n in nodes}
     pred: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in graph.edges:
         succ[a].append(b)
         pred[b].append(a)
+    cyclic = _on_cycle(succ)
+    if cyclic is not None:
+        raise NIRError("the graph has a cycle (recurrent connections are not supported)",
+                       node=cyclic)
+    for kind in (nir.Input, nir.Output):
+        found = sorted(n for n, v in nodes.items() if isinstance(v, kind))
+        if len(found) != 1:
+            raise NIRError(f"the graph must have one {kind.__name__} node, it has "
+                           f"{len(found)} ({', '.join(found)}): a node without "
+                           f"{'incoming' if kind is nir.Input else 'outgoing'} edges reads as "
+                           f"one", node=found[-1] if found else None)
+    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
     order = [inputs[0]]
     seen = {inputs[0]}
     while order[-1] != outputs[0]:
@@ -299,6 +307,28 @@ def _chain(graph) -> list[str]:
     if rest:
         raise NIRError("is not on the path from the Input to the Output", node=rest[0])
     return order
+
+
+def _on_cycle(succ: dict) -> str | None:
+    """A node on a directed cycle of the graph, or None (iterative depth-first search)."""
+    state: dict[str, int] = {}
+    for start in sorted(succ):
+        if state.get(start):
+            continue
+        stack = [(start, iter(succ[start]))]
+        state[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return nxt
+            elif not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+    return None
 
 
 _REFUSED = {
