@@ -20,9 +20,11 @@ def _fail(message: str) -> int:
 class Nir:
     @staticmethod
     def configure(p):
-        sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+        sub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                               help="export (artifact -> NIR) or import (NIR -> artifact)")
         e = sub.add_parser("export", help="write an artifact (or a checkpoint, folded first) as "
-                                          "a NIR graph (HDF5)")
+                                          "a NIR graph (HDF5)",
+                           formatter_class=p.formatter_class)
         e.add_argument("source", help="artifact directory (holding manifest.json), or a "
                                       "training checkpoint.pt / run directory")
         e.add_argument("-o", "--out", required=True, help="NIR file to write (model.nir)")
@@ -34,7 +36,8 @@ class Nir:
                             "consumers that take one threshold per layer, e.g. snnTorch)")
         e.add_argument("--force", action="store_true", help="replace an existing file")
         i = sub.add_parser("import", help="map a NIR graph (dense: Affine/Linear + LIF/IF) to "
-                                          "an artifact")
+                                          "an artifact",
+                           formatter_class=p.formatter_class)
         i.add_argument("graph", help="NIR file (HDF5) to read")
         i.add_argument("-o", "--out", required=True, help="artifact directory to write")
         i.add_argument("--time-steps", type=int_in(1, 1024), default=None, metavar="T",
