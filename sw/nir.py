@@ -182,7 +182,7 @@ def artifact_to_graph(artifact, *, dt: float = DT, unit_threshold: bool = False)
     graph.metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "dt": float(dt),
                       "time_steps": int(T), "input_kind": artifact.input.kind,
                       "input_bits": int(artifact.input.bits),
-                      "artifact_metadata": json.dumps(artifact.metadata, sort_keys=True)}
+                      "artifact_metadata": json.dumps(artifact.metadata)}
     return graph
 
 

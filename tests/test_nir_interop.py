@@ -173,6 +173,11 @@ def test_digits_model_through_snntorch(tmp_path):
     path = tmp_path / "digits.nir"
     assert cli.main(["nir", "export", str(tmp_path / "digits"), "-o", str(path),
                      "--unit-threshold"]) == 0
+    # the round trip of a trained model (its metadata too) is byte-identical
+    assert cli.main(["nir", "export", str(tmp_path / "digits"), "-o", str(tmp_path / "p.nir")]) == 0
+    assert cli.main(["nir", "import", str(tmp_path / "p.nir"), "-o", str(tmp_path / "back")]) == 0
+    for f in sorted((tmp_path / "digits").iterdir()):
+        assert f.read_bytes() == (tmp_path / "back" / f.name).read_bytes(), f.name
     a = load_artifact(tmp_path / "digits")
     x, y = dataset_inputs(a, "digits", "test")
     net = _snntorch_import(nir.read(str(path)))
