@@ -4,7 +4,7 @@
     nox -s tests             the fast test suite (the default session)
     nox -s slow              long simulations and synthesis (CI runs it too)
     nox -s bitstream         a board's bitstream and report (-- --board icebreaker|ulx3s-85f)
-    nox -s interop           NIR interchange against snnTorch (pinned, in this env only)
+    nox -s interop           NIR interchange against snnTorch and Norse (pinned, this env only)
     nox -s lint              ruff
 
 Options after ``--`` go to the session's command. Environments are reused between runs
@@ -90,10 +90,11 @@ def slow(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def interop(session: nox.Session) -> None:
     """NIR interchange with other SNN libraries (docs/nir.md): snnTorch networks through
-    ``bitspike nir import`` against the golden model, bitspike models through snnTorch's NIR
-    import. snnTorch and nirtorch are pinned and installed in this session's env only."""
+    ``bitspike nir import`` against the golden model, bitspike models through snnTorch's and
+    Norse's NIR imports. snnTorch, Norse and nirtorch are pinned and installed in this
+    session's env only."""
     install(session)
-    session.install("-c", "constraints.txt", "snntorch==1.0.0", "nirtorch==2.6")
+    session.install("-c", "constraints.txt", "snntorch==1.0.0", "nirtorch==2.6", "norse==1.1.0")
     session.run("pytest", "-m", "interop", *parallel(), *session.posargs, env=pytest_env())
 
 

@@ -10,8 +10,9 @@ package does not need it (``pip install bitspike[interop]``).
 The mapping (docs/nir.md) uses the discretisation ``dt`` = :data:`DT` (1e-4, the one snnTorch
 hard-codes) and explicit Euler: NIR's ``τ·dv/dt = (v_leak − v) + R·I`` becomes
 ``v ← (1 − dt/τ)·v + (dt/τ)·R·I``. A bitspike LIF layer with leak shift k is a NIR ``Affine``
-(weights ±1 times ``c_j``, bias ``B_j·2^−F``: the membrane in units of ``2^−F``) followed by a
-``LIF`` with ``τ = dt·2^k`` and ``R = 2^k`` (so ``dt/τ = 2^−k`` and ``(dt/τ)·R = 1``),
+(weights ±1 times ``c_j·2^k``, bias ``B_j·2^(k−F)``: the membrane in units of ``2^−F``, the
+current times ``τ/dt``) followed by a ``LIF`` with ``τ = dt·2^k`` and ``R = 1`` (so
+``dt/τ = 2^−k`` and ``(dt/τ)·R·I`` is the integer model's current),
 ``v_leak = 0``, ``v_reset = 0`` and ``v_threshold = (Θ_j − ½)·2^−F`` (bitspike fires on
 ``h ≥ Θ``, NIR on ``v > v_threshold``; for an integer membrane the two agree). A layer without
 leak is a NIR ``IF`` with ``R = 1/dt``. The readout is an ``Affine`` with weights ±``A_j`` and
@@ -138,8 +139,11 @@ def artifact_to_graph(artifact, *, dt: float = DT, unit_threshold: bool = False)
                                node=layer.name)
             weight, bias, thr = _lif_floats(layer.connected, layer.bias, layer.threshold, F,
                                             unit_threshold)
-            weight = signs * weight[:, None]
-            aff = nir.Affine(weight=weight, bias=bias)
+            # LIF: R = 1 and the current times τ/dt = 2^k, so (dt/τ)·R·I is the integer
+            # model's current (Norse's importer ignores R; snnTorch's folds R·dt/τ into θ)
+            gain = 1.0 if layer.leak_shift is None else 2.0 ** layer.leak_shift
+            weight = signs * (weight * gain)[:, None]
+            aff = nir.Affine(weight=weight, bias=bias * gain)
             aff.metadata = {"bitspike_layer": layer.name, "bitspike_kind": "lif",
                             "bitspike_weights": _hex(layer),
                             "bitspike_bias": json.dumps(_ints(layer.bias)),
@@ -150,7 +154,7 @@ def artifact_to_graph(artifact, *, dt: float = DT, unit_threshold: bool = False)
                                 v_reset=np.zeros(m))
             else:
                 k = layer.leak_shift
-                neuron = nir.LIF(tau=np.full(m, dt * 2.0 ** k), r=np.full(m, 2.0 ** k),
+                neuron = nir.LIF(tau=np.full(m, dt * 2.0 ** k), r=np.ones(m),
                                  v_leak=np.zeros(m), v_threshold=thr, v_reset=np.zeros(m))
             neuron.metadata = {"bitspike_layer": layer.name,
                                "bitspike_threshold": json.dumps(_ints(layer.threshold)),
@@ -646,8 +650,9 @@ def _lif_from_meta(lname, aff_name, neuron_name, ameta, nmeta, bits, c, bias, k,
         raise NIRError("bitspike metadata bitspike_frac or bitspike_unit_threshold out of "
                        "range", node=neuron_name)
     wc, wb, wt = _lif_floats(conn, B, theta, F, bool(unit_thr))
-    if not (np.array_equal(c, np.abs(wc)) and np.array_equal(bias, wb)
-            and np.array_equal(v_thr, wt) and np.all(in_scale == 1.0)):
+    gain = 1.0 if k is None else 2.0 ** k
+    if not (np.array_equal(c, np.abs(wc) * gain) and np.array_equal(bias, wb * gain)
+            and np.array_equal(v_thr, wt) and np.all(in_scale == 1.0 / gain)):
         raise NIRError("the node's parameters disagree with the bitspike integers recorded in "
                        "its metadata (edited after export?)", node=aff_name)
     return _lif_layer(lname, aff_name, frac=F, width=W, inputs=n_in, neurons=m, input=spec,

@@ -1,4 +1,5 @@
-"""NIR interchange against snnTorch 1.0.0 itself (docs/nir.md): ``nox -s interop`` only.
+"""NIR interchange against snnTorch 1.0.0 and Norse 1.1.0 themselves (docs/nir.md): ``nox -s
+interop`` only.
 
 * snnTorch -> NIR -> bitspike: binary-weight snnTorch networks (β = 1 − 2^−k, integer currents
   and thresholds, hard reset, float64 so snnTorch's arithmetic is exact) exported by snnTorch's
@@ -241,3 +242,81 @@ def test_snntorch_refuses_what_its_importer_cannot_take():
                                              leak_shift=None, reset="hard", time_steps=2))
     with pytest.raises(AssertionError, match="r != 1"):
         _snntorch_import(artifact_to_graph(b, unit_threshold=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Norse 1.1.0 (norse/torch/utils/import_nir.py, from_nir): LIF as LIFBoxCell
+# (v += dt/τ·(v_leak − v + I), R ignored), IF as IAFCell (v += I, dt and R ignored)
+# ---------------------------------------------------------------------------------------------
+
+def _norse_run(a, x):
+    """``bitspike nir export`` -> Norse's ``from_nir(dt=1e-4)`` -> its forward (float32):
+    the spikes of every neuron node and the prediction."""
+    import torch
+
+    from sw.nir import DT
+
+    with warnings.catch_warnings():
+        # Norse 1.1.0 scripts functions with torch.jit.script, which torch 2.13 deprecates
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        # and calls nirtorch.load, which nirtorch 2.6 deprecates
+        warnings.filterwarnings("ignore", "nirtorch.load is being deprecated", DeprecationWarning)
+        import norse.torch as norse
+        from norse.torch.module.lif_box import LIFBoxCell
+        from norse.torch.utils.import_nir import from_nir
+
+        net = from_nir(artifact_to_graph(a), dt=DT, ignore_warnings=True)
+    cells = [m for m in net.modules() if isinstance(m, (LIFBoxCell, norse.IAFCell))]
+    rec = {k: [] for k in range(len(cells))}
+    for k, m in enumerate(cells):
+        m.register_forward_hook(lambda mod, i, o, k=k: rec[k].append(
+            o[0].detach().numpy().astype(bool)))
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    state, total = None, 0
+    with torch.no_grad():
+        for t in range(a.time_steps):
+            out, state = net(xt if x.ndim == 2 else xt[:, t], state)
+            total = total + out
+    return [np.stack(rec[k], axis=1) for k in range(len(cells))], total.argmax(dim=1).numpy()
+
+
+def test_if_networks_through_norse_are_exact(seed):
+    """No leak, hard reset: NIR IF with R = 1/dt; Norse's IAFCell adds the current per step, so
+    every spike and prediction equals the golden model (float32 is exact: widths <= 24 bits,
+    T a power of two so the readout bias C/T is too)."""
+    from sw.randnet import random_inputs
+
+    rng = np.random.default_rng(seed)
+    checked = 0
+    while checked < 6:
+        sizes = [int(rng.integers(2, 30)) for _ in range(int(rng.integers(3, 5)))]
+        a = random_artifact(rng, sizes=sizes, step_gain=False, reset="hard", leak_shift=None,
+                            time_steps=int(rng.choice([1, 2, 4, 8])))
+        if max(layer.membrane.width for layer in a.lif_layers) > 24 or a.readout.score.width > 24:
+            continue
+        x = random_inputs(a, 200, rng)
+        spikes, pred = _norse_run(a, x)
+        res = GoldenModel(a).run(x)
+        for s, g in zip(spikes, res.spikes, strict=True):
+            assert np.array_equal(s, g.astype(bool)), a.summary()
+        assert np.array_equal(pred, res.predictions), a.summary()
+        checked += 1
+
+
+def test_digits_model_through_norse(tmp_path):
+    """The digits model (k = 2) through Norse: approximate (no floor in the float leak);
+    docs/nir.md quotes the figures."""
+    from sw.cli_artifact import dataset_inputs
+    from sw.default_model import ensure_exported, ensure_trained
+
+    ensure_exported(ensure_trained(tmp_path / "run"), tmp_path / "digits")
+    a = load_artifact(tmp_path / "digits")
+    x, y = dataset_inputs(a, "digits", "test")
+    spikes, pred = _norse_run(a, x)
+    res = GoldenModel(a).run(x)
+    rates = [float(np.mean(s != g.astype(bool))) for s, g in zip(spikes, res.spikes,
+                                                                  strict=True)]
+    pred_rate = float(np.mean(pred != res.predictions))
+    print(f"digits via Norse: hidden spike disagreement {[f'{100 * r:.3f} %' for r in rates]}, "
+          f"prediction disagreement {100 * pred_rate:.2f} %")
+    assert all(r < 0.005 for r in rates) and pred_rate < 0.01
