@@ -673,7 +673,7 @@ def _lif_from_floats(lname, aff_name, neuron_name, bits, c, bias, k, in_scale, v
     unit = np.where(e != 0, np.abs(e), ref)
     if np.any(e < 0):
         raise NIRError("a negative input scale r·dt/tau", node=neuron_name)
-    rel_b = bias / unit
+    rel_b = bias * in_scale / unit  # the bias enters with the input: (dt/τ)·R·(c·x + b)
     fb = _dyadic_bits(rel_b)
     lk = 0 if k is None else k
     exact = fb is not None

@@ -56,8 +56,8 @@ def _euler(graph, x, T):
         h = h.astype(np.float64)
         for name in order[1:-1]:
             node = graph.nodes[name]
-            if isinstance(node, nir.Affine):
-                h = h @ node.weight.T + node.bias
+            if isinstance(node, (nir.Affine, nir.Linear)):
+                h = h @ node.weight.T + (node.bias if isinstance(node, nir.Affine) else 0)
                 continue
             v = state.get(name, np.zeros_like(h))
             if isinstance(node, nir.LIF):
@@ -107,6 +107,37 @@ def test_import_snaps_float32_time_constants():
     assert report.exact and a.lif_layers[0].leak_shift == 2
     assert a.lif_layers[0].frac_bits == 2 * 3  # k·(T − 1): the leak's flooring is exact
     assert list(a.lif_layers[0].connected) == [1, 1, 1]
+
+
+def test_foreign_if_and_linear_graph_imports_exactly(seed):
+    """A graph from elsewhere with IF neurons (R·dt = 1/2: a dyadic input scale), a bias-free
+    Linear, per-row scales ±c_j and a spiking last layer: the golden model's spikes and
+    predictions equal the graph's Euler equations."""
+    rng = np.random.default_rng(seed)
+    n, m, k, T = int(rng.integers(2, 20)), int(rng.integers(1, 12)), int(rng.integers(2, 6)), 6
+    c1 = rng.choice([1.0, 2.0, 4.0], size=m)
+    c2 = rng.choice([0.5, 1.0, 2.0], size=k)
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([n])),
+        "fc": nir.Affine(weight=rng.choice([-1.0, 1.0], size=(m, n)) * c1[:, None],
+                         bias=rng.integers(-4, 5, size=m).astype(np.float64)),
+        "if1": nir.IF(r=np.full(m, 0.5 / DT), v_threshold=rng.integers(0, 6, size=m) + 0.5,
+                      v_reset=np.zeros(m)),
+        "lin": nir.Linear(weight=rng.choice([-1.0, 1.0], size=(k, m)) * c2[:, None]),
+        "if2": nir.IF(r=np.full(k, 1 / DT), v_threshold=rng.integers(0, 4, size=k).astype(float),
+                      v_reset=np.zeros(k)),
+        "output": nir.Output(output_type=np.array([k]))},
+        edges=[("input", "fc"), ("fc", "if1"), ("if1", "lin"), ("lin", "if2"),
+               ("if2", "output")])
+    a, report = graph_to_artifact(g, time_steps=T)
+    assert report.exact, report.notes
+    x = (rng.random((200, T, n)) < 0.5).astype(np.int64)
+    res = GoldenModel(a).run(x)
+    spikes, _ = _euler(g, x, T)
+    assert np.array_equal(res.spikes[0].astype(bool), spikes["if1"])
+    assert np.array_equal(res.spikes[1].astype(bool), spikes["if2"])
+    counts = spikes["if2"].sum(axis=1)
+    assert np.array_equal(res.predictions, counts.argmax(axis=1))
 
 
 # ---------------------------------------------------------------------------------------------
