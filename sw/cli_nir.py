@@ -92,6 +92,10 @@ def _export(args) -> int:
     write_graph(graph, args.out)
     nodes = ", ".join(f"{name}:{type(node).__name__}" for name, node in graph.nodes.items())
     print(f"wrote {args.out}: {artifact.summary()} as NIR ({nodes})")
+    soft = [layer.name for layer in artifact.lif_layers if layer.reset == "soft"]
+    if soft:
+        print(f"  note      soft reset in {', '.join(soft)}: NIR cannot express it (kept in the "
+              f"node metadata for bitspike; other libraries reset to v_reset = 0, docs/nir.md)")
     return 0
 
 

@@ -269,3 +269,13 @@ def test_read_graph_names_a_missing_file(tmp_path):
         read_graph(tmp_path / "none.nir")
     write_graph(_graph(), tmp_path / "ok.nir")
     assert sorted(os.listdir(tmp_path)) == ["ok.nir"]
+
+
+def test_export_says_soft_reset_is_not_portable(tmp_path, capsys):
+    a = random_artifact(11, sizes=[6, 4, 3], step_gain=False, reset="soft")
+    write_artifact(a, tmp_path / "a")
+    assert cli.main(["nir", "export", str(tmp_path / "a"), "-o", str(tmp_path / "m.nir")]) == 0
+    out = capsys.readouterr().out
+    assert f"soft reset in {a.lif_layers[0].name}: NIR cannot express it" in out
+    g = read_graph(tmp_path / "m.nir")
+    assert np.all(g.nodes[f"{a.lif_layers[0].name}_neuron"].v_reset == 0)
