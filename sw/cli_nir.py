@@ -49,6 +49,15 @@ class Nir:
                        help="bits of a multibit input (default: recorded, else 8)")
         i.add_argument("--dt", type=float, default=None,
                        help="time step of the discretisation (default: recorded, else 1e-4)")
+        i.add_argument("--binarize", action="store_true",
+                       help="binarize weights that are not ±c per output neuron (approximate; "
+                            "needs --dataset, where the float and binary accuracies are "
+                            "reported)")
+        i.add_argument("--dataset", default=None,
+                       help="dataset (test split) on which --binarize reports the float graph's "
+                            "and the binarized artifact's accuracy (default: none)")
+        i.add_argument("--limit", type=int_in(1), default=None,
+                       help="use the first LIMIT samples of --dataset (default: all)")
         i.add_argument("--force", action="store_true", help="replace an existing artifact")
 
     @staticmethod
@@ -103,13 +112,19 @@ def _import(args) -> int:
     from sw.artifact import write_artifact
     from sw.nir import graph_to_artifact, read_graph
 
+    if args.binarize and not args.dataset:
+        return _fail("--binarize needs --dataset: the accuracy change it causes is reported "
+                     "there")
     check_output_dir(args.out)
     if Path(args.out).exists() and not args.force:
         return _fail(f"{args.out} exists; pass --force to replace it")
     graph = read_graph(args.graph)
     artifact, report = graph_to_artifact(graph, time_steps=args.time_steps,
                                          input_kind=args.input, input_bits=args.input_bits,
-                                         dt=args.dt)
+                                         dt=args.dt, binarize=args.binarize)
+    accuracy = None
+    if args.dataset:
+        accuracy = _accuracies(graph, artifact, args)
     write_artifact(artifact, args.out, overwrite=args.force)
     origin = "a bitspike graph (integers from its metadata)" if report.from_bitspike else \
         "the graph's parameters"
@@ -118,4 +133,28 @@ def _import(args) -> int:
           f" (fractional bits per layer: {report.frac_bits})")
     for note in report.notes:
         print(f"  note      {note}")
+    if accuracy is not None:
+        n, acc_float, acc_int = accuracy
+        print(f"  accuracy  {args.dataset} test split ({n} samples): float graph "
+              f"{100 * acc_float:.2f} %, bitspike artifact {100 * acc_int:.2f} % "
+              f"(change {100 * (acc_int - acc_float):+.2f} points)")
     return 0
+
+
+def _accuracies(graph, artifact, args):
+    """(samples, float graph accuracy, artifact accuracy) on the dataset's test split; the
+    float graph runs the Euler equations of docs/nir.md (:func:`sw.nir.simulate_graph`)."""
+    import numpy as np
+
+    from sw.cli_artifact import dataset_inputs
+    from sw.golden import GoldenModel
+    from sw.nir import DT, simulate_graph
+
+    x, y = dataset_inputs(artifact, args.dataset, "test")
+    if args.limit is not None:
+        x, y = x[:args.limit], y[:args.limit]
+    meta = graph.metadata if isinstance(graph.metadata, dict) else {}
+    dt = args.dt or float(np.asarray(meta.get("dt", DT)))
+    float_pred = simulate_graph(graph, x, artifact.time_steps, dt=dt)
+    int_pred = GoldenModel(artifact).run(x).predictions
+    return len(y), float(np.mean(float_pred == y)), float(np.mean(int_pred == y))

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DT", "NIRError", "ImportReport", "artifact_to_graph", "graph_to_artifact",
-           "write_graph", "read_graph"]
+           "write_graph", "read_graph", "simulate_graph"]
 
 #: The time step of the discretisation (snnTorch's ``export_to_nir`` hard-codes 1e-4).
 DT = 1e-4
@@ -362,8 +362,10 @@ def _dyadic_bits(values: np.ndarray, limit: int = MAX_FRAC) -> int | None:
     return None
 
 
-def _weights(node, name, n_in):
-    """(bits, c, bias) of an Affine/Linear whose rows are ±c_j; refused otherwise."""
+def _weights(node, name, n_in, binarize=None):
+    """(bits, c, bias) of an Affine/Linear whose rows are ±c_j; refused otherwise, unless
+    ``binarize`` (an :class:`ImportReport`) is given: then a row that is not ±c_j becomes
+    ``sign(w_ji)·mean_i |w_ji|`` (the scale that minimises the squared error), noted there."""
     nir = _nir()
     w = _array(node, name, "weight")
     if w.ndim != 2:
@@ -375,11 +377,15 @@ def _weights(node, name, n_in):
     bias = _array(node, name, "bias", (m,)) if isinstance(node, nir.Affine) else np.zeros(m)
     c = np.abs(w).max(axis=1)
     bad = np.flatnonzero((np.abs(w) != c[:, None]).any(axis=1))
-    if bad.size:
+    if bad.size and binarize is None:
         j = int(bad[0])
         raise NIRError(f"weights of output {j} are not ±c (binary) but take "
                        f"{np.unique(np.abs(w[j])).size} magnitudes; bitspike layers have binary "
-                       f"weights (binarizing a float network is not supported yet)", node=name)
+                       f"weights (--binarize binarizes them, approximately)", node=name)
+    if bad.size:
+        c = c.copy()
+        c[bad] = np.abs(w[bad]).mean(axis=1)
+        binarize.approximate(f"{name}: {bad.size} of {m} rows binarized to ±mean|w|")
     bits = (w > 0).astype(np.uint8)
     bits[c == 0] = 1
     return bits, c, bias
@@ -481,11 +487,13 @@ def _layer_name(name: str, used: set) -> str:
 
 
 def graph_to_artifact(graph, *, time_steps: int | None = None, input_kind: str | None = None,
-                      input_bits: int | None = None, dt: float | None = None):
+                      input_bits: int | None = None, dt: float | None = None,
+                      binarize: bool = False):
     """A dense artifact computing the graph (docs/nir.md, "Import"), and an
     :class:`ImportReport`. ``time_steps``, ``input_kind``, ``input_bits`` and ``dt`` default to
     what a bitspike-written graph records (T must be given for any other graph: NIR does not
-    store it). Raises :class:`NIRError`."""
+    store it). ``binarize``: weights that are not ±c_j per row are binarized (the report says
+    the mapping is approximate) instead of refused. Raises :class:`NIRError`."""
     from sw.artifact import Artifact, ArtifactError, InputSpec, ReadoutLayer
     from sw.fixedpoint import FixedPoint
 
@@ -560,7 +568,7 @@ def graph_to_artifact(graph, *, time_steps: int | None = None, input_kind: str |
     ones = (1,) * T
     for gi, (aff_name, neuron_name) in enumerate(groups):
         aff = nodes[aff_name]
-        bits, c, bias = _weights(aff, aff_name, n_in)
+        bits, c, bias = _weights(aff, aff_name, n_in, report if binarize else None)
         m = bits.shape[0]
         ameta, nmeta = _meta(aff), _meta(nodes[neuron_name]) if neuron_name else {}
         lname = _layer_name(_meta_str(ameta, "bitspike_layer", aff_name)
@@ -732,3 +740,39 @@ def _readout(lname, aff_name, ameta, bits, c, bias, n_in, m, spec, T, ours, repo
     except ArtifactError as exc:
         raise NIRError(str(exc), node=aff_name) from None
 
+
+
+def simulate_graph(graph, x: np.ndarray, time_steps: int, *, dt: float = DT) -> np.ndarray:
+    """Predictions of a chain graph (Input, Affine/Linear, LIF/IF, Output) under the Euler
+    discretisation of docs/nir.md, in float64: per step ``v += dt/τ·(v_leak − v + R·I)``
+    (LIF) or ``v += dt·R·I`` (IF), fire on ``v > v_threshold``, ``v = v_reset``. The class is
+    the argmax of the output summed over the steps (lowest index on ties). ``x``: ``(B, N)``
+    values given at every step, or ``(B, T, N)`` spikes. The float reference ``--binarize``
+    compares the binarized network against."""
+    nir = _nir()
+    order = _chain(graph)
+    state: dict = {}
+    total = 0.0
+    x = np.asarray(x, dtype=np.float64)
+    for t in range(time_steps):
+        h = x if x.ndim == 2 else x[:, t]
+        for name in order[1:-1]:
+            node = graph.nodes[name]
+            if isinstance(node, (nir.Affine, nir.Linear)):
+                h = h @ np.asarray(node.weight, dtype=np.float64).T
+                if isinstance(node, nir.Affine):
+                    h = h + np.asarray(node.bias, dtype=np.float64)
+                continue
+            v = state.get(name, np.zeros_like(h))
+            if isinstance(node, nir.LIF):
+                v = v + dt / node.tau * (node.v_leak - v + node.r * h)
+            elif isinstance(node, nir.IF):
+                v = v + dt * node.r * h
+            else:
+                raise NIRError(f"{type(node).__name__} nodes are not simulated", node=name)
+            s = v > node.v_threshold
+            reset = node.v_reset if node.v_reset is not None else 0.0
+            state[name] = np.where(s, reset, v)
+            h = s.astype(np.float64)
+        total = total + h
+    return np.argmax(total, axis=1)

@@ -13,7 +13,15 @@ import pytest
 from bitspike import cli
 from sw.artifact import Artifact, load_artifact, write_artifact
 from sw.golden import GoldenModel
-from sw.nir import DT, NIRError, artifact_to_graph, graph_to_artifact, read_graph, write_graph
+from sw.nir import (
+    DT,
+    NIRError,
+    artifact_to_graph,
+    graph_to_artifact,
+    read_graph,
+    simulate_graph,
+    write_graph,
+)
 from sw.randnet import random_artifact, random_inputs
 
 
@@ -88,6 +96,8 @@ def test_export_equations_match_golden_without_leak(seed):
             if not unit:
                 # the readout's bias is C_j/T: exact in float when T is a power of two
                 assert np.array_equal(np.rint(total).astype(np.int64), res.scores)
+                # the float reference of --binarize is the same model
+                assert np.array_equal(simulate_graph(g, x, a.time_steps), res.predictions)
 
 
 def test_import_snaps_float32_time_constants():
@@ -279,3 +289,36 @@ def test_export_says_soft_reset_is_not_portable(tmp_path, capsys):
     assert f"soft reset in {a.lif_layers[0].name}: NIR cannot express it" in out
     g = read_graph(tmp_path / "m.nir")
     assert np.all(g.nodes[f"{a.lif_layers[0].name}_neuron"].v_reset == 0)
+
+
+def test_binarize_reports_the_accuracy_change_and_never_claims_exactness(tmp_path, capsys,
+                                                                           seed):
+    """A float-weight graph: refused without --binarize; with it, binarized, and the float
+    graph's and the artifact's accuracies on the named dataset printed (the artifact's is the
+    golden model's)."""
+    from sw.cli_artifact import dataset_inputs
+
+    rng = np.random.default_rng(seed)
+    a = random_artifact(rng, sizes=[64, 16, 10], input_kind="multibit", input_bits=5,
+                        time_steps=4, step_gain=False, leak_shift=1, reset="hard")
+    g = artifact_to_graph(a)
+    g.metadata = {}  # a graph from elsewhere
+    for name in (layer.name for layer in a.layers):
+        w = g.nodes[name].weight
+        g.nodes[name].weight = w * rng.uniform(0.5, 1.5, size=w.shape)
+    path = tmp_path / "float.nir"
+    write_graph(g, path)
+    base = ["nir", "import", str(path), "-o", str(tmp_path / "b"), "--time-steps", "4",
+            "--input", "multibit", "--input-bits", "5"]
+    assert cli.main(base) == 2
+    assert "--binarize" in capsys.readouterr().err
+    assert cli.main(base + ["--binarize"]) == 2
+    assert "needs --dataset" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    assert cli.main(base + ["--binarize", "--dataset", "digits", "--limit", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "mapping   APPROXIMATE" in out and "binarized to ±mean|w|" in out, out
+    b = load_artifact(tmp_path / "b")
+    x, y = dataset_inputs(b, "digits", "test")
+    acc = np.mean(GoldenModel(b).run(x[:120]).predictions == y[:120])
+    assert f"bitspike artifact {100 * acc:.2f} %" in out and "(120 samples)" in out, out
