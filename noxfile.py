@@ -5,6 +5,7 @@
     nox -s tests             the fast test suite (the default session)
     nox -s slow              long simulations and synthesis (CI runs it too)
     nox -s bitstream         a board's bitstream and report (-- --board icebreaker|ulx3s-85f)
+    nox -s interop           NIR interchange against snnTorch and Norse (pinned, this env only)
     nox -s lint              ruff
 
 Options after ``--`` go to the session's command. Environments are reused between runs
@@ -75,7 +76,8 @@ def tests(session: nox.Session) -> None:
     """The fast test suite: unit, property and Amaranth-simulator tests (not `slow`)."""
     require_icarus(session)
     install(session)
-    session.run("pytest", "-m", "not slow", *parallel(), *session.posargs, env=pytest_env())
+    session.run("pytest", "-m", "not slow and not interop", *parallel(), *session.posargs,
+                env=pytest_env())
 
 
 @nox.session(python=PYTHON)
@@ -84,6 +86,17 @@ def slow(session: nox.Session) -> None:
     require_icarus(session)
     install(session)
     session.run("pytest", "-m", "slow", *parallel(), *session.posargs, env=pytest_env())
+
+
+@nox.session(python=PYTHON)
+def interop(session: nox.Session) -> None:
+    """NIR interchange with other SNN libraries (docs/nir.md): snnTorch networks through
+    ``bitspike nir import`` against the golden model, bitspike models through snnTorch's and
+    Norse's NIR imports. snnTorch, Norse and nirtorch are pinned and installed in this
+    session's env only."""
+    install(session)
+    session.install("-c", "constraints.txt", "snntorch==1.0.0", "nirtorch==2.6", "norse==1.1.0")
+    session.run("pytest", "-m", "interop", *parallel(), *session.posargs, env=pytest_env())
 
 
 @nox.session(python=PYTHON)

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verilog": ("hw.cli:Verilog", "generate the accelerator's Verilog, .mem files and description"),
     "train": ("sw.train.cli:Train", "train a binary spiking network (AGMM) into a run directory"),
     "export": ("sw.export:Export", "fold a training checkpoint into an integer artifact"),
+    "nir": ("sw.cli_nir:Nir", "NIR graphs: export an artifact/checkpoint, import a graph "
+                              "from another library (needs bitspike[interop])"),
     "plot": ("sw.train.cli:Plot", "PNG plots comparing training runs (accuracy, flips, firing)"),
     "datasets": ("sw.data.cli:Datasets", "list the datasets and their file layouts, load one"),
     "simulate": ("sim.main", "the main job: train/export the default model (or take an "

@@ -1,0 +1,160 @@
+"""``bitspike nir export | import``: NIR graphs to and from bitspike artifacts (docs/nir.md).
+
+Needs the optional ``nir`` package (``pip install 'bitspike[interop]'``); exporting a training
+checkpoint (not an artifact) needs torch too. Every refusal is one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from sw.options import check_output_dir, int_in
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+class Nir:
+    @staticmethod
+    def configure(p):
+        sub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                               help="export (artifact -> NIR) or import (NIR -> artifact)")
+        e = sub.add_parser("export", help="write an artifact (or a checkpoint, folded first) as "
+                                          "a NIR graph (HDF5)",
+                           formatter_class=p.formatter_class)
+        e.add_argument("source", help="artifact directory (holding manifest.json), or a "
+                                      "training checkpoint.pt / run directory")
+        e.add_argument("-o", "--out", required=True, help="NIR file to write (model.nir)")
+        e.add_argument("--dt", type=float, default=None,
+                       help="time step of the discretisation the graph's time constants "
+                            "assume (default: 1e-4, snnTorch's)")
+        e.add_argument("--unit-threshold", action="store_true",
+                       help="scale every neuron's membrane so its threshold is 1 (for "
+                            "consumers that take one threshold per layer, e.g. snnTorch)")
+        e.add_argument("--force", action="store_true", help="replace an existing file")
+        i = sub.add_parser("import", help="map a NIR graph (dense: Affine/Linear + LIF/IF) to "
+                                          "an artifact",
+                           formatter_class=p.formatter_class)
+        i.add_argument("graph", help="NIR file (HDF5) to read")
+        i.add_argument("-o", "--out", required=True, help="artifact directory to write")
+        i.add_argument("--time-steps", type=int_in(1, 1024), default=None, metavar="T",
+                       help="time steps per sample; NIR does not record them (default: the "
+                            "value a bitspike-written graph records)")
+        i.add_argument("--input", choices=["spike", "multibit"], default=None,
+                       help="first-layer input kind (default: recorded, else spike)")
+        i.add_argument("--input-bits", type=int_in(1, 16), default=None,
+                       help="bits of a multibit input (default: recorded, else 8)")
+        i.add_argument("--dt", type=float, default=None,
+                       help="time step of the discretisation (default: recorded, else 1e-4)")
+        i.add_argument("--binarize", action="store_true",
+                       help="binarize weights that are not ±c per output neuron (approximate; "
+                            "needs --dataset, where the float and binary accuracies are "
+                            "reported)")
+        i.add_argument("--dataset", default=None,
+                       help="dataset (test split) on which --binarize reports the float graph's "
+                            "and the binarized artifact's accuracy (default: none)")
+        i.add_argument("--limit", type=int_in(1), default=None,
+                       help="use the first LIMIT samples of --dataset (default: all)")
+        i.add_argument("--force", action="store_true", help="replace an existing artifact")
+
+    @staticmethod
+    def run(args):
+        from sw.artifact import ArtifactError
+        from sw.nir import NIRError
+
+        if args.dt is not None and not (args.dt > 0 and args.dt < float("inf")):
+            return _fail(f"--dt must be a positive number, not {args.dt!r}")
+        try:
+            if args.action == "export":
+                return _export(args)
+            return _import(args)
+        except (NIRError, ArtifactError) as exc:
+            return _fail(str(exc))
+
+
+def _export(args) -> int:
+    from sw.artifact import load_artifact
+    from sw.nir import DT, artifact_to_graph, write_graph
+
+    check_output_dir(Path(args.out).parent)
+    if Path(args.out).exists() and not args.force:
+        return _fail(f"{args.out} exists; pass --force to replace it")
+    src = Path(args.source)
+    if (src / "manifest.json").is_file():
+        artifact = load_artifact(src)
+    elif src.exists():
+        try:
+            from sw.export import ExportError, export
+            from sw.train.loop import CheckpointError
+        except ImportError as exc:
+            return _fail(f"{src}: exporting a checkpoint needs torch ({exc})")
+        try:
+            artifact, _ = export(src, None)
+        except (ExportError, CheckpointError, ValueError) as exc:
+            return _fail(f"{src}: {exc}")
+    else:
+        return _fail(f"{src}: no such artifact or checkpoint")
+    graph = artifact_to_graph(artifact, dt=args.dt or DT, unit_threshold=args.unit_threshold)
+    write_graph(graph, args.out)
+    nodes = ", ".join(f"{name}:{type(node).__name__}" for name, node in graph.nodes.items())
+    print(f"wrote {args.out}: {artifact.summary()} as NIR ({nodes})")
+    soft = [layer.name for layer in artifact.lif_layers if layer.reset == "soft"]
+    if soft:
+        print(f"  note      soft reset in {', '.join(soft)}: NIR cannot express it (kept in the "
+              f"node metadata for bitspike; other libraries reset to v_reset = 0, docs/nir.md)")
+    return 0
+
+
+def _import(args) -> int:
+    from sw.artifact import write_artifact
+    from sw.nir import graph_to_artifact, read_graph
+
+    if args.binarize and not args.dataset:
+        return _fail("--binarize needs --dataset: the accuracy change it causes is reported "
+                     "there")
+    check_output_dir(args.out)
+    if Path(args.out).exists() and not args.force:
+        return _fail(f"{args.out} exists; pass --force to replace it")
+    graph = read_graph(args.graph)
+    artifact, report = graph_to_artifact(graph, time_steps=args.time_steps,
+                                         input_kind=args.input, input_bits=args.input_bits,
+                                         dt=args.dt, binarize=args.binarize)
+    accuracy = None
+    if args.dataset:
+        accuracy = _accuracies(graph, artifact, args)
+    write_artifact(artifact, args.out, overwrite=args.force)
+    origin = "a bitspike graph (integers from its metadata)" if report.from_bitspike else \
+        "the graph's parameters"
+    print(f"wrote {args.out}: {artifact.summary()} from {origin}")
+    print(f"  mapping   {'exact' if report.exact else 'APPROXIMATE'}"
+          f" (fractional bits per layer: {report.frac_bits})")
+    for note in report.notes:
+        print(f"  note      {note}")
+    if accuracy is not None:
+        n, acc_float, acc_int = accuracy
+        print(f"  accuracy  {args.dataset} test split ({n} samples): float graph "
+              f"{100 * acc_float:.2f} %, bitspike artifact {100 * acc_int:.2f} % "
+              f"(change {100 * (acc_int - acc_float):+.2f} points)")
+    return 0
+
+
+def _accuracies(graph, artifact, args):
+    """(samples, float graph accuracy, artifact accuracy) on the dataset's test split; the
+    float graph runs the Euler equations of docs/nir.md (:func:`sw.nir.simulate_graph`)."""
+    import numpy as np
+
+    from sw.cli_artifact import dataset_inputs
+    from sw.golden import GoldenModel
+    from sw.nir import DT, simulate_graph
+
+    x, y = dataset_inputs(artifact, args.dataset, "test")
+    if args.limit is not None:
+        x, y = x[:args.limit], y[:args.limit]
+    meta = graph.metadata if isinstance(graph.metadata, dict) else {}
+    dt = args.dt or float(np.asarray(meta.get("dt", DT)))
+    float_pred = simulate_graph(graph, x, artifact.time_steps, dt=dt)
+    int_pred = GoldenModel(artifact).run(x).predictions
+    return len(y), float(np.mean(float_pred == y)), float(np.mean(int_pred == y))

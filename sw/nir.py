@@ -1,0 +1,778 @@
+"""NIR interchange: a dense bitspike artifact to and from a NIR graph (docs/nir.md).
+
+    from sw.nir import artifact_to_graph, graph_to_artifact
+    graph = artifact_to_graph(load_artifact("artifacts/digits"))
+    artifact, report = graph_to_artifact(graph, time_steps=8)
+
+NIR (the Neuromorphic Intermediate Representation, PyPI ``nir``) is imported lazily: the base
+package does not need it (``pip install bitspike[interop]``).
+
+The mapping (docs/nir.md) uses the discretisation ``dt`` = :data:`DT` (1e-4, the one snnTorch
+hard-codes) and explicit Euler: NIR's ``τ·dv/dt = (v_leak − v) + R·I`` becomes
+``v ← (1 − dt/τ)·v + (dt/τ)·R·I``. A bitspike LIF layer with leak shift k is a NIR ``Affine``
+(weights ±1 times ``c_j·2^k``, bias ``B_j·2^(k−F)``: the membrane in units of ``2^−F``, the
+current times ``τ/dt``) followed by a ``LIF`` with ``τ = dt·2^k`` and ``R = 1`` (so
+``dt/τ = 2^−k`` and ``(dt/τ)·R·I`` is the integer model's current),
+``v_leak = 0``, ``v_reset = 0`` and ``v_threshold = (Θ_j − ½)·2^−F`` (bitspike fires on
+``h ≥ Θ``, NIR on ``v > v_threshold``; for an integer membrane the two agree). A layer without
+leak is a NIR ``IF`` with ``R = 1/dt``. The readout is an ``Affine`` with weights ±``A_j`` and
+bias ``C_j/T`` (the class score is the output summed over the T steps). Every scalar is stored
+per neuron, as NIR requires, and every node's ``metadata`` holds bitspike's integers, so a graph
+this module wrote comes back byte-identical.
+
+A graph from another library is mapped with the same equations, backwards: weights must be
+``±c_j`` per output neuron, ``v_leak = 0``, ``v_reset = 0`` (hard reset), ``1 − dt/τ = 1 − 2^−k``
+with one k per layer. Anything else is refused with :class:`NIRError`, naming the node.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DT", "NIRError", "ImportReport", "artifact_to_graph", "graph_to_artifact",
+           "write_graph", "read_graph", "simulate_graph"]
+
+#: The time step of the discretisation (snnTorch's ``export_to_nir`` hard-codes 1e-4).
+DT = 1e-4
+#: The tag in the graph's metadata of a graph bitspike wrote.
+FORMAT = "bitspike-nir"
+FORMAT_VERSION = 1
+#: The largest fractional bits an import tries before it gives up on an exact mapping.
+MAX_FRAC = 40
+#: Relative tolerance when reading ``dt/τ`` as ``2^−k`` (a float32 exporter's round-off).
+LEAK_RTOL = 1e-6
+
+
+class NIRError(ValueError):
+    """A NIR graph (or an artifact for export) that the mapping cannot represent.
+
+    ``node`` names the NIR node (or the artifact layer); the message says why.
+    """
+
+    def __init__(self, message: str, node: str | None = None):
+        self.node = node
+        super().__init__(f"node {node!r}: {message}" if node is not None else message)
+
+
+def _nir():
+    try:
+        import nir
+    except ImportError:
+        raise NIRError("the NIR commands need the 'nir' package: "
+                       "pip install 'bitspike[interop]'") from None
+    return nir
+
+
+# ----------------------------------------------------------------------------------------------
+# Export
+# ----------------------------------------------------------------------------------------------
+
+def _signs(bits: np.ndarray) -> np.ndarray:
+    return np.where(np.asarray(bits) == 1, 1.0, -1.0)
+
+
+def _ints(a) -> list[int]:
+    return [int(v) for v in np.asarray(a).ravel()]
+
+
+def _hex(layer) -> str:
+    """The weight bits as the artifact's hex lines (JSON): the rows of a neuron without inputs
+    (``connected = 0``, readout ``scale = 0``) are zero in the float weights."""
+    from sw.artifact import weights_to_hex_lines
+
+    return json.dumps(weights_to_hex_lines(layer.weights))
+
+
+def _meta_bits(meta, name, bits, c):
+    """The weight bits recorded in the metadata, checked against the signs of the rows with
+    a non-zero scale; they give the bits of the zero rows."""
+    from sw.artifact import ArtifactError, weights_from_hex_lines
+
+    try:
+        lines = json.loads(_meta_str(meta, "bitspike_weights", name))
+        recorded = weights_from_hex_lines(lines, bits.shape[0], bits.shape[1])
+    except (ValueError, TypeError, ArtifactError):
+        raise NIRError("bitspike metadata bitspike_weights is not the layer's weight bits",
+                       node=name) from None
+    live = c != 0
+    if not np.array_equal(recorded[live], bits[live]):
+        raise NIRError("the node's weights disagree with the bitspike weight bits recorded in "
+                       "its metadata (edited after export?)", node=name)
+    return recorded.astype(np.uint8)
+
+
+def artifact_to_graph(artifact, *, dt: float = DT, unit_threshold: bool = False):
+    """The NIR graph of a dense artifact (docs/nir.md, "Export").
+
+    ``unit_threshold``: scale each neuron's membrane by ``1/(Θ_j − ½)`` so that every
+    threshold is 1 (weights ``±c_j·2^F/(Θ_j − ½)``, bias ``B_j/(Θ_j − ½)``), for a consumer
+    that takes one threshold per layer (snnTorch's ``import_from_nir``); every ``Θ_j`` must be
+    at least 1.
+    """
+    from sw.artifact import LIFLayer
+
+    nir = _nir()
+    if not artifact.is_dense:
+        first = next(layer for layer in artifact.layers
+                     if not isinstance(layer, (LIFLayer,)) and layer is not artifact.readout)
+        raise NIRError("conv and pool layers are not exported to NIR yet (dense networks "
+                       "only)", node=first.name)
+    T = artifact.time_steps
+    nodes = {"input": nir.Input(input_type=np.array([artifact.inputs]))}
+    edges = []
+    prev = "input"
+    for layer in artifact.layers:
+        if any(g != 1 for g in layer.step_gain):
+            raise NIRError(f"step gains {list(layer.step_gain)} vary over time, which a NIR "
+                           f"graph cannot express", node=layer.name)
+        signs = _signs(layer.weights)
+        if isinstance(layer, LIFLayer):
+            F = layer.membrane.frac
+            if unit_threshold and (layer.threshold < 1).any():
+                j = int(np.flatnonzero(layer.threshold < 1)[0])
+                raise NIRError(f"neuron {j} has threshold {int(layer.threshold[j])} < 1, which "
+                               f"cannot be scaled to 1 (export without --unit-threshold)",
+                               node=layer.name)
+            weight, bias, thr = _lif_floats(layer.connected, layer.bias, layer.threshold, F,
+                                            unit_threshold)
+            # LIF: R = 1 and the current times τ/dt = 2^k, so (dt/τ)·R·I is the integer
+            # model's current (Norse's importer ignores R; snnTorch's folds R·dt/τ into θ)
+            gain = 1.0 if layer.leak_shift is None else 2.0 ** layer.leak_shift
+            weight = signs * (weight * gain)[:, None]
+            aff = nir.Affine(weight=weight, bias=bias * gain)
+            aff.metadata = {"bitspike_layer": layer.name, "bitspike_kind": "lif",
+                            "bitspike_weights": _hex(layer),
+                            "bitspike_bias": json.dumps(_ints(layer.bias)),
+                            "bitspike_connected": json.dumps(_ints(layer.connected))}
+            m = layer.neurons
+            if layer.leak_shift is None:
+                neuron = nir.IF(r=np.full(m, 1.0 / dt), v_threshold=thr,
+                                v_reset=np.zeros(m))
+            else:
+                k = layer.leak_shift
+                neuron = nir.LIF(tau=np.full(m, dt * 2.0 ** k), r=np.ones(m),
+                                 v_leak=np.zeros(m), v_threshold=thr, v_reset=np.zeros(m))
+            neuron.metadata = {"bitspike_layer": layer.name,
+                               "bitspike_threshold": json.dumps(_ints(layer.threshold)),
+                               "bitspike_reset": layer.reset,
+                               "bitspike_leak_shift": -1 if layer.leak_shift is None
+                               else int(layer.leak_shift),
+                               "bitspike_frac": int(F),
+                               "bitspike_unit_threshold": int(unit_threshold),
+                               "bitspike_width": int(layer.membrane.width)}
+            nodes[layer.name] = aff
+            nodes[f"{layer.name}_neuron"] = neuron
+            edges += [(prev, layer.name), (layer.name, f"{layer.name}_neuron")]
+            prev = f"{layer.name}_neuron"
+        else:
+            weight = signs * layer.scale[:, None].astype(np.float64)
+            bias = layer.offset.astype(np.float64) / T
+            aff = nir.Affine(weight=weight, bias=bias)
+            aff.metadata = {"bitspike_layer": layer.name, "bitspike_kind": "readout",
+                            "bitspike_weights": _hex(layer),
+                            "bitspike_scale": json.dumps(_ints(layer.scale)),
+                            "bitspike_offset": json.dumps(_ints(layer.offset)),
+                            "bitspike_score_width": int(layer.score.width)}
+            nodes[layer.name] = aff
+            edges.append((prev, layer.name))
+            prev = layer.name
+    nodes["output"] = nir.Output(output_type=np.array([artifact.classes]))
+    edges.append((prev, "output"))
+    graph = nir.NIRGraph(nodes=nodes, edges=edges)
+    graph.metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "dt": float(dt),
+                      "time_steps": int(T), "input_kind": artifact.input.kind,
+                      "input_bits": int(artifact.input.bits),
+                      "artifact_metadata": json.dumps(artifact.metadata)}
+    return graph
+
+
+def _lif_floats(connected, bias, threshold, frac, unit_threshold):
+    """Per neuron (weight scale, bias, threshold) of the float membrane: ``h·2^−F``, or
+    ``h/(Θ − ½)`` when ``unit_threshold`` (then every threshold is 1)."""
+    theta = np.asarray(threshold, dtype=np.float64) - 0.5
+    c = np.asarray(connected, dtype=np.float64)
+    b = np.asarray(bias, dtype=np.float64)
+    if unit_threshold:
+        return c * 2.0 ** frac / theta, b / theta, np.ones_like(theta)
+    unit = 2.0 ** -frac
+    return c, b * unit, theta * unit
+
+
+def write_graph(graph, path) -> Path:
+    """``nir.write`` through a temporary sibling, renamed into place (nothing half-written)."""
+    from sw.atomic import atomic_path
+
+    nir = _nir()
+    with atomic_path(path, suffix=".nir") as tmp:
+        nir.write(str(tmp), graph)
+    return Path(path)
+
+
+def read_graph(path):
+    """``nir.read``, any failure of the file itself as a :class:`NIRError` naming it."""
+    nir = _nir()
+    path = Path(path)
+    if not path.is_file():
+        raise NIRError(f"{path}: no such file")
+    try:
+        # no type check here: the mapping checks every shape itself and names the node
+        return nir.read(str(path), type_check=False)
+    except Exception as exc:  # h5py and nir raise many types on a malformed file
+        raise NIRError(f"{path}: not a readable NIR file ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Import
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    """What an import did: ``exact`` is True when the artifact computes exactly the graph's
+    equations under the Euler discretisation of docs/nir.md; ``notes`` say where it does not."""
+
+    exact: bool = True
+    from_bitspike: bool = False
+    frac_bits: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def approximate(self, note: str) -> None:
+        self.exact = False
+        self.notes.append(note)
+
+
+def _array(node, name, attr, shape=None):
+    value = getattr(node, attr, None)
+    if value is None:
+        raise NIRError(f"has no {attr}", node=name)
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise NIRError(f"{attr} holds NaN or infinite values", node=name)
+    if shape is not None:
+        if arr.ndim == 0:
+            arr = np.full(shape, float(arr))
+        if arr.shape != shape:
+            raise NIRError(f"{attr} has shape {arr.shape}, expected {shape}", node=name)
+    return arr
+
+
+def _chain(graph) -> list[str]:
+    """The node names from the Input to the Output of a graph that is one chain, else refused."""
+    nir = _nir()
+    nodes = graph.nodes
+    if not isinstance(nodes, dict) or not nodes:
+        raise NIRError("the graph has no nodes")
+    for a, b in graph.edges:
+        for end in (a, b):
+            if end not in nodes:
+                raise NIRError(f"an edge ({a!r} -> {b!r}) leads to a node that does not exist",
+                               node=end)
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    pred: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+        pred[b].append(a)
+    cyclic = _on_cycle(succ)
+    if cyclic is not None:
+        raise NIRError("the graph has a cycle (recurrent connections are not supported)",
+                       node=cyclic)
+    for kind in (nir.Input, nir.Output):
+        found = sorted(n for n, v in nodes.items() if isinstance(v, kind))
+        if len(found) != 1:
+            raise NIRError(f"the graph must have one {kind.__name__} node, it has "
+                           f"{len(found)} ({', '.join(found)}): a node without "
+                           f"{'incoming' if kind is nir.Input else 'outgoing'} edges reads as "
+                           f"one", node=found[-1] if found else None)
+    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
+    order = [inputs[0]]
+    seen = {inputs[0]}
+    while order[-1] != outputs[0]:
+        here = order[-1]
+        if len(succ[here]) != 1:
+            raise NIRError(f"has {len(succ[here])} outgoing edges; only a chain of layers "
+                           f"(one edge out of every node) is supported", node=here)
+        nxt = succ[here][0]
+        if nxt in seen:
+            raise NIRError("the graph has a cycle (recurrent connections are not supported)",
+                           node=nxt)
+        if len(pred[nxt]) != 1:
+            raise NIRError(f"has {len(pred[nxt])} incoming edges; only a chain of layers is "
+                           f"supported", node=nxt)
+        order.append(nxt)
+        seen.add(nxt)
+    if succ[outputs[0]]:
+        raise NIRError("the Output node has outgoing edges", node=outputs[0])
+    rest = sorted(set(nodes) - seen)
+    if rest:
+        raise NIRError("is not on the path from the Input to the Output", node=rest[0])
+    return order
+
+
+def _on_cycle(succ: dict) -> str | None:
+    """A node on a directed cycle of the graph, or None (iterative depth-first search)."""
+    state: dict[str, int] = {}
+    for start in sorted(succ):
+        if state.get(start):
+            continue
+        stack = [(start, iter(succ[start]))]
+        state[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return nxt
+            elif not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+    return None
+
+
+_REFUSED = {
+    "CubaLIF": "a CubaLIF has a synaptic current (a second state per neuron), which a "
+               "bitspike neuron does not have",
+    "Delay": "delays are not supported",
+    "Conv1d": "convolutions are not imported yet (dense networks only)",
+    "Conv2d": "convolutions are not imported yet (dense networks only)",
+    "SumPool2d": "pooling is not imported yet (dense networks only)",
+    "AvgPool2d": "average pooling is not a bitspike operation (bitspike pools spikes by OR)",
+    "LI": "a leaky integrator without spikes is only supported as the readout",
+    "I": "an integrator without spikes is only supported as the readout",
+    "Integrator": "an integrator without spikes is only supported as the readout",
+    "CuBaLI": "a CuBaLI has a synaptic current, which a bitspike neuron does not have",
+    "NIRGraph": "nested subgraphs (e.g. recurrent layers) are not supported",
+    "Scale": "a separate Scale node is not supported (fold it into the weights)",
+    "Threshold": "a separate Threshold node is not supported",
+}
+
+
+def _dyadic_bits(values: np.ndarray, limit: int = MAX_FRAC) -> int | None:
+    """The smallest f <= limit with every ``values·2^f`` an integer, or None."""
+    for f in range(limit + 1):
+        scaled = values * 2.0 ** f
+        if np.all(scaled == np.round(scaled)) and np.all(np.abs(scaled) < 2.0 ** 53):
+            return f
+    return None
+
+
+def _weights(node, name, n_in, binarize=None):
+    """(bits, c, bias) of an Affine/Linear whose rows are ±c_j; refused otherwise, unless
+    ``binarize`` (an :class:`ImportReport`) is given: then a row that is not ±c_j becomes
+    ``sign(w_ji)·mean_i |w_ji|`` (the scale that minimises the squared error), noted there."""
+    nir = _nir()
+    w = _array(node, name, "weight")
+    if w.ndim != 2:
+        raise NIRError(f"weight has shape {w.shape}, expected (outputs, inputs)", node=name)
+    if w.shape[1] != n_in:
+        raise NIRError(f"weight takes {w.shape[1]} inputs, the layer before gives {n_in}",
+                       node=name)
+    m = w.shape[0]
+    bias = _array(node, name, "bias", (m,)) if isinstance(node, nir.Affine) else np.zeros(m)
+    c = np.abs(w).max(axis=1)
+    bad = np.flatnonzero((np.abs(w) != c[:, None]).any(axis=1))
+    if bad.size and binarize is None:
+        j = int(bad[0])
+        raise NIRError(f"weights of output {j} are not ±c (binary) but take "
+                       f"{np.unique(np.abs(w[j])).size} magnitudes; bitspike layers have binary "
+                       f"weights (--binarize binarizes them, approximately)", node=name)
+    if bad.size:
+        c = c.copy()
+        c[bad] = np.abs(w[bad]).mean(axis=1)
+        binarize.approximate(f"{name}: {bad.size} of {m} rows binarized to ±mean|w|")
+    bits = (w > 0).astype(np.uint8)
+    bits[c == 0] = 1
+    return bits, c, bias
+
+
+def _leak(node, name, m, dt):
+    """(k or None, input scale (dt/τ)·R per neuron) of a LIF/IF node, refusing what bitspike
+    neurons cannot do."""
+    nir = _nir()
+    v_thr = _array(node, name, "v_threshold", (m,))
+    v_reset = _array(node, name, "v_reset", (m,)) if getattr(node, "v_reset", None) is not None \
+        else np.zeros(m)
+    if np.any(v_reset != 0):
+        raise NIRError("v_reset is not 0: a bitspike hard reset sets the membrane to 0",
+                       node=name)
+    r = _array(node, name, "r", (m,))
+    if isinstance(node, nir.IF):
+        return None, _snap(r * dt), v_thr
+    v_leak = _array(node, name, "v_leak", (m,))
+    if np.any(v_leak != 0):
+        raise NIRError("v_leak is not 0: a bitspike neuron leaks towards 0", node=name)
+    tau = _array(node, name, "tau", (m,))
+    if np.any(tau <= 0):
+        raise NIRError("tau must be positive", node=name)
+    ratio = dt / tau
+    k = np.round(-np.log2(ratio))
+    if np.any(k < 1) or np.any(np.abs(ratio * 2.0 ** k - 1) > LEAK_RTOL):
+        raise NIRError(f"the discretised leak 1 - dt/tau (dt = {dt:g}) is not 1 - 2^-k for an "
+                       f"integer k >= 1 (tau = {tau.min():g} .. {tau.max():g})", node=name)
+    if np.unique(k).size != 1:
+        raise NIRError(f"neurons leak with different shifts k = {sorted(set(_ints(k)))}; a "
+                       f"bitspike layer has one", node=name)
+    k = int(k[0])
+    return k, _snap(2.0 ** -k * r), v_thr
+
+
+def _snap(x: np.ndarray) -> np.ndarray:
+    """Values within :data:`LEAK_RTOL` of a power of two taken as that power: an exporter that
+    computes ``τ = dt/(1 − β)`` and ``R = τ/dt`` in float32 (snnTorch's ``export_to_nir``)
+    leaves ``(dt/τ)·R`` a few ulps from 1."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2.0 ** np.round(np.log2(np.where(x > 0, x, 1.0)))
+        near = (x > 0) & (np.abs(x / p - 1) <= LEAK_RTOL)
+    return np.where(near, p, x)
+
+
+def _meta(node) -> dict:
+    meta = getattr(node, "metadata", None)
+    return meta if isinstance(meta, dict) else {}
+
+
+def _meta_ints(meta, key, name, n):
+    try:
+        values = json.loads(meta[key])
+    except (KeyError, TypeError, ValueError):
+        raise NIRError(f"bitspike metadata {key} is missing or not JSON", node=name) from None
+    if not isinstance(values, list) or len(values) != n or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise NIRError(f"bitspike metadata {key} must be {n} ints", node=name)
+    return np.array(values, dtype=np.int64)
+
+
+def _meta_int(meta, key, name):
+    value = meta.get(key)
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, (np.integer,)):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise NIRError(f"bitspike metadata {key} must be an int, not {value!r}", node=name)
+    return value
+
+
+def _meta_str(meta, key, name):
+    value = meta.get(key)
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+        value = value.decode() if isinstance(value, bytes) else value
+    if not isinstance(value, str):
+        raise NIRError(f"bitspike metadata {key} must be a string", node=name)
+    return value
+
+
+def _layer_name(name: str, used: set) -> str:
+    import re
+
+    base = re.sub(r"[^a-z0-9_]", "_", name.lower())[:28] or "layer"
+    if not base[0].isalpha():
+        base = "l" + base[:27]
+    out, i = base, 1
+    while out in used:
+        out = f"{base[:26]}_{i}"
+        i += 1
+    used.add(out)
+    return out
+
+
+def graph_to_artifact(graph, *, time_steps: int | None = None, input_kind: str | None = None,
+                      input_bits: int | None = None, dt: float | None = None,
+                      binarize: bool = False):
+    """A dense artifact computing the graph (docs/nir.md, "Import"), and an
+    :class:`ImportReport`. ``time_steps``, ``input_kind``, ``input_bits`` and ``dt`` default to
+    what a bitspike-written graph records (T must be given for any other graph: NIR does not
+    store it). ``binarize``: weights that are not ±c_j per row are binarized (the report says
+    the mapping is approximate) instead of refused. Raises :class:`NIRError`."""
+    from sw.artifact import Artifact, ArtifactError, InputSpec, ReadoutLayer
+    from sw.fixedpoint import FixedPoint
+
+    nir = _nir()
+    gmeta = _meta(graph)
+    ours = _meta_str(gmeta, "format", "graph") == FORMAT if "format" in gmeta else False
+    report = ImportReport(from_bitspike=ours)
+    if ours:
+        T = time_steps or _meta_int(gmeta, "time_steps", "graph")
+        input_kind = input_kind or _meta_str(gmeta, "input_kind", "graph")
+        input_bits = input_bits or _meta_int(gmeta, "input_bits", "graph")
+        dt = dt or float(np.asarray(gmeta.get("dt", DT)))
+        try:
+            art_meta = json.loads(_meta_str(gmeta, "artifact_metadata", "graph"))
+        except ValueError:
+            raise NIRError("bitspike metadata artifact_metadata is not JSON",
+                           node="graph") from None
+    else:
+        if time_steps is None:
+            raise NIRError("a NIR graph does not record the number of time steps: give it "
+                           "(--time-steps T)")
+        T = time_steps
+        input_kind = input_kind or "spike"
+        input_bits = input_bits or (1 if input_kind == "spike" else 8)
+        dt = dt or DT
+        art_meta = {"source": "nir"}
+    try:
+        spec = InputSpec(input_kind, input_bits)
+    except ArtifactError as exc:
+        raise NIRError(f"input: {exc}") from None
+    if not isinstance(T, int) or not 1 <= T <= 1024:
+        raise NIRError(f"time steps must be an int in 1..1024, not {T!r}")
+
+    order = _chain(graph)
+    nodes = graph.nodes
+    inp = nodes[order[0]]
+    in_shape = [int(v) for v in np.asarray(next(iter(inp.input_type.values()))
+                                           if isinstance(inp.input_type, dict)
+                                           else inp.input_type).ravel()]
+    if len(in_shape) != 1 or in_shape[0] < 1:
+        raise NIRError(f"input shape {in_shape}: only flat (N,) inputs are imported (dense "
+                       f"networks)", node=order[0])
+    n_in = in_shape[0]
+    body = order[1:-1]
+    for name in body:
+        kind = type(nodes[name]).__name__
+        if kind in _REFUSED:
+            raise NIRError(_REFUSED[kind], node=name)
+        if not isinstance(nodes[name], (nir.Affine, nir.Linear, nir.LIF, nir.IF)):
+            raise NIRError(f"{kind} nodes are not supported", node=name)
+    # pair the nodes: (Affine|Linear, LIF|IF) per hidden layer, then the readout
+    groups = []
+    i = 0
+    while i < len(body):
+        name = body[i]
+        if not isinstance(nodes[name], (nir.Affine, nir.Linear)):
+            raise NIRError("a neuron layer must follow an Affine or Linear node", node=name)
+        if i + 1 < len(body) and isinstance(nodes[body[i + 1]], (nir.LIF, nir.IF)):
+            groups.append((name, body[i + 1]))
+            i += 2
+        else:
+            groups.append((name, None))
+            i += 1
+    if not groups:
+        raise NIRError("the graph has no layers between its Input and Output")
+    for aff, neuron in groups[:-1]:
+        if neuron is None:
+            raise NIRError("two weight layers follow each other without neurons between them",
+                           node=aff)
+    used: set = set()
+    layers = []
+    ones = (1,) * T
+    for gi, (aff_name, neuron_name) in enumerate(groups):
+        aff = nodes[aff_name]
+        bits, c, bias = _weights(aff, aff_name, n_in, report if binarize else None)
+        m = bits.shape[0]
+        ameta, nmeta = _meta(aff), _meta(nodes[neuron_name]) if neuron_name else {}
+        lname = _layer_name(_meta_str(ameta, "bitspike_layer", aff_name)
+                            if ours and "bitspike_layer" in ameta else aff_name, used)
+        spike_in = InputSpec("spike") if layers else spec
+        if neuron_name is not None:
+            node = nodes[neuron_name]
+            k, in_scale, v_thr = _leak(node, neuron_name, m, dt)
+            if ours:
+                layer = _lif_from_meta(lname, aff_name, neuron_name, ameta, nmeta, bits, c,
+                                       bias, k, in_scale, v_thr, n_in, m, spike_in, T)
+                report.frac_bits.append(layer.membrane.frac)
+            else:
+                layer = _lif_from_floats(lname, aff_name, neuron_name, bits, c, bias, k,
+                                         in_scale, v_thr, n_in, m, spike_in, T, report)
+            layers.append(layer)
+            if gi == len(groups) - 1:
+                # the graph's output is the last layer's spikes: a readout that counts them
+                # (+1 on the diagonal, -1 elsewhere: score_j = 2·count_j − Σ counts, the same
+                # argmax and ties as the spike counts)
+                eye = np.eye(m, dtype=np.uint8)
+                ro = ReadoutLayer(name=_layer_name("count", used), inputs=m, neurons=m,
+                                  input=InputSpec("spike"), time_steps=T, step_gain=ones,
+                                  weights=eye, scale=np.ones(m, np.int64),
+                                  offset=np.zeros(m, np.int64), score=FixedPoint(62, 0))
+                layers.append(ReadoutLayer(**{**_fields(ro), "score": FixedPoint(
+                    ro.required_score_width, 0)}))
+                report.notes.append(f"the graph ends with spiking neurons ({neuron_name!r}): "
+                                    f"the readout counts their spikes")
+        else:
+            layers.append(_readout(lname, aff_name, ameta, bits, c, bias, n_in, m, spike_in,
+                                   T, ours, report))
+        n_in = m
+    out = nodes[order[-1]]
+    out_shape = [int(v) for v in np.asarray(next(iter(out.output_type.values()))
+                                            if isinstance(out.output_type, dict)
+                                            else out.output_type).ravel()]
+    if out_shape and out_shape != [n_in]:
+        raise NIRError(f"output shape {out_shape}, the last layer gives {n_in}",
+                       node=order[-1])
+    try:
+        artifact = Artifact(tuple(layers), metadata=art_meta)
+    except ArtifactError as exc:
+        raise NIRError(f"the mapped network is not a valid artifact: {exc}") from None
+    return artifact, report
+
+
+def _fields(layer) -> dict:
+    import dataclasses
+
+    return {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.init}
+
+
+def _lif_layer(name, node, **kw):
+    """A LIFLayer at exactly the width its bound needs (refused beyond 62 bits)."""
+    from sw import fixedpoint as fx
+    from sw.artifact import ArtifactError, LIFLayer
+    from sw.fixedpoint import FixedPoint
+
+    frac = kw.pop("frac")
+    width = kw.pop("width", None)
+    try:
+        if width is None:
+            wide = LIFLayer(name=name, membrane=FixedPoint(fx.MAX_WIDTH, frac), **kw)
+            width = wide.required_width
+        return LIFLayer(name=name, membrane=FixedPoint(width, frac), **kw)
+    except ArtifactError as exc:
+        raise NIRError(str(exc), node=node) from None
+
+
+def _lif_from_meta(lname, aff_name, neuron_name, ameta, nmeta, bits, c, bias, k, in_scale,
+                   v_thr, n_in, m, spec, T):
+    """A layer bitspike wrote: its integers from the metadata, checked against the floats."""
+    bits = _meta_bits(ameta, aff_name, bits, c)
+    B = _meta_ints(ameta, "bitspike_bias", aff_name, m)
+    conn = _meta_ints(ameta, "bitspike_connected", aff_name, m)
+    theta = _meta_ints(nmeta, "bitspike_threshold", neuron_name, m)
+    F = _meta_int(nmeta, "bitspike_frac", neuron_name)
+    W = _meta_int(nmeta, "bitspike_width", neuron_name)
+    reset = _meta_str(nmeta, "bitspike_reset", neuron_name)
+    mk = _meta_int(nmeta, "bitspike_leak_shift", neuron_name)
+    if (None if mk == -1 else mk) != k:
+        raise NIRError(f"bitspike metadata leak shift {mk} disagrees with the node's tau",
+                       node=neuron_name)
+    unit_thr = _meta_int(nmeta, "bitspike_unit_threshold", neuron_name)
+    if not 0 <= F <= 61 or unit_thr not in (0, 1) or (unit_thr and (theta < 1).any()):
+        raise NIRError("bitspike metadata bitspike_frac or bitspike_unit_threshold out of "
+                       "range", node=neuron_name)
+    wc, wb, wt = _lif_floats(conn, B, theta, F, bool(unit_thr))
+    gain = 1.0 if k is None else 2.0 ** k
+    if not (np.array_equal(c, np.abs(wc) * gain) and np.array_equal(bias, wb * gain)
+            and np.array_equal(v_thr, wt) and np.all(in_scale == 1.0 / gain)):
+        raise NIRError("the node's parameters disagree with the bitspike integers recorded in "
+                       "its metadata (edited after export?)", node=aff_name)
+    return _lif_layer(lname, aff_name, frac=F, width=W, inputs=n_in, neurons=m, input=spec,
+                      time_steps=T, leak_shift=k, reset=reset, step_gain=(1,) * T,
+                      weights=bits, bias=B, threshold=theta, connected=conn)
+
+
+def _lif_from_floats(lname, aff_name, neuron_name, bits, c, bias, k, in_scale, v_thr, n_in, m,
+                     spec, T, report):
+    """A layer of another library: membrane unit ``e_j = c_j·(dt/τ)·R`` per neuron
+    (the layer's largest for a neuron without inputs), F chosen so the integer model is the
+    float model times ``2^F/e_j`` exactly whenever the floats allow it."""
+    from sw.fixedpoint import round_half_up
+
+    e = c * in_scale
+    conn = (e != 0).astype(np.int64)
+    ref = float(np.abs(e).max()) if np.any(e != 0) else 1.0
+    unit = np.where(e != 0, np.abs(e), ref)
+    if np.any(e < 0):
+        raise NIRError("a negative input scale r·dt/tau", node=neuron_name)
+    rel_b = bias * in_scale / unit  # the bias enters with the input: (dt/τ)·R·(c·x + b)
+    fb = _dyadic_bits(rel_b)
+    lk = 0 if k is None else k
+    exact = fb is not None
+    if exact:
+        F = fb + lk * (T - 1)
+    else:
+        F = min(MAX_FRAC, 16 + lk * (T - 1))
+        report.approximate(f"{aff_name}: bias/scale is not a dyadic fraction; biases rounded "
+                           f"to {F} fractional bits")
+    if F > 61:
+        F = 61
+        report.approximate(f"{neuron_name}: exact leak needs more than 61 fractional bits")
+    scaled_b = rel_b * 2.0 ** F
+    if exact and np.all(scaled_b == np.round(scaled_b)):
+        B = np.round(scaled_b).astype(np.int64)
+    else:
+        B = np.asarray(round_half_up(scaled_b), dtype=np.int64)
+    # fire on v > θ: an integer h fires when h >= floor(θ·2^F/e) + 1
+    theta = np.floor(v_thr / unit * 2.0 ** F).astype(np.int64) + 1
+    report.frac_bits.append(F)
+    return _lif_layer(lname, aff_name, frac=F, inputs=n_in, neurons=m, input=spec,
+                      time_steps=T, leak_shift=k, reset="hard", step_gain=(1,) * T,
+                      weights=bits, bias=B, threshold=theta, connected=conn)
+
+
+def _readout(lname, aff_name, ameta, bits, c, bias, n_in, m, spec, T, ours, report):
+    from sw import fixedpoint as fx
+    from sw.artifact import ArtifactError, ReadoutLayer
+    from sw.fixedpoint import FixedPoint, round_half_up
+
+    if ours:
+        A = _meta_ints(ameta, "bitspike_scale", aff_name, m)
+        C = _meta_ints(ameta, "bitspike_offset", aff_name, m)
+        W = _meta_int(ameta, "bitspike_score_width", aff_name)
+        bits = _meta_bits(ameta, aff_name, bits, c)
+        if not (np.array_equal(c, A.astype(np.float64))
+                and np.array_equal(bias, C.astype(np.float64) / T)):
+            raise NIRError("the node's parameters disagree with the bitspike integers recorded "
+                           "in its metadata (edited after export?)", node=aff_name)
+    else:
+        cmax = float(c.max()) if np.any(c) else 1.0
+        vals = np.concatenate([c / cmax, T * bias / cmax])
+        q = _dyadic_bits(vals, 30)
+        if q is None:
+            q = 16
+            report.approximate(f"{aff_name}: readout scales/offsets rounded to {q} bits")
+        A = np.asarray(round_half_up(c / cmax * 2.0 ** q), dtype=np.int64)
+        C = np.asarray(round_half_up(T * bias / cmax * 2.0 ** q), dtype=np.int64)
+        W = None
+    kw = dict(name=lname, inputs=n_in, neurons=m, input=spec, time_steps=T,
+              step_gain=(1,) * T, weights=bits, scale=A, offset=C)
+    try:
+        if W is None:
+            W = ReadoutLayer(**kw, score=FixedPoint(fx.MAX_WIDTH, 0)).required_score_width
+        return ReadoutLayer(**kw, score=FixedPoint(W, 0))
+    except ArtifactError as exc:
+        raise NIRError(str(exc), node=aff_name) from None
+
+
+
+def simulate_graph(graph, x: np.ndarray, time_steps: int, *, dt: float = DT) -> np.ndarray:
+    """Predictions of a chain graph (Input, Affine/Linear, LIF/IF, Output) under the Euler
+    discretisation of docs/nir.md, in float64: per step ``v += dt/τ·(v_leak − v + R·I)``
+    (LIF) or ``v += dt·R·I`` (IF), fire on ``v > v_threshold``, ``v = v_reset``. The class is
+    the argmax of the output summed over the steps (lowest index on ties). ``x``: ``(B, N)``
+    values given at every step, or ``(B, T, N)`` spikes. The float reference ``--binarize``
+    compares the binarized network against."""
+    nir = _nir()
+    order = _chain(graph)
+    state: dict = {}
+    total = 0.0
+    x = np.asarray(x, dtype=np.float64)
+    for t in range(time_steps):
+        h = x if x.ndim == 2 else x[:, t]
+        for name in order[1:-1]:
+            node = graph.nodes[name]
+            if isinstance(node, (nir.Affine, nir.Linear)):
+                h = h @ np.asarray(node.weight, dtype=np.float64).T
+                if isinstance(node, nir.Affine):
+                    h = h + np.asarray(node.bias, dtype=np.float64)
+                continue
+            v = state.get(name, np.zeros_like(h))
+            if isinstance(node, nir.LIF):
+                v = v + dt / node.tau * (node.v_leak - v + node.r * h)
+            elif isinstance(node, nir.IF):
+                v = v + dt * node.r * h
+            else:
+                raise NIRError(f"{type(node).__name__} nodes are not simulated", node=name)
+            s = v > node.v_threshold
+            reset = node.v_reset if node.v_reset is not None else 0.0
+            state[name] = np.where(s, reset, v)
+            h = s.astype(np.float64)
+        total = total + h
+    return np.argmax(total, axis=1)
