@@ -137,6 +137,12 @@ LIGHT = ["bitstreams.host", "bitstreams.protocol", "hw.plan", "hw.interface", "s
          "sw.default_model", "sw.fixedpoint", "bitspike.cli"]
 
 
+def _python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter in the repository root."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 @pytest.mark.parametrize("module", LIGHT)
 def test_module_imports_without_amaranth_or_torch(module):
     code = ("import sys\n"
@@ -146,16 +152,13 @@ def test_module_imports_without_amaranth_or_torch(module):
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('amaranth', 'torch') and sys.modules[m] is not None)\n"
             "assert not loaded, loaded\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = _python(code)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_hidden_amaranth_is_really_hidden():
     """The trick above works: a module that needs Amaranth fails under it."""
-    code = "import sys\nsys.modules['amaranth'] = None\nimport hw.stage\n"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = _python("import sys\nsys.modules['amaranth'] = None\nimport hw.stage\n")
     assert proc.returncode != 0 and "import of amaranth halted" in proc.stderr
 
 
@@ -174,6 +177,5 @@ def test_golden_model_imports_numba_only_to_run_a_conv_layer():
             "('readout', 2)], time_steps=2)\n"
             "GoldenModel(c).run(random_inputs(c, 2, 1))\n"
             "assert 'numba' in sys.modules\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = _python(code, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
