@@ -90,9 +90,10 @@ def issue_positions(layer: ConvLayer, pool: PoolLayer | None = None) -> list:
     (Per position the stage computes its C_out / PE channel groups in turn, and with a pool
     it runs the channel group over the window's positions before the next group:
     :func:`issue_groups`.)"""
-    _, h, w = layer.out_shape
+    # the pooled map's size is the pool layer's (sw.geometry.pool_output_size)
+    _, hp, wp = layer.out_shape if pool is None else pool.out_shape
     k = 1 if pool is None else pool.kernel
-    return [(py * k + dy, px * k + dx) for py in range(h // k) for px in range(w // k)
+    return [(py * k + dy, px * k + dx) for py in range(hp) for px in range(wp)
             for dy in range(k) for dx in range(k)]
 
 

@@ -84,7 +84,8 @@ class WindowWalk(wiring.Component):
         self._ncg = folding.neuron_folds(layer)
         _, h_out, w_out = layer.out_shape
         self._k = 1 if pool is None else pool.kernel
-        self._hp, self._wp = h_out // self._k, w_out // self._k
+        # the pooled map's size is the pool layer's (sw.geometry.pool_output_size)
+        self._hp, self._wp = (h_out, w_out) if pool is None else pool.out_shape[1:]
         self._w_out = w_out
         groups = h_out * w_out * self._ncg
         out_groups = self._hp * self._wp * self._ncg
