@@ -40,6 +40,7 @@ from sim.description import Description, DescriptionError
 from sw.checks import is_int
 from sw.digest import Sha256
 from sw.fixedpoint import ceil_div
+from sw.options import add_folding
 
 __all__ = ["Transport", "SerialTransport", "BoardError", "DESCRIPTION_FILE", "SampleCodec",
            "find_descriptions", "codec_for", "frame_name", "BoardClient", "RunStats",
@@ -630,6 +631,7 @@ class Run:
                                 "(--build is then the simulation's folder)")
         p.add_argument("--board", default="icebreaker",
                        help="with --sim: the board whose top (folding, clock) is simulated")
+        add_folding(p, "with --sim: the board's, as its bitstream flow chooses it")
         p.add_argument("--simulator", default=None, choices=["icarus", "verilator"],
                        help="with --sim (default: $SIM, else Icarus if installed)")
         p.add_argument("--clocks-per-bit", type=int, default=4,
@@ -647,7 +649,8 @@ class Run:
                        help="requests outstanding at once (default 4)")
         p.add_argument("--timeout", type=float, default=None,
                        help="seconds to wait for an answer before sending again (default 1; "
-                            "with --sim 0.002 of simulated time)")
+                            "with --sim the accelerator's latency bound plus 0.002 s of "
+                            "simulated time)")
         p.add_argument("--no-reset", action="store_true",
                        help="do not reset the board before streaming")
 
@@ -658,6 +661,10 @@ class Run:
         from sw.artifact import ArtifactError, load_artifact, manifest_digest
         from sw.cli_artifact import dataset_inputs, recorded_dataset
 
+        if args.folding is not None and not args.sim:
+            print("error: --folding is for --sim (a board reports its own folding)",
+                  file=sys.stderr)
+            return 2
         try:
             artifact = load_artifact(args.artifact)
             descriptions = [] if args.sim else find_descriptions(artifact, args.artifact,

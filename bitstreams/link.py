@@ -767,7 +767,11 @@ class HostLink(wiring.Component):
     acc_o : In(out_signature)
         Results from the accelerator.
     acc_reset : Out(1)
-        Resets the accelerator (one-cycle pulse).
+        Resets the accelerator (one-cycle pulse, a register's output).
+    acc_reset_next : Out(1)
+        ``acc_reset`` one cycle early (that register's input), so that a top can register
+        the accelerator's whole reset (its domain's reset and this pulse) in one flip-flop,
+        which then drives the reset's fan-out alone.
     error : Out(1)
         Pulses whenever an error answer is queued (for a LED).
     busy : Out(1)
@@ -807,6 +811,7 @@ class HostLink(wiring.Component):
             "acc_i": Out(in_signature),
             "acc_o": In(out_signature),
             "acc_reset": Out(1),
+            "acc_reset_next": Out(1),
             "error": Out(1),
             "busy": Out(1),
         })
@@ -891,6 +896,7 @@ class HostLink(wiring.Component):
         # Taking a reset clears it even when the parser asks for another in the same cycle.
         with m.If(serializer.reset_taken):
             m.d.sync += [soft_reset.eq(1), reset_pending.eq(0)]
+        m.d.comb += self.acc_reset_next.eq(serializer.reset_taken)
         wiring.connect(m, answers.o, serializer.answer)
         wiring.connect(m, wiring.flipped(self.acc_o), serializer.result)
         wiring.connect(m, serializer.tx, wiring.flipped(self.tx))

@@ -35,15 +35,25 @@ from bitstreams.boards import get_board
 from bitstreams.boardsim import TOP, generate
 from bitstreams.protocol import DeviceInfo, ErrorCode
 
-__all__ = ["SIM_BUILD_ROOT", "SIM_TIMEOUT_S", "SimBoardError", "board_clock_hz", "simulate_run",
-           "note", "simulate_command"]
+__all__ = ["SIM_BUILD_ROOT", "SIM_TIMEOUT_S", "SimBoardError", "answer_timeout_s",
+           "board_clock_hz", "simulate_run", "note", "simulate_command"]
 
 #: Where ``bitspike run --sim`` builds (``<root>/<board>-<simulator>``); not under
 #: :data:`bitstreams.boards.BUILD_ROOT`, whose descriptions a real board's run looks up.
 SIM_BUILD_ROOT = Path("build/simboard")
-#: Simulated seconds the client waits for an answer (a real board's default, 1 s, would be
-#: tens of millions of simulated cycles before a lost answer is sent again).
+#: Simulated seconds the client waits for an answer beyond the accelerator's latency bound (a
+#: real board's default, 1 s, would be tens of millions of simulated cycles before a lost answer
+#: is sent again): the request's and the answer's bytes on the simulated UART.
 SIM_TIMEOUT_S = 2e-3
+
+
+def answer_timeout_s(description: dict, clock_hz: float) -> float:
+    """How long the simulated client waits for an answer by default: the accelerator's
+    latency bound (the description's ``cycles.latency_bound``: a sample's latency with every
+    slot ahead of it full, :mod:`hw.generate`) at ``clock_hz``, plus :data:`SIM_TIMEOUT_S` for
+    the frames on the UART. A slow folding (the conv model on the UP5K takes 1.5 ms a sample
+    at 48 MHz) so never times out an answer that is on its way."""
+    return SIM_TIMEOUT_S + description["cycles"]["latency_bound"] / clock_hz
 
 
 class SimBoardError(RuntimeError):
@@ -72,12 +82,15 @@ def _error_code(k: int):
 
 def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
                  simulator=None, build_dir=None, clocks_per_bit: int = 4, window: int = 4,
-                 timeout_s: float = SIM_TIMEOUT_S, progress=None):
+                 timeout_s: float | None = None, progress=None):
     """Stream ``x`` through the simulated board top; returns ``(info, fields)``: the board's
     INFO and the :class:`bitstreams.host.RunStats` fields ``run_samples`` measured (not yet
     compared with the golden model; this module does not import the client's, which imports
     it for ``bitspike run --sim``).
 
+    ``folding`` (a ``sw.folding.Folding``, a ``SIMDxPE,...`` string or None: the board's
+    default) is the accelerator's; ``timeout_s`` (simulated seconds; None:
+    :func:`answer_timeout_s`) how long the client waits for an answer before sending again.
     ``progress(n)`` is called as samples are answered (polled from the simulation's progress
     file while it runs).
 
@@ -96,7 +109,11 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
 
     board = get_board(board) if isinstance(board, str) else board
     simulator = simulator or default_simulator()
-    if folding is None:
+    if isinstance(folding, str):
+        from sw.folding import Folding
+
+        folding = Folding.parse(folding, artifact)
+    elif folding is None:
         folding = default_folding(artifact, budget=board.budget)
     build = Path(build_dir or SIM_BUILD_ROOT / f"{board.name}-{simulator}").resolve()
     build.mkdir(parents=True, exist_ok=True)
@@ -104,6 +121,9 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
                    clock_hz=board_clock_hz(board), accelerator_options=board.accelerator)
     inputs, results, progress_file = (build / "inputs.npy", build / "results.json",
                                       build / "progress")
+    if timeout_s is None:
+        timeout_s = answer_timeout_s(json.loads(Path(gen["description"]).read_text()),
+                                     gen["clock_hz"])
     np.save(inputs, np.asarray(x))
     results.unlink(missing_ok=True)
     progress_file.unlink(missing_ok=True)
@@ -183,17 +203,19 @@ def simulate_command(args, artifact, x):
     from tqdm import tqdm
 
     from sim.runner import SimulationError, default_simulator
+    from sw.folding import Folding
 
     simulator = args.simulator or default_simulator()
-    timeout_s = SIM_TIMEOUT_S if args.timeout is None else args.timeout
     try:
         board = get_board(args.board)  # before the progress bar: an unknown board is one line
+        folding = None if args.folding is None else Folding.parse(args.folding, artifact)
         with tqdm(total=len(x), desc=f"simulated {board.name}", unit="sample",
                   file=sys.stderr) as bar:
             info, fields = simulate_run(artifact, args.artifact, x, board=board,
+                                        folding=folding,
                                         simulator=simulator, build_dir=args.build,
                                         clocks_per_bit=args.clocks_per_bit,
-                                        window=args.window, timeout_s=timeout_s,
+                                        window=args.window, timeout_s=args.timeout,
                                         progress=bar.update)
     except (ValueError, SimulationError) as exc:
         raise SimBoardError(str(exc), 2) from None

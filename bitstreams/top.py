@@ -12,9 +12,9 @@ from pathlib import Path
 from amaranth.hdl import (
     ClockDomain,
     ClockSignal,
+    DomainRenamer,
     Instance,
     Module,
-    ResetInserter,
     ResetSignal,
     Signal,
 )
@@ -141,7 +141,15 @@ class LinkTop(wiring.Component):
         m.submodules.uart_rx = rx = UARTRx(self.divisor)
         m.submodules.uart_tx = tx = UARTTx(self.divisor)
         m.submodules.link = link = self.link
-        m.submodules.accelerator = acc = ResetInserter(link.acc_reset)(self.accelerator)
+        # The accelerator's reset, the domain's or the link's RESET, comes from one flip-flop:
+        # a reset through a LUT into every register of the accelerator limits the clock. It
+        # follows the domain's reset one cycle late (the link feeds no beat that early) and
+        # pulses in the same cycle as ``link.acc_reset``.
+        acc_rst = Signal(init=1)
+        m.d.sync += acc_rst.eq(link.acc_reset_next)
+        m.domains.acc = cd_acc = ClockDomain("acc", local=True)
+        m.d.comb += [cd_acc.clk.eq(ClockSignal("sync")), cd_acc.rst.eq(acc_rst)]
+        m.submodules.accelerator = acc = DomainRenamer("acc")(self.accelerator)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx),
                      link.rx_error.eq(rx.framing_error),
                      self.busy.eq(link.busy), self.error.eq(link.error)]

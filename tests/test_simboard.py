@@ -71,6 +71,37 @@ def test_run_sim_answers_exactly_and_reports_a_mismatch(request, seed, capsys, m
     assert "  mismatch: sample 1 scores[0]: golden " in out
 
 
+def test_run_sim_builds_the_folding_asked_for(request, seed, capsys):
+    # --folding replaces the board's default (8x12,8x1 for this network on the iCEBreaker):
+    # the simulated board reports the folding it was built with, and answers exactly.
+    require_simulator("icarus")
+    build = build_dir_for(request)
+    _small_artifact(build, seed)
+    rc = _sim(build, "--simulator", "icarus", "--limit", "2", "--folding", "8x3,4x1")
+    out, err = capsys.readouterr()
+    assert rc == 0, (out, err[-3000:])
+    lines = {line[:28].strip(): line[28:].strip() for line in out.splitlines()}
+    assert lines["board"].startswith("48 MHz, folding 8x3,4x1,"), out
+    assert lines["answered"] == "2" and lines["mismatches vs golden"] == "0", out
+    assert lines["link errors"] == "none (retries 0, bad frames 0, late answers 0)", out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sim", "--folding", "7x3,4x1,2x2"], "error: folding gives 3 layers, the artifact has 2"),
+    (["--port", "/dev/null", "--folding", "8x3,4x1"],
+     "error: --folding is for --sim (a board reports its own folding)"),
+])
+def test_run_folding_errors_are_one_line(tmp_path, seed, capsys, extra, message):
+    write_artifact(random_artifact(seed, sizes=[64, 4, 10], time_steps=2,
+                                   input_kind="multibit", input_bits=5), tmp_path / "art")
+    rc = cli_main(["run", str(tmp_path / "art"), *extra, "--limit", "1",
+                   "--build", str(tmp_path / "sim")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.splitlines()[-1].startswith(message), err
+    assert sum(line.startswith("error") for line in err.splitlines()) == 1
+
+
 def test_run_sim_errors_are_one_line(tmp_path, seed, capsys):
     write_artifact(random_artifact(seed, sizes=[64, 4, 10], time_steps=2,
                                    input_kind="multibit", input_bits=5), tmp_path / "art")
