@@ -114,7 +114,8 @@ class SampleBuffer(wiring.Component):
     Bits never written (padding past the last element) read as 0.
 
     **Timing**: a read request in cycle c returns its chunk in cycle c + :attr:`read_latency`
-    (2: the memory, then a register; :func:`hw.timing.buffer_read_latency`). Writes land at
+    (3: the memory, a register of its word, then a register of the chunk;
+    :func:`hw.timing.buffer_read_latency`). Writes land at
     the end of their cycle; a slot committed in cycle c can be taken from cycle c + 1.
     ``free``/``full`` depend on registers only. Reset empties every slot (the contents stay,
     unread).
@@ -238,6 +239,9 @@ class SampleBuffer(wiring.Component):
                                                 depth=self.depth, init=[])
         wr = storage.write_port(granularity=wl)
         rd = storage.read_port(domain="sync")
+        # The memory's word goes straight into a register; the chunk is selected after it.
+        word = Signal(self.word_width, name="read_word")
+        m.d.sync += word.eq(rd.data)
 
         def row_index(slot, row, plane):
             index = slot
@@ -260,7 +264,7 @@ class SampleBuffer(wiring.Component):
                          rd.addr.eq(raddr)]
             for g in range(per_word):
                 m.d.comb += wr.en[g].eq(w.en & (granule == g))
-            m.d.sync += r.data.eq(rd.data)
+            m.d.sync += r.data.eq(word)
         elif self._grouped:
             per_word = wl // rl
             waddr = row_index(w.slot, w.row, w.plane)
@@ -271,8 +275,9 @@ class SampleBuffer(wiring.Component):
             m.d.comb += [wr.addr.eq(waddr), wr.data.eq(w.data), wr.en.eq(w.en),
                          rd.addr.eq(raddr)]
             sub = Signal(range(per_word), name="chunk_in_word_d1")
-            m.d.sync += sub.eq(r.chunk[:fx.ceil_log2(per_word)])
-            m.d.sync += r.data.eq(rd.data.word_select(sub, rl))
+            sub2 = Signal(range(per_word), name="chunk_in_word_d2")
+            m.d.sync += [sub.eq(r.chunk[:fx.ceil_log2(per_word)]), sub2.eq(sub)]
+            m.d.sync += r.data.eq(word.word_select(sub2, rl))
         else:
             per_row = self._row_bits // wl
             m.d.comb += [wr.addr.eq(row_index(w.slot, w.row, w.plane)),
@@ -281,7 +286,8 @@ class SampleBuffer(wiring.Component):
             for g in range(per_row):
                 m.d.comb += wr.en[g].eq(w.en & (w.group == g))
             chunk = Signal.like(r.chunk, name="chunk_d1")
-            m.d.sync += chunk.eq(r.chunk)
-            m.d.sync += r.data.eq(rd.data.word_select(chunk, rl) if chunks > 1
-                                  else rd.data[:rl])
+            chunk2 = Signal.like(r.chunk, name="chunk_d2")
+            m.d.sync += [chunk.eq(r.chunk), chunk2.eq(chunk)]
+            m.d.sync += r.data.eq(word.word_select(chunk2, rl) if chunks > 1
+                                  else word[:rl])
         return m

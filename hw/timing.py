@@ -34,7 +34,7 @@ __all__ = ["SLOTS", "POPCOUNT_STAGES", "OUT_DEPTH", "check_slots", "check_popcou
 #: Samples a buffer may hold. A one-slot buffer would work (the producer waits for the
 #: consumer to release the slot before it claims it again) but makes its two stages take turns,
 #: so the ideal bound would not hold and the buffers are too small for the saving to matter:
-#: at least 2. At most 32: the most :func:`hw.plan.buffer_slots` derives is 22 (a period of
+#: at least 2. At most 32: the most :func:`hw.plan.buffer_slots` derives is 23 (a period of
 #: one cycle with 8 popcount stages), and 16 was too few for some one-cycle networks.
 SLOTS = (2, 32)
 #: Register stages inside every popcount tree (0: a combinational tree).
@@ -63,9 +63,11 @@ def check_out_depth(value) -> int:
 
 def buffer_read_latency() -> int:
     """:class:`hw.buffer.SampleBuffer`: a read request in cycle c returns its chunk in cycle
-    c + 2 (the memory's synchronous read port, then a register that also selects the chunk of
-    a row-layout word)."""
-    return 2
+    c + 3: the memory's synchronous read port, a register of the whole word (nothing between
+    the block RAM's output and a flip-flop: on the ECP5 the DP16KD's clock-to-output alone is
+    5.8 ns of an 8 ns cycle at 125 MHz), then a register that also selects the chunk of a
+    grouped- or row-layout word."""
+    return 3
 
 
 def conv_address_latency() -> int:

@@ -80,8 +80,8 @@ def test_sample_buffer_reads_back_what_was_written(slots, rows, elements, planes
                         ctx.set(dut.r.row, r)
                         ctx.set(dut.r.plane, b)
                         ctx.set(dut.r.chunk, k)
-                        await ctx.tick()
-                        await ctx.tick()
+                        for _ in range(dut.read_latency):  # the one owner's latency
+                            await ctx.tick()
                         value = ctx.get(dut.r.data)
                         sample[r, b, k * rl:(k + 1) * rl] = [(value >> i) & 1 for i in range(rl)]
             got.append(sample)
