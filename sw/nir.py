@@ -304,7 +304,28 @@ def read_graph(path):
         return nir.read(str(path), type_check=False)
     except Exception as exc:  # h5py and nir raise many types on a malformed file
         raise NIRError(f"{path}: not a readable NIR file ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+                       f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})",
+                       node=_unreadable_node(path)) from None
+
+
+def _unreadable_node(path) -> str | None:
+    """The first top-level node of a NIR file that nir cannot build on its own (a Conv2d whose
+    weight is not 4-d makes ``nir.read`` fail inside the node's constructor), or None."""
+    try:
+        import h5py
+        from nir.serialization import hdf2dict
+
+        nir = _nir()
+        with h5py.File(path, "r") as f:
+            nodes = f["node"]["nodes"]
+            for name in nodes:
+                try:
+                    nir.dict2NIRNode(hdf2dict(nodes[name]))
+                except Exception:
+                    return str(name)
+    except Exception:
+        return None
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
