@@ -268,7 +268,7 @@ def _expand(per_channel: np.ndarray, shape: tuple) -> np.ndarray:
     """Per-channel (or per-neuron) values as a float array of the node's full output shape
     (NIR stores every neuron parameter per neuron)."""
     v = np.asarray(per_channel, dtype=np.float64)
-    return np.ascontiguousarray(np.broadcast_to(v.reshape(-1, *[1] * (len(shape) - 1)), shape))
+    return np.broadcast_to(v.reshape(-1, *[1] * (len(shape) - 1)), shape).copy()
 
 
 def _lif_floats(connected, bias, threshold, frac, unit_threshold):
