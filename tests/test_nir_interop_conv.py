@@ -314,3 +314,42 @@ def test_leaky_conv_networks_through_libraries(seed, library):
           f"spike disagreement {wrong} / {total} ({100 * wrong / total:.3f} %), prediction "
           f"disagreement {wrong_pred} / {samples} ({100 * wrong_pred / samples:.2f} %)")
     assert total > 0 and wrong / total < 0.1 and wrong_pred / samples < 0.2
+
+
+def measure(path) -> None:
+    """The figures docs/nir.md quotes for a trained conv artifact (e.g. artifacts/digits-conv,
+    from ``nox -s simulate -- --model conv``): the round trip, and Norse's and snnTorch's spike
+    and prediction disagreement with the golden model on the digits test split.
+    ``python -m tests.test_nir_interop_conv ARTIFACT``."""
+    import tempfile
+    from pathlib import Path
+
+    from sw.cli_artifact import dataset_inputs
+
+    src = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["nir", "export", str(src), "-o", f"{tmp}/m.nir"]) == 0
+            assert cli.main(["nir", "import", f"{tmp}/m.nir", "-o", f"{tmp}/back"]) == 0
+        same = sorted(p.name for p in src.iterdir()) == sorted(
+            p.name for p in Path(tmp, "back").iterdir()) and all(
+            p.read_bytes() == Path(tmp, "back", p.name).read_bytes() for p in src.iterdir())
+    a = load_artifact(src)
+    print(f"{src}: {a.summary()}; round trip byte-identical: {same}")
+    x, y = dataset_inputs(a, a.metadata.get("dataset", "digits"), "test")
+    res = GoldenModel(a).run(x)
+    print(f"golden accuracy {100 * np.mean(res.predictions == y):.2f} % on {len(y)} samples")
+    for name, run in (("Norse", _norse_run), ("snnTorch", _snntorch_net_run)):
+        spikes, pred = run(a, x)
+        per = [f"{100 * np.mean(s != g.astype(bool)):.3f} %"
+               for s, g in zip(spikes, res.spikes, strict=True)]
+        w, t, p = _disagreement(spikes, pred, res, a)
+        print(f"{name}: spikes {w} / {t} ({100 * w / t:.3f} %; per layer {', '.join(per)}), "
+              f"predictions {p} / {len(y)}, accuracy {100 * np.mean(pred == y):.2f} %")
+
+
+if __name__ == "__main__":
+    import sys
+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    measure(sys.argv[1])
