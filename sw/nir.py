@@ -1,4 +1,4 @@
-"""NIR interchange: a dense bitspike artifact to and from a NIR graph (docs/nir.md).
+"""NIR interchange: a bitspike artifact (dense or conv) to and from a NIR graph (docs/nir.md).
 
     from sw.nir import artifact_to_graph, graph_to_artifact
     graph = artifact_to_graph(load_artifact("artifacts/digits"))
@@ -20,9 +20,18 @@ bias ``C_j/T`` (the class score is the output summed over the T steps). Every sc
 per neuron, as NIR requires, and every node's ``metadata`` holds bitspike's integers, so a graph
 this module wrote comes back byte-identical.
 
+A conv layer is a ``Conv2d`` (the ±1 kernel times the folded scale of each output channel)
+and a ``LIF``/``IF`` over its whole output map, every parameter expanded from its channel; a
+spike OR pool is a ``SumPool2d`` (or ``AvgPool2d``) followed by a ``LIF`` with
+``v_threshold = 0``, which on binary spikes fires exactly when its window holds one; a dense
+layer after a map gets a ``Flatten`` and its weight columns permuted from bitspike's element
+order to NIR's channel-major flatten (every order asked of :mod:`sw.geometry`).
+
 A graph from another library is mapped with the same equations, backwards: weights must be
-``±c_j`` per output neuron, ``v_leak = 0``, ``v_reset = 0`` (hard reset), ``1 − dt/τ = 1 − 2^−k``
-with one k per layer. Anything else is refused with :class:`NIRError`, naming the node.
+``±c_j`` per output neuron (or conv channel), ``v_leak = 0``, ``v_reset = 0`` (hard reset),
+``1 − dt/τ = 1 − 2^−k`` with one k per layer, conv parameters the same at every position of a
+channel, a pool followed by a threshold that makes it an OR. Anything else is refused with
+:class:`NIRError`, naming the node.
 """
 
 from __future__ import annotations
@@ -256,7 +265,7 @@ def _kernel(rows: np.ndarray, kernel: int, channels: int) -> np.ndarray:
 def _flatten_order(shape) -> np.ndarray:
     """``order[j]``: the element-order index (:func:`sw.geometry.map_index`) of element j of a
     ``(C, H, W)`` map flattened channel-major (``c·H·W + y·W + x``, NIR's ``Flatten`` and
-    PyTorch's)."""
+    PyTorch's); the inverse of ``sw.export.element_order_permutation`` (which needs torch)."""
     from sw import geometry
 
     channels, _, width = shape
@@ -771,7 +780,8 @@ def _layer_name(name: str, used: set) -> str:
 def graph_to_artifact(graph, *, time_steps: int | None = None, input_kind: str | None = None,
                       input_bits: int | None = None, dt: float | None = None,
                       binarize: bool = False):
-    """A dense artifact computing the graph (docs/nir.md, "Import"), and an
+    """An artifact computing the graph (docs/nir.md, "Import"; conv, pool and flatten in
+    "Conv, spike OR pool, flatten"), and an
     :class:`ImportReport`. ``time_steps``, ``input_kind``, ``input_bits`` and ``dt`` default to
     what a bitspike-written graph records (T must be given for any other graph: NIR does not
     store it). ``binarize``: weights that are not ±c_j per row are binarized (the report says

@@ -398,6 +398,12 @@ def test_kernel_and_flatten_orders_are_the_geometry_rules():
     assert np.array_equal(geometry.conv_weight_rows(_kernel(rows, 3, 5)), rows)
     order = _flatten_order((2, 2, 3))
     assert order[8] == 5 and order[3] == 6 and sorted(order) == list(range(12))
+    # the exporter's permutation (sw.export, derived from sw.geometry.chw_to_hwc) is its inverse
+    from sw.export import element_order_permutation
+
+    for shape in [(2, 2, 3), (3, 5, 4), (1, 7, 2)]:
+        order = _flatten_order(shape)
+        assert np.array_equal(order[element_order_permutation(shape)], np.arange(order.size))
 
 
 def _foreign_conv_graph(rng, pool_node="sum", unit="if"):
@@ -588,3 +594,34 @@ def test_malformed_conv_graph_is_refused(tmp_path, capsys, case, over, node, rea
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and f"node '{node}'" in err, err
     assert not (tmp_path / "art").exists() and os.listdir(tmp_path) == ["g.nir"]
+
+
+def test_binarize_a_float_conv_graph_reports_the_accuracy_change(tmp_path, capsys, seed):
+    """A conv graph with float kernels (the digits conv shapes, smaller): refused without
+    --binarize, binarized with it; the float graph's accuracy is run_graph's (Conv2d, pool,
+    Flatten in float64) and the artifact's the golden model's."""
+    from sw.cli_artifact import dataset_inputs
+
+    rng = np.random.default_rng(seed)
+    a = random_conv_artifact(rng, in_shape=(1, 8, 8), layers=[
+        ("conv", 4, 3, 1, 1), ("pool", 2), ("readout", 10)], input_kind="multibit",
+        input_bits=5, time_steps=4, step_gain=False, leak_shift=1, reset="hard")
+    g = artifact_to_graph(a)
+    g.metadata = {}
+    w = g.nodes["conv0"].weight
+    g.nodes["conv0"].weight = w * rng.uniform(0.5, 1.5, size=w.shape)
+    write_graph(g, tmp_path / "f.nir")
+    base = ["nir", "import", str(tmp_path / "f.nir"), "-o", str(tmp_path / "b"),
+            "--time-steps", "4", "--input", "multibit", "--input-bits", "5"]
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert "node 'conv0'" in err and "--binarize" in err, err
+    assert cli.main(base + ["--binarize", "--dataset", "digits", "--limit", "80"]) == 0
+    out = capsys.readouterr().out
+    assert "mapping   APPROXIMATE" in out and "conv0: " in out, out
+    b = load_artifact(tmp_path / "b")
+    assert b.summary() == "1x8x8-c4k3-p2-10 T=4 input=multibit/5b"
+    x, y = dataset_inputs(b, "digits", "test")
+    acc = np.mean(GoldenModel(b).run(x[:80]).predictions == y[:80])
+    fl = np.mean(simulate_graph(g, x[:80], 4) == y[:80])
+    assert f"float graph {100 * fl:.2f} %, bitspike artifact {100 * acc:.2f} %" in out, out
