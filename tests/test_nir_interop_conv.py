@@ -348,8 +348,53 @@ def measure(path) -> None:
               f"predictions {p} / {len(y)}, accuracy {100 * np.mean(pred == y):.2f} %")
 
 
+def snntorch_digits_conv(out, seed: int) -> None:
+    """Build a random binary conv network on the digits input in snnTorch (Conv2d 1→6 3x3
+    p1, Leaky k = 2, AvgPool2d(2) + the OR Leaky, Flatten, Linear 96→10), export it with
+    snnTorch's ``export_to_nir`` to ``OUT.nir``, ``bitspike nir import`` it into ``OUT`` (T = 4,
+    5-bit input) and compare the golden model with snnTorch on the digits test split; then
+    ``nox -s simulate -- --artifact OUT`` checks the RTL against the golden model.
+    ``python -m tests.test_nir_interop_conv snntorch-digits-conv OUT SEED``."""
+    import nir
+    import snntorch as snn
+    import torch
+    from snntorch.export_nir import export_to_nir
+
+    from sw.cli_artifact import dataset_inputs
+
+    rng = np.random.default_rng(seed)
+    conv = torch.nn.Conv2d(1, 6, 3, padding=1).double()
+    lin = torch.nn.Linear(6 * 16, 10).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(_scaled(rng, 6, 9).reshape(6, 1, 3, 3)))
+        conv.bias.copy_(torch.tensor(rng.integers(-8, 9, size=6).astype(np.float64)))
+        lin.weight.copy_(torch.tensor(_scaled(rng, 10, 96)))
+        lin.bias.copy_(torch.tensor(rng.integers(-3, 4, size=10).astype(np.float64)))
+    net = torch.nn.Sequential(conv, _leaky(snn, torch, (6, 8, 8), 2, rng.integers(20, 120, 6)),
+                              torch.nn.AvgPool2d(2),
+                              _leaky(snn, torch, (6, 4, 4), None, np.zeros(6)),
+                              torch.nn.Flatten(), lin)
+    with contextlib.redirect_stdout(io.StringIO()):
+        graph = export_to_nir(copy.deepcopy(net).float(), torch.zeros(1, 1, 8, 8),
+                              ignore_dims=[0])
+    nir.write(f"{out}.nir", graph)
+    assert cli.main(["nir", "import", f"{out}.nir", "-o", str(out), "--time-steps", "4",
+                     "--input", "multibit", "--input-bits", "5", "--force"]) == 0
+    a = load_artifact(out)
+    x, y = dataset_inputs(a, "digits", "test")
+    res = GoldenModel(a).run(x)
+    ref_spikes, ref_pred = _snntorch_run(net, x, 4, torch, snn)
+    wrong = sum(int(np.sum(s.astype(bool) != _hwc(r)))
+                for s, r in zip(res.spikes, ref_spikes, strict=True))
+    print(f"{a.summary()}: {len(y)} digits test samples, golden vs snnTorch: {wrong} spike and "
+          f"{int(np.sum(res.predictions != ref_pred))} prediction mismatches")
+
+
 if __name__ == "__main__":
     import sys
 
     warnings.simplefilter("ignore", DeprecationWarning)
-    measure(sys.argv[1])
+    if sys.argv[1:2] == ["snntorch-digits-conv"]:
+        snntorch_digits_conv(sys.argv[2], int(sys.argv[3]))
+    else:
+        measure(sys.argv[1])
