@@ -625,3 +625,29 @@ def test_binarize_a_float_conv_graph_reports_the_accuracy_change(tmp_path, capsy
     acc = np.mean(GoldenModel(b).run(x[:80]).predictions == y[:80])
     fl = np.mean(simulate_graph(g, x[:80], 4) == y[:80])
     assert f"float graph {100 * fl:.2f} %, bitspike artifact {100 * acc:.2f} %" in out, out
+
+
+def test_flatten_of_the_input_map_gives_a_dense_artifact(seed):
+    """Input (C, H, W) -> Flatten -> Affine: a dense artifact whose inputs are the sample
+    flattened channel-major (Artifact.shape_inputs, as NIR's Flatten), no permutation."""
+    rng = np.random.default_rng(seed)
+    m, k, T = 5, 3, 4
+    g = nir.NIRGraph.__new__(nir.NIRGraph)
+    g.nodes = {"input": nir.Input(input_type=np.array([2, 2, 3])),
+               "flat": nir.Flatten(input_type={"input": np.array([2, 2, 3])}, start_dim=0,
+                                   end_dim=-1),
+               "fc": nir.Affine(weight=rng.choice([-1.0, 1], size=(m, 12)),
+                                bias=rng.integers(-1, 2, size=m).astype(float)),
+               "if": nir.IF(r=np.full(m, 1 / DT), v_threshold=np.full(m, 0.5),
+                            v_reset=np.zeros(m)),
+               "out": nir.Affine(weight=rng.choice([-1.0, 1], size=(k, m)), bias=np.zeros(k)),
+               "output": nir.Output(output_type=np.array([k]))}
+    names = list(g.nodes)
+    g.edges, g.metadata = list(zip(names, names[1:], strict=False)), {}
+    a, report = graph_to_artifact(g, time_steps=T)
+    assert report.exact and a.is_dense and a.summary() == "12-5-3 T=4 input=spike"
+    x = (rng.random((200, T, 2, 2, 3)) < 0.5).astype(np.int64)
+    res = GoldenModel(a).run(a.shape_inputs(x))
+    run = run_graph(g, x, T)
+    assert np.array_equal(res.spikes[0].astype(bool), run.spikes["if"]), seed
+    assert np.array_equal(np.rint(run.total).astype(np.int64), res.scores), seed
