@@ -29,9 +29,16 @@ from sw.artifact import Artifact, PoolLayer, load_artifact
 from sw.golden import GoldenModel
 from sw.nir import DT, artifact_to_graph, run_graph
 from sw.randnet import random_conv_artifact, random_inputs
-from tests.test_nir_interop import _snntorch_import
 
 pytestmark = pytest.mark.interop
+
+
+def _snntorch_import(graph):
+    """snnTorch's ``import_from_nir`` (it prints its warnings)."""
+    from snntorch.import_nir import import_from_nir
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return import_from_nir(graph)
 
 
 def _hwc(s):
