@@ -75,9 +75,15 @@ class Verilog:
         print(f"accelerator for {artifact.summary()}  ({dt:.1f} s)")
         print(f"{'layer':<10} {'kind':<8} {'N':>5} {'M':>5} {'folding':>9} {'cycles':>8} "
               f"{'latency':>8} {'weight bits':>12}")
+        by_name = {layer.name: layer for layer in artifact.layers}
         for layer in desc["layers"]:
-            print(f"{layer['name']:<10} {layer['kind']:<8} {layer['inputs']:>5} "
-                  f"{layer['neurons']:>5} {layer['simd']:>5}x{layer['pe']:<3} "
+            # N and M of the synapse array: a conv layer's window K·K·C_in and its C_out
+            # channels (fan_in, weight_rows), not its map sizes; a dense layer's N and M
+            src = by_name.get(layer["name"])
+            n = getattr(src, "fan_in", layer["inputs"])
+            m = getattr(src, "weight_rows", layer["neurons"])
+            print(f"{layer['name']:<10} {layer['kind']:<8} {n:>5} "
+                  f"{m:>5} {layer['simd']:>5}x{layer['pe']:<3} "
                   f"{layer['cycles_per_sample']:>8} {layer['latency']:>8} "
                   f"{layer['weight_memory_bits']:>12}")
         inp, cyc = desc["input"], desc["cycles"]

@@ -34,9 +34,13 @@ class Nir:
         e.add_argument("--unit-threshold", action="store_true",
                        help="scale every neuron's membrane so its threshold is 1 (for "
                             "consumers that take one threshold per layer, e.g. snnTorch)")
+        e.add_argument("--pool", choices=["sum", "avg"], default="sum",
+                       help="the NIR node of a spike OR pool, followed by a LIF with threshold "
+                            "0: SumPool2d (Norse imports it) or AvgPool2d (snnTorch does)")
         e.add_argument("--force", action="store_true", help="replace an existing file")
-        i = sub.add_parser("import", help="map a NIR graph (dense: Affine/Linear + LIF/IF) to "
-                                          "an artifact",
+        i = sub.add_parser("import", help="map a NIR graph (Affine/Linear, Conv2d, SumPool2d or "
+                                          "AvgPool2d + threshold, Flatten, LIF/IF) to an "
+                                          "artifact",
                            formatter_class=p.formatter_class)
         i.add_argument("graph", help="NIR file (HDF5) to read")
         i.add_argument("-o", "--out", required=True, help="artifact directory to write")
@@ -97,11 +101,13 @@ def _export(args) -> int:
             return _fail(f"{src}: {exc}")
     else:
         return _fail(f"{src}: no such artifact or checkpoint")
-    graph = artifact_to_graph(artifact, dt=args.dt or DT, unit_threshold=args.unit_threshold)
+    graph = artifact_to_graph(artifact, dt=args.dt or DT, unit_threshold=args.unit_threshold,
+                              pool=args.pool)
     write_graph(graph, args.out)
     nodes = ", ".join(f"{name}:{type(node).__name__}" for name, node in graph.nodes.items())
     print(f"wrote {args.out}: {artifact.summary()} as NIR ({nodes})")
-    soft = [layer.name for layer in artifact.lif_layers if layer.reset == "soft"]
+    soft = [layer.name for layer in artifact.lif_layers
+            if getattr(layer, "reset", None) == "soft"]
     if soft:
         print(f"  note      soft reset in {', '.join(soft)}: NIR cannot express it (kept in the "
               f"node metadata for bitspike; other libraries reset to v_reset = 0, docs/nir.md)")

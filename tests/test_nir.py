@@ -11,18 +11,22 @@ import numpy as np
 import pytest
 
 from bitspike import cli
-from sw.artifact import Artifact, load_artifact, write_artifact
+from sw import geometry
+from sw.artifact import Artifact, PoolLayer, load_artifact, write_artifact
 from sw.golden import GoldenModel
 from sw.nir import (
     DT,
     NIRError,
+    _flatten_order,
+    _kernel,
     artifact_to_graph,
     graph_to_artifact,
     read_graph,
+    run_graph,
     simulate_graph,
     write_graph,
 )
-from sw.randnet import random_artifact, random_inputs
+from sw.randnet import random_artifact, random_conv_artifact, random_inputs
 
 
 def _files(path) -> dict:
@@ -30,7 +34,8 @@ def _files(path) -> dict:
 
 
 def _unit_ok(a) -> bool:
-    return all((layer.threshold >= 1).all() for layer in a.lif_layers)
+    return all((layer.threshold >= 1).all() for layer in a.lif_layers
+               if not isinstance(layer, PoolLayer))
 
 
 def test_round_trip_is_byte_identical(tmp_path, seed):
@@ -322,3 +327,327 @@ def test_binarize_reports_the_accuracy_change_and_never_claims_exactness(tmp_pat
     x, y = dataset_inputs(b, "digits", "test")
     acc = np.mean(GoldenModel(b).run(x[:120]).predictions == y[:120])
     assert f"bitspike artifact {100 * acc:.2f} %" in out and "(120 samples)" in out, out
+
+
+# ---------------------------------------------------------------------------------------------
+# Conv, spike OR pool and flatten
+# ---------------------------------------------------------------------------------------------
+
+#: the digits conv preset's shapes (sw.models.PRESETS["conv"]: 1x8x8 5-bit input, 32, 64, M)
+DIGITS_CONV = dict(in_shape=(1, 8, 8), layers=[("conv", 32, 3, 1, 1), ("conv", 64, 3, 1, 1),
+                                               ("pool", 2), ("readout", 10)],
+                   input_kind="multibit", input_bits=5, time_steps=4, leak_shift=2,
+                   reset="hard")
+
+
+def _map_spikes(run, name):
+    """A neuron node's spikes (B, T, C, H, W) in the artifact's element order (B, T, C·H·W)."""
+    s = run.spikes[name]
+    return geometry.chw_to_hwc(s).reshape(*s.shape[:2], -1) if s.ndim == 5 else s
+
+
+def _neuron_name(layer):
+    return f"{layer.name}_or" if isinstance(layer, PoolLayer) else f"{layer.name}_neuron"
+
+
+def test_conv_round_trip_is_byte_identical(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    cases = [random_conv_artifact(rng, step_gain=False) for _ in range(10)]
+    cases.append(random_conv_artifact(rng, step_gain=False, **DIGITS_CONV))
+    for i, a in enumerate(cases):
+        a = Artifact(a.layers, metadata={"source": "test", "training": {"channels": [32, "M"]}})
+        unit = bool(rng.integers(2)) and _unit_ok(a)
+        pool = str(rng.choice(["sum", "avg"]))
+        write_artifact(a, tmp_path / f"a{i}")
+        assert cli.main(["nir", "export", str(tmp_path / f"a{i}"), "-o",
+                         str(tmp_path / f"m{i}.nir"), "--pool", pool]
+                        + (["--unit-threshold"] if unit else [])) == 0
+        assert cli.main(["nir", "import", str(tmp_path / f"m{i}.nir"), "-o",
+                         str(tmp_path / f"b{i}")]) == 0
+        assert _files(tmp_path / f"a{i}") == _files(tmp_path / f"b{i}"), (i, a.summary())
+
+
+def test_conv_export_equations_match_golden_without_leak(seed):
+    """No leak, hard reset: the conv graph's float equations (Conv2d, SumPool2d or AvgPool2d
+    + the OR node, Flatten with the permuted columns) are the integer model exactly, spike for
+    spike in every layer, and the summed readout is the score."""
+    rng = np.random.default_rng(seed)
+    compared = 0
+    for _ in range(8):
+        a = random_conv_artifact(rng, step_gain=False, leak_shift=None, reset="hard",
+                                 time_steps=int(rng.choice([1, 2, 4, 8])))
+        x = random_inputs(a, 48, rng)
+        res = GoldenModel(a).run(x)
+        for pool in ("sum", "avg"):
+            run = run_graph(artifact_to_graph(a, pool=pool), x, a.time_steps)
+            for layer, s in zip(a.lif_layers, res.spikes, strict=True):
+                got = _map_spikes(run, _neuron_name(layer))
+                assert np.array_equal(got, s.astype(bool)), (layer.name, pool, a.summary())
+            assert np.array_equal(np.rint(run.total).astype(np.int64), res.scores), a.summary()
+            assert np.array_equal(run.predictions, res.predictions)
+            compared += x.shape[0]
+    assert compared == 8 * 2 * 48
+
+
+def test_kernel_and_flatten_orders_are_the_geometry_rules():
+    """The kernel layout is the inverse of sw.geometry.conv_weight_rows, and the flatten order
+    is docs/arithmetic.md §9's worked example: in a 2x2x3 map (C = 2, H = 2, W = 3) element
+    (c=1, y=0, x=2) is bitspike index 5 and PyTorch index 8; (c=0, y=1, x=0) is 6 and 3."""
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 2, size=(4, 3 * 3 * 5))
+    assert np.array_equal(geometry.conv_weight_rows(_kernel(rows, 3, 5)), rows)
+    order = _flatten_order((2, 2, 3))
+    assert order[8] == 5 and order[3] == 6 and sorted(order) == list(range(12))
+    # the exporter's permutation (sw.export, derived from sw.geometry.chw_to_hwc) is its inverse
+    from sw.export import element_order_permutation
+
+    for shape in [(2, 2, 3), (3, 5, 4), (1, 7, 2)]:
+        order = _flatten_order(shape)
+        assert np.array_equal(order[element_order_permutation(shape)], np.arange(order.size))
+
+
+def _foreign_conv_graph(rng, pool_node="sum", unit="if"):
+    """A conv graph from elsewhere (no bitspike metadata): Conv2d (±c per channel, c a power of
+    two, per-channel parameters given as (C, 1, 1) arrays), a pool and its threshold, a second
+    conv, Flatten, Affine + IF, Linear."""
+    c1, c2, m, k = 3, 2, 5, 4
+    s1 = rng.choice([1.0, 2.0], size=c1)
+    s2 = rng.choice([1.0, 4.0], size=c2)
+    conv1 = nir.Conv2d(input_shape=(6, 6), weight=rng.choice([-1.0, 1], size=(c1, 2, 3, 3))
+                       * s1[:, None, None, None], stride=1, padding=1, dilation=1, groups=1,
+                       bias=rng.integers(-2, 3, size=c1).astype(float))
+    if1 = nir.IF(r=np.full((c1, 1, 1), 1 / DT),
+                 v_threshold=rng.integers(0, 5, size=(c1, 1, 1)) + 0.5,
+                 v_reset=np.zeros((c1, 1, 1)))
+    cls = nir.SumPool2d if pool_node == "sum" else nir.AvgPool2d
+    pool = cls(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+    small = 1.0 if pool_node == "sum" else 0.25
+    if unit == "if":
+        orn = nir.IF(r=np.full((c1, 3, 3), 1 / DT), v_threshold=np.full((c1, 3, 3), small / 2),
+                     v_reset=np.zeros((c1, 3, 3)))
+    elif unit == "lif":
+        orn = nir.LIF(tau=np.full((c1, 3, 3), 4 * DT), r=np.full((c1, 3, 3), 4.0),
+                      v_leak=np.zeros((c1, 3, 3)), v_threshold=np.zeros((c1, 3, 3)),
+                      v_reset=np.zeros((c1, 3, 3)))
+    else:
+        orn = nir.Threshold(threshold=np.full((c1, 3, 3), small * 0.9))
+    conv2 = nir.Conv2d(input_shape=(3, 3), weight=rng.choice([-1.0, 1], size=(c2, c1, 3, 3))
+                       * s2[:, None, None, None], stride=2, padding=1, dilation=1, groups=1,
+                       bias=np.zeros(c2))
+    lif2 = nir.LIF(tau=np.full((c2, 2, 2), 2 * DT), r=np.full((c2, 2, 2), 2.0),
+                   v_leak=np.zeros((c2, 2, 2)),
+                   v_threshold=np.repeat(rng.integers(1, 4, size=c2).astype(float),
+                                         4).reshape(c2, 2, 2),
+                   v_reset=np.zeros((c2, 2, 2)))
+    nodes = {"input": nir.Input(input_type=np.array([2, 6, 6])), "conv1": conv1, "if1": if1,
+             "pool": pool, "or": orn, "conv2": conv2, "lif2": lif2,
+             "flat": nir.Flatten(input_type={"input": np.array([c2, 2, 2])}, start_dim=0,
+                                 end_dim=-1),
+             "fc": nir.Affine(weight=rng.choice([-1.0, 1], size=(m, c2 * 4)),
+                              bias=rng.integers(-1, 2, size=m).astype(float)),
+             "if3": nir.IF(r=np.full(m, 1 / DT), v_threshold=np.full(m, 0.5),
+                           v_reset=np.zeros(m)),
+             "lin": nir.Linear(weight=rng.choice([-2.0, 2], size=(k, m))),
+             "output": nir.Output(output_type=np.array([k]))}
+    names = list(nodes)
+    g = nir.NIRGraph.__new__(nir.NIRGraph)
+    g.nodes, g.edges, g.metadata = nodes, list(zip(names, names[1:], strict=False)), {}
+    g.input_type, g.output_type = {"input": np.array([2, 6, 6])}, {"output": np.array([k])}
+    return g
+
+
+@pytest.mark.parametrize("pool_node, unit", [("sum", "if"), ("avg", "lif"),
+                                              ("sum", "threshold")])
+def test_foreign_conv_graph_imports_exactly(seed, pool_node, unit):
+    rng = np.random.default_rng(seed)
+    g = _foreign_conv_graph(rng, pool_node, unit)
+    T = 5
+    a, report = graph_to_artifact(g, time_steps=T)
+    assert report.exact, report.notes
+    assert a.summary() == "2x6x6-c3k3-p2-c2k3s2-5-4 T=5 input=spike", a.summary()
+    x = (rng.random((200, T, 2, 6, 6)) < 0.3).astype(np.int64)
+    res = GoldenModel(a).run(x)
+    run = run_graph(g, x, T)
+    for layer, name, s in zip(a.lif_layers, ["if1", "or", "lif2", "if3"], res.spikes,
+                              strict=True):
+        assert np.array_equal(_map_spikes(run, name), s.astype(bool)), (layer.name, seed)
+    assert np.array_equal(res.predictions, run.predictions), seed
+
+
+def _conv_graph(**over):
+    """A small valid conv graph (input 1x4x4, conv 2ch k3 p1, IF, SumPool2d 2 + OR, Flatten,
+    Affine) with nodes replaced by ``over``."""
+    nodes = {
+        "input": nir.Input(input_type=np.array([1, 4, 4])),
+        "conv": nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3)), stride=1,
+                           padding=1, dilation=1, groups=1, bias=np.zeros(2)),
+        "if": nir.IF(r=np.full((2, 4, 4), 1 / DT), v_threshold=np.full((2, 4, 4), 0.5),
+                     v_reset=np.zeros((2, 4, 4))),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                              padding=np.array([0, 0])),
+        "or": nir.IF(r=np.full((2, 2, 2), 1 / DT), v_threshold=np.zeros((2, 2, 2)),
+                     v_reset=np.zeros((2, 2, 2))),
+        "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0,
+                            end_dim=-1),
+        "fc": nir.Affine(weight=np.ones((3, 8)), bias=np.zeros(3)),
+        "output": nir.Output(output_type=np.array([3])),
+    }
+    for name, node in over.items():
+        if node is None:
+            del nodes[name]
+        else:
+            nodes[name] = node
+    names = list(nodes)
+    g = nir.NIRGraph.__new__(nir.NIRGraph)
+    g.nodes, g.edges, g.metadata = nodes, list(zip(names, names[1:], strict=False)), {}
+    g.input_type, g.output_type = {"input": np.array([1, 4, 4])}, {"output": np.array([3])}
+    return g
+
+
+def _conv(**kw):
+    """The graph's conv node with fields replaced after construction (past nir's own
+    normalisation and shape inference: a malformed file holds anything)."""
+    node = nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3)), stride=1, padding=1,
+                      dilation=1, groups=1, bias=np.zeros(2))
+    for k, v in kw.items():
+        setattr(node, k, v)
+    return node
+
+
+def _sumpool(k=(2, 2), stride=(2, 2), padding=(0, 0)):
+    return nir.SumPool2d(kernel_size=np.array(k), stride=np.array(stride),
+                         padding=np.array(padding))
+
+
+def _or_if(thr=0.0, **kw):
+    node = nir.IF(r=np.full((2, 2, 2), 1 / DT), v_threshold=np.full((2, 2, 2), thr),
+                  v_reset=np.zeros((2, 2, 2)))
+    for k, v in kw.items():
+        setattr(node, k, v)
+    return node
+
+
+CONV_REFUSALS = [
+    ("non-square kernel", dict(conv=_conv(weight=np.ones((2, 1, 3, 5)))), "conv", "square"),
+    ("even kernel", dict(conv=_conv(weight=np.ones((2, 1, 2, 2)))), "conv", "kernel size 2"),
+    ("kernel rank", dict(conv=_conv(weight=np.ones((2, 9)))), "conv", "(C_out, C_in, K, K)"),
+    ("input channels", dict(conv=_conv(weight=np.ones((2, 3, 3, 3)))), "conv",
+     "3 input channels"),
+    ("stride 3", dict(conv=_conv(stride=(3, 3))), "conv", "stride (3, 3)"),
+    ("uneven stride", dict(conv=_conv(stride=(1, 2))), "conv", "stride (1, 2)"),
+    ("uneven padding", dict(conv=_conv(padding=(1, 0))), "conv", "padding (1, 0)"),
+    ("padding >= kernel", dict(conv=_conv(padding=(3, 3))), "conv", "padding (3, 3)"),
+    ("dilation", dict(conv=_conv(dilation=(2, 2))), "conv", "dilation"),
+    ("groups", dict(conv=_conv(weight=np.ones((2, 1, 3, 3)), groups=2)), "conv", "groups"),
+    ("float conv weights", dict(conv=_conv(weight=np.arange(18.).reshape(2, 1, 3, 3))),
+     "conv", "not ±c"),
+    ("NaN conv weight", dict(conv=_conv(weight=np.full((2, 1, 3, 3), np.nan))), "conv", "NaN"),
+    ("NaN conv bias", dict(conv=_conv(bias=np.array([0.0, np.inf]))), "conv", "NaN"),
+    ("conv without neurons", dict(**{"if": None}), "conv", "followed by a LIF or IF"),
+    ("threshold varies in a channel", dict(**{"if": nir.IF(
+        r=np.full((2, 4, 4), 1 / DT), v_threshold=np.arange(32.).reshape(2, 4, 4),
+        v_reset=np.zeros((2, 4, 4)))}), "if", "varies over the positions of channel 0"),
+    ("neuron shape", dict(**{"if": nir.IF(r=np.full((2, 3, 3), 1 / DT),
+                                          v_threshold=np.full((2, 3, 3), 0.5),
+                                          v_reset=np.zeros((2, 3, 3)))}), "if", "shape"),
+    ("NaN map threshold", dict(**{"if": nir.IF(
+        r=np.full((2, 4, 4), 1 / DT), v_threshold=np.full((2, 4, 4), np.nan),
+        v_reset=np.zeros((2, 4, 4)))}), "if", "NaN"),
+    ("non-square pool", dict(pool=_sumpool(k=(2, 1), stride=(2, 1))), "pool", "not square"),
+    ("overlapping pool", dict(pool=_sumpool(stride=(1, 1))), "pool", "non-overlapping"),
+    ("padded pool", dict(pool=_sumpool(padding=(1, 1))), "pool", "padding"),
+    ("pool too big", dict(pool=_sumpool(k=(5, 5), stride=(5, 5))), "pool", "kernel_size 5"),
+    ("sum pool without threshold", dict(**{"or": None}), "pool", "followed by a threshold"),
+    ("OR threshold too high", dict(**{"or": _or_if(1.0)}), "or", "OR of spikes"),
+    ("OR threshold negative", dict(**{"or": _or_if(-0.5)}), "or", "OR of spikes"),
+    ("OR reset", dict(**{"or": _or_if(v_reset=np.ones((2, 2, 2)))}), "or", "v_reset"),
+    ("avg pool threshold", dict(pool=nir.AvgPool2d(kernel_size=np.array([2, 2]),
+                                                   stride=np.array([2, 2]),
+                                                   padding=np.array([0, 0])),
+                                **{"or": _or_if(0.3 * DT * 1e4)}), "or", "OR of spikes"),
+    ("partial flatten", dict(flat=nir.Flatten(input_type={"input": np.array([2, 2, 2])},
+                                              start_dim=1, end_dim=-1)), "flat", "start_dim 1"),
+    ("dense after map", dict(flat=None), "fc", "needs a Flatten"),
+    ("ends with a map", dict(flat=None, fc=None), "or", "ends with a (2, 2, 2) feature map"),
+    ("Threshold after conv", dict(**{"if": nir.Threshold(threshold=np.zeros((2, 4, 4)))}),
+     "if", "only supported after a pooling node"),
+]
+
+
+@pytest.mark.parametrize("case, over, node, reason", CONV_REFUSALS,
+                         ids=[r[0] for r in CONV_REFUSALS])
+def test_malformed_conv_graph_is_refused(tmp_path, capsys, case, over, node, reason):
+    assert graph_to_artifact(_conv_graph(), time_steps=3)[0].summary() == \
+        "1x4x4-c2k3-p2-3 T=3 input=spike"
+    g = _conv_graph(**over)
+    with pytest.raises(NIRError) as info:
+        graph_to_artifact(g, time_steps=3)
+    assert info.value.node == node and reason in str(info.value), str(info.value)
+    path = tmp_path / "g.nir"
+    try:
+        nir.write(str(path), g)
+    except Exception:
+        return  # nir cannot even write this graph; the mapping's refusal is checked above
+    capsys.readouterr()
+    assert cli.main(["nir", "import", str(path), "-o", str(tmp_path / "art"),
+                     "--time-steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and f"node '{node}'" in err, err
+    assert not (tmp_path / "art").exists() and os.listdir(tmp_path) == ["g.nir"]
+
+
+def test_binarize_a_float_conv_graph_reports_the_accuracy_change(tmp_path, capsys, seed):
+    """A conv graph with float kernels (the digits conv shapes, smaller): refused without
+    --binarize, binarized with it; the float graph's accuracy is run_graph's (Conv2d, pool,
+    Flatten in float64) and the artifact's the golden model's."""
+    from sw.cli_artifact import dataset_inputs
+
+    rng = np.random.default_rng(seed)
+    a = random_conv_artifact(rng, in_shape=(1, 8, 8), layers=[
+        ("conv", 4, 3, 1, 1), ("pool", 2), ("readout", 10)], input_kind="multibit",
+        input_bits=5, time_steps=4, step_gain=False, leak_shift=1, reset="hard")
+    g = artifact_to_graph(a)
+    g.metadata = {}
+    w = g.nodes["conv0"].weight
+    g.nodes["conv0"].weight = w * rng.uniform(0.5, 1.5, size=w.shape)
+    write_graph(g, tmp_path / "f.nir")
+    base = ["nir", "import", str(tmp_path / "f.nir"), "-o", str(tmp_path / "b"),
+            "--time-steps", "4", "--input", "multibit", "--input-bits", "5"]
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert "node 'conv0'" in err and "--binarize" in err, err
+    assert cli.main(base + ["--binarize", "--dataset", "digits", "--limit", "80"]) == 0
+    out = capsys.readouterr().out
+    assert "mapping   APPROXIMATE" in out and "conv0: " in out, out
+    b = load_artifact(tmp_path / "b")
+    assert b.summary() == "1x8x8-c4k3-p2-10 T=4 input=multibit/5b"
+    x, y = dataset_inputs(b, "digits", "test")
+    acc = np.mean(GoldenModel(b).run(x[:80]).predictions == y[:80])
+    fl = np.mean(simulate_graph(g, x[:80], 4) == y[:80])
+    assert f"float graph {100 * fl:.2f} %, bitspike artifact {100 * acc:.2f} %" in out, out
+
+
+def test_flatten_of_the_input_map_gives_a_dense_artifact(seed):
+    """Input (C, H, W) -> Flatten -> Affine: a dense artifact whose inputs are the sample
+    flattened channel-major (Artifact.shape_inputs, as NIR's Flatten), no permutation."""
+    rng = np.random.default_rng(seed)
+    m, k, T = 5, 3, 4
+    g = nir.NIRGraph.__new__(nir.NIRGraph)
+    g.nodes = {"input": nir.Input(input_type=np.array([2, 2, 3])),
+               "flat": nir.Flatten(input_type={"input": np.array([2, 2, 3])}, start_dim=0,
+                                   end_dim=-1),
+               "fc": nir.Affine(weight=rng.choice([-1.0, 1], size=(m, 12)),
+                                bias=rng.integers(-1, 2, size=m).astype(float)),
+               "if": nir.IF(r=np.full(m, 1 / DT), v_threshold=np.full(m, 0.5),
+                            v_reset=np.zeros(m)),
+               "out": nir.Affine(weight=rng.choice([-1.0, 1], size=(k, m)), bias=np.zeros(k)),
+               "output": nir.Output(output_type=np.array([k]))}
+    names = list(g.nodes)
+    g.edges, g.metadata = list(zip(names, names[1:], strict=False)), {}
+    a, report = graph_to_artifact(g, time_steps=T)
+    assert report.exact and a.is_dense and a.summary() == "12-5-3 T=4 input=spike"
+    x = (rng.random((200, T, 2, 2, 3)) < 0.5).astype(np.int64)
+    res = GoldenModel(a).run(a.shape_inputs(x))
+    run = run_graph(g, x, T)
+    assert np.array_equal(res.spikes[0].astype(bool), run.spikes["if"]), seed
+    assert np.array_equal(np.rint(run.total).astype(np.int64), res.scores), seed
