@@ -114,7 +114,8 @@ class SampleBuffer(wiring.Component):
     Bits never written (padding past the last element) read as 0.
 
     **Timing**: a read request in cycle c returns its chunk in cycle c + :attr:`read_latency`
-    (3: the memory, a register of its word, then a register of the chunk;
+    (3: the memory, a register of its word, then a register of the chunk; a row-layout word
+    is too wide to register whole: its chunk is selected, registered, then delayed;
     :func:`hw.timing.buffer_read_latency`). Writes land at
     the end of their cycle; a slot committed in cycle c can be taken from cycle c + 1.
     ``free``/``full`` depend on registers only. Reset empties every slot (the contents stay,
@@ -239,9 +240,12 @@ class SampleBuffer(wiring.Component):
                                                 depth=self.depth, init=[])
         wr = storage.write_port(granularity=wl)
         rd = storage.read_port(domain="sync")
-        # The memory's word goes straight into a register; the chunk is selected after it.
+        # A narrow word (chunked, grouped) goes straight into a register and the chunk is
+        # selected after it: nothing between a block RAM's output and a flip-flop. A row word
+        # can be hundreds of bits wide: its chunk is selected first, then delayed a cycle.
         word = Signal(self.word_width, name="read_word")
-        m.d.sync += word.eq(rd.data)
+        if self.layout != "row":
+            m.d.sync += word.eq(rd.data)
 
         def row_index(slot, row, plane):
             index = slot
@@ -286,8 +290,9 @@ class SampleBuffer(wiring.Component):
             for g in range(per_row):
                 m.d.comb += wr.en[g].eq(w.en & (w.group == g))
             chunk = Signal.like(r.chunk, name="chunk_d1")
-            chunk2 = Signal.like(r.chunk, name="chunk_d2")
-            m.d.sync += [chunk.eq(r.chunk), chunk2.eq(chunk)]
-            m.d.sync += r.data.eq(word.word_select(chunk2, rl) if chunks > 1
-                                  else word[:rl])
+            m.d.sync += chunk.eq(r.chunk)
+            picked = Signal(rl, name="read_chunk")
+            m.d.sync += [picked.eq(rd.data.word_select(chunk, rl) if chunks > 1
+                                   else rd.data[:rl]),
+                         r.data.eq(picked)]
         return m

@@ -165,38 +165,42 @@ class LIFUnit(wiring.Component):
         # three addends reduced bitwise (one LUT level, carry-save) into one carry chain, so
         # the loop is LUT, adder, compare-and-select, for h and for h - Θ side by side.
         membrane = [Signal(signed(w), name=f"membrane{p}") for p in range(pe)]
+        # The loop's logic is combinational from the registers alone, outside the
+        # ``If(s3_valid)`` below: an assignment inside it would gate v with s3_valid, putting that
+        # high-fanout flag at the head of every lane's carry chains.
+        lanes_out = []
+        for p in range(pe):
+            v = Signal(signed(ext), name=f"v{p}")
+            m.d.comb += v.eq(membrane[p])
+            kept = v.as_unsigned()
+            h = Signal(signed(ext), name=f"potential{p}")
+            d = Signal(signed(ext), name=f"over{p}")
+            if k is None:
+                m.d.comb += [h.eq(kept.as_signed() + current[p]),
+                             d.eq(kept.as_signed() + margin[p])]
+            else:
+                shifted = (~(v >> k)).as_unsigned()
+                for total, addend in ((h, current[p]), (d, margin[p])):
+                    a_, b_, c_ = kept, shifted, addend.as_unsigned()
+                    ssum = Signal(ext, name=f"{total.name}_sum")
+                    scarry = Signal(ext, name=f"{total.name}_carry")
+                    m.d.comb += [ssum.eq(a_ ^ b_ ^ c_),
+                                 scarry.eq(((a_ & b_) | (a_ & c_) | (b_ & c_)) << 1)]
+                    m.d.comb += total.eq(ssum + scarry)
+            fire = Signal(name=f"fire{p}")
+            m.d.comb += fire.eq(~d[ext - 1])
+            reset_value = 0 if self._reset == "hard" else d[:w]
+            nxt = Signal(signed(w), name=f"next{p}")
+            m.d.comb += nxt.eq(Mux(fire, reset_value, h[:w]))
+            lanes_out.append((h, nxt, fire))
         m.d.sync += [self.o.valid.eq(s3_valid)]
         with m.If(s3_valid):
             m.d.sync += [self.o.payload.time_step.eq(s3.time_step),
                          self.o.payload.tag.eq(s3.tag), self.o.payload.current.eq(s3.current)]
-            spikes = []
-            for p in range(pe):
-                v = Signal(signed(ext), name=f"v{p}")
-                m.d.comb += v.eq(membrane[p])
-                kept = v.as_unsigned()
-                h = Signal(signed(ext), name=f"potential{p}")
-                d = Signal(signed(ext), name=f"over{p}")
-                if k is None:
-                    m.d.comb += [h.eq(kept.as_signed() + current[p]),
-                                 d.eq(kept.as_signed() + margin[p])]
-                else:
-                    shifted = (~(v >> k)).as_unsigned()
-                    for total, addend in ((h, current[p]), (d, margin[p])):
-                        a_, b_, c_ = kept, shifted, addend.as_unsigned()
-                        ssum = Signal(ext, name=f"{total.name}_sum")
-                        scarry = Signal(ext, name=f"{total.name}_carry")
-                        m.d.comb += [ssum.eq(a_ ^ b_ ^ c_),
-                                     scarry.eq(((a_ & b_) | (a_ & c_) | (b_ & c_)) << 1)]
-                        m.d.comb += total.eq(ssum + scarry)
-                fire = Signal(name=f"fire{p}")
-                m.d.comb += fire.eq(~d[ext - 1])
-                reset_value = 0 if self._reset == "hard" else d[:w]
-                nxt = Signal(signed(w), name=f"next{p}")
-                m.d.comb += nxt.eq(Mux(fire, reset_value, h[:w]))
+            for p, (h, nxt, _) in enumerate(lanes_out):
                 # The register starts the lane's next neuron (t = 0) from v = 0.
                 m.d.sync += [membrane[p].eq(Mux(s3_last, 0, nxt)),
                              self.o.payload.potential[p].eq(h[:w]),
                              self.o.payload.membrane[p].eq(nxt)]
-                spikes.append(fire)
-            m.d.sync += self.o.payload.spikes.eq(Cat(*spikes))
+            m.d.sync += self.o.payload.spikes.eq(Cat(*(fire for *_, fire in lanes_out)))
         return m

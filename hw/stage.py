@@ -187,12 +187,13 @@ class _StageBase(wiring.Component):
                                              init=self.weight_words, attrs=attrs)
         wrd = wmem.read_port(domain="sync")
         pre = self._address_latency
-        m.d.comb += wrd.addr.eq(delay(m, weight_addr, pre, "weight_addr"))
         lat = self.front_latency
-        # The read port takes one cycle; registers after it bring the word to the synapse
-        # array with the buffer's data (one register today: the word feeds every popcount
-        # tree, so it leaves from a register).
-        weights = delay(m, wrd.data, lat - pre - 1, "weight_word")
+        # The word reaches the synapse array with the buffer's data: the read port takes one
+        # cycle and one register follows it (the word feeds every popcount tree, so it leaves
+        # from a register); the rest of the front latency delays the narrow address, not the
+        # SIMD·PE-bit word.
+        m.d.comb += wrd.addr.eq(delay(m, weight_addr, lat - 2, "weight_addr"))
+        weights = delay(m, wrd.data, 1, "weight_word")
 
         m.d.comb += [
             self.i_buf.row.eq(delay(m, seq.time_step, pre, "read_row")),

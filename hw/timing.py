@@ -66,7 +66,8 @@ def buffer_read_latency() -> int:
     c + 3: the memory's synchronous read port, a register of the whole word (nothing between
     the block RAM's output and a flip-flop: on the ECP5 the DP16KD's clock-to-output alone is
     5.8 ns of an 8 ns cycle at 125 MHz), then a register that also selects the chunk of a
-    grouped- or row-layout word."""
+    grouped-layout word; a row-layout word, a whole padded row, is too wide to register: its
+    chunk is selected and registered, then delayed a cycle."""
     return 3
 
 

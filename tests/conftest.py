@@ -38,3 +38,14 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(
                 ("bitspike seed", f"test seed {seeds[0]}; replay the whole run with "
                                   f"BITSPIKE_SEED={_SESSION_SEED}"))
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test():
+    """Collect garbage as each test ends, so that an Amaranth component the test built but never
+    elaborated (UnusedElaboratable, an error under PYTHONWARNINGS=error) is reported in the test
+    that built it, not in whichever later test the collector happens to run in."""
+    import gc
+
+    yield
+    gc.collect()

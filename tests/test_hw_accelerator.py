@@ -232,7 +232,7 @@ def test_plan_latencies_are_the_sums_of_the_elaborated_blocks(name):
                 expected = front + stage.unit.latency
                 seen.add(("readout", stage.folding.pe))
             assert acc.plan.stage_latency[k] == stage.latency == expected, (name, k)
-        del acc, stage, m
+        del acc, stage, m, buf
     want = {"multibit-gains": {("lif", 4, "multibit"), ("lif", 4, "spike"), ("readout", 2)},
             "replay-plain": {("lif", 3, "multibit"), ("readout", 1)},
             "spike-gains-soft": {("lif", 4, "spike"), ("readout", 4)},

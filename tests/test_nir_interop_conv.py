@@ -304,11 +304,11 @@ def _node_names(a):
 def test_leaky_conv_networks_through_libraries(seed, library):
     """Leaky conv artifacts: the library computes the graph's NIR equations (``run_graph``,
     float64 Euler): Norse exactly, snnTorch (``--unit-threshold``: membranes scaled by
-    1/(Θ − ½), rounded in float32) within 0.5 % of spikes and 5 % of predictions (measured up to 0.1 %
-    and 1.75 %: 2 of 14 runs went past the first bounds of 0.1 % and 1 %). Against the golden model the
-    mapping is approximate (the float leak has no floor): measured, docs/nir.md quotes it.
-    Includes one network of the digits conv preset's shapes (1x8x8 5-bit input, 32, 64, M,
-    readout 10; T = 4, k = 2)."""
+    1/(Θ − ½), rounded in float32) within 0.5 % of spikes and 5 % of predictions (measured up
+    to 0.1 % and 1.75 %: 2 of 14 runs went past the first bounds of 0.1 % and 1 %). Against the
+    golden model the mapping is approximate (the float leak has no floor): measured, docs/nir.md
+    quotes it. Includes one network of the digits conv preset's shapes (1x8x8 5-bit input, 32,
+    64, M, readout 10; T = 4, k = 2)."""
     rng = np.random.default_rng(seed)
     run = _norse_run if library == "norse" else _snntorch_net_run
     kw = dict(pool="sum") if library == "norse" else dict(pool="avg", unit_threshold=True)
