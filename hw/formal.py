@@ -148,9 +148,11 @@ def assert_stream(m: Module, stream, name: str, *, ready=None) -> None:
     view = stream if ready is None else _Port(stream.valid, ready, stream.payload)
     stalled, held = _stall_register(m, view, name)
     with m.If(stalled):
-        m.d.comb += [Assert(stream.valid, f"{name}: valid dropped before the transfer"),
-                     Assert(_flat(stream.payload) == held,
-                            f"{name}: payload changed before the transfer")]
+        # one Assert a line: a counterexample names the line (FormalResult.failed)
+        dropped = f"{name}: valid dropped before the transfer"
+        changed = f"{name}: payload changed before the transfer"
+        m.d.comb += Assert(stream.valid, dropped)  # valid dropped before the transfer
+        m.d.comb += Assert(_flat(stream.payload) == held, changed)  # payload changed before
 
 
 def assume_stream(m: Module, stream, name: str) -> None:
@@ -220,6 +222,19 @@ def _sby_text(mode: str, depth: int, il_name: str) -> str:
             f"[files]\n{il_name}\n")
 
 
+def _where(text: str) -> str:
+    """``path:line (cell)`` as SymbiYosys names a check, with that source line appended."""
+    found = re.match(r"(\S+?):(\d+)", text.strip())
+    if found is None:
+        return text.strip()
+    path, line = found.group(1), int(found.group(2))
+    try:
+        source = Path(path).read_text().splitlines()[line - 1].strip()
+    except (OSError, IndexError):
+        return f"{path}:{line}"
+    return f"{path}:{line}: {source}"
+
+
 def run(spec, *, name: str, mode: str, depth: int, workdir) -> FormalResult:
     """Run SymbiYosys on ``spec`` (an elaboratable built on :func:`formal_module`) and return
     its verdict; see :func:`check`."""
@@ -249,7 +264,8 @@ def run(spec, *, name: str, mode: str, depth: int, workdir) -> FormalResult:
     if done:
         status = done[-1][0]
     failed = tuple(dict.fromkeys(
-        re.findall(r"(?:Assert failed in|Unreached cover statement at) (.*)", log)))
+        _where(text) for text in
+        re.findall(r"(?:Assert failed in \S+|Unreached cover statement at \S+) (.*)", log)))
     traces = sorted(out.glob("engine_*/trace*.vcd"))
     passed = status == "PASS" and proc.returncode == 0
     if status == "ERROR" or (not passed and not failed and not traces):
