@@ -357,7 +357,7 @@ def parser_idle_bound(timeout_cycles: int) -> int:
     return timeout_cycles + 3
 
 
-def parser_spec(*, timeout_cycles: int, bound: int):
+def parser_spec(*, timeout_cycles: int, bound: int, one_hot: bool = False):
     """Any bytes, framing errors, ``slot_full`` and ``reset_pending`` at any time (bytes at
     least :data:`BYTE_SPACING` cycles apart); after ``bound`` cycles of a quiet line the parser
     is in HUNT and outside any frame."""
@@ -375,11 +375,16 @@ def parser_spec(*, timeout_cycles: int, bound: int):
     with m.Elif(since_byte != BYTE_SPACING):
         m.d.sync += since_byte.eq(since_byte + 1)
     m.d.comb += Assume(~parser.rx.valid | (since_byte == BYTE_SPACING))
+    # the UART pulses its framing error instead of a byte, never with one
+    m.d.comb += Assume(~(parser.rx.valid & parser.rx_error))
     quiet = Signal(range(bound + 1), name="quiet_cycles")
     with m.If(parser.rx.valid | parser.rx_error):
         m.d.sync += quiet.eq(0)
     with m.Elif(quiet != bound):
         m.d.sync += quiet.eq(quiet + 1)
+    if one_hot:
+        bits = Cat(*(state[f"parser_{s.lower()}"] for s in _STATES))
+        m.d.comb += Assert((bits != 0) & ((bits & (bits - 1)) == 0), "state not one-hot")
     with m.If(quiet == bound):
         m.d.comb += Assert(state["parser_hunt"] & ~state["inframe"], "not back in HUNT")
         for s in _STATES[1:]:
