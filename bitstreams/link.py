@@ -342,20 +342,24 @@ class FrameParser(wiring.Component):
         bad_len = gt_hi | (eq_hi & lo_gt)
         zero_len = is_zero & lo_zero
         stay = ~got & ~abort
+        # A byte moves a frame on only when the frame is not aborted in the same cycle: a byte
+        # arriving just as the frame times out (or with a framing error) ends the frame, and
+        # must not also advance it (nor, as its last CRC byte, dispatch it).
+        adv = got & ~abort
 
         m.d.sync += [
             st["HUNT"].eq(st["HUNT"] & ~start | st["DISPATCH"] | inframe & abort
-                          | st["LEN1"] & got & bad_len),
+                          | st["LEN1"] & adv & bad_len),
             st["TYPE"].eq(start | st["TYPE"] & stay),
-            st["SEQ"].eq(st["TYPE"] & got | st["SEQ"] & stay),
-            st["LEN0"].eq(st["SEQ"] & got | st["LEN0"] & stay),
-            st["LEN1"].eq(st["LEN0"] & got | st["LEN1"] & stay),
-            st["PAYLOAD"].eq(st["LEN1"] & got & ~bad_len & ~zero_len
+            st["SEQ"].eq(st["TYPE"] & adv | st["SEQ"] & stay),
+            st["LEN0"].eq(st["SEQ"] & adv | st["LEN0"] & stay),
+            st["LEN1"].eq(st["LEN0"] & adv | st["LEN1"] & stay),
+            st["PAYLOAD"].eq(st["LEN1"] & adv & ~bad_len & ~zero_len
                              | st["PAYLOAD"] & ~abort & ~(got & rem_zero)),
-            st["CRC0"].eq(st["LEN1"] & got & ~bad_len & zero_len
-                          | st["PAYLOAD"] & got & rem_zero | st["CRC0"] & stay),
-            st["CRC1"].eq(st["CRC0"] & got | st["CRC1"] & stay),
-            st["CHECK"].eq(st["CRC1"] & got),
+            st["CRC0"].eq(st["LEN1"] & adv & ~bad_len & zero_len
+                          | st["PAYLOAD"] & adv & rem_zero | st["CRC0"] & stay),
+            st["CRC1"].eq(st["CRC0"] & adv | st["CRC1"] & stay),
+            st["CHECK"].eq(st["CRC1"] & adv),
             st["DISPATCH"].eq(st["CHECK"]),
             inframe.eq(start | inframe & ~abort & ~(st["CRC1"] & got)
                        & ~(st["LEN1"] & got & bad_len)),

@@ -405,6 +405,15 @@ def test_parser_returns_to_hunt_after_a_quiet_line(tmp_path):
           name="parser-liveness", mode="bmc", depth=_parser_depth(TIMEOUT), workdir=tmp_path)
 
 
+def test_parser_state_stays_one_hot(tmp_path):
+    """Exactly one state bit is set in every reachable state, from any byte sequence: a byte
+    arriving in the cycle its frame times out ends the frame and does not also advance it
+    (before the fix it did, setting HUNT and the next state together, and a last CRC byte at
+    that moment was both timed out and dispatched)."""
+    check(parser_spec(timeout_cycles=TIMEOUT, bound=parser_idle_bound(TIMEOUT), one_hot=True),
+          name="parser-one-hot", mode="bmc", depth=_parser_depth(TIMEOUT), workdir=tmp_path)
+
+
 def test_parser_idle_bound_is_exact(tmp_path):
     """One quiet cycle fewer is not enough: some byte sequence leaves the parser in a frame."""
     result = run(parser_spec(timeout_cycles=TIMEOUT, bound=parser_idle_bound(TIMEOUT) - 1),
