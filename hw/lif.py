@@ -129,10 +129,16 @@ class LIFUnit(wiring.Component):
         s1 = Signal(self.i_layout, name="s1")
         s1_valid = Signal(name="s1_valid")
         drive = Signal(data.ArrayLayout(signed(w), pe), name="drive")
+        # Θ less the loop's +1 (with a leak, see stage 4), ready for stage 3's one subtraction:
+        # D - Θ + 1 as two adders in series would be the pipeline's longest path.
+        k = self._leak_shift
+        bump = 0 if k is None else 1
+        thr = Signal(data.ArrayLayout(signed(w + 1), pe), name="threshold_less_bump")
         m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(op)]
         for p in range(pe):
             charged = (op.current[p] << f) + op.bias[p]
-            m.d.sync += drive[p].eq(Mux(op.connected[p], charged, op.bias[p]))
+            m.d.sync += [drive[p].eq(Mux(op.connected[p], charged, op.bias[p])),
+                         thr[p].eq(op.threshold[p] - bump)]
 
         # Stage 2 (with gains): I = G[t] * D.
         valid, carried = s1_valid, s1
@@ -141,15 +147,14 @@ class LIFUnit(wiring.Component):
             s2 = Signal(self.i_layout, name="s2")
             s2_valid = Signal(name="s2_valid")
             scaled = Signal(data.ArrayLayout(signed(w), pe), name="scaled")
-            m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1)]
+            thr2 = Signal.like(thr, name="threshold_less_bump_d2")
+            m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1), thr2.eq(thr)]
             for p in range(pe):
                 m.d.sync += scaled[p].eq(drive[p] * g_t)
-            valid, carried, drive = s2_valid, s2, scaled
+            valid, carried, drive, thr = s2_valid, s2, scaled, thr2
 
         # Stage 3: the loop's addends, I and I - Θ (plus one with a leak, see below).
-        k = self._leak_shift
         ext = w + 2
-        bump = 0 if k is None else 1
         current = Signal(data.ArrayLayout(signed(ext), pe), name="input_current")
         margin = Signal(data.ArrayLayout(signed(ext), pe), name="margin")
         s3 = Signal(self.i_layout, name="s3")
@@ -159,7 +164,7 @@ class LIFUnit(wiring.Component):
                      s3_last.eq(carried.time_step == len(self._gain) - 1)]
         for p in range(pe):
             m.d.sync += [current[p].eq(drive[p] + bump),
-                         margin[p].eq(drive[p] - carried.threshold[p] + bump)]
+                         margin[p].eq(drive[p] - thr[p])]
 
         # Stage 4: the membrane loop. With a leak, leak(v) + c = v + ~(v >>> k) + (c + 1):
         # three addends reduced bitwise (one LUT level, carry-save) into one carry chain, so
