@@ -23,14 +23,14 @@ BASELINES = Path(__file__).resolve().parent / "baselines"
 REFRESH_ENV = "BITSPIKE_REFRESH_BASELINE"
 #: Relative tolerance per metric (nextpnr's Fmax is the one figure that moves with any netlist
 #: change; the cell counts move only when the design does).
-TOLERANCE = {"fmax_mhz": 0.01, "lut4": 0.005, "ff": 0.005, "logic_cells": 0.005}
+TOLERANCE = {"fmax_mhz": 0.01, "lut4": 0.005, "ff": 0.005, "logic_cells": 0.005, "seed": 0}
 
 
 def metrics(report: dict) -> dict:
     """The baseline figures of a flow report (a board build's or a core-only one's)."""
     u = report["utilization"]
     out = {"fmax_mhz": round(report["achieved_mhz"], 2), "lut4": u["lut4"]["used"],
-           "ff": u["ff"]["used"]}
+           "ff": u["ff"]["used"], "seed": report["seed"]}  # the placement seed that gave them
     if "logic_cells" in u:
         out["logic_cells"] = u["logic_cells"]["used"]
     return out

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import synth_baseline
 
+from bitstreams.boards import get_board
 from bitstreams.flow import ToolError, build_core, find_tool
 from hw.generate import LINT_WAIVERS, generate
 from sw.folding import Folding
@@ -62,25 +63,31 @@ def test_digits_verilog_synthesises_with_yosys(digits_verilog):
     assert res.returncode == 0, res.stderr[-2000:]
 
 
-@pytest.mark.parametrize("board,folding,freq,weights,seed", [
-    # The UP5K at 48 MHz is within a few per cent of its one-cycle LIF loop (a 20-bit carry
-    # chain, compare and select): placement seeds 1, 2 and 3 gave 47.8, 50.5 and 46.6 MHz, so
-    # the baseline is the seed that meets it, as the board flow tries seeds until one does.
-    ("icebreaker", "32x4,32x1", 48, "block", 2),
-    ("ulx3s-85f", "64x4,32x1", 125, "auto", 1),
+@pytest.mark.parametrize("board,folding,freq,weights", [
+    ("icebreaker", "32x4,32x1", 48, "block"),
+    ("ulx3s-85f", "64x4,32x1", 125, "auto"),
 ])
 def test_digits_accelerator_meets_its_clock_baseline(digits, board, folding, freq, weights,
-                                                     seed, tmp_path):
+                                                     tmp_path):
     """The accelerator alone (the flow's core-only target) fits and meets the clock the board
-    builds need, with room left on the UP5K for the host link; its Fmax and cells are those
-    of the committed baseline (fixed network, folding and placement seed)."""
-    report = build_core(board, digits, folding=folding, clock_hz=freq * 1e6, seed=seed,
-                        out_dir=tmp_path, accelerator_options={"weight_memory": weights},
-                        log=lambda *a: None)
-    assert report["achieved_mhz"] >= freq, report["fmax"]
+    builds need, with room left on the UP5K for the host link, within the board's placement
+    attempts (seeds 1, 2, ... as the board flow tries them: the UP5K at 48 MHz is within a few
+    per cent of its one-cycle LIF loop, and seeds 1-3 have given 46.6-50.5 MHz); the seed that
+    meets it, its Fmax and cells are those of the committed baseline (fixed network and
+    folding)."""
+    tries = []
+    for seed in range(1, get_board(board).seeds + 1):
+        report = build_core(board, digits, folding=folding, clock_hz=freq * 1e6, seed=seed,
+                            out_dir=tmp_path / f"seed{seed}",
+                            accelerator_options={"weight_memory": weights},
+                            log=lambda *a: None)
+        tries.append(round(report["achieved_mhz"], 2))
+        if report["achieved_mhz"] >= freq:
+            break
+    assert report["achieved_mhz"] >= freq, (tries, report["fmax"])
     if board == "icebreaker":
         lc = report["utilization"]["logic_cells"]
         assert lc["used"] <= 0.8 * lc["available"], report["utilization"]
     synth_baseline.check(f"core-{board}-digits", report, {
         "network": "random_artifact(0, [64, 128, 10], T=4, multibit 5 bits)",
-        "folding": folding, "clock_mhz": freq, "seed": seed, "weight_memory": weights})
+        "folding": folding, "clock_mhz": freq, "weight_memory": weights})
