@@ -126,6 +126,21 @@ def test_conv_foldings_and_pools_are_refused_by_name(tmp_path):
     assert not (tmp_path / "hw").exists() or not any((tmp_path / "hw").iterdir())
 
 
+def test_verilog_table_shows_a_conv_layers_synapse_array(tmp_path, capsys):
+    """`bitspike verilog` lists a conv layer's N and M as its synapse array's: the window's
+    K·K·C_in bits and the C_out channels, not the input and output map sizes."""
+    from bitspike.cli import main
+
+    art = random_conv_artifact(3, in_shape=(6, 6, 6), layers=[
+        ("conv", 4, 3, 1, 1), ("pool", 2), ("readout", 3)], input_kind="spike", time_steps=2)
+    path = write_artifact(art, tmp_path / "conv")
+    assert main(["verilog", str(path), "-o", str(tmp_path / "hw"), "--folding", "2x2,1x1"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] in (["conv0"], ["out2"])}
+    assert rows["conv0"][2:4] == ["54", "4"], rows   # 3·3·6 window bits, 4 channels
+    assert rows["out2"][2:4] == ["36", "3"], rows    # the pooled 3x3x4 map, 3 classes
+
+
 def test_default_folding_of_a_conv_network_is_legal():
     rng = np.random.default_rng(4)
     for _ in range(20):
