@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw import timing
-from hw.common import check_int
+from hw.common import check_int, delay
 from sw import fixedpoint as fx
 
 __all__ = ["BufferWriter", "BufferReader", "SampleBuffer"]
@@ -243,9 +243,6 @@ class SampleBuffer(wiring.Component):
         # A narrow word (chunked, grouped) goes straight into a register and the chunk is
         # selected after it: nothing between a block RAM's output and a flip-flop. A row word
         # can be hundreds of bits wide: its chunk is selected first, then delayed a cycle.
-        word = Signal(self.word_width, name="read_word")
-        if self.layout != "row":
-            m.d.sync += word.eq(rd.data)
 
         def row_index(slot, row, plane):
             index = slot
@@ -268,7 +265,7 @@ class SampleBuffer(wiring.Component):
                          rd.addr.eq(raddr)]
             for g in range(per_word):
                 m.d.comb += wr.en[g].eq(w.en & (granule == g))
-            m.d.sync += r.data.eq(word)
+            m.d.sync += r.data.eq(delay(m, rd.data, 1, "read_word"))
         elif self._grouped:
             per_word = wl // rl
             waddr = row_index(w.slot, w.row, w.plane)
@@ -278,10 +275,8 @@ class SampleBuffer(wiring.Component):
                 raddr = raddr * self._groups + (r.chunk >> fx.ceil_log2(per_word))
             m.d.comb += [wr.addr.eq(waddr), wr.data.eq(w.data), wr.en.eq(w.en),
                          rd.addr.eq(raddr)]
-            sub = Signal(range(per_word), name="chunk_in_word_d1")
-            sub2 = Signal(range(per_word), name="chunk_in_word_d2")
-            m.d.sync += [sub.eq(r.chunk[:fx.ceil_log2(per_word)]), sub2.eq(sub)]
-            m.d.sync += r.data.eq(word.word_select(sub2, rl))
+            sub = delay(m, r.chunk[:fx.ceil_log2(per_word)], 2, "chunk_in_word")
+            m.d.sync += r.data.eq(delay(m, rd.data, 1, "read_word").word_select(sub, rl))
         else:
             per_row = self._row_bits // wl
             m.d.comb += [wr.addr.eq(row_index(w.slot, w.row, w.plane)),
@@ -289,10 +284,7 @@ class SampleBuffer(wiring.Component):
                          rd.addr.eq(row_index(r.slot, r.row, r.plane))]
             for g in range(per_row):
                 m.d.comb += wr.en[g].eq(w.en & (w.group == g))
-            chunk = Signal.like(r.chunk, name="chunk_d1")
-            m.d.sync += chunk.eq(r.chunk)
-            picked = Signal(rl, name="read_chunk")
-            m.d.sync += [picked.eq(rd.data.word_select(chunk, rl) if chunks > 1
-                                   else rd.data[:rl]),
-                         r.data.eq(picked)]
+            chunk = delay(m, r.chunk, 1, "chunk")
+            picked = rd.data.word_select(chunk, rl) if chunks > 1 else rd.data[:rl]
+            m.d.sync += r.data.eq(delay(m, picked, 1, "read_chunk"))
         return m

@@ -226,19 +226,26 @@ def test_malformed_or_unrepresentable_graph_is_refused(tmp_path, capsys, case, o
     with pytest.raises(NIRError) as info:
         graph_to_artifact(g, time_steps=4)
     assert info.value.node == node and reason in str(info.value), str(info.value)
-    # through the command: one line, exit 2, nothing written
+    # through the command (nir.read gives a dangling node an Input or Output of its own: the
+    # refusal names that node, so only "a node" is asked for here)
+    _refused_by_the_command(tmp_path, capsys, g, 4)
+
+
+def _refused_by_the_command(tmp_path, capsys, g, time_steps, node=None):
+    """``bitspike nir import`` of graph ``g`` (when nir can write it): exit 2, one error line
+    naming the node (``node``, or any), nothing written beside the file."""
     path = tmp_path / "g.nir"
     try:
         nir.write(str(path), g)
     except Exception:
-        return  # nir cannot even write this graph; the mapping's refusal is checked above
+        return  # nir cannot even write this graph; the mapping's refusal is checked by the caller
     capsys.readouterr()
     assert cli.main(["nir", "import", str(path), "-o", str(tmp_path / "art"),
-                     "--time-steps", "4"]) == 2
+                     "--time-steps", str(time_steps)]) == 2
     err = capsys.readouterr().err
-    # (nir.read gives a dangling node an Input or Output of its own: the refusal names that)
-    assert err.count("\n") == 1 and err.startswith("error: ") and "node '" in err, err
-    assert not (tmp_path / "art").exists()
+    named = "node '" if node is None else f"node '{node}'"
+    assert err.count("\n") == 1 and err.startswith("error: ") and named in err, err
+    assert not (tmp_path / "art").exists() and os.listdir(tmp_path) == ["g.nir"]
 
 
 def test_truncated_file_and_missing_time_steps_are_refused(tmp_path, capsys):
@@ -583,17 +590,7 @@ def test_malformed_conv_graph_is_refused(tmp_path, capsys, case, over, node, rea
     with pytest.raises(NIRError) as info:
         graph_to_artifact(g, time_steps=3)
     assert info.value.node == node and reason in str(info.value), str(info.value)
-    path = tmp_path / "g.nir"
-    try:
-        nir.write(str(path), g)
-    except Exception:
-        return  # nir cannot even write this graph; the mapping's refusal is checked above
-    capsys.readouterr()
-    assert cli.main(["nir", "import", str(path), "-o", str(tmp_path / "art"),
-                     "--time-steps", "3"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and f"node '{node}'" in err, err
-    assert not (tmp_path / "art").exists() and os.listdir(tmp_path) == ["g.nir"]
+    _refused_by_the_command(tmp_path, capsys, g, 3, node)
 
 
 def test_binarize_a_float_conv_graph_reports_the_accuracy_change(tmp_path, capsys, seed):

@@ -87,30 +87,20 @@ def test_run_sim_builds_the_folding_asked_for(request, seed, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
+    (["--sim", "--board", "nosuch"],
+     "error: board must be one of icebreaker, ulx3s-85f, not 'nosuch'"),
     (["--sim", "--folding", "7x3,4x1,2x2"], "error: folding gives 3 layers, the artifact has 2"),
     (["--port", "/dev/null", "--folding", "8x3,4x1"],
      "error: --folding is for --sim (a board reports its own folding)"),
-])
-def test_run_folding_errors_are_one_line(tmp_path, seed, capsys, extra, message):
+], ids=["board", "folding", "folding-without-sim"])
+def test_run_sim_errors_are_one_line(tmp_path, seed, capsys, extra, message):
     write_artifact(random_artifact(seed, sizes=[64, 4, 10], time_steps=2,
                                    input_kind="multibit", input_bits=5), tmp_path / "art")
     rc = cli_main(["run", str(tmp_path / "art"), *extra, "--limit", "1",
                    "--build", str(tmp_path / "sim")])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.splitlines()[-1].startswith(message), err
-    assert sum(line.startswith("error") for line in err.splitlines()) == 1
-
-
-def test_run_sim_errors_are_one_line(tmp_path, seed, capsys):
-    write_artifact(random_artifact(seed, sizes=[64, 4, 10], time_steps=2,
-                                   input_kind="multibit", input_bits=5), tmp_path / "art")
-    rc = cli_main(["run", str(tmp_path / "art"), "--sim", "--board", "nosuch", "--limit", "1",
-                   "--build", str(tmp_path / "sim")])
-    err = capsys.readouterr().err
-    assert rc == 2
-    assert err.splitlines()[-1] == ("error: board must be one of icebreaker, ulx3s-85f, not "
-                                    "'nosuch'")
+    assert err.splitlines()[-1] == message, err
     assert sum(line.startswith("error") for line in err.splitlines()) == 1
 
 
