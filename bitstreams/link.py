@@ -545,11 +545,11 @@ class FrameSerializer(wiring.Component):
     What is waiting is registered first (``reset_pending``, ``answer.valid``, a result with
     its tag), so the FIFO levels stay off the path into the one-hot state machine; of several,
     a pending reset goes first (``reset_taken`` pulses as the serializer takes it, and the
-    frame is RESET_DONE), then a queued answer, then a result. One byte goes to ``tx`` at a
-    time, each held until taken; a payload byte comes through a two-stage multiplexer,
-    registered after each stage, so PAYLOAD waits two cycles after each byte. ``result`` is
-    held (``ready`` low) while its RESULT frame is on the wire and taken, with its tag, after
-    the frame's last byte.
+    frame is RESET_DONE), then a queued answer, then a result. A frame's payload is loaded
+    into a shift register when the frame is picked and leaves from its low byte; ``result``
+    is taken (``ready`` high for one cycle, with ``tag_take``) in that cycle, so the
+    accelerator's output is free while the RESULT frame is on the wire, and the payload is
+    the link's only copy of it. One byte goes to ``tx`` at a time, each held until taken.
 
     Parameters
     ----------
@@ -603,14 +603,12 @@ class FrameSerializer(wiring.Component):
         info_rom = list(info.to_bytes())
         info_len = len(info_rom)
         longest = max(info_len, result_len, 1)
-        kind = Signal(2)  # 0 none, 1 error, 2 info, 3 result
         otype = Signal(8)
         oseq = Signal(8)
-        olen = Signal(range(longest + 1))
-        olast = Signal(range(longest))    # olen - 1, set with olen (no subtractor in PAYLOAD)
+        olen = Signal(16)
         oempty = Signal()
         ocode = Signal(_CODE_WIDTH)
-        oidx = Signal(range(longest))
+        left = Signal(range(longest))    # payload bytes after the one being sent next
         m.submodules.crc = tx_crc = FrameCRC()
         ocrc = tx_crc.crc
         crc_en = Signal()
@@ -620,56 +618,44 @@ class FrameSerializer(wiring.Component):
         with m.If(self.tx.valid & self.tx.ready):
             m.d.sync += self.tx.valid.eq(0)
 
-        # The payload byte comes through a two-stage multiplexer (4:1 within groups of four
-        # bytes, then across groups), registered after each stage: a byte needed only every
-        # few cycles must not set the clock. A variable part-select instead would become a
-        # barrel shifter over the whole payload. After oidx moves, PAYLOAD waits until both
-        # stages hold the new byte (`moved`).
+        # A result's payload is loaded whole into a shift register when its frame is picked
+        # and leaves from its low byte, shifted by a byte after each: every bit is one LUT
+        # (load or shift) in front of its flip-flop, where a byte multiplexer over the result
+        # would cost more and keep it held for the whole frame. The result (and its tag) is
+        # taken the cycle its frame is picked, which frees the accelerator's output at once.
+        # The INFO payload is constant but for one byte: a small ROM, indexed by the count of
+        # bytes left and registered (a payload byte goes out at most every other cycle, so the
+        # register holds the next byte by then); an error's one byte is its code.
+        payload = Signal(8 * max(result_len, 1))
         result_bits = Cat(Value.cast(self.result.payload),
                           Const(0, 8 * result_len - self._out_width))
-        result_bytes = [result_bits[8 * k:8 * (k + 1)] for k in range(result_len)]
         info_bytes = [self.lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
                       for k, b in enumerate(info_rom)]
-        is_info = kind == 2
-
-        def source(k):
-            if k < result_len and k < info_len:
-                return Mux(is_info, info_bytes[k], result_bytes[k])
-            return info_bytes[k] if k < info_len else result_bytes[k]
-
-        groups = []
-        for g in range(0, longest, 4):
-            group = Signal(8, name=f"payload_group{g // 4}")
-            m.d.sync += group.eq(Array([source(k) for k in range(g, min(g + 4, longest))])
-                                 [oidx[:2]])
-            groups.append(group)
-        group_sel = Signal.like(oidx[2:]) if len(oidx) > 2 else Signal()
-        m.d.sync += group_sel.eq(oidx[2:])
-        payload_byte = Signal(8)
-        m.d.sync += payload_byte.eq(Mux(kind == 1, ocode, Array(groups)[group_sel]))
-        moved = Signal(2)
-        oidx_moves = Signal()
-        m.d.sync += moved.eq(Cat(oidx_moves, moved[0]))
+        info_byte = Signal(8)
+        m.d.sync += info_byte.eq(Array(info_bytes[::-1])[left])
+        kind_info, kind_error = Signal(), Signal()
+        payload_byte = Mux(kind_info, info_byte, Mux(kind_error, ocode, payload[:8]))
+        load_result = Signal()
 
         def emit(value, in_crc=True):
             return [tx_byte.eq(value), self.tx.valid.eq(1), crc_en.eq(in_crc)]
 
         # What is waiting, registered: the FIFO levels behind these flags stay off the path into
-        # the state machine. Each stays true until the serializer takes it, except a result
-        # being taken this cycle (in DONE), which the flag leaves out.
+        # the state machine. Each is read only in IDLE, which the serializer reaches a cycle
+        # or more after it took the last thing it picked, so none of them is stale there.
         have_reset, have_answer, have_result = Signal(), Signal(), Signal()
         m.d.sync += [have_reset.eq(self.reset_pending), have_answer.eq(self.answer.valid),
-                     have_result.eq(self.result.valid & self.tag_valid & ~self.result.ready)]
+                     have_result.eq(self.result.valid & self.tag_valid)]
 
         # One-hot state machine, as the parser's: each term a short AND/OR of registers.
         snames = ["IDLE", "SYNC", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1",
                   "DONE"]
         ss = {n: Signal(name=f"serializer_{n.lower()}", init=int(n == "IDLE")) for n in snames}
-        at_last = Signal()   # oidx == olast, registered (PAYLOAD waits for `moved` anyway)
-        m.d.sync += at_last.eq(oidx == olast)
+        at_last = Signal()   # no payload byte after the one being sent
+        m.d.comb += at_last.eq(left == 0)
         empty = ~self.tx.valid
         pick = ss["IDLE"] & (have_reset | have_answer | have_result)
-        emit_payload = ss["PAYLOAD"] & empty & (moved == 0)
+        emit_payload = ss["PAYLOAD"] & empty
         m.d.sync += [
             ss["IDLE"].eq(ss["IDLE"] & ~pick | ss["DONE"] & empty),
             ss["SYNC"].eq(pick | ss["SYNC"] & ~empty),
@@ -687,21 +673,23 @@ class FrameSerializer(wiring.Component):
         with m.If(ss["IDLE"]):
             with m.If(have_reset):
                 m.d.comb += self.reset_taken.eq(1)
-                m.d.sync += [kind.eq(0), otype.eq(P.Response.RESET_DONE),
-                             oseq.eq(self.reset_seq), olen.eq(0), olast.eq(0), oempty.eq(1)]
+                m.d.sync += [otype.eq(P.Response.RESET_DONE), oseq.eq(self.reset_seq),
+                             olen.eq(0), oempty.eq(1)]
             with m.Elif(have_answer):
                 m.d.comb += self.answer.ready.eq(1)
                 entry = self.answer.payload
                 with m.If(entry.info):
-                    m.d.sync += [kind.eq(2), otype.eq(P.Response.INFO), olen.eq(info_len),
-                                 olast.eq(info_len - 1), oempty.eq(0)]
+                    m.d.sync += [otype.eq(P.Response.INFO), olen.eq(info_len),
+                                 left.eq(info_len - 1)]
                 with m.Else():
-                    m.d.sync += [kind.eq(1), otype.eq(P.Response.ERROR), olen.eq(1),
-                                 olast.eq(0), oempty.eq(0)]
-                m.d.sync += [oseq.eq(entry.seq), ocode.eq(entry.code)]
+                    m.d.sync += [otype.eq(P.Response.ERROR), olen.eq(1), left.eq(0)]
+                m.d.sync += [oseq.eq(entry.seq), ocode.eq(entry.code), oempty.eq(0),
+                             kind_info.eq(entry.info), kind_error.eq(~entry.info)]
             with m.Elif(have_result):
-                m.d.sync += [kind.eq(3), otype.eq(P.Response.RESULT), oseq.eq(self.tag),
-                             olen.eq(result_len), olast.eq(result_len - 1), oempty.eq(0)]
+                m.d.comb += [self.result.ready.eq(1), self.tag_take.eq(1), load_result.eq(1)]
+                m.d.sync += [otype.eq(P.Response.RESULT), oseq.eq(self.tag),
+                             olen.eq(result_len), left.eq(result_len - 1), oempty.eq(0),
+                             kind_info.eq(0), kind_error.eq(0)]
         with m.If(empty):
             with m.If(ss["SYNC"]):
                 m.d.sync += emit(P.RESPONSE_SYNC, in_crc=False)
@@ -713,17 +701,17 @@ class FrameSerializer(wiring.Component):
             with m.If(ss["LEN0"]):
                 m.d.sync += emit(olen[:8])
             with m.If(ss["LEN1"]):
-                m.d.sync += [*emit(olen[8:]), oidx.eq(0)]
-                m.d.comb += oidx_moves.eq(1)
+                m.d.sync += emit(olen[8:])
             with m.If(ss["CRC0"]):
                 m.d.sync += emit(ocrc[8:], in_crc=False)
             with m.If(ss["CRC1"]):
                 m.d.sync += emit(ocrc[:8], in_crc=False)
-            with m.If(ss["DONE"] & (kind == 3)):
-                m.d.comb += [self.result.ready.eq(1), self.tag_take.eq(1)]
         with m.If(emit_payload):
-            m.d.sync += [*emit(payload_byte), oidx.eq(oidx + 1)]
-            m.d.comb += oidx_moves.eq(1)
+            m.d.sync += [*emit(payload_byte), left.eq(left - 1)]
+        # One enable and one multiplexer per bit: load a result or shift by a byte (also
+        # under an INFO or error payload, which do not read it).
+        with m.If(load_result | emit_payload):
+            m.d.sync += payload.eq(Mux(load_result, result_bits, payload[8:]))
         return m
 
 
@@ -736,7 +724,8 @@ class HostLink(wiring.Component):
     (a UART delivers one per 10 bit times: 40 cycles or more). A sample is fed to ``acc_i`` one
     byte per cycle from the buffer, ``beat_bytes + 2`` cycles per beat plus any wait on
     ``acc_i.ready``; at most ``tags`` samples are inside the accelerator at once. ``acc_o`` is
-    held (``ready`` low) while its RESULT frame is on the wire and taken after its last byte.
+    taken when its RESULT frame starts (the transmitter holds the payload) and waits
+    (``ready`` low) while an earlier frame is on the wire.
     ``acc_reset`` pulses for one cycle when a RESET request is carried out (between two answer
     frames); the link clears its sample buffer and tags in the same cycle, then answers
     RESET_DONE.

@@ -195,7 +195,8 @@ class Accelerator(wiring.Component):
     popcount_stages : int
         Register stages in every popcount tree (:data:`hw.timing.POPCOUNT_STAGES`: 0..8).
     out_depth : int or None
-        Results the output FIFO holds (:data:`hw.timing.OUT_DEPTH`: 2..64; default
+        Result credits: the score registers and an output FIFO of ``out_depth - 1``
+        (:data:`hw.timing.OUT_DEPTH`: 1..64; default
         :func:`hw.plan.result_credits`).
     budget : int
         Synaptic bits per cycle for the default folding.

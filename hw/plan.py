@@ -236,9 +236,10 @@ def buffer_slots(producer_cycles: int, producer_latency: int, consumer_cycles: i
 
 
 def result_credits(readout_cycles: int, readout_latency: int, period: int) -> int:
-    """Output FIFO entries so the readout never waits for a prompt host: a credit is held
-    from a sample's start through its result's trip through the FIFO
-    (``readout_cycles + readout_latency + 3`` cycles); at least 2 (:data:`hw.timing.OUT_DEPTH`)."""
+    """Result credits so the readout never waits for a prompt host: a credit is held from a
+    sample's start through its result's trip to ``o`` and its return
+    (``readout_cycles + readout_latency + 3`` cycles). One credit (no output FIFO, the
+    score registers are the only copy of a result) where that fits in a ``period``."""
     return max(timing.OUT_DEPTH[0],
                fx.ceil_div(readout_cycles + readout_latency + 3, max(period, 1)))
 

@@ -484,7 +484,8 @@ class ReadoutStage(_StageBase):
 
     **Timing**: a sample takes :attr:`cycles_per_sample` cycles of issue; it starts only with
     a result credit (``out_depth`` of them: the readout's score registers plus an output FIFO
-    of ``out_depth - 1`` entries), so its result never waits inside the pipeline. ``o``
+    of ``out_depth - 1`` entries, none for one credit), so its result never waits inside the
+    pipeline. ``o``
     follows the stream rules (``valid`` holds until ``ready``); ``ready`` low only stops new
     samples from starting once every credit is taken. Reset empties the FIFO and restores
     the credits.
@@ -496,8 +497,8 @@ class ReadoutStage(_StageBase):
     in_slots : int
     popcount_stages : int
     out_depth : int
-        Result credits (:data:`hw.timing.OUT_DEPTH`: 2..64): the score registers and a FIFO
-        of ``out_depth - 1``.
+        Result credits (:data:`hw.timing.OUT_DEPTH`: 1..64): the score registers and a FIFO
+        of ``out_depth - 1`` (none for 1: ``o`` carries the score registers).
     trace : bool
         Add the ``trace`` stream: each group's sums S (one beat per group per sample).
     weight_memory : {"auto", "block", "logic"}
@@ -579,20 +580,28 @@ class ReadoutStage(_StageBase):
             unit.i.payload.time_step.eq(syn.o.payload.tag.time_step),
             unit.i.payload.group.eq(syn.o.payload.tag.group),
         ]
-        # The unit's score registers hold a finished result until it moves into the FIFO
-        # (at once, unless the FIFO is full); the credits guarantee that the next sample's
-        # first scores come only after that.
-        m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=self.result_layout.size,
-                                                             depth=self._out_depth - 1)
-        pending = Signal(name="result_pending")
-        m.d.sync += pending.eq((unit.o.valid | pending) & ~out_fifo.w_rdy)
-        m.d.comb += [
-            out_fifo.w_en.eq(unit.o.valid | pending),
-            out_fifo.w_data.eq(unit.o.payload),
-            self.o.valid.eq(out_fifo.r_rdy),
-            self.o.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.o.ready),
-        ]
+        if self._out_depth == 1:
+            # No FIFO: ``o`` carries the score registers, which hold the result until it is
+            # taken, since the next sample starts only with the credit its transfer returns.
+            # ``valid`` is registered, as a one-entry FIFO's would be.
+            held = Signal(name="result_held")
+            m.d.sync += held.eq(unit.o.valid | held & ~self.o.ready)
+            m.d.comb += [self.o.valid.eq(held), self.o.payload.eq(unit.o.payload)]
+        else:
+            # The unit's score registers hold a finished result until it moves into the FIFO
+            # (at once, unless the FIFO is full); the credits guarantee that the next
+            # sample's first scores come only after that.
+            m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(
+                width=self.result_layout.size, depth=self._out_depth - 1)
+            pending = Signal(name="result_pending")
+            m.d.sync += pending.eq((unit.o.valid | pending) & ~out_fifo.w_rdy)
+            m.d.comb += [
+                out_fifo.w_en.eq(unit.o.valid | pending),
+                out_fifo.w_data.eq(unit.o.payload),
+                self.o.valid.eq(out_fifo.r_rdy),
+                self.o.payload.eq(out_fifo.r_data),
+                out_fifo.r_en.eq(self.o.ready),
+            ]
         if self._trace:
             wiring.connect(m, wiring.flipped(self.trace), unit.trace)
         return m

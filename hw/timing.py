@@ -40,8 +40,9 @@ SLOTS = (2, 32)
 #: Register stages inside every popcount tree (0: a combinational tree).
 POPCOUNT_STAGES = (0, 8)
 #: Result credits of the readout: its score registers plus an output FIFO of
-#: ``out_depth - 1`` entries (at least one, so a result can leave the score registers).
-OUT_DEPTH = (2, 64)
+#: ``out_depth - 1`` entries. With one credit there is no FIFO: ``o`` carries the score
+#: registers themselves, and the next sample starts once the result is taken.
+OUT_DEPTH = (1, 64)
 
 
 def check_slots(name: str, value) -> int:
@@ -122,8 +123,9 @@ STAGE_START_LATENCY = 1
 def output_fifo_latency(out_depth: int) -> int:
     """:class:`hw.stage.ReadoutStage`'s output FIFO (``SyncFIFOBuffered`` of ``out_depth - 1``
     entries): cycles from a result entering it to ``o.valid``, 0 for one entry (its output
-    register is the whole FIFO), 1 for more (the memory's read, then the output register)."""
-    return 0 if check_out_depth(out_depth) == OUT_DEPTH[0] else 1
+    register is the whole FIFO), 1 for more (the memory's read, then the output register).
+    0 without a FIFO (one credit), whose registered ``o.valid`` keeps the same timing."""
+    return 0 if check_out_depth(out_depth) <= 2 else 1
 
 
 def input_cycles_per_beat(bits: int) -> int:

@@ -41,6 +41,9 @@ CASES = {
                           reset="soft", leak_shift=3), [(4, 2), (3, 1)]),  # T > P·SF
     "default-folding": (dict(sizes=[12, 10, 3], time_steps=2, input_kind="multibit",
                              input_bits=5, reset="hard", leak_shift=1), None),
+    # The readout has slack in the period: one result credit, no output FIFO.
+    "one-credit": (dict(sizes=[16, 12, 3], time_steps=4, input_kind="multibit", input_bits=2,
+                        reset="soft", leak_shift=1), [(2, 1), (12, 3)]),
 }
 
 
@@ -93,7 +96,7 @@ def test_accelerator_matches_golden_with_gaps_and_backpressure(name, seed):
 
 
 @pytest.mark.parametrize("name", ["multibit-odd", "spike-two-hidden", "replay-bound",
-                                  "default-folding"])
+                                  "default-folding", "one-credit"])
 def test_accelerator_steady_state_meets_the_ideal_bound(name, seed):
     """With a host that never waits, outputs come exactly ``ideal_cycles`` apart, and the
     first one the described latency after the first input beat."""
@@ -104,6 +107,23 @@ def test_accelerator_steady_state_meets_the_ideal_bound(name, seed):
     gaps = np.diff(res["cycles"])
     assert gaps[2:].tolist() == [dut.ideal_cycles] * (len(x) - 3), (gaps, dut.plan)
     assert res["cycles"][0] - res["inputs"][0] == first_sample_latency(dut)
+
+
+def test_one_result_credit_only_where_the_readout_has_slack(seed):
+    """The plan gives one credit (no output FIFO: the score registers are the one copy of a
+    result) where a sample's readout and its result's return fit in the period; forced on a
+    network without that slack, the readout waits for its result to be taken and the outputs
+    come further apart than the bound (still exact)."""
+    art, dut = _build("one-credit", seed)
+    assert dut.plan.out_depth == 1, dut.plan
+    art, dut = _build("multibit-odd", seed)
+    assert dut.plan.out_depth == 2, dut.plan
+    forced = Accelerator(art, dut.folding, out_depth=1)
+    x = random_inputs(art, 6, seed)
+    res = run_accelerator(forced, x, seed=seed)
+    _check_outputs(res, GoldenModel(art).run(x), "multibit-odd, out_depth=1")
+    gaps = np.diff(res["cycles"])[2:]
+    assert (gaps > forced.ideal_cycles).all(), (gaps.tolist(), forced.plan)
 
 
 def test_accelerator_reset_mid_stream_starts_clean(seed):
@@ -156,7 +176,7 @@ def test_accelerator_reset_mid_stream_starts_clean(seed):
     (dict(slots=1), ValueError, "slots must be between 2 and 32, not 1"),
     (dict(slots=33), ValueError, "slots must be between 2 and 32, not 33"),
     (dict(popcount_stages=-1), ValueError, "popcount_stages must be between 0 and 8, not -1"),
-    (dict(out_depth=1), ValueError, "out_depth must be between 2 and 64, not 1"),
+    (dict(out_depth=0), ValueError, "out_depth must be between 1 and 64, not 0"),
     (dict(trace="yes"), TypeError, "trace must be a bool, not 'yes'"),
     (dict(folding="4x3"), TypeError, "folding must be a sw.folding.Folding, not '4x3'"),
     (dict(folding=Folding((LayerFolding(12, 1), LayerFolding(1, 1)))), ValueError,

@@ -162,8 +162,8 @@ def test_stage_parameter_errors(seed):
         with pytest.raises(ValueError, match="^weight_memory must be one of 'auto', 'block', "
                                              "'logic', not 'bram'$"):
             ReadoutStage(out, LayerFolding(1, 1), weight_memory="bram")
-        with pytest.raises(ValueError, match="^out_depth must be between 2 and 64, not 1$"):
-            ReadoutStage(out, LayerFolding(1, 1), out_depth=1)
+        with pytest.raises(ValueError, match="^out_depth must be between 1 and 64, not 0$"):
+            ReadoutStage(out, LayerFolding(1, 1), out_depth=0)
 
 
 def test_every_block_takes_the_one_set_of_ranges(seed):
@@ -191,7 +191,7 @@ def test_every_block_takes_the_one_set_of_ranges(seed):
     }
     ranges = {"slots": timing.SLOTS, "popcount_stages": timing.POPCOUNT_STAGES,
               "out_depth": timing.OUT_DEPTH}
-    assert ranges == {"slots": (2, 32), "popcount_stages": (0, 8), "out_depth": (2, 64)}
+    assert ranges == {"slots": (2, 32), "popcount_stages": (0, 8), "out_depth": (1, 64)}
     with unused_ok():
         for option, builds in takers.items():
             lo, hi = ranges[option]

@@ -90,7 +90,7 @@ def test_make_plan_fills_in_the_defaults(digits):
     (dict(slots=2.0), TypeError, "slots must be an int or None, not 2.0"),
     (dict(popcount_stages=True), TypeError, "popcount_stages must be an int, not True"),
     (dict(popcount_stages=9), ValueError, "popcount_stages must be between 0 and 8, not 9"),
-    (dict(out_depth=65), ValueError, "out_depth must be between 2 and 64, not 65"),
+    (dict(out_depth=65), ValueError, "out_depth must be between 1 and 64, not 65"),
     (dict(out_depth=True), TypeError, "out_depth must be an int or None, not True"),
     (dict(lanes="8"), TypeError, "lanes must be an int, not '8'"),
     (dict(folding=[LayerFolding(1, 1)]), TypeError,
