@@ -40,6 +40,9 @@ class Capacity:
         Multiplier blocks.
     cells : dict
         nextpnr's utilisation names of the logic, FF, BRAM and DSP cells.
+    spram : int
+        Single-port RAMs (iCE40UP5K: 4 SB_SPRAM256KA of 16K x 16 bits; what a memory with
+        ``ram_style = "huge"`` maps to).
     """
 
     device: str
@@ -50,12 +53,13 @@ class Capacity:
     bram_shapes: tuple
     dsp: int
     cells: dict
+    spram: int = 0
 
 
 ICE40UP5K = Capacity(
     device="iCE40UP5K", logic=5280, ffs=5280, bram=30, bram_bits=4096,
     bram_shapes=((16, 256), (8, 512), (4, 1024), (2, 2048)), dsp=8,
-    cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"})
+    cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"}, spram=4)
 
 LFE5U85F = Capacity(
     device="LFE5U-85F", logic=83640, ffs=83640, bram=208, bram_bits=18432,
@@ -99,6 +103,12 @@ class Board:
     nextpnr_device : tuple of str
         nextpnr's options naming the device and package (the platform's; the core-only
         target, which runs nextpnr without the platform's scripts, passes them itself).
+    bench_bytes : int
+        Bytes of the host link's benchmark store (0: none), which holds
+        :func:`bitstreams.link.bench_capacity` samples: one single-port memory, the UP5K's
+        SPRAM (Yosys ``-spram``; 32 KB is one or two of its four), block RAM on the ECP5.
+    bench_ram_style : str or None
+        The store's ``ram_style`` (``"huge"``: SPRAM), None for Yosys' choice.
     """
 
     name: str
@@ -115,6 +125,8 @@ class Board:
     accelerator: dict = field(default_factory=dict)
     seeds: int = 1
     nextpnr_device: tuple = ()
+    bench_bytes: int = 0
+    bench_ram_style: str | None = None
 
     def make_platform(self):
         import importlib
@@ -128,14 +140,15 @@ BOARDS: dict[str, Board] = {
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40", capacity=ICE40UP5K, oscillator_hz=12e6, clock_hz=48e6,
         baud=3_000_000, reset_button=("button", 0),
-        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp", seeds=4,
-        nextpnr_device=("--up5k", "--package", "sg48")),
+        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp -spram", seeds=4,
+        nextpnr_device=("--up5k", "--package", "sg48"), bench_bytes=32768,
+        bench_ram_style="huge"),
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,
         baud=3_000_000, reset_button=("button_fire", 0),
         leds=(("led", 0), ("led", 1), ("led", 2)), budget=1024, seeds=3,
-        nextpnr_device=("--85k", "--package", "CABGA381")),
+        nextpnr_device=("--85k", "--package", "CABGA381"), bench_bytes=16384),
 }
 
 

@@ -28,6 +28,8 @@ from bitstreams.boards import Capacity
 __all__ = ["FitError", "Shortfall", "Memory", "MemoryEstimate", "design_memories",
            "memory_estimate", "synthesis_usage", "pack_usage", "check"]
 
+#: Shape of one SPRAM (iCE40UP5K SB_SPRAM256KA), where ``ram_style = "huge"`` memories go.
+SPRAM_SHAPE = (16, 16384)
 #: Cost of one block RAM / of 16x4 LUT RAM in Yosys' memory libraries, per family.
 _BRAM_COST = {"ice40": 64, "ecp5": 128}
 _LUTRAM_COST = {"ecp5": 4}
@@ -100,6 +102,11 @@ class MemoryEstimate:
     def bram(self) -> int:
         """Block RAMs of every memory expected in block RAM."""
         return sum(blocks for _, kind, blocks in self.mapping if kind == "bram")
+
+    @property
+    def spram(self) -> int:
+        """Single-port RAMs of the memories that asked for them (``ram_style = "huge"``)."""
+        return sum(blocks for _, kind, blocks in self.mapping if kind == "spram")
 
     @property
     def certain_bram(self) -> int:
@@ -191,6 +198,12 @@ def memory_estimate(memories: list[Memory], family: str, capacity: Capacity
         raise ValueError(f"family must be one of {', '.join(_BRAM_COST)}, not {family!r}")
     est = MemoryEstimate(family, capacity)
     for mem in memories:
+        if mem.style == "huge":
+            # Counted as if each word took a whole SPRAM word (what Yosys does at least).
+            blocks = math.ceil(mem.width / SPRAM_SHAPE[0]) * math.ceil(mem.depth
+                                                                       / SPRAM_SHAPE[1])
+            est.mapping.append((mem, "spram", blocks))
+            continue
         costs = _costs(mem, family, capacity)
         rams = [k for k in ("bram", "lutram") if k in costs]
         kind = min(rams, key=lambda k: costs[k]) if rams else "logic"
@@ -238,6 +251,9 @@ def check(capacity: Capacity, family: str, *, estimate: MemoryEstimate | None = 
     if estimate is not None:
         if estimate.certain_bram > capacity.bram:
             short.append(Shortfall(bram_what, estimate.certain_bram, capacity.bram))
+        if estimate.spram > capacity.spram:
+            short.append(Shortfall("single-port RAMs (SPRAM, 256 Kbit)", estimate.spram,
+                                   capacity.spram))
         stage = "memory estimate"
     elif synthesis is not None:
         logic_what = ("logic cells (at least one per LUT4)" if family == "ice40"

@@ -43,7 +43,8 @@ from sw.checks import check_choice, check_int
 from sw.fixedpoint import ceil_div, ceil_log2
 
 __all__ = ["HostLink", "FrameParser", "AnswerQueue", "SampleFeeder", "FrameSerializer",
-           "FrameCRC", "ANSWER_KINDS", "ANSWER_LAYOUT", "CRC_IMPLEMENTATION", "crc16_step"]
+           "FrameCRC", "ANSWER_KINDS", "ANSWER_LAYOUT", "CRC_IMPLEMENTATION", "crc16_step",
+           "bench_capacity"]
 
 
 def _crc_matrix():
@@ -131,6 +132,17 @@ class FrameCRC(wiring.Component):
         return m
 
 
+def bench_capacity(store_bytes: int, sample_bytes: int) -> int:
+    """Samples a benchmark store of ``store_bytes`` holds: :class:`HostLink` keeps each in
+    ``2**ceil(log2(sample_bytes))`` bytes (the address is the sample's index, then the byte's),
+    and the count is a power of two (at most 2**15: the BENCH answer counts in 16 bits); 0 when
+    not even one fits."""
+    check_int("store_bytes", store_bytes, 0)
+    check_int("sample_bytes", sample_bytes, 1, 0xFFFF)
+    fit = store_bytes >> max(1, ceil_log2(sample_bytes))
+    return min(1 << 15, 1 << (fit.bit_length() - 1)) if fit else 0
+
+
 def _payload_width(sig, name) -> int:
     if not isinstance(sig, stream.Signature):
         raise TypeError(f"{name} must be an amaranth.lib.stream.Signature, not {sig!r}")
@@ -138,15 +150,16 @@ def _payload_width(sig, name) -> int:
 
 
 #: Everything the parser can ask the answer queue for, in priority order (lowest index wins
-#: when several come in one cycle): an INFO answer, then each error code.
-ANSWER_KINDS = ("info", *[c.name for c in P.ErrorCode])
+#: when several come in one cycle): an INFO answer, a STORED one, then each error code.
+ANSWER_KINDS = ("info", "stored", *[c.name for c in P.ErrorCode])
 _CODE_WIDTH = max(int(c) for c in P.ErrorCode).bit_length()
-#: One queued answer: INFO (1) or an error (0), the SEQ to answer with, the error code.
-ANSWER_LAYOUT = data.StructLayout({"info": 1, "seq": 8, "code": _CODE_WIDTH})
+#: One queued answer: INFO, STORED or (neither) an error, the SEQ to answer with, the error
+#: code.
+ANSWER_LAYOUT = data.StructLayout({"info": 1, "stored": 1, "seq": 8, "code": _CODE_WIDTH})
 
 
 class AnswerQueue(wiring.Component):
-    """The queue of INFO and error answers waiting for the serializer.
+    """The queue of INFO, STORED and error answers waiting for the serializer.
 
     Timing
     ------
@@ -193,10 +206,10 @@ class AnswerQueue(wiring.Component):
         m.d.sync += [raised.eq(self.events), seq_q.eq(self.seq)]
         entry = Const(0, width)
         for k, name in reversed(list(enumerate(ANSWER_KINDS))):  # lowest index wins
-            code = 0 if name == "info" else int(P.ErrorCode[name])
+            code = int(P.ErrorCode[name]) if name in P.ErrorCode.__members__ else 0
             seq = Const(0, 8) if name == "NO_SYNC" else seq_q
-            entry = Mux(raised[k], Cat(Const(name == "info", 1), seq, Const(code, _CODE_WIDTH)),
-                        entry)
+            entry = Mux(raised[k], Cat(Const(name == "info", 1), Const(name == "stored", 1), seq,
+                                       Const(code, _CODE_WIDTH)), entry)
         enqueue = Signal()
         enqueued = Signal.like(entry)
         m.d.sync += [enqueue.eq(raised != 0), enqueued.eq(entry)]
@@ -206,7 +219,7 @@ class AnswerQueue(wiring.Component):
         with m.If(answers.w_en & ~answers.w_rdy & (self.lost != 0xFF)):
             m.d.sync += self.lost.eq(self.lost + 1)
         error_pulse = Signal()
-        with m.If(answers.w_en & ~answers.w_data[0]):
+        with m.If(answers.w_en & ~answers.w_data[0] & ~answers.w_data[1]):
             m.d.comb += error_pulse.eq(1)
         m.d.sync += self.error.eq(error_pulse)
         return m
@@ -221,11 +234,16 @@ class FrameParser(wiring.Component):
     received byte with what the parser asks of it (comparisons against constants); stage 2,
     the state machine, only combines registered flags. A sample's payload is written to
     ``write_*`` (its byte index within the slot) as it arrives, unless the slot is taken
-    (``slot_full``) or a reset is pending, in which case the frame is answered BUSY. Three
-    cycles after a frame's last CRC byte came, in its DISPATCH cycle, the parser raises exactly
-    one of: ``commit`` (a good sample is in the slot), ``reset_request`` (a good RESET), or an
-    ``events`` bit (INFO or an error); ``verdict`` is high the cycle before, when ``seq`` holds
-    the frame's SEQ for good. Errors that end a frame early (TIMEOUT, FRAMING, BAD_LENGTH) and
+    (``slot_full``), a reset is pending or a benchmark run is on (``bench_busy``), in which
+    case the frame is answered BUSY. A BENCH_STORE sample is written the same way, with
+    ``write_bench`` high, unless the store is full (``bench_full``: answered FULL), a reset is
+    pending or a run is on (BUSY). Three cycles after a frame's last CRC byte came, in its
+    DISPATCH cycle, the parser raises exactly one of: ``commit`` (a good sample is in the
+    slot), ``bench_commit`` (a good sample is in the store, with the STORED event),
+    ``bench_run`` (a good BENCH_RUN while the link is idle: no run on, no reset pending, no
+    sample in flight, ``link_busy`` low), ``reset_request`` (a good RESET), or an ``events``
+    bit (INFO or an error); ``verdict`` is high the cycle before, when ``seq`` holds the
+    frame's SEQ for good. Errors that end a frame early (TIMEOUT, FRAMING, BAD_LENGTH) and
     stray bytes (NO_SYNC, once per run) raise their event at once.
 
     Parameters
@@ -246,10 +264,18 @@ class FrameParser(wiring.Component):
         The slot the next sample would be written to is taken.
     reset_pending : In(1)
         A RESET is waiting to be carried out (samples are refused meanwhile).
+    bench_busy : In(1)
+        A benchmark run is on (samples and runs are refused meanwhile).
+    bench_full : In(1)
+        The benchmark store is full (or there is none).
+    link_busy : In(1)
+        A sample is in a slot or in the accelerator (a BENCH_RUN is refused meanwhile).
     write_addr : Out(range of sample_bytes)
     write_data : Out(8)
     write_en : Out(1)
-        A payload byte to store at ``write_addr`` of the slot.
+        A payload byte to store at ``write_addr`` of the slot (or of the store's next sample).
+    write_bench : Out(1)
+        The frame being written is a BENCH_STORE (held through the frame).
     events : Out(len(ANSWER_KINDS))
         Answers for :class:`AnswerQueue`.
     seq : Out(8)
@@ -260,6 +286,10 @@ class FrameParser(wiring.Component):
         A good INFER frame's sample is complete in its slot.
     reset_request : Out(1)
         A good RESET frame arrived.
+    bench_commit : Out(1)
+        A good BENCH_STORE frame's sample is complete in the store.
+    bench_run : Out(1)
+        A good BENCH_RUN frame arrived, to be carried out.
     """
 
     def __init__(self, *, sample_bytes: int, timeout_cycles: int):
@@ -270,9 +300,11 @@ class FrameParser(wiring.Component):
         self._idx_w = max(1, ceil_log2(sample_bytes))
         super().__init__({
             "rx": In(stream.Signature(8)), "rx_error": In(1), "slot_full": In(1),
-            "reset_pending": In(1), "write_addr": Out(self._idx_w), "write_data": Out(8),
-            "write_en": Out(1), "events": Out(len(ANSWER_KINDS)), "seq": Out(8),
+            "reset_pending": In(1), "bench_busy": In(1), "bench_full": In(1), "link_busy": In(1),
+            "write_addr": Out(self._idx_w), "write_data": Out(8), "write_en": Out(1),
+            "write_bench": Out(1), "events": Out(len(ANSWER_KINDS)), "seq": Out(8),
             "verdict": Out(1), "commit": Out(1), "reset_request": Out(1),
+            "bench_commit": Out(1), "bench_run": Out(1),
         })
 
     def elaborate(self, platform):
@@ -293,6 +325,7 @@ class FrameParser(wiring.Component):
         is_sync, is_zero = Signal(), Signal()
         eq_lo, gt_lo, eq_hi, gt_hi = Signal(), Signal(), Signal(), Signal()
         is_infer, is_info, is_reset = Signal(), Signal(), Signal()
+        is_bstore, is_brun = Signal(), Signal()
         m.d.sync += [
             got.eq(self.rx.valid), byte.eq(self.rx.payload), framing.eq(self.rx_error),
             is_sync.eq(self.rx.payload == P.REQUEST_SYNC), is_zero.eq(self.rx.payload == 0),
@@ -303,19 +336,25 @@ class FrameParser(wiring.Component):
             is_infer.eq(self.rx.payload == P.Request.INFER),
             is_info.eq(self.rx.payload == P.Request.INFO),
             is_reset.eq(self.rx.payload == P.Request.RESET),
+            is_bstore.eq(self.rx.payload == P.Request.BENCH_STORE),
+            is_brun.eq(self.rx.payload == P.Request.BENCH_RUN),
         ]
         type_infer, type_info, type_reset = Signal(), Signal(), Signal()
+        type_bstore, type_brun = Signal(), Signal()
         len_lo = Signal(8)
         lo_eq, lo_gt, lo_zero = Signal(), Signal(), Signal()
         v_commit, v_busy, v_bad_length = Signal(), Signal(), Signal()
         v_info, v_reset, v_unknown = Signal(), Signal(), Signal()
+        v_stored, v_full, v_run = Signal(), Signal(), Signal()
         len_is_sample = Signal()
         len_is_zero = Signal()
         remaining = Signal(range(sample_bytes))
         widx = Signal(self._idx_w)
         m.submodules.crc = rx_crc = FrameCRC()
         crc_ok = Signal()
-        store = Signal()
+        store = Signal()          # an INFER sample is being written to its slot
+        bstore = Signal()         # a BENCH_STORE sample is being written to the store
+        bstore_full = Signal()    # a BENCH_STORE sample refused: the store is full
         stray_reported = Signal()
         idle = Signal(range(self._timeout + 1))
         timed_out = Signal()
@@ -372,7 +411,8 @@ class FrameParser(wiring.Component):
             with m.If(start):
                 m.d.comb += rx_crc.start.eq(1)
                 m.d.sync += [stray_reported.eq(0), fseq.eq(0),
-                             type_infer.eq(0), type_info.eq(0), type_reset.eq(0)]
+                             type_infer.eq(0), type_info.eq(0), type_reset.eq(0),
+                             type_bstore.eq(0), type_brun.eq(0)]
             with m.Elif((got | framing) & ~stray_reported):
                 m.d.comb += answer("NO_SYNC")
                 m.d.sync += stray_reported.eq(1)
@@ -384,7 +424,8 @@ class FrameParser(wiring.Component):
             m.d.comb += answer("TIMEOUT")
         with m.If(st["TYPE"] & got):
             m.d.sync += [type_infer.eq(is_infer), type_info.eq(is_info),
-                         type_reset.eq(is_reset)]
+                         type_reset.eq(is_reset), type_bstore.eq(is_bstore),
+                         type_brun.eq(is_brun)]
         with m.If(st["SEQ"] & got):
             m.d.sync += fseq.eq(byte)
         with m.If(st["LEN0"] & got):
@@ -394,26 +435,41 @@ class FrameParser(wiring.Component):
             m.d.sync += [len_is_sample.eq(is_sample), len_is_zero.eq(zero_len),
                          remaining.eq(Cat(len_lo, byte) - 1), widx.eq(0),
                          store.eq(type_infer & is_sample & ~self.reset_pending
-                                  & ~self.slot_full)]
+                                  & ~self.bench_busy & ~self.slot_full),
+                         bstore.eq(type_bstore & is_sample & ~self.reset_pending
+                                   & ~self.bench_busy & ~self.bench_full),
+                         bstore_full.eq(type_bstore & is_sample & ~self.reset_pending
+                                        & ~self.bench_busy & self.bench_full)]
             with m.If(bad_len):
                 m.d.comb += answer("BAD_LENGTH")
                 m.d.sync += stray_reported.eq(1)
         m.d.comb += [self.write_addr.eq(widx), self.write_data.eq(byte),
-                     self.write_en.eq(st["PAYLOAD"] & got & store)]
+                     self.write_en.eq(st["PAYLOAD"] & got & (store | bstore)),
+                     self.write_bench.eq(type_bstore)]
         with m.If(st["PAYLOAD"] & got):
             m.d.sync += [widx.eq(widx + 1), remaining.eq(remaining - 1)]
         m.d.comb += self.verdict.eq(st["CHECK"])
         with m.If(st["CHECK"]):
             # The verdict on everything but the CRC, registered (crc_ok registers the CRC of
             # the last byte in this same cycle).
-            known_len = type_infer & len_is_sample | (type_info | type_reset) & len_is_zero
+            sample_type = type_infer | type_bstore
+            empty_type = type_info | type_reset | type_brun
+            known_len = sample_type & len_is_sample | empty_type & len_is_zero
+            # A run needs the link idle: no reset pending, no run on, no sample in a slot or
+            # in the accelerator (their results would be counted in the run).
+            run_refused = self.reset_pending | self.bench_busy | self.link_busy
             m.d.sync += [
                 v_commit.eq(type_infer & len_is_sample & store),
-                v_busy.eq(type_infer & len_is_sample & ~store),
-                v_bad_length.eq((type_infer | type_info | type_reset) & ~known_len),
+                v_stored.eq(type_bstore & len_is_sample & bstore),
+                v_busy.eq(type_infer & len_is_sample & ~store
+                          | type_bstore & len_is_sample & ~bstore & ~bstore_full
+                          | type_brun & len_is_zero & run_refused),
+                v_full.eq(type_bstore & len_is_sample & bstore_full),
+                v_run.eq(type_brun & len_is_zero & ~run_refused),
+                v_bad_length.eq((sample_type | empty_type) & ~known_len),
                 v_info.eq(type_info & len_is_zero),
                 v_reset.eq(type_reset & len_is_zero),
-                v_unknown.eq(~(type_infer | type_info | type_reset)),
+                v_unknown.eq(~(sample_type | empty_type)),
             ]
         with m.If(st["DISPATCH"]):
             with m.If(~crc_ok):
@@ -422,7 +478,9 @@ class FrameParser(wiring.Component):
                 m.d.comb += [commit.eq(v_commit), event["BUSY"].eq(v_busy),
                              event["BAD_LENGTH"].eq(v_bad_length), event["info"].eq(v_info),
                              event["UNKNOWN_TYPE"].eq(v_unknown),
-                             self.reset_request.eq(v_reset)]
+                             self.reset_request.eq(v_reset),
+                             self.bench_commit.eq(v_stored), event["stored"].eq(v_stored),
+                             event["FULL"].eq(v_full), self.bench_run.eq(v_run)]
         return m
 
 
@@ -538,7 +596,8 @@ class SampleFeeder(wiring.Component):
 
 
 class FrameSerializer(wiring.Component):
-    """The transmitter: answer frames (RESET_DONE, INFO, ERROR, RESULT) onto the UART's bytes.
+    """The transmitter: answer frames (RESET_DONE, INFO, STORED, ERROR, RESULT, BENCH) onto
+    the UART's bytes, and the CRC of a benchmark run's results.
 
     Timing
     ------
@@ -550,6 +609,13 @@ class FrameSerializer(wiring.Component):
     is taken (``ready`` high for one cycle, with ``tag_take``) in that cycle, so the
     accelerator's output is free while the RESULT frame is on the wire, and the payload is
     the link's only copy of it. One byte goes to ``tx`` at a time, each held until taken.
+
+    While ``bench_on``, a result is not sent: its bytes go into the benchmark CRC instead, one
+    per cycle (``hashing`` is high meanwhile), so a result costs ``result_bytes + 1`` cycles
+    from its take to the next pick. ``bench_start`` restarts that CRC. A pending BENCH answer
+    (``bench_pending``; taken with ``bench_taken``) goes after a reset and the queued
+    answers: ``bench_samples``, ``bench_cycles`` and the CRC, as
+    :class:`bitstreams.protocol.BenchResult`.
 
     Parameters
     ----------
@@ -577,6 +643,19 @@ class FrameSerializer(wiring.Component):
         Results from the accelerator.
     lost : In(8)
         Answers lost so far (for INFO).
+    bench_on : In(1)
+        A benchmark run is on: results are hashed, not sent.
+    bench_start : In(1)
+        A run starts (restarts the CRC).
+    hashing : Out(1)
+        A result's bytes are going into the CRC.
+    bench_pending : In(1)
+    bench_seq : In(8)
+    bench_samples : In(16)
+    bench_cycles : In(32)
+        A run's BENCH answer is waiting, with its figures.
+    bench_taken : Out(1)
+        The serializer takes the BENCH answer now (a one-cycle pulse).
     tx : Out(stream.Signature(8))
         Bytes to transmit.
     """
@@ -593,7 +672,10 @@ class FrameSerializer(wiring.Component):
             "reset_pending": In(1), "reset_seq": In(8), "reset_taken": Out(1),
             "answer": In(stream.Signature(ANSWER_LAYOUT)), "tag_valid": In(1), "tag": In(8),
             "tag_take": Out(1), "result": In(out_signature), "lost": In(8),
-            "tx": Out(stream.Signature(8)),
+            "bench_on": In(1), "bench_start": In(1), "hashing": Out(1),
+            "bench_pending": In(1), "bench_seq": In(8), "bench_samples": In(16),
+            "bench_cycles": In(32),
+            "bench_taken": Out(1), "tx": Out(stream.Signature(8)),
         })
 
     def elaborate(self, platform):
@@ -602,7 +684,7 @@ class FrameSerializer(wiring.Component):
         result_len = info.result_bytes
         info_rom = list(info.to_bytes())
         info_len = len(info_rom)
-        longest = max(info_len, result_len, 1)
+        longest = max(info_len, result_len, P.BENCH_BYTES)
         otype = Signal(8)
         oseq = Signal(8)
         olen = Signal(16)
@@ -631,10 +713,17 @@ class FrameSerializer(wiring.Component):
                           Const(0, 8 * result_len - self._out_width))
         info_bytes = [self.lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
                       for k, b in enumerate(info_rom)]
+        # The benchmark CRC runs over the hashed results' bytes; a BENCH payload is indexed
+        # like the INFO one.
+        m.submodules.bench_crc = bench_crc = FrameCRC()
+        bench_word = Cat(self.bench_samples, self.bench_cycles, bench_crc.crc)  # little endian
+        bench_bytes = [bench_word[8 * k:8 * (k + 1)] for k in range(P.BENCH_BYTES)]
+        kind_info, kind_error, kind_bench = Signal(), Signal(), Signal()
         info_byte = Signal(8)
-        m.d.sync += info_byte.eq(Array(info_bytes[::-1])[left])
-        kind_info, kind_error = Signal(), Signal()
-        payload_byte = Mux(kind_info, info_byte, Mux(kind_error, ocode, payload[:8]))
+        m.d.sync += info_byte.eq(Mux(kind_bench, Array(bench_bytes[::-1])[left[:3]],
+                                     Array(info_bytes[::-1])[left]))
+        payload_byte = Mux(kind_info | kind_bench, info_byte,
+                           Mux(kind_error, ocode, payload[:8]))
         load_result = Signal()
 
         def emit(value, in_crc=True):
@@ -644,21 +733,31 @@ class FrameSerializer(wiring.Component):
         # the state machine. Each is read only in IDLE, which the serializer reaches a cycle
         # or more after it took the last thing it picked, so none of them is stale there.
         have_reset, have_answer, have_result = Signal(), Signal(), Signal()
+        have_bench = Signal()
         m.d.sync += [have_reset.eq(self.reset_pending), have_answer.eq(self.answer.valid),
-                     have_result.eq(self.result.valid & self.tag_valid)]
+                     have_result.eq(self.result.valid & self.tag_valid),
+                     have_bench.eq(self.bench_pending)]
 
         # One-hot state machine, as the parser's: each term a short AND/OR of registers.
         snames = ["IDLE", "SYNC", "TYPE", "SEQ", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1",
-                  "DONE"]
+                  "DONE", "HASH"]
         ss = {n: Signal(name=f"serializer_{n.lower()}", init=int(n == "IDLE")) for n in snames}
         at_last = Signal()   # no payload byte after the one being sent
         m.d.comb += at_last.eq(left == 0)
         empty = ~self.tx.valid
-        pick = ss["IDLE"] & (have_reset | have_answer | have_result)
+        pick = ss["IDLE"] & (have_reset | have_answer | have_bench | have_result)
+        # A result picked during a run is hashed, not framed.
+        hash_pick = ss["IDLE"] & ~have_reset & ~have_answer & ~have_bench & have_result \
+            & self.bench_on
         emit_payload = ss["PAYLOAD"] & empty
+        hash_byte = ss["HASH"]
+        m.d.comb += [self.hashing.eq(ss["HASH"]),
+                     bench_crc.start.eq(self.bench_start), bench_crc.data.eq(payload[:8]),
+                     bench_crc.valid.eq(hash_byte)]
         m.d.sync += [
-            ss["IDLE"].eq(ss["IDLE"] & ~pick | ss["DONE"] & empty),
-            ss["SYNC"].eq(pick | ss["SYNC"] & ~empty),
+            ss["IDLE"].eq(ss["IDLE"] & ~pick | ss["DONE"] & empty | hash_byte & at_last),
+            ss["HASH"].eq(hash_pick | ss["HASH"] & ~at_last),
+            ss["SYNC"].eq(pick & ~hash_pick | ss["SYNC"] & ~empty),
             ss["TYPE"].eq(ss["SYNC"] & empty | ss["TYPE"] & ~empty),
             ss["SEQ"].eq(ss["TYPE"] & empty | ss["SEQ"] & ~empty),
             ss["LEN0"].eq(ss["SEQ"] & empty | ss["LEN0"] & ~empty),
@@ -683,13 +782,22 @@ class FrameSerializer(wiring.Component):
                                  left.eq(info_len - 1)]
                 with m.Else():
                     m.d.sync += [otype.eq(P.Response.ERROR), olen.eq(1), left.eq(0)]
-                m.d.sync += [oseq.eq(entry.seq), ocode.eq(entry.code), oempty.eq(0),
-                             kind_info.eq(entry.info), kind_error.eq(~entry.info)]
+                with m.If(entry.stored):
+                    m.d.sync += [otype.eq(P.Response.STORED), olen.eq(0)]
+                m.d.sync += [oseq.eq(entry.seq), ocode.eq(entry.code), oempty.eq(entry.stored),
+                             kind_info.eq(entry.info), kind_error.eq(~entry.info),
+                             kind_bench.eq(0)]
+            with m.Elif(have_bench):
+                m.d.comb += self.bench_taken.eq(1)
+                m.d.sync += [otype.eq(P.Response.BENCH), oseq.eq(self.bench_seq),
+                             olen.eq(P.BENCH_BYTES),
+                             left.eq(P.BENCH_BYTES - 1), oempty.eq(0), kind_info.eq(0),
+                             kind_error.eq(0), kind_bench.eq(1)]
             with m.Elif(have_result):
                 m.d.comb += [self.result.ready.eq(1), self.tag_take.eq(1), load_result.eq(1)]
                 m.d.sync += [otype.eq(P.Response.RESULT), oseq.eq(self.tag),
                              olen.eq(result_len), left.eq(result_len - 1), oempty.eq(0),
-                             kind_info.eq(0), kind_error.eq(0)]
+                             kind_info.eq(0), kind_error.eq(0), kind_bench.eq(0)]
         with m.If(empty):
             with m.If(ss["SYNC"]):
                 m.d.sync += emit(P.RESPONSE_SYNC, in_crc=False)
@@ -708,9 +816,11 @@ class FrameSerializer(wiring.Component):
                 m.d.sync += emit(ocrc[:8], in_crc=False)
         with m.If(emit_payload):
             m.d.sync += [*emit(payload_byte), left.eq(left - 1)]
+        with m.If(hash_byte):
+            m.d.sync += left.eq(left - 1)
         # One enable and one multiplexer per bit: load a result or shift by a byte (also
-        # under an INFO or error payload, which do not read it).
-        with m.If(load_result | emit_payload):
+        # under an INFO, STORED, BENCH or error payload, which do not read it).
+        with m.If(load_result | emit_payload | hash_byte):
             m.d.sync += payload.eq(Mux(load_result, result_bits, payload[8:]))
         return m
 
@@ -727,9 +837,17 @@ class HostLink(wiring.Component):
     taken when its RESULT frame starts (the transmitter holds the payload) and waits
     (``ready`` low) while an earlier frame is on the wire.
     ``acc_reset`` pulses for one cycle when a RESET request is carried out (between two answer
-    frames); the link clears its sample buffer and tags in the same cycle, then answers
-    RESET_DONE.
+    frames); the link clears its sample buffer, tags and benchmark store in the same cycle,
+    then answers RESET_DONE.
     Reset of the domain returns everything to idle.
+
+    **Benchmark mode** (``info.bench_capacity`` samples, 0 for none): BENCH_STORE samples go
+    into a store (``2**ceil(log2(sample_bytes))`` bytes per sample, one memory with one
+    address, so that it maps onto single-port RAM such as the UP5K's SPRAM); BENCH_RUN feeds
+    them to the accelerator back to back, as INFER samples are fed, and hashes their results
+    instead of sending them. A counter counts the cycles from the run's start (the cycle after
+    the BENCH_RUN frame's verdict) to the cycle the last result is taken; then the BENCH
+    answer carries the count, the cycles and the CRC.
 
     Parameters
     ----------
@@ -746,6 +864,8 @@ class HostLink(wiring.Component):
         Samples allowed inside the accelerator at once (depth of the SEQ FIFO).
     answers : int
         Depth of the queue of error and INFO answers waiting for the transmitter.
+    bench_ram_style : str or None
+        ``ram_style`` of the benchmark store (``"huge"``: the iCE40UP5K's SPRAM).
 
     Members
     -------
@@ -772,7 +892,8 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, *, in_signature, out_signature, beats: int, info: P.DeviceInfo,
-                 timeout_cycles: int, tags: int = 4, answers: int = 4):
+                 timeout_cycles: int, tags: int = 4, answers: int = 4,
+                 bench_ram_style: str | None = None):
         in_width = _payload_width(in_signature, "in_signature")
         out_width = _payload_width(out_signature, "out_signature")
         for name, value, low in (("beats", beats, 1), ("timeout_cycles", timeout_cycles, 16),
@@ -790,6 +911,7 @@ class HostLink(wiring.Component):
         if info.sample_bytes > 0xFFFF:
             raise ValueError(f"a sample of {info.sample_bytes} bytes does not fit one frame "
                              f"(at most 65535)")
+
         self._in_width = in_width
         self._out_width = out_width
         self._beats = beats
@@ -797,6 +919,7 @@ class HostLink(wiring.Component):
         self._timeout = timeout_cycles
         self._tags = tags
         self._answers = answers
+        self._bench_style = bench_ram_style
         super().__init__({
             "rx": In(stream.Signature(8)),
             "rx_error": In(1),
@@ -850,12 +973,63 @@ class HostLink(wiring.Component):
         feed_ptr = Signal()
         reset_pending = Signal()
         reset_seq = Signal(8)
+
+        # -- the benchmark store and run ----------------------------------------------------------
+        capacity = info.bench_capacity
+        count_w = capacity.bit_length() if capacity else 1
+        stored = Signal(count_w)       # samples in the store
+        fed = Signal(count_w)          # samples of the run fed so far
+        taken = Signal(count_w)        # results of the run taken so far
+        running = Signal()             # a run is on (until its BENCH answer is taken)
+        counting = Signal()            # from the run's start to its last result's take
+        cycles = Signal(32)
+        bench_pending = Signal()
+        bench_seq = Signal(8)
+        all_taken = Signal()
+        m.d.comb += all_taken.eq(taken == stored)
+        if capacity:
+            attrs = {} if self._bench_style is None else {"ram_style": self._bench_style}
+            m.submodules.store = store = Memory(shape=8, depth=capacity << idx_w, init=[],
+                                                attrs=attrs)
+            st_wr = store.write_port()
+            st_rd = store.read_port(domain="sync")
+            # One address for both ports (writes come only between runs, reads only during
+            # one): single-port RAM.
+            st_addr = Signal(len(st_wr.addr))
+            m.d.comb += [st_addr.eq(Mux(running, Cat(feeder.read_addr, fed[:-1] if count_w > 1
+                                                     else Const(0, 0)),
+                                        Cat(parser.write_addr, stored[:-1] if count_w > 1
+                                            else Const(0, 0)))),
+                         st_wr.addr.eq(st_addr), st_rd.addr.eq(st_addr),
+                         st_wr.data.eq(parser.write_data),
+                         st_wr.en.eq(parser.write_en & parser.write_bench)]
+        with m.If(soft_reset):
+            m.d.sync += [stored.eq(0), running.eq(0), counting.eq(0), bench_pending.eq(0)]
+        with m.Else():
+            with m.If(parser.bench_commit):
+                m.d.sync += stored.eq(stored + 1)
+            with m.If(parser.bench_run):
+                m.d.sync += [running.eq(1), counting.eq(1), cycles.eq(0), fed.eq(0),
+                             taken.eq(0), bench_seq.eq(parser.seq)]
+            with m.If(running & feeder.release):
+                m.d.sync += fed.eq(fed + 1)
+            with m.If(running & serializer.tag_take):
+                m.d.sync += taken.eq(taken + 1)
+            with m.If(counting):
+                m.d.sync += cycles.eq(cycles + 1)
+            # The count stops with the last take (a run of no samples counts one cycle).
+            with m.If(counting & (all_taken | (taken + 1 == stored) & serializer.tag_take)):
+                m.d.sync += counting.eq(0)
+            with m.If(running & ~counting & ~serializer.hashing & ~bench_pending):
+                m.d.sync += bench_pending.eq(1)
+            with m.If(serializer.bench_taken):
+                m.d.sync += [bench_pending.eq(0), running.eq(0)]
         with m.If(soft_reset):
             m.d.sync += [full.eq(0), fill_ptr.eq(0), feed_ptr.eq(0)]
         with m.Else():
             with m.If(parser.commit):
                 m.d.sync += [full.bit_select(fill_ptr, 1).eq(1), fill_ptr.eq(~fill_ptr)]
-            with m.If(feeder.release):
+            with m.If(feeder.release & ~running):
                 m.d.sync += [full.bit_select(feed_ptr, 1).eq(0), feed_ptr.eq(~feed_ptr)]
         with m.If(parser.verdict):
             m.d.sync += slot_seq[fill_ptr].eq(parser.seq)  # harmless unless the sample commits
@@ -865,17 +1039,23 @@ class HostLink(wiring.Component):
         m.d.comb += [parser.rx_error.eq(self.rx_error),
                      parser.slot_full.eq(full.bit_select(fill_ptr, 1)),
                      parser.reset_pending.eq(reset_pending),
+                     parser.bench_busy.eq(running), parser.bench_full.eq(stored == capacity),
+                     parser.link_busy.eq(full.any() | tags.r_rdy | self.acc_o.valid),
                      wr.addr.eq(Cat(parser.write_addr, fill_ptr)), wr.data.eq(parser.write_data),
-                     wr.en.eq(parser.write_en),
+                     wr.en.eq(parser.write_en & ~parser.write_bench),
                      answers.events.eq(parser.events), answers.seq.eq(parser.seq),
                      self.error.eq(answers.error)]
         with m.If(parser.reset_request):
             m.d.sync += [reset_pending.eq(1), reset_seq.eq(parser.seq)]
 
         # -- feeder: buffer to accelerator, each sample's SEQ into the tag FIFO ------------------
-        m.d.comb += [feeder.slot_full.eq(full.bit_select(feed_ptr, 1)),
-                     feeder.slot_seq.eq(slot_seq[feed_ptr]),
-                     rd.addr.eq(Cat(feeder.read_addr, feed_ptr)), feeder.read_data.eq(rd.data),
+        # (during a run: the store's samples, in order, each tagged with its index)
+        m.d.comb += [feeder.slot_full.eq(Mux(running, counting & (fed != stored),
+                                             full.bit_select(feed_ptr, 1))),
+                     feeder.slot_seq.eq(Mux(running, fed, slot_seq[feed_ptr])),
+                     rd.addr.eq(Cat(feeder.read_addr, feed_ptr)),
+                     feeder.read_data.eq(Mux(running, st_rd.data, rd.data) if capacity
+                                         else rd.data),
                      feeder.tag_ready.eq(tags.w_rdy), tags.w_en.eq(feeder.tag_valid),
                      tags.w_data.eq(feeder.tag), feeder.reset.eq(soft_reset),
                      self.busy.eq(tags.r_rdy)]
@@ -885,7 +1065,11 @@ class HostLink(wiring.Component):
         m.d.comb += [serializer.reset_pending.eq(reset_pending),
                      serializer.reset_seq.eq(reset_seq),
                      serializer.tag_valid.eq(tags.r_rdy), serializer.tag.eq(tags.r_data),
-                     tags.r_en.eq(serializer.tag_take), serializer.lost.eq(answers.lost)]
+                     tags.r_en.eq(serializer.tag_take), serializer.lost.eq(answers.lost),
+                     serializer.bench_on.eq(running), serializer.bench_start.eq(parser.bench_run),
+                     serializer.bench_pending.eq(bench_pending),
+                     serializer.bench_seq.eq(bench_seq), serializer.bench_samples.eq(stored),
+                     serializer.bench_cycles.eq(cycles)]
         # Taking a reset clears it even when the parser asks for another in the same cycle.
         with m.If(serializer.reset_taken):
             m.d.sync += [soft_reset.eq(1), reset_pending.eq(0)]

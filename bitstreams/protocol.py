@@ -48,6 +48,12 @@ __all__ = [
     "FrameDecoder",
     "BadFrame",
     "DeviceInfo",
+    "BenchResult",
+    "BENCH_BYTES",
+    "results_crc",
+    "feed_cycles",
+    "hash_cycles",
+    "bench_period",
     "INFO_FIXED_BYTES",
     "INFO_MAX_BYTES",
     "ERROR_BYTES",
@@ -60,7 +66,7 @@ RESPONSE_SYNC = 0x5A
 HEADER_BYTES = 5
 #: Bytes of a frame besides its payload (header and CRC).
 OVERHEAD_BYTES = HEADER_BYTES + 2
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
 
@@ -74,7 +80,16 @@ class Request(enum.IntEnum):
     INFO = 0x02
     #: Empty payload; returns the accelerator and the link to idle, answered with
     #: :attr:`Response.RESET_DONE` once done. Send nothing else until that answer arrives.
+    #: It also empties the benchmark store.
     RESET = 0x03
+    #: Payload: one input sample (as INFER), appended to the on-chip benchmark store;
+    #: answered with :attr:`Response.STORED`, or ERROR FULL when the store holds
+    #: :attr:`DeviceInfo.bench_capacity` samples already (BUSY while a run is on).
+    BENCH_STORE = 0x04
+    #: Empty payload: run every stored sample back to back from the store, answered with
+    #: :attr:`Response.BENCH` when the last result is in. Samples (INFER, BENCH_STORE)
+    #: are answered BUSY meanwhile.
+    BENCH_RUN = 0x05
 
 
 class Response(enum.IntEnum):
@@ -86,6 +101,10 @@ class Response(enum.IntEnum):
     INFO = 0x82
     #: Empty payload: the reset requested with the same SEQ is complete.
     RESET_DONE = 0x83
+    #: Empty payload: the BENCH_STORE with the same SEQ is in the store.
+    STORED = 0x84
+    #: Payload: :class:`BenchResult` (samples run, cycles counted, CRC of their results).
+    BENCH = 0x85
     #: Payload: one byte, the :class:`ErrorCode`.
     ERROR = 0xEE
 
@@ -108,6 +127,8 @@ class ErrorCode(enum.IntEnum):
     NO_SYNC = 6
     #: A UART character had no stop bit (wrong baud rate or a broken line) inside a frame.
     FRAMING = 7
+    #: The benchmark store is full (or the board has none): the sample was not stored.
+    FULL = 8
 
 
 _ERROR_CODES = {int(c) for c in ErrorCode}
@@ -282,7 +303,7 @@ class DeviceInfo:
         12..15 u32   clock frequency in Hz
         16..19 u32   UART clocks per bit
         20     u8    answers lost because the answer queue was full (saturating)
-        21     u8    reserved (0)
+        21     u8    benchmark store: log2 of the samples it holds, plus 1 (0: none)
         22..29 8 B   the artifact's manifest digest, first 8 bytes (manifest_digest().prefix(8))
         30..   L x (u16 simd, u16 pe)   the folding, per layer
     """
@@ -298,6 +319,8 @@ class DeviceInfo:
     artifact_hash: bytes
     folding: tuple
     lost_answers: int = 0
+    #: Samples the on-chip benchmark store holds (0: no benchmark mode; else a power of two).
+    bench_capacity: int = 0
 
     _FIXED = struct.Struct("<BBHHHHHIIBB8s")
 
@@ -308,7 +331,8 @@ class DeviceInfo:
         fixed = self._FIXED.pack(self.version, len(self.folding), self.sample_bytes,
                                  self.result_bytes, self.beats, self.beat_bytes, self.lanes,
                                  self.clock_hz, self.clocks_per_bit,
-                                 min(self.lost_answers, 255), 0, bytes(self.artifact_hash[:8]))
+                                 min(self.lost_answers, 255), _bench_code(self.bench_capacity),
+                                 bytes(self.artifact_hash[:8]))
         return fixed + b"".join(struct.pack("<HH", s, p) for s, p in self.folding)
 
     @classmethod
@@ -317,7 +341,7 @@ class DeviceInfo:
         if len(data) < n:
             raise ProtocolError(f"INFO payload of {len(data)} bytes is shorter than {n}")
         (version, layers, sample_bytes, result_bytes, beats, beat_bytes, lanes, clock_hz,
-         cpb, lost, _, digest) = cls._FIXED.unpack(data[:n])
+         cpb, lost, bench, digest) = cls._FIXED.unpack(data[:n])
         if len(data) != n + 4 * layers:
             raise ProtocolError(f"INFO payload of {len(data)} bytes does not hold the folding "
                                 f"of {layers} layers ({n + 4 * layers} bytes expected)")
@@ -336,8 +360,11 @@ class DeviceInfo:
         for k, (simd, pe) in enumerate(folding):
             if simd == 0 or pe == 0:
                 raise ProtocolError(f"INFO reports folding {simd}x{pe} for layer {k}")
+        if bench > 16:
+            raise ProtocolError(f"INFO reports a benchmark store of 2**{bench - 1} samples "
+                                f"(at most 2**15)")
         return cls(version, sample_bytes, result_bytes, beats, beat_bytes, lanes, clock_hz,
-                   cpb, digest, folding, lost)
+                   cpb, digest, folding, lost, 1 << (bench - 1) if bench else 0)
 
     @property
     def baud(self) -> float:
@@ -347,6 +374,75 @@ class DeviceInfo:
     def payload_bytes(self) -> int:
         """Length of this INFO's payload."""
         return self._FIXED.size + 4 * len(self.folding)
+
+
+def _bench_code(capacity: int) -> int:
+    """INFO byte 21: ``log2(capacity) + 1``, 0 for no store."""
+    if not is_int(capacity) or capacity < 0 or capacity > 1 << 15 or capacity & (capacity - 1):
+        raise ProtocolError(f"bench_capacity must be 0 or a power of two up to 32768, not "
+                            f"{capacity!r}")
+    return capacity.bit_length()
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Payload of a :attr:`Response.BENCH` frame (little endian)::
+
+        0..1   u16   samples run
+        2..5   u32   cycles counted: from the cycle the run starts to the cycle the last
+                     result is taken (:func:`bitstreams.link.bench_fill_cycles` says how much
+                     of that is not the samples' own period)
+        6..7   u16   CRC-16 (this protocol's) of the samples' RESULT payloads, concatenated in
+                     order (:func:`results_crc`)
+    """
+
+    samples: int
+    cycles: int
+    crc: int
+
+    _LAYOUT = struct.Struct("<HIH")
+
+    def to_bytes(self) -> bytes:
+        return self._LAYOUT.pack(self.samples, self.cycles, self.crc)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BenchResult:
+        if len(data) != cls._LAYOUT.size:
+            raise ProtocolError(f"BENCH payload of {len(data)} bytes, not "
+                                f"{cls._LAYOUT.size}")
+        return cls(*cls._LAYOUT.unpack(data))
+
+
+#: Payload of a BENCH frame.
+BENCH_BYTES = BenchResult._LAYOUT.size
+
+
+def results_crc(payloads: Iterable[bytes]) -> int:
+    """The CRC a BENCH answer carries: :func:`crc16` over the RESULT payloads, in order."""
+    crc = CRC_INIT
+    for payload in payloads:
+        crc = crc16(payload, crc)
+    return crc
+
+
+# The link's rates in a benchmark run: facts of the gateware (bitstreams.link, whose tests
+# check them), kept here so that the host client, which needs no Amaranth, can ask them.
+def feed_cycles(info: DeviceInfo) -> int:
+    """:class:`bitstreams.link.SampleFeeder`: cycles per sample when the accelerator takes
+    every beat at once: a cycle to claim the slot, then ``beat_bytes + 2`` per beat."""
+    return 1 + info.beats * (info.beat_bytes + 2)
+
+
+def hash_cycles(info: DeviceInfo) -> int:
+    """:class:`bitstreams.link.FrameSerializer` during a benchmark run: cycles per result,
+    its pick and one per byte into the CRC."""
+    return 1 + info.result_bytes
+
+
+def bench_period(info: DeviceInfo, ideal_cycles: int) -> int:
+    """Cycles per sample of a benchmark run in its steady state: the accelerator's bound, or
+    the link's feeder or hashing where either is slower."""
+    return max(ideal_cycles, feed_cycles(info), hash_cycles(info))
 
 
 #: Payload of an INFO frame: the fixed part, and the most (255 layers).

@@ -24,12 +24,12 @@ from amaranth.lib.wiring import In, Out
 
 from bitstreams import protocol as P
 from bitstreams.boards import Board
-from bitstreams.link import HostLink
+from bitstreams.link import HostLink, bench_capacity
 from bitstreams.pll import ecp5_pll, ice40_pll
 from bitstreams.uart import UARTRx, UARTTx, divisor_for
 from sw.artifact import manifest_digest
 from sw.atomic import atomic_write_json
-from sw.checks import is_real
+from sw.checks import check_int, is_real
 from sw.fixedpoint import ceil_div
 
 __all__ = ["LinkTop", "BoardTop", "byte_lanes", "write_description", "DEFAULT_TIMEOUT_S"]
@@ -75,6 +75,11 @@ class LinkTop(wiring.Component):
     accelerator_options : dict
         Further ``hw.Accelerator`` options (``popcount_stages``...); ``lanes`` defaults to
         :func:`byte_lanes` (beats in whole bytes).
+    bench_bytes : int
+        Bytes of the on-chip benchmark store (0: no benchmark mode); it holds
+        :func:`bitstreams.link.bench_capacity` samples.
+    bench_ram_style : str or None
+        The store's ``ram_style`` (``"huge"``: the iCE40UP5K's SPRAM).
 
     Members
     -------
@@ -92,7 +97,8 @@ class LinkTop(wiring.Component):
     error: Out(1)
 
     def __init__(self, artifact, folding=None, *, clock_hz: float, baud: float = 3_000_000,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, accelerator_options: dict | None = None):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, accelerator_options: dict | None = None,
+                 bench_bytes: int = 0, bench_ram_style: str | None = None):
         import hw
 
         for name, value in (("clock_hz", clock_hz), ("baud", baud), ("timeout_s", timeout_s)):
@@ -100,6 +106,7 @@ class LinkTop(wiring.Component):
                 raise TypeError(f"{name} must be a number, not {value!r}")
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, not {value!r}")
+        check_int("bench_bytes", bench_bytes, 0)
         self.divisor = divisor_for(clock_hz, baud)
         self.clock_hz = clock_hz
         self.baud = baud
@@ -119,10 +126,12 @@ class LinkTop(wiring.Component):
             result_bytes=ceil_div(out_width, 8), beats=beats, beat_bytes=beat_bytes,
             lanes=acc.lanes, clock_hz=int(round(clock_hz)), clocks_per_bit=self.divisor,
             artifact_hash=manifest_digest(artifact).prefix(8),
-            folding=tuple((f.simd, f.pe) for f in acc.folding.layers))
+            folding=tuple((f.simd, f.pe) for f in acc.folding.layers),
+            bench_capacity=bench_capacity(bench_bytes, beats * beat_bytes))
         timeout = max(16, int(round(timeout_s * clock_hz)))
         self.link = HostLink(in_signature=in_sig, out_signature=out_sig, beats=beats,
-                             info=self.info, timeout_cycles=timeout)
+                             info=self.info, timeout_cycles=timeout,
+                             bench_ram_style=bench_ram_style)
         super().__init__()
 
     @property
@@ -193,11 +202,14 @@ class BoardTop(wiring.Component):
         gives.
     por_s : float
         Reset time after the PLL locks.
+    bench_bytes : int or None
+        The benchmark store's bytes (None: the board's :attr:`Board.bench_bytes`).
     """
 
     def __init__(self, board: Board, artifact, folding=None, *, clock_hz: float | None = None,
                  baud: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 accelerator_options: dict | None = None, por_s: float = 20e-6):
+                 accelerator_options: dict | None = None, por_s: float = 20e-6,
+                 bench_bytes: int | None = None):
         if not isinstance(board, Board):
             raise TypeError(f"board must be a Board, not {board!r}")
         requested = board.clock_hz if clock_hz is None else clock_hz
@@ -213,7 +225,9 @@ class BoardTop(wiring.Component):
         self.por_cycles = max(16, int(por_s * self.clock_hz))
         self.core = LinkTop(artifact, folding, clock_hz=self.clock_hz,
                             baud=board.baud if baud is None else baud, timeout_s=timeout_s,
-                            accelerator_options=accelerator_options)
+                            accelerator_options=accelerator_options,
+                            bench_bytes=board.bench_bytes if bench_bytes is None
+                            else bench_bytes, bench_ram_style=board.bench_ram_style)
         super().__init__({})
 
     def _clock(self, m, platform):

@@ -97,22 +97,24 @@ def unpack_result(payload: bytes) -> tuple[int, list[int]]:
     return pred, scores
 
 
-def make_info(lost=0):
+def make_info(lost=0, bench_capacity=0):
     beat_bytes = (LANES * LANE_BITS + 7) // 8
     return P.DeviceInfo(version=P.PROTOCOL_VERSION, sample_bytes=BEATS * beat_bytes,
                         result_bytes=(OUT_LAYOUT.size + 7) // 8, beats=BEATS,
                         beat_bytes=beat_bytes, lanes=LANES, clock_hz=1_000_000,
                         clocks_per_bit=4, artifact_hash=bytes(range(8)),
-                        folding=((3, 1), (4, 2)), lost_answers=lost)
+                        folding=((3, 1), (4, 2)), lost_answers=lost,
+                        bench_capacity=bench_capacity)
 
 
 class LinkDUT(wiring.Component):
     """HostLink + stand-in accelerator, byte streams exposed (no UART)."""
 
-    def __init__(self, timeout=400):
+    def __init__(self, timeout=400, bench_capacity=0):
         self.acc = StandInAccelerator()
         self.link = HostLink(in_signature=self.acc.i.signature.flip(),
-                             out_signature=self.acc.o.signature, beats=BEATS, info=make_info(),
+                             out_signature=self.acc.o.signature, beats=BEATS,
+                             info=make_info(bench_capacity=bench_capacity),
                              timeout_cycles=timeout)
         super().__init__({"rx": In(stream.Signature(8)), "rx_error": In(1),
                           "tx": Out(stream.Signature(8))})
@@ -309,12 +311,12 @@ def test_uart_loopback(divisor, seed):
 
 
 def _run_link(chunks, *, expect=None, until_seq=None, tx_ready_prob=1.0, seed=0, timeout=400,
-              byte_gap=16, max_cycles=200_000):
+              byte_gap=16, max_cycles=200_000, bench_capacity=0):
     """Feed ``chunks`` (bytes, or ("gap", cycles), or ("ferr",)) into the link's rx stream;
     return the frames it transmits, once every chunk was sent and ``expect`` frames (or the
     frame numbered ``until_seq``) arrived, and nothing more came for a while."""
     rng = random.Random(seed)
-    dut = LinkDUT(timeout=timeout)
+    dut = LinkDUT(timeout=timeout, bench_capacity=bench_capacity)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     decoder = P.FrameDecoder()
@@ -724,3 +726,66 @@ def test_frame_serializer_results_and_reset():
     with pytest.raises(ValueError, match=r"info.result_bytes is 5, but out_signature gives 4"):
         FrameSerializer(out_signature=stream.Signature(OUT_LAYOUT),
                         info=P.DeviceInfo(**{**make_info().__dict__, "result_bytes": 5}))
+
+
+# ----------------------------------------------------------------------------------------------
+# Benchmark mode
+# ----------------------------------------------------------------------------------------------
+def _bench(samples, *, capacity=8, seed=0, extra=()):
+    """Store ``samples``, run them, then send ``extra``; return the frames answered."""
+    chunks = [P.encode_frame(P.Request.BENCH_STORE, 20 + k, pack_sample(s))
+              for k, s in enumerate(samples)]
+    chunks += [P.encode_frame(P.Request.BENCH_RUN, 0x77), *extra]
+    n = len(samples) + 1 + len(extra)
+    return _run_link(chunks, expect=n, seed=seed, bench_capacity=capacity)
+
+
+def _result_payload(sample) -> bytes:
+    pred, scores = stand_in_model(sample)
+    word = OUT_LAYOUT.const({"prediction": pred, "scores": scores}).as_value().value
+    return word.to_bytes(make_info().result_bytes, "little")
+
+
+def test_benchmark_runs_the_store_and_hashes_every_result(seed):
+    """BENCH_STORE samples are answered STORED (FULL past the capacity); BENCH_RUN answers
+    BENCH with the count, the cycles and the CRC of the results the host expects; a run of n
+    samples counts a fixed fill plus n - 1 periods (the stand-in's, here the feeder's)."""
+    rng = random.Random(seed)
+    samples = _samples(rng, 9)
+    frames = _bench(samples, capacity=8, seed=seed)
+    got = [(f.seq, f.error) if f.type == P.Response.ERROR else (f.seq, f.type) for f in frames]
+    assert got == [(20 + k, P.Response.STORED) for k in range(8)] + [
+        (28, P.ErrorCode.FULL), (0x77, P.Response.BENCH)], f"seed {seed}"
+    result = P.BenchResult.from_bytes(frames[-1].payload)
+    assert result.samples == 8
+    assert result.crc == P.results_crc(_result_payload(s) for s in samples[:8]), f"seed {seed}"
+    cycles = {}
+    for n in (1, 2, 5):
+        (*_, bench) = _bench(samples[:n], capacity=8, seed=seed)
+        cycles[n] = P.BenchResult.from_bytes(bench.payload).cycles
+    # the stand-in takes a beat a cycle: the feeder sets the period
+    period = P.bench_period(make_info(), ideal_cycles=BEATS)
+    assert period == P.feed_cycles(make_info()) > P.hash_cycles(make_info())
+    assert cycles[2] - cycles[1] == period and cycles[5] - cycles[1] == 4 * period, cycles
+    assert result.cycles == cycles[1] + 7 * period, cycles
+
+
+def test_benchmark_refusals_and_reset(seed):
+    """Samples during a run are BUSY; a board without a store answers FULL and runs nothing;
+    RESET empties the store; INFER works after a run."""
+    rng = random.Random(seed)
+    samples = _samples(rng, 3)
+    extra = [P.encode_frame(P.Request.RESET, 0x30), P.encode_frame(P.Request.BENCH_RUN, 0x31),
+             P.encode_frame(P.Request.INFER, 0x32, pack_sample(samples[0]))]
+    frames = _bench(samples[:2], capacity=4, seed=seed, extra=extra)
+    kinds = [(f.seq, f.type) for f in frames]
+    assert kinds == [(20, P.Response.STORED), (21, P.Response.STORED),
+                     (0x77, P.Response.BENCH), (0x30, P.Response.RESET_DONE),
+                     (0x31, P.Response.BENCH), (0x32, P.Response.RESULT)], f"seed {seed}"
+    assert P.BenchResult.from_bytes(frames[4].payload).samples == 0
+    assert unpack_result(frames[5].payload) == stand_in_model(samples[0])
+    # no store: FULL, and a run of nothing
+    frames = _bench(samples[:1], capacity=0, seed=seed)
+    assert [(f.seq, f.error if f.type == P.Response.ERROR else f.type) for f in frames] == [
+        (20, P.ErrorCode.FULL), (0x77, P.Response.BENCH)]
+    assert P.BenchResult.from_bytes(frames[1].payload) == P.BenchResult(0, 1, P.CRC_INIT)

@@ -123,7 +123,7 @@ class FakeBoard:
         self.result_bytes = -(-(self.prediction_bits + a.classes * self.score_bits) // 8)
         # INFO payload, the layout of bitstreams.protocol.DeviceInfo's docstring.
         self.info_bytes = struct.pack(
-            "<BBHHHHHIIBB8s", 1, len(a.layers), self.sample_bytes, self.result_bytes,
+            "<BBHHHHHIIBB8s", 2, len(a.layers), self.sample_bytes, self.result_bytes,
             self.beats, self.beat_bytes, lanes, 48_000_000, 16, 0, 0, manifest_digest(a).digest[:8]
         ) + b"".join(struct.pack("<HH", 1, 1) for _ in a.layers)
         self.info = P.DeviceInfo.from_bytes(self.info_bytes)
