@@ -21,17 +21,19 @@ TESTCASES = ("answers_like_golden", "errors_are_answered")
 
 def generate(artifact, folding=None, out_dir=".", *, clocks_per_bit: int = 4,
              clock_hz: float = 100e6, frame_timeout_s: float = 20e-6,
-             accelerator_options: dict | None = None) -> dict:
+             accelerator_options: dict | None = None, bench_bytes: int = 0) -> dict:
     """Write ``bitspike_board.v`` (the board top without PLL, ports ``clk``, ``rst``,
     ``uart_rx``, ``uart_tx``, ``busy``, ``error``) and the accelerator's description
-    (``accelerator.json``, which the host client reads), and return their parameters."""
+    (``accelerator.json``, which the host client reads), and return their parameters.
+    ``bench_bytes``: the host link's benchmark store (:class:`bitstreams.top.LinkTop`)."""
     from amaranth.back import verilog
 
     from bitstreams.top import LinkTop, write_description
     from hw.generate import top_ports
 
     top = LinkTop(artifact, folding, clock_hz=clock_hz, baud=clock_hz / clocks_per_bit,
-                  timeout_s=frame_timeout_s, accelerator_options=accelerator_options)
+                  timeout_s=frame_timeout_s, accelerator_options=accelerator_options,
+                  bench_bytes=bench_bytes)
     if top.divisor != clocks_per_bit:
         raise ValueError(f"clocks_per_bit {clocks_per_bit} gives divisor {top.divisor}")
     out = Path(out_dir)

@@ -44,7 +44,8 @@ from sw.options import add_folding
 
 __all__ = ["Transport", "SerialTransport", "BoardError", "DESCRIPTION_FILE", "SampleCodec",
            "find_descriptions", "codec_for", "frame_name", "BoardClient", "RunStats",
-           "run_samples", "check_board", "results_table", "Run"]
+           "run_samples", "check_board", "results_table", "BenchStats", "run_benchmark",
+           "check_benchmark", "benchmark_table", "Run"]
 
 
 class Transport(Protocol):
@@ -180,6 +181,13 @@ class SampleCodec:
         return b"".join(self.in_layout.pack({self.field: beat}).to_bytes(self.beat_bytes,
                                                                          "little")
                         for beat in beats)
+
+    def pack_result(self, prediction: int, scores) -> bytes:
+        """The RESULT payload the board sends for ``(prediction, scores)`` (what a benchmark
+        run's CRC is taken over)."""
+        word = self.out_layout.pack({"prediction": int(prediction),
+                                     "scores": [int(v) for v in scores]})
+        return word.to_bytes(self.result_bytes, "little")
 
     def unpack(self, payload: bytes) -> tuple[int, list[int]]:
         """``(prediction, scores)`` of a RESULT payload."""
@@ -562,6 +570,130 @@ async def run_samples(client: BoardClient, codec: SampleCodec, x, *, window: int
     return stats
 
 
+@dataclass
+class BenchStats:
+    """What :func:`run_benchmark` measured: the BENCH answers of a run of the first sample
+    alone (``first``) and of all of them (``full``), and how long storing them took."""
+
+    samples: int
+    first: P.BenchResult
+    full: P.BenchResult
+    store_seconds: float
+    crc_first: int | None = None      # the golden model's, filled in by check_benchmark
+    crc_full: int | None = None
+
+    @property
+    def steady_cycles(self) -> float:
+        """Cycles per sample in the steady state: what the run of all samples took beyond
+        the run of the first alone, per further sample."""
+        if self.samples < 2:
+            return float(self.first.cycles)
+        return (self.full.cycles - self.first.cycles) / (self.samples - 1)
+
+    @property
+    def fill_cycles(self) -> int:
+        """The first sample's cycles beyond one steady period (the pipeline's fill, the
+        link's feeding of the first sample and its last result's take)."""
+        return self.first.cycles - round(self.steady_cycles)
+
+    @property
+    def ok(self) -> bool:
+        return (self.first.crc == self.crc_first and self.full.crc == self.crc_full
+                and self.first.samples == 1 and self.full.samples == self.samples)
+
+
+async def run_benchmark(client: BoardClient, codec: SampleCodec, info: P.DeviceInfo, x, *,
+                        progress=None) -> BenchStats:
+    """The on-chip benchmark: reset the board (which empties its store), store the first
+    sample and run it alone, store the others and run them all; returns the two BENCH
+    answers. A store is not sent again after an error or a lost answer (a lost STORED may
+    hide a stored sample): BoardError instead.
+
+    ``client.timeout`` is each answer's wait; a run's adds the run's own time at the board's
+    clock (``len(x)`` times the description's latency bound)."""
+    x = np.asarray(x)
+    n = len(x)
+    if not 1 <= n <= info.bench_capacity:
+        raise BoardError(f"the board's benchmark store holds {info.bench_capacity} samples, "
+                         f"not {n}" if info.bench_capacity else
+                         "the board has no benchmark store (built without one)")
+    payloads = [codec.pack(x[i]) for i in range(n)]
+    await client.reset()
+    run_s = n * codec.description.latency_bound / info.clock_hz
+
+    async def store(payload):
+        await client.request(P.Request.BENCH_STORE, payload, expect=P.Response.STORED,
+                             retries=0)
+        if progress:
+            progress(1)
+
+    async def run():
+        timeout = client.timeout
+        client.timeout = timeout + run_s
+        try:
+            frame = await client.request(P.Request.BENCH_RUN, expect=P.Response.BENCH,
+                                         retries=0)
+        finally:
+            client.timeout = timeout
+        try:
+            return P.BenchResult.from_bytes(frame.payload)
+        except P.ProtocolError as exc:
+            raise BoardError(client.protocol_error(frame, str(exc))) from None
+
+    start = client.transport.now()
+    await store(payloads[0])
+    first = await run()
+    for payload in payloads[1:]:
+        await store(payload)
+    seconds = client.transport.now() - start
+    full = await run()
+    return BenchStats(samples=n, first=first, full=full, store_seconds=seconds)
+
+
+def check_benchmark(stats: BenchStats, artifact, x, codec: SampleCodec) -> BenchStats:
+    """The CRCs the golden model's results give (of the first sample; of all)."""
+    from sw.golden import GoldenModel
+
+    golden = GoldenModel(artifact).run(np.asarray(x))
+    payloads = [codec.pack_result(p, s) for p, s in zip(golden.predictions, golden.scores,
+                                                            strict=True)]
+    stats.crc_first = P.results_crc(payloads[:1])
+    stats.crc_full = P.results_crc(payloads)
+    return stats
+
+
+def benchmark_table(stats: BenchStats, info: P.DeviceInfo, ideal_cycles: int) -> str:
+    """The report of ``bitspike run --benchmark``."""
+    period = P.bench_period(info, ideal_cycles)
+    steady = stats.steady_cycles
+    clock = info.clock_hz
+    mark = "=" if stats.full.crc == stats.crc_full else "!="
+    mark1 = "=" if stats.first.crc == stats.crc_first else "!="
+    bound = ("the accelerator's ideal bound" if period == ideal_cycles else
+             f"the link's {'feeder' if period == P.feed_cycles(info) else 'hashing'} "
+             f"(the accelerator's bound is {ideal_cycles})")
+    rate = stats.samples / stats.store_seconds if stats.store_seconds > 0 else float("nan")
+    lines = [
+        f"{'benchmark samples':<28} {stats.samples} (run from the board's store, back to "
+        f"back; it holds {info.bench_capacity})",
+        f"{'results CRC':<28} {stats.full.crc:#06x} {mark} golden model's "
+        f"{stats.crc_full:#06x} (first sample alone: {stats.first.crc:#06x} {mark1} "
+        f"{stats.crc_first:#06x})",
+        f"{'samples counted':<28} {stats.full.samples} (first run: {stats.first.samples})",
+        f"{'cycles counted':<28} {stats.full.cycles:,} ({stats.samples} samples); "
+        f"{stats.first.cycles:,} (the first alone)",
+        f"{'steady state':<28} {steady:,.3f} cycles/inference; expected {period} "
+        f"({bound}): ratio {period / steady if steady else float('nan'):.3f}",
+        f"{'fill':<28} {stats.fill_cycles:,} cycles (the first sample beyond one period)",
+        f"{'on-chip inferences/s':<28} {clock / steady if steady else float('nan'):,.0f} at "
+        f"{clock / 1e6:g} MHz (steady state); {stats.samples * clock / stats.full.cycles:,.0f}"
+        f" over the whole run",
+        f"{'link (storing samples)':<28} {rate:,.1f} samples/s at {info.baud:,.0f} baud "
+        f"(the UART's bound: {info.baud / 10 / (info.sample_bytes + P.OVERHEAD_BYTES):,.1f})",
+    ]
+    return "\n".join(lines)
+
+
 def check_board(stats: RunStats, artifact, x, labels=None) -> RunStats:
     """Compare the board's answers with the golden model (exactly) and count accuracy."""
     from sw.golden import GoldenModel
@@ -653,6 +785,11 @@ class Run:
                             "simulated time)")
         p.add_argument("--no-reset", action="store_true",
                        help="do not reset the board before streaming")
+        p.add_argument("--benchmark", type=int, default=None, metavar="N",
+                       help="on-chip benchmark instead of streaming: store the first N samples "
+                            "in the board's memory, run them back to back there, and report "
+                            "the cycles its counter counted and whether the CRC of its "
+                            "results equals the golden model's (the board resets first)")
 
     @staticmethod
     def run(args) -> int:
@@ -663,6 +800,10 @@ class Run:
 
         if args.folding is not None and not args.sim:
             print("error: --folding is for --sim (a board reports its own folding)",
+                  file=sys.stderr)
+            return 2
+        if args.benchmark is not None and args.benchmark < 1:
+            print(f"error: --benchmark must be at least 1, not {args.benchmark}",
                   file=sys.stderr)
             return 2
         try:
@@ -683,6 +824,25 @@ class Run:
                                   seed=recorded["seed"])
         if args.limit is not None:
             x, y = x[:args.limit], y[:args.limit]
+        if args.benchmark is not None:
+            if args.benchmark > len(x):
+                print(f"error: --benchmark {args.benchmark}: the {args.dataset}/{args.split} "
+                      f"split has {len(x)} samples", file=sys.stderr)
+                return 2
+            x, y = x[:args.benchmark], y[:args.benchmark]
+        if args.sim and args.benchmark is not None:
+            from bitstreams.simboard import SimBoardError, simulate_benchmark
+
+            try:
+                info, stats, codec, note = simulate_benchmark(args, artifact, x)
+            except SimBoardError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return exc.status
+            check_benchmark(stats, artifact, x, codec)
+            print(f"board benchmark: {artifact.summary()} on {args.dataset}/{args.split}")
+            print(note)
+            print(benchmark_table(stats, info, codec.description.ideal_cycles))
+            return 0 if stats.ok else 1
         if args.sim:  # no board: its top's Verilog in a simulator, the same client and report
             from bitstreams.simboard import SimBoardError, simulate_command
 
@@ -712,6 +872,10 @@ class Run:
             info = await client.info()
             codec = codec_for(descriptions, info)
             codec.check_info(info, manifest_digest(artifact))
+            if args.benchmark is not None:
+                with tqdm(total=len(x), desc="storing", unit="sample", file=sys.stderr) as bar:
+                    stats = await run_benchmark(client, codec, info, x, progress=bar.update)
+                return info, (stats, codec)
             with tqdm(total=len(x), desc="board", unit="sample", file=sys.stderr) as bar:
                 stats = await run_samples(client, codec, x, window=args.window,
                                           progress=bar.update)
@@ -724,6 +888,12 @@ class Run:
             return 1
         finally:
             transport.close()
+        if args.benchmark is not None:
+            stats, codec = stats
+            check_benchmark(stats, artifact, x, codec)
+            print(f"board benchmark: {artifact.summary()} on {args.dataset}/{args.split}")
+            print(benchmark_table(stats, info, codec.description.ideal_cycles))
+            return 0 if stats.ok else 1
         check_board(stats, artifact, x, y)
         print(f"board run: {artifact.summary()} on {args.dataset}/{args.split}")
         print(results_table(stats, info))

@@ -36,7 +36,7 @@ from bitstreams.boardsim import TOP, generate
 from bitstreams.protocol import DeviceInfo, ErrorCode
 
 __all__ = ["SIM_BUILD_ROOT", "SIM_TIMEOUT_S", "SimBoardError", "answer_timeout_s",
-           "board_clock_hz", "simulate_run", "note", "simulate_command"]
+           "board_clock_hz", "simulate_run", "note", "simulate_command", "simulate_benchmark"]
 
 #: Where ``bitspike run --sim`` builds (``<root>/<board>-<simulator>``); not under
 #: :data:`bitstreams.boards.BUILD_ROOT`, whose descriptions a real board's run looks up.
@@ -82,7 +82,7 @@ def _error_code(k: int):
 
 def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
                  simulator=None, build_dir=None, clocks_per_bit: int = 4, window: int = 4,
-                 timeout_s: float | None = None, progress=None):
+                 timeout_s: float | None = None, progress=None, testcase="stream_dataset"):
     """Stream ``x`` through the simulated board top; returns ``(info, fields)``: the board's
     INFO and the :class:`bitstreams.host.RunStats` fields ``run_samples`` measured (not yet
     compared with the golden model; this module does not import the client's, which imports
@@ -92,7 +92,9 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
     default) is the accelerator's; ``timeout_s`` (simulated seconds; None:
     :func:`answer_timeout_s`) how long the client waits for an answer before sending again.
     ``progress(n)`` is called as samples are answered (polled from the simulation's progress
-    file while it runs).
+    file while it runs). ``testcase="benchmark"`` runs the on-chip benchmark instead
+    (:func:`bitstreams.host.run_benchmark`) and returns ``(info, data)``, the BENCH answers
+    as :mod:`bitstreams.tb_simboard` recorded them (:func:`simulate_benchmark` reads them).
 
     Raises
     ------
@@ -118,7 +120,8 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
     build = Path(build_dir or SIM_BUILD_ROOT / f"{board.name}-{simulator}").resolve()
     build.mkdir(parents=True, exist_ok=True)
     gen = generate(artifact, folding, build, clocks_per_bit=clocks_per_bit,
-                   clock_hz=board_clock_hz(board), accelerator_options=board.accelerator)
+                   clock_hz=board_clock_hz(board), accelerator_options=board.accelerator,
+                   bench_bytes=board.bench_bytes)
     inputs, results, progress_file = (build / "inputs.npy", build / "results.json",
                                       build / "progress")
     if timeout_s is None:
@@ -139,7 +142,7 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
     def simulate():
         try:
             run(sources=[gen["verilog"]], toplevel=TOP, test_module="bitstreams.tb_simboard",
-                testcases=["stream_dataset"], build_dir=build / "sim", simulator=simulator,
+                testcases=[testcase], build_dir=build / "sim", simulator=simulator,
                 env={"BITSPIKE_BOARD_TB": str(build / "tb_params.json")},
                 log_file=build / "sim.log")
         except BaseException as exc:  # re-raised in the calling thread
@@ -163,6 +166,9 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
     data = json.loads(results.read_text())
     if "error" in data:
         raise SimBoardError(data["error"], 1)
+    info = DeviceInfo.from_bytes(bytes.fromhex(data["info"]))
+    if testcase == "benchmark":
+        return info, data
     fields = dict(samples=data["samples"], answered=data["answered"],
                   failed=list(data["failed"]),
                   predictions=np.asarray(data["predictions"], dtype=np.int64),
@@ -172,7 +178,7 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
                   # a character without its stop bit: on a real port, bytes the decoder drops
                   bad_frames=data["bad_frames"] + data["framing_errors"],
                   seconds=data["seconds"])
-    return DeviceInfo.from_bytes(bytes.fromhex(data["info"])), fields
+    return info, fields
 
 
 def _poll(path: Path, shown: int, progress) -> int:
@@ -194,6 +200,41 @@ def note(info: DeviceInfo, board, simulator: str) -> str:
     return (f"simulated {board.name} board top on {simulator}: UART at {info.clocks_per_bit} "
             f"clocks per bit (the board: {real}, {board.baud:,} baud), the same bytes; "
             f"inferences/s in simulated time")
+
+
+def simulate_benchmark(args, artifact, x):
+    """``bitspike run --sim --benchmark N``: the on-chip benchmark on the simulated board
+    top; returns ``(info, BenchStats, codec, note)`` (the CRCs not yet compared), or raises
+    :class:`SimBoardError` (one line)."""
+    from tqdm import tqdm
+
+    from bitstreams.host import BenchStats, SampleCodec
+    from bitstreams.protocol import BenchResult
+    from sim.runner import SimulationError, default_simulator
+    from sw.folding import Folding
+
+    simulator = args.simulator or default_simulator()
+    try:
+        board = get_board(args.board)
+        if not board.bench_bytes:
+            raise SimBoardError(f"board {board.name} has no benchmark store", 2)
+        folding = None if args.folding is None else Folding.parse(args.folding, artifact)
+        with tqdm(total=len(x), desc=f"storing in simulated {board.name}", unit="sample",
+                  file=sys.stderr) as bar:
+            info, data = simulate_run(artifact, args.artifact, x, board=board, folding=folding,
+                                      simulator=simulator, build_dir=args.build,
+                                      clocks_per_bit=args.clocks_per_bit,
+                                      timeout_s=args.timeout, progress=bar.update,
+                                      testcase="benchmark")
+    except (ValueError, SimulationError) as exc:
+        raise SimBoardError(str(exc), 2) from None
+    build = Path(args.build or SIM_BUILD_ROOT / f"{board.name}-{simulator}")
+    codec = SampleCodec.load(build)
+    stats = BenchStats(samples=data["samples"],
+                       first=BenchResult.from_bytes(bytes.fromhex(data["first"])),
+                       full=BenchResult.from_bytes(bytes.fromhex(data["full"])),
+                       store_seconds=data["store_seconds"])
+    return info, stats, codec, note(info, board, simulator)
 
 
 def simulate_command(args, artifact, x):

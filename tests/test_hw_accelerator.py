@@ -116,14 +116,25 @@ def test_one_result_credit_only_where_the_readout_has_slack(seed):
     come further apart than the bound (still exact)."""
     art, dut = _build("one-credit", seed)
     assert dut.plan.out_depth == 1, dut.plan
+    x = random_inputs(art, 6, seed)
+    res = run_accelerator(dut, x, seed=seed)
+    _check_outputs(res, GoldenModel(art).run(x), "one-credit")
+    gaps = np.diff(res["cycles"])[2:]
+    assert (gaps == dut.ideal_cycles).all(), (gaps.tolist(), dut.plan)
+
     art, dut = _build("multibit-odd", seed)
     assert dut.plan.out_depth == 2, dut.plan
     forced = Accelerator(art, dut.folding, out_depth=1)
     x = random_inputs(art, 6, seed)
-    res = run_accelerator(forced, x, seed=seed)
-    _check_outputs(res, GoldenModel(art).run(x), "multibit-odd, out_depth=1")
-    gaps = np.diff(res["cycles"])[2:]
-    assert (gaps > forced.ideal_cycles).all(), (gaps.tolist(), forced.plan)
+    golden = GoldenModel(art).run(x)
+    gaps = {}
+    for name, acc in (("planned", dut), ("out_depth=1", forced)):
+        res = run_accelerator(acc, x, seed=seed)
+        _check_outputs(res, golden, f"multibit-odd, {name}")
+        gaps[name] = np.diff(res["cycles"])[2:]
+    assert (gaps["planned"] == dut.ideal_cycles).all(), (gaps["planned"].tolist(), dut.plan)
+    assert (gaps["out_depth=1"] > dut.ideal_cycles).all(), (gaps["out_depth=1"].tolist(),
+                                                             forced.plan)
 
 
 def test_accelerator_reset_mid_stream_starts_clean(seed):
