@@ -199,7 +199,7 @@ def memory_estimate(memories: list[Memory], family: str, capacity: Capacity
     est = MemoryEstimate(family, capacity)
     for mem in memories:
         if mem.style == "huge":
-            # Counted as if each word took a whole SPRAM word (what Yosys does at least).
+            # 16-bit words, a whole SPRAM word each (the benchmark store is 16 bits wide).
             blocks = math.ceil(mem.width / SPRAM_SHAPE[0]) * math.ceil(mem.depth
                                                                        / SPRAM_SHAPE[1])
             est.mapping.append((mem, "spram", blocks))

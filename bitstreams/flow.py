@@ -301,6 +301,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
 
     step("elaborate")
     t0 = time.perf_counter()
+    from bitstreams.link import BENCH_STORE_NO_INIT
     from bitstreams.top import BoardTop, write_description
     from hw.generate import DESCRIPTION_FILE
 
@@ -323,7 +324,9 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     write_description(top.core, out)
     nextpnr_opts = ["--report", "nextpnr-report.json", "--timing-allow-fail", "--seed",
                     str(seed)]
+    after_read = BENCH_STORE_NO_INIT if board.bench_ram_style == "huge" else ""
     plan = platform.prepare(top, name="top", synth_opts=board.synth_opts,
+                            script_after_read=after_read,
                             script_after_synth="tee -q -o top.stat.json stat -json",
                             nextpnr_opts=" ".join(nextpnr_opts))
     plan.extract(out)

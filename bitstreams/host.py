@@ -44,7 +44,8 @@ from sw.options import add_folding
 
 __all__ = ["Transport", "SerialTransport", "BoardError", "DESCRIPTION_FILE", "SampleCodec",
            "find_descriptions", "codec_for", "frame_name", "BoardClient", "RunStats",
-           "run_samples", "check_board", "results_table", "BenchStats", "run_benchmark",
+           "run_samples", "check_board", "results_table", "BenchStats", "BenchCapacityError",
+           "run_benchmark",
            "check_benchmark", "benchmark_table", "Run"]
 
 
@@ -68,6 +69,11 @@ _CLOCK_SLACK = 1e-6
 
 class BoardError(RuntimeError):
     """The board answered something unusable, or nothing."""
+
+
+class BenchCapacityError(BoardError):
+    """``--benchmark N`` asks for more samples than the board's store holds (a usage error:
+    exit status 2)."""
 
 
 class SerialTransport:
@@ -614,9 +620,10 @@ async def run_benchmark(client: BoardClient, codec: SampleCodec, info: P.DeviceI
     x = np.asarray(x)
     n = len(x)
     if not 1 <= n <= info.bench_capacity:
-        raise BoardError(f"the board's benchmark store holds {info.bench_capacity} samples, "
-                         f"not {n}" if info.bench_capacity else
-                         "the board has no benchmark store (built without one)")
+        raise BenchCapacityError(
+            f"--benchmark {n}: the board's store holds {info.bench_capacity} samples of "
+            f"{info.sample_bytes} bytes" if info.bench_capacity else
+            f"--benchmark {n}: the board has no benchmark store (built without one)")
     payloads = [codec.pack(x[i]) for i in range(n)]
     await client.reset()
     run_s = n * codec.description.latency_bound / info.clock_hz
@@ -826,18 +833,21 @@ class Run:
             x, y = x[:args.limit], y[:args.limit]
         if args.benchmark is not None:
             if args.benchmark > len(x):
-                print(f"error: --benchmark {args.benchmark}: the {args.dataset}/{args.split} "
-                      f"split has {len(x)} samples", file=sys.stderr)
+                cut = "" if args.limit is None else f", --limit {args.limit}"
+                plural = "s" * (len(x) != 1)
+                print(f"error: --benchmark {args.benchmark}: only {len(x)} sample{plural} to "
+                      f"run ({args.dataset}/{args.split}{cut})", file=sys.stderr)
                 return 2
             x, y = x[:args.benchmark], y[:args.benchmark]
         if args.sim and args.benchmark is not None:
             from bitstreams.simboard import SimBoardError, simulate_benchmark
 
             try:
-                info, stats, codec, note = simulate_benchmark(args, artifact, x)
+                info, fields, build, note = simulate_benchmark(args, artifact, x)
             except SimBoardError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return exc.status
+            stats, codec = BenchStats(**fields), SampleCodec.load(build)
             check_benchmark(stats, artifact, x, codec)
             print(f"board benchmark: {artifact.summary()} on {args.dataset}/{args.split}")
             print(note)
@@ -885,7 +895,7 @@ class Run:
             info, stats = asyncio.run(session())
         except BoardError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, BenchCapacityError) else 1
         finally:
             transport.close()
         if args.benchmark is not None:

@@ -44,7 +44,7 @@ from sw.fixedpoint import ceil_div, ceil_log2
 
 __all__ = ["HostLink", "FrameParser", "AnswerQueue", "SampleFeeder", "FrameSerializer",
            "FrameCRC", "ANSWER_KINDS", "ANSWER_LAYOUT", "CRC_IMPLEMENTATION", "crc16_step",
-           "bench_capacity"]
+           "bench_capacity", "BENCH_STORE_NO_INIT"]
 
 
 def _crc_matrix():
@@ -130,6 +130,13 @@ class FrameCRC(wiring.Component):
             m.d.comb += self.crc.eq(value)
         m.d.comb += self.ok.eq(self.crc == 0)
         return m
+
+
+#: Yosys command for a build whose benchmark store is SPRAM (``ram_style`` ``"huge"``):
+#: Amaranth gives every memory an initial value (zeros here), the UP5K's SPRAM has none, and
+#: Yosys maps no memory with an initial value onto it; the store is never read before it is
+#: written, so its initial value goes.
+BENCH_STORE_NO_INIT = r"delete t:$meminit_v2 r:MEMID=\bench_store %i"
 
 
 def bench_capacity(store_bytes: int, sample_bytes: int) -> int:
@@ -842,12 +849,12 @@ class HostLink(wiring.Component):
     Reset of the domain returns everything to idle.
 
     **Benchmark mode** (``info.bench_capacity`` samples, 0 for none): BENCH_STORE samples go
-    into a store (``2**ceil(log2(sample_bytes))`` bytes per sample, one memory with one
-    address, so that it maps onto single-port RAM such as the UP5K's SPRAM); BENCH_RUN feeds
-    them to the accelerator back to back, as INFER samples are fed, and hashes their results
-    instead of sending them. A counter counts the cycles from the run's start (the cycle after
-    the BENCH_RUN frame's verdict) to the cycle the last result is taken; then the BENCH
-    answer carries the count, the cycles and the CRC.
+    into a store (``2**ceil(log2(sample_bytes))`` bytes per sample, one memory of 16-bit words
+    with one address, so that it maps onto single-port RAM such as the UP5K's SPRAM);
+    BENCH_RUN feeds them to the accelerator back to back, as INFER samples are fed, and hashes
+    their results instead of sending them. A counter counts the cycles from the run's start
+    (the cycle after the BENCH_RUN frame's verdict) to the cycle the last result is taken; then
+    the BENCH answer carries the count, the cycles and the CRC.
 
     Parameters
     ----------
@@ -979,46 +986,63 @@ class HostLink(wiring.Component):
         count_w = capacity.bit_length() if capacity else 1
         stored = Signal(count_w)       # samples in the store
         fed = Signal(count_w)          # samples of the run fed so far
-        taken = Signal(count_w)        # results of the run taken so far
+        to_take = Signal(count_w)      # results of the run not yet taken
+        last_fed = Signal(count_w)     # the run's last sample's index (stored - 1)
         running = Signal()             # a run is on (until its BENCH answer is taken)
         counting = Signal()            # from the run's start to its last result's take
         cycles = Signal(32)
         bench_pending = Signal()
+        feed_more = Signal()           # a run has stored samples left to feed (fed != stored)
         bench_seq = Signal(8)
-        all_taken = Signal()
-        m.d.comb += all_taken.eq(taken == stored)
+        # Registered comparisons of the take count (to_take == 0, to_take == 1): they end the
+        # count in the cycle of a take, whose logic is deep already.
+        all_taken, last_take = Signal(), Signal()
         if capacity:
             attrs = {} if self._bench_style is None else {"ram_style": self._bench_style}
-            m.submodules.store = store = Memory(shape=8, depth=capacity << idx_w, init=[],
-                                                attrs=attrs)
-            st_wr = store.write_port()
+            # 16-bit words written a byte at a time (the UP5K's SPRAM is 16 bits wide, with
+            # write masks): a sample's bytes are whole words, as it takes 2**idx_w >= 2 bytes.
+            m.submodules.bench_store = store = Memory(shape=16, depth=capacity << (idx_w - 1),
+                                                init=[], attrs=attrs)
+            st_wr = store.write_port(granularity=8)
             st_rd = store.read_port(domain="sync")
             # One address for both ports (writes come only between runs, reads only during
             # one): single-port RAM.
-            st_addr = Signal(len(st_wr.addr))
+            st_addr = Signal(len(st_wr.addr) + 1)
+            st_half = Signal()  # the byte of the word being read, a cycle after its address
             m.d.comb += [st_addr.eq(Mux(running, Cat(feeder.read_addr, fed[:-1] if count_w > 1
                                                      else Const(0, 0)),
                                         Cat(parser.write_addr, stored[:-1] if count_w > 1
                                             else Const(0, 0)))),
-                         st_wr.addr.eq(st_addr), st_rd.addr.eq(st_addr),
-                         st_wr.data.eq(parser.write_data),
-                         st_wr.en.eq(parser.write_en & parser.write_bench)]
+                         st_wr.addr.eq(st_addr[1:]), st_rd.addr.eq(st_addr[1:]),
+                         st_wr.data.eq(Cat(parser.write_data, parser.write_data)),
+                         st_wr.en.eq(Mux(parser.write_en & parser.write_bench,
+                                         Mux(st_addr[0], 0b10, 0b01), 0))]
+            # No read in a write's cycle (the SPRAM's output holds then: Yosys's no_change).
+            m.d.comb += st_rd.en.eq(~st_wr.en.any())
+            m.d.sync += st_half.eq(st_addr[0])
         with m.If(soft_reset):
-            m.d.sync += [stored.eq(0), running.eq(0), counting.eq(0), bench_pending.eq(0)]
+            m.d.sync += [stored.eq(0), running.eq(0), counting.eq(0), bench_pending.eq(0),
+                         feed_more.eq(0)]
         with m.Else():
             with m.If(parser.bench_commit):
                 m.d.sync += stored.eq(stored + 1)
             with m.If(parser.bench_run):
                 m.d.sync += [running.eq(1), counting.eq(1), cycles.eq(0), fed.eq(0),
-                             taken.eq(0), bench_seq.eq(parser.seq)]
+                             to_take.eq(stored), last_fed.eq(stored - 1),
+                             bench_seq.eq(parser.seq), feed_more.eq(stored != 0),
+                             all_taken.eq(stored == 0), last_take.eq(stored == 1)]
+            # A register, not a comparison on the feeder's path: the count's compare would
+            # sit in front of the feeder's handshake and the tag FIFO's enables (and no adder
+            # before the compare: last_fed).
             with m.If(running & feeder.release):
-                m.d.sync += fed.eq(fed + 1)
+                m.d.sync += [fed.eq(fed + 1), feed_more.eq(fed != last_fed)]
             with m.If(running & serializer.tag_take):
-                m.d.sync += taken.eq(taken + 1)
+                m.d.sync += [to_take.eq(to_take - 1), all_taken.eq(last_take),
+                             last_take.eq(to_take == 2)]
             with m.If(counting):
                 m.d.sync += cycles.eq(cycles + 1)
             # The count stops with the last take (a run of no samples counts one cycle).
-            with m.If(counting & (all_taken | (taken + 1 == stored) & serializer.tag_take)):
+            with m.If(counting & (all_taken | last_take & serializer.tag_take)):
                 m.d.sync += counting.eq(0)
             with m.If(running & ~counting & ~serializer.hashing & ~bench_pending):
                 m.d.sync += bench_pending.eq(1)
@@ -1050,12 +1074,12 @@ class HostLink(wiring.Component):
 
         # -- feeder: buffer to accelerator, each sample's SEQ into the tag FIFO ------------------
         # (during a run: the store's samples, in order, each tagged with its index)
-        m.d.comb += [feeder.slot_full.eq(Mux(running, counting & (fed != stored),
+        m.d.comb += [feeder.slot_full.eq(Mux(running, feed_more,
                                              full.bit_select(feed_ptr, 1))),
                      feeder.slot_seq.eq(Mux(running, fed, slot_seq[feed_ptr])),
                      rd.addr.eq(Cat(feeder.read_addr, feed_ptr)),
-                     feeder.read_data.eq(Mux(running, st_rd.data, rd.data) if capacity
-                                         else rd.data),
+                     feeder.read_data.eq(Mux(running, st_rd.data.word_select(st_half, 8),
+                                             rd.data) if capacity else rd.data),
                      feeder.tag_ready.eq(tags.w_rdy), tags.w_en.eq(feeder.tag_valid),
                      tags.w_data.eq(feeder.tag), feeder.reset.eq(soft_reset),
                      self.busy.eq(tags.r_rdy)]

@@ -390,7 +390,7 @@ class BenchResult:
 
         0..1   u16   samples run
         2..5   u32   cycles counted: from the cycle the run starts to the cycle the last
-                     result is taken (:func:`bitstreams.link.bench_fill_cycles` says how much
+                     result is taken (:attr:`bitstreams.host.BenchStats.fill_cycles` says how much
                      of that is not the samples' own period)
         6..7   u16   CRC-16 (this protocol's) of the samples' RESULT payloads, concatenated in
                      order (:func:`results_crc`)

@@ -165,7 +165,7 @@ def simulate_run(artifact, artifact_dir, x, *, board="icebreaker", folding=None,
     _poll(progress_file, shown, progress)
     data = json.loads(results.read_text())
     if "error" in data:
-        raise SimBoardError(data["error"], 1)
+        raise SimBoardError(data["error"], data.get("status", 1))
     info = DeviceInfo.from_bytes(bytes.fromhex(data["info"]))
     if testcase == "benchmark":
         return info, data
@@ -204,11 +204,11 @@ def note(info: DeviceInfo, board, simulator: str) -> str:
 
 def simulate_benchmark(args, artifact, x):
     """``bitspike run --sim --benchmark N``: the on-chip benchmark on the simulated board
-    top; returns ``(info, BenchStats, codec, note)`` (the CRCs not yet compared), or raises
-    :class:`SimBoardError` (one line)."""
+    top; returns ``(info, fields, build, note)``: the fields of a
+    :class:`bitstreams.host.BenchStats` (the CRCs not yet compared) and the simulation's
+    folder (its ``accelerator.json``), or raises :class:`SimBoardError` (one line)."""
     from tqdm import tqdm
 
-    from bitstreams.host import BenchStats, SampleCodec
     from bitstreams.protocol import BenchResult
     from sim.runner import SimulationError, default_simulator
     from sw.folding import Folding
@@ -229,12 +229,11 @@ def simulate_benchmark(args, artifact, x):
     except (ValueError, SimulationError) as exc:
         raise SimBoardError(str(exc), 2) from None
     build = Path(args.build or SIM_BUILD_ROOT / f"{board.name}-{simulator}")
-    codec = SampleCodec.load(build)
-    stats = BenchStats(samples=data["samples"],
-                       first=BenchResult.from_bytes(bytes.fromhex(data["first"])),
-                       full=BenchResult.from_bytes(bytes.fromhex(data["full"])),
-                       store_seconds=data["store_seconds"])
-    return info, stats, codec, note(info, board, simulator)
+    fields = dict(samples=data["samples"],
+                  first=BenchResult.from_bytes(bytes.fromhex(data["first"])),
+                  full=BenchResult.from_bytes(bytes.fromhex(data["full"])),
+                  store_seconds=data["store_seconds"])
+    return info, fields, build, note(info, board, simulator)
 
 
 def simulate_command(args, artifact, x):

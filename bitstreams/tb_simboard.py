@@ -17,7 +17,7 @@ import time
 
 import cocotb
 
-from bitstreams.host import BoardError, run_benchmark, run_samples
+from bitstreams.host import BenchCapacityError, BoardError, run_benchmark, run_samples
 from bitstreams.tb_board import BoardTB
 from sw.atomic import atomic_write_json, atomic_write_text
 
@@ -68,7 +68,9 @@ async def benchmark(dut):
         info, codec = await tb.open()
         stats = await run_benchmark(tb.client, codec, info, tb.x, progress=progress)
     except BoardError as exc:
-        atomic_write_json(tb.params["results"], {"error": str(exc)})
+        atomic_write_json(tb.params["results"],
+                          {"error": str(exc), "status": 2 if isinstance(exc, BenchCapacityError)
+                           else 1})
         return
     atomic_write_json(tb.params["results"], {
         "info": info.to_bytes().hex(), "samples": stats.samples,

@@ -155,7 +155,7 @@ class ReadoutUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the operation completing the last group to the result on ``o``:
-        gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels, running argmax
+        gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels, running argmax (2)
         (:func:`hw.timing.readout_latency`)."""
         return timing.readout_latency(self._pe)
 
@@ -266,20 +266,34 @@ class ReadoutUnit(wiring.Component):
 
         # The group's scores go into the result registers when its argmax is known, so a
         # sample's result is complete and unchanged in the cycle ``o`` carries it.
-        lanes_late = delay(m, score, level, "lane_scores")
+        # (In the cycle of the running argmax's update, one after the tree: a next sample's
+        # first group may follow at once.)
+        lanes_late = delay(m, score, level + 1, "lane_scores")
+        write = delay(m, valid, 1, "scores_write")
+        write_group = delay(m, group, 1, "scores_group")
         scores = Signal(self.o_layout["scores"].shape, name="scores")
-        with m.If(valid):
+        with m.If(write):
             for j in range(self._classes):
-                with m.If(group == j // pe):
+                with m.If(write_group == j // pe):
                     m.d.sync += scores[j].eq(lanes_late[j % pe])
 
-        # Stage 6: the running best over the groups; the result after the last group.
+        # Stage 6: the running best over the groups, in two cycles, so that the comparison
+        # ends in one register (``take``) and not in the enables of the best's: the group's
+        # best is compared with the best so far (including the previous cycle's candidate,
+        # when it was taken), then written. The result after the last group.
         best = Signal(signed(ws), name="best_score")
         best_index = Signal(index_shape, name="best_index")
+        cand = Signal(signed(ws), name="candidate_score")
+        cand_index = Signal(index_shape, name="candidate_index")
+        take = Signal(name="take")
+        last = Signal(name="last_group")
         done = Signal(name="done")
-        m.d.sync += done.eq(valid & (group == self._groups - 1))
-        with m.If(valid & ((group == 0) | _greater(m, group_best, best, "running"))):
-            m.d.sync += [best.eq(group_best), best_index.eq(group_index)]
+        so_far = Mux(take, cand, best)
+        m.d.sync += [cand.eq(group_best), cand_index.eq(group_index),
+                     take.eq(valid & ((group == 0) | _greater(m, group_best, so_far, "running"))),
+                     last.eq(valid & (group == self._groups - 1)), done.eq(last)]
+        with m.If(take):
+            m.d.sync += [best.eq(cand), best_index.eq(cand_index)]
         m.d.comb += [self.o.valid.eq(done), self.o.payload.prediction.eq(best_index),
                      self.o.payload.scores.eq(scores)]
         return m

@@ -106,8 +106,9 @@ def lif_latency(step_gain) -> int:
 
 def readout_latency(pe: int) -> int:
     """:class:`hw.readout.ReadoutUnit`: from the operation completing the last group to the
-    result, gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels and the running argmax."""
-    return 5 + fx.ceil_log2(pe)
+    result, gain, sum, A·S, +C, ``ceil_log2(pe)`` argmax tree levels and the running argmax
+    (two cycles: its comparison, then the best's update)."""
+    return 6 + fx.ceil_log2(pe)
 
 
 #: A LIF stage registers the synapse array's sums for one cycle while its parameter ROM is read

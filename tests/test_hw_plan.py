@@ -179,7 +179,7 @@ def test_stage_latency_is_the_sum_of_the_block_formulas(digits):
     """An independent statement of the sums (the formulas as they stood before hw.timing):
     buffer read 3 (memory, word register, chunk register), synapse array popcount + 2, then a
     LIF stage's parameter read 1 and its LIF unit 3 (4 with gains), or the readout unit
-    5 + ceil_log2(PE); a multi-bit LIF layer adds its last group's T-step replay less the idle
+    6 + ceil_log2(PE); a multi-bit LIF layer adds its last group's T-step replay less the idle
     tail of the group's period."""
     fc, out = digits.layers
     for f in (LayerFolding(64, 8), LayerFolding(16, 4), LayerFolding(1, 128)):
@@ -187,7 +187,7 @@ def test_stage_latency_is_the_sum_of_the_block_formulas(digits):
         idle = max(ops, 4) - ops
         assert stage_latency(fc, f, 3) == 3 + 5 + 1 + 4 + 3 - idle
     for pe, levels in ((1, 0), (2, 1), (3, 2), (10, 4)):
-        assert stage_latency(out, LayerFolding(8, pe), 2) == 3 + 4 + 5 + levels
+        assert stage_latency(out, LayerFolding(8, pe), 2) == 3 + 4 + 6 + levels
     gains = random_artifact(4, sizes=[10, 7, 5], time_steps=3, input_kind="spike",
                             step_gain=True)
     assert gains.layers[0].step_gain != (1, 1, 1)

@@ -168,7 +168,7 @@ def test_readout_rom_words_are_the_layout_the_unit_reads(classes, pe, seed):
         del dut
 
 
-@pytest.mark.parametrize("pe,latency", [(1, 5), (2, 6), (3, 7), (4, 7), (5, 8), (9, 9)])
+@pytest.mark.parametrize("pe,latency", [(1, 6), (2, 7), (3, 8), (4, 8), (5, 9), (9, 10)])
 def test_readout_latency_grows_with_the_argmax_tree(pe, latency):
     with unused_ok():
         dut = ReadoutUnit(pe, classes=9, step_gain=(1,), current_width=4, sum_width=4,

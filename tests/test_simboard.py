@@ -86,13 +86,55 @@ def test_run_sim_builds_the_folding_asked_for(request, seed, capsys):
     assert lines["link errors"] == "none (retries 0, bad frames 0, late answers 0)", out
 
 
+def test_run_sim_benchmark_hashes_every_result_at_the_bound(request, seed, capsys,
+                                                             monkeypatch):
+    # The on-chip benchmark on the simulated iCEBreaker top: 5 samples stored, run alone
+    # (the first) and back to back; the board's CRC over the results equals the golden
+    # model's, and the steady period is the one the link and the accelerator allow.
+    require_simulator("icarus")
+    build = build_dir_for(request)
+    _small_artifact(build, seed)
+    rc = _sim(build, "--simulator", "icarus", "--benchmark", "5")
+    out, err = capsys.readouterr()
+    assert rc == 0, (out, err[-3000:])
+    lines = {line[:28].strip(): line[28:].strip() for line in out.splitlines()}
+    assert lines["benchmark samples"].startswith("5 (run from the board's store"), out
+    crc = lines["results CRC"].split()
+    assert crc[1] == "=" and crc[0] == crc[4], out
+    assert lines["samples counted"] == "5 (first run: 1)", out
+    steady = lines["steady state"]
+    assert steady.endswith("ratio 1.000"), out
+    assert float(steady.split()[0].replace(",", "")) == float(steady.split()[3]), out
+    assert "5/5" in err  # the store's progress bar reached the end
+
+    # A test of the test: one golden score changed, so the board's CRC must now disagree
+    # with the golden model's (exit status 1).
+    run = GoldenModel.run
+
+    def altered(self, x, *args, **kwargs):
+        result = run(self, x, *args, **kwargs)
+        result.scores[3, 0] += 1
+        return result
+
+    monkeypatch.setattr(GoldenModel, "run", altered)
+    rc = _sim(build, "--simulator", "icarus", "--benchmark", "5")
+    out, err = capsys.readouterr()
+    assert rc == 1, (out, err[-3000:])
+    lines = {line[:28].strip(): line[28:].strip() for line in out.splitlines()}
+    assert lines["results CRC"].split()[1] == "!=", out
+    assert " = " in lines["results CRC"].split("first sample alone")[1], out  # sample 0 agrees
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--sim", "--board", "nosuch"],
      "error: board must be one of icebreaker, ulx3s-85f, not 'nosuch'"),
     (["--sim", "--folding", "7x3,4x1,2x2"], "error: folding gives 3 layers, the artifact has 2"),
     (["--port", "/dev/null", "--folding", "8x3,4x1"],
      "error: --folding is for --sim (a board reports its own folding)"),
-], ids=["board", "folding", "folding-without-sim"])
+    (["--sim", "--benchmark", "0"], "error: --benchmark must be at least 1, not 0"),
+    (["--sim", "--benchmark", "2"],
+     "error: --benchmark 2: only 1 sample to run (digits/test, --limit 1)"),
+], ids=["board", "folding", "folding-without-sim", "benchmark-0", "benchmark-past-split"])
 def test_run_sim_errors_are_one_line(tmp_path, seed, capsys, extra, message):
     write_artifact(random_artifact(seed, sizes=[64, 4, 10], time_steps=2,
                                    input_kind="multibit", input_bits=5), tmp_path / "art")
