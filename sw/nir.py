@@ -36,6 +36,7 @@ channel, a pool followed by a threshold that makes it an OR. Anything else is re
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,8 +331,6 @@ def graph_from_dict(data: dict, source):
     """The graph of :func:`read_graph_dict`'s dict, built as ``nir.read`` builds it (without
     its type check: the mapping checks every shape itself and names the node); a failure as a
     :class:`NIRError` naming ``source`` (the file) and the first node nir cannot build."""
-    import copy
-
     nir = _nir()
     try:
         if "type_check" in data:

@@ -111,7 +111,7 @@ def make_checkpoint(graph: dict, *, source, time_steps=None, input_kind=None, in
 
 
 def write_checkpoint(ckpt: dict, path) -> Path:
-    """``torch.save`` of ``ckpt`` (its graph :func:`encode`\ d) through a temporary sibling
+    """``torch.save`` of ``ckpt`` (its graph encoded, :func:`encode`) through a temporary sibling
     renamed into place (nothing half-written)."""
     import torch
 
@@ -125,8 +125,8 @@ def write_checkpoint(ckpt: dict, path) -> Path:
 
 def from_file(ckpt: dict, path) -> dict:
     """``ckpt`` as :func:`make_checkpoint` made it, from the dict ``torch.load`` read from
-    ``path`` (tagged :data:`FORMAT`): its version and fields checked, its graph
-    :func:`decode`\ d; a problem as a :class:`~sw.train.loop.CheckpointError` naming the file
+    ``path`` (tagged :data:`FORMAT`): its version and fields checked, its graph decoded
+    (:func:`decode`); a problem as a :class:`~sw.train.loop.CheckpointError` naming the file
     and the field."""
     from sw.train.loop import CheckpointError
 
