@@ -9,6 +9,7 @@ import os
 import nir
 import numpy as np
 import pytest
+from nir_check import files, import_both_ways
 
 from bitspike import cli
 from sw import geometry
@@ -30,10 +31,6 @@ from sw.nir import (
 from sw.randnet import random_artifact, random_conv_artifact, random_inputs
 
 
-def _files(path) -> dict:
-    return {name: (path / name).read_bytes() for name in sorted(os.listdir(path))}
-
-
 def _unit_ok(a) -> bool:
     return all((layer.threshold >= 1).all() for layer in a.lif_layers
                if not isinstance(layer, PoolLayer))
@@ -50,21 +47,8 @@ def test_round_trip_is_byte_identical(tmp_path, seed):
         write_artifact(a, tmp_path / f"a{i}")
         assert cli.main(["nir", "export", str(tmp_path / f"a{i}"), "-o",
                          str(tmp_path / f"m{i}.nir")] + (["--unit-threshold"] if unit else [])) == 0
-        _import_both_ways(tmp_path / f"m{i}.nir", tmp_path / f"b{i}")
-        assert _files(tmp_path / f"a{i}") == _files(tmp_path / f"b{i}"), (i, a.summary())
-
-
-def _import_both_ways(graph, out, options=()):
-    """``bitspike nir import GRAPH -o OUT --export``, and ``nir import`` into a checkpoint that
-    ``bitspike export`` folds: the two artifacts are the same, byte for byte (OUT holds it)."""
-    options = [str(v) for v in options]
-    ckpt = out.with_name(out.name + ".pt")
-    assert cli.main(["nir", "import", str(graph), "-o", str(ckpt), *options]) == 0
-    assert ckpt.is_file()
-    assert cli.main(["export", str(ckpt), "-o", str(out.with_name(out.name + "-ckpt"))]) == 0
-    assert cli.main(["nir", "import", str(graph), "-o", str(out), "--export", *options]) == 0
-    assert _files(out) == _files(out.with_name(out.name + "-ckpt")), graph
-    return out
+        import_both_ways(tmp_path / f"m{i}.nir", tmp_path / f"b{i}")
+        assert files(tmp_path / f"a{i}") == files(tmp_path / f"b{i}"), (i, a.summary())
 
 
 def _euler(graph, x, T):
@@ -354,7 +338,7 @@ def test_binarize_reports_the_accuracy_change_and_never_claims_exactness(tmp_pat
     assert "mapping   APPROXIMATE" in capsys.readouterr().out
     assert cli.main(["export", str(tmp_path / "b.pt"), "-o", str(tmp_path / "c")]) == 0
     assert "mapping   APPROXIMATE" in capsys.readouterr().out
-    assert _files(tmp_path / "b") == _files(tmp_path / "c")
+    assert files(tmp_path / "b") == files(tmp_path / "c")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,8 +374,8 @@ def test_conv_round_trip_is_byte_identical(tmp_path, seed):
         assert cli.main(["nir", "export", str(tmp_path / f"a{i}"), "-o",
                          str(tmp_path / f"m{i}.nir"), "--pool", pool]
                         + (["--unit-threshold"] if unit else [])) == 0
-        _import_both_ways(tmp_path / f"m{i}.nir", tmp_path / f"b{i}")
-        assert _files(tmp_path / f"a{i}") == _files(tmp_path / f"b{i}"), (i, a.summary())
+        import_both_ways(tmp_path / f"m{i}.nir", tmp_path / f"b{i}")
+        assert files(tmp_path / f"a{i}") == files(tmp_path / f"b{i}"), (i, a.summary())
 
 
 def test_conv_export_equations_match_golden_without_leak(seed):
@@ -720,11 +704,11 @@ def test_foreign_graph_checkpoint_folds_into_the_import_artifact(tmp_path, seed)
                          "--dt", DT], dict(input_kind="multibit", input_bits=3, dt=DT))]
     for i, (g, options, kw) in enumerate(cases):
         write_graph(g, tmp_path / f"g{i}.nir")
-        out = _import_both_ways(tmp_path / f"g{i}.nir", tmp_path / f"a{i}", options)
+        out = import_both_ways(tmp_path / f"g{i}.nir", tmp_path / f"a{i}", options)
         a, _ = graph_to_artifact(read_graph(tmp_path / f"g{i}.nir"),
                                  time_steps=int(options[1]), **kw)
         write_artifact(a, tmp_path / f"direct{i}")
-        assert _files(out) == _files(tmp_path / f"direct{i}"), (i, a.summary())
+        assert files(out) == files(tmp_path / f"direct{i}"), (i, a.summary())
     # and bitspike nir export of the checkpoint is the export of its artifact
     assert cli.main(["nir", "export", str(tmp_path / "a0.pt"), "-o", str(tmp_path / "c.nir")]) == 0
     assert cli.main(["nir", "export", str(tmp_path / "a0"), "-o", str(tmp_path / "d.nir")]) == 0
