@@ -1,7 +1,9 @@
 """``bitspike nir export | import``: NIR graphs to and from bitspike artifacts (docs/nir.md).
 
-Needs the optional ``nir`` package (``pip install 'bitspike[interop]'``); exporting a training
-checkpoint (not an artifact) needs torch too. Every refusal is one line, exit status 2.
+``import`` writes a checkpoint (:mod:`sw.nir_checkpoint`) that ``bitspike export`` folds into
+an artifact, or with ``--export`` that artifact at once. Needs the optional ``nir`` package
+(``pip install 'bitspike[interop]'``); a checkpoint (writing one, or exporting one) needs torch
+too. Every refusal is one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class Nir:
                                           "a NIR graph (HDF5)",
                            formatter_class=p.formatter_class)
         e.add_argument("source", help="artifact directory (holding manifest.json), or a "
-                                      "training checkpoint.pt / run directory")
+                                      "training checkpoint.pt / run directory, or a "
+                                      "'bitspike nir import' checkpoint")
         e.add_argument("-o", "--out", required=True, help="NIR file to write (model.nir)")
         e.add_argument("--dt", type=float, default=None,
                        help="time step of the discretisation the graph's time constants "
@@ -39,11 +42,17 @@ class Nir:
                             "0: SumPool2d (Norse imports it) or AvgPool2d (snnTorch does)")
         e.add_argument("--force", action="store_true", help="replace an existing file")
         i = sub.add_parser("import", help="map a NIR graph (Affine/Linear, Conv2d, SumPool2d or "
-                                          "AvgPool2d + threshold, Flatten, LIF/IF) to an "
-                                          "artifact",
+                                          "AvgPool2d + threshold, Flatten, LIF/IF) to a "
+                                          "checkpoint that 'bitspike export' folds into an "
+                                          "artifact (--export: the artifact at once)",
                            formatter_class=p.formatter_class)
         i.add_argument("graph", help="NIR file (HDF5) to read")
-        i.add_argument("-o", "--out", required=True, help="artifact directory to write")
+        i.add_argument("-o", "--out", required=True,
+                       help="checkpoint file to write (model.pt; 'bitspike export model.pt -o "
+                            "ARTIFACT' folds it), or with --export the artifact directory")
+        i.add_argument("--export", action="store_true",
+                       help="write the artifact the checkpoint folds into, not the checkpoint "
+                            "(the same artifact, byte for byte)")
         i.add_argument("--time-steps", type=int_in(1, 1024), default=None, metavar="T",
                        help="time steps per sample; NIR does not record them (default: the "
                             "value a bitspike-written graph records)")
@@ -62,7 +71,8 @@ class Nir:
                             "and the binarized artifact's accuracy (default: none)")
         i.add_argument("--limit", type=int_in(1), default=None,
                        help="use the first LIMIT samples of --dataset (default: all)")
-        i.add_argument("--force", action="store_true", help="replace an existing artifact")
+        i.add_argument("--force", action="store_true",
+                       help="replace an existing checkpoint (artifact)")
 
     @staticmethod
     def run(args):
@@ -81,7 +91,7 @@ class Nir:
 
 def _export(args) -> int:
     from sw.artifact import load_artifact
-    from sw.nir import DT, artifact_to_graph, write_graph
+    from sw.nir import DT, NIRError, artifact_to_graph, write_graph
 
     check_output_dir(Path(args.out).parent)
     if Path(args.out).exists() and not args.force:
@@ -92,11 +102,18 @@ def _export(args) -> int:
     elif src.exists():
         try:
             from sw.export import ExportError, export
-            from sw.train.loop import CheckpointError
+            from sw.nir_checkpoint import FORMAT, fold
+            from sw.train.loop import CheckpointError, load_checkpoint
         except ImportError as exc:
             return _fail(f"{src}: exporting a checkpoint needs torch ({exc})")
         try:
-            artifact, _ = export(src, None)
+            ckpt = load_checkpoint(src, nir=True)
+            if ckpt["format"] == FORMAT:
+                artifact, _ = fold(ckpt)
+            else:
+                artifact, _ = export(src, None)
+        except NIRError:
+            raise
         except (ExportError, CheckpointError, ValueError) as exc:
             return _fail(f"{src}: {exc}")
     else:
@@ -116,35 +133,72 @@ def _export(args) -> int:
 
 def _import(args) -> int:
     from sw.artifact import write_artifact
-    from sw.nir import graph_to_artifact, read_graph
+    from sw.nir import graph_from_dict, read_graph_dict
 
     if args.binarize and not args.dataset:
         return _fail("--binarize needs --dataset: the accuracy change it causes is reported "
                      "there")
-    check_output_dir(args.out)
-    if Path(args.out).exists() and not args.force:
-        return _fail(f"{args.out} exists; pass --force to replace it")
-    graph = read_graph(args.graph)
-    artifact, report = graph_to_artifact(graph, time_steps=args.time_steps,
-                                         input_kind=args.input, input_bits=args.input_bits,
-                                         dt=args.dt, binarize=args.binarize)
+    out = Path(args.out)
+    if args.export:
+        check_output_dir(out)
+    else:
+        check_output_dir(out.parent)
+        if out.is_dir():
+            return _fail(f"{out} is a directory; the checkpoint is one file (e.g. "
+                         f"{out / 'checkpoint.pt'}), or pass --export to write an artifact")
+    if out.exists() and not args.force:
+        return _fail(f"{out} exists; pass --force to replace it")
+    if not args.export:
+        try:
+            import torch  # noqa: F401  (the checkpoint file's format)
+        except ImportError as exc:
+            return _fail(f"writing a checkpoint needs torch ({exc}): pip install "
+                         f"'bitspike[train]', or pass --export to write the artifact")
+    from sw.nir_checkpoint import fold, make_checkpoint, write_checkpoint
+
+    data = read_graph_dict(args.graph)
+    ckpt = make_checkpoint(data, source=args.graph, time_steps=args.time_steps,
+                           input_kind=args.input, input_bits=args.input_bits, dt=args.dt,
+                           binarize=args.binarize)
+    # the artifact of both outputs is the fold of this checkpoint: --export writes it, the
+    # checkpoint file folds into it again (bitspike export)
+    artifact, report = fold(ckpt)
     accuracy = None
     if args.dataset:
-        accuracy = _accuracies(graph, artifact, args)
-    write_artifact(artifact, args.out, overwrite=args.force)
+        accuracy = _accuracies(graph_from_dict(data, args.graph), artifact, args)
+    if args.export:
+        write_artifact(artifact, out, overwrite=args.force)
+    else:
+        ckpt["mapping"] = {"summary": artifact.summary(), "exact": report.exact,
+                           "frac_bits": list(report.frac_bits), "notes": list(report.notes)}
+        write_checkpoint(ckpt, out)
     origin = "a bitspike graph (integers from its metadata)" if report.from_bitspike else \
         "the graph's parameters"
-    print(f"wrote {args.out}: {artifact.summary()} from {origin}")
-    print(f"  mapping   {'exact' if report.exact else 'APPROXIMATE'}"
-          f" (fractional bits per layer: {report.frac_bits})")
-    for note in report.notes:
-        print(f"  note      {note}")
+    if args.export:
+        print_import(out, artifact, report, origin)
+    else:
+        print(f"wrote {out}: a NIR import checkpoint of {artifact.summary()} from {origin}; "
+              f"'bitspike export {out} -o ARTIFACT' folds it")
+        _print_mapping(report)
     if accuracy is not None:
         n, acc_float, acc_int = accuracy
         print(f"  accuracy  {args.dataset} test split ({n} samples): float graph "
               f"{100 * acc_float:.2f} %, bitspike artifact {100 * acc_int:.2f} % "
               f"(change {100 * (acc_int - acc_float):+.2f} points)")
     return 0
+
+
+def print_import(out, artifact, report, origin: str) -> None:
+    """The lines that say an import's artifact was written: what, from where, how exactly."""
+    print(f"wrote {out}: {artifact.summary()} from {origin}")
+    _print_mapping(report)
+
+
+def _print_mapping(report) -> None:
+    print(f"  mapping   {'exact' if report.exact else 'APPROXIMATE'}"
+          f" (fractional bits per layer: {report.frac_bits})")
+    for note in report.notes:
+        print(f"  note      {note}")
 
 
 def _accuracies(graph, artifact, args):

@@ -660,6 +660,7 @@ class Export:
 
     @staticmethod
     def run(args):
+        from sw import nir_checkpoint
         from sw.options import check_output_dir
         from sw.train.loop import CheckpointError, load_checkpoint
 
@@ -680,7 +681,9 @@ class Export:
             print(f"error: {args.out} exists; pass --force to replace it", file=sys.stderr)
             return 2
         try:
-            ckpt = load_checkpoint(args.checkpoint)
+            ckpt = load_checkpoint(args.checkpoint, nir=True)
+            if ckpt["format"] == nir_checkpoint.FORMAT:
+                return _export_nir_checkpoint(ckpt, args)
             missing = unfinished(ckpt)
         except (CheckpointError, ValueError, TypeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -704,3 +707,31 @@ class Export:
             return 2
         print(report.table())
         return 0
+
+
+#: the options of ``bitspike export`` that fold a training run, with their defaults: a NIR
+#: import checkpoint's mapping sets F, the scales and the gains itself (docs/nir.md)
+_TRAINING_OPTIONS = {"frac_bits": "auto", "agreement": 0.998, "spike_agreement": 0.999,
+                     "scale_bits": 8, "gain_bits": 4, "root": None}
+
+
+def _export_nir_checkpoint(ckpt, args) -> int:
+    """``bitspike export`` of the checkpoint ``bitspike nir import`` wrote: its graph folded by
+    the mapping (:func:`sw.nir_checkpoint.fold`), the same artifact ``nir import --export``
+    writes."""
+    from sw.artifact import write_artifact
+    from sw.cli_nir import print_import
+    from sw.nir_checkpoint import fold
+
+    for name, default in _TRAINING_OPTIONS.items():
+        if getattr(args, name) != default:
+            option = "--" + name.replace("_", "-")
+            print(f"error: {option}: {ckpt['path']} is a NIR import checkpoint, whose "
+                  f"mapping sets F, the scales and the gains itself (docs/nir.md); drop "
+                  f"{option}", file=sys.stderr)
+            return 2
+    artifact, report = fold(ckpt)
+    write_artifact(artifact, args.out, overwrite=args.force)
+    print_import(args.out, artifact, report,
+                 f"the NIR import checkpoint {ckpt['path']} (graph {ckpt['source']['path']})")
+    return 0

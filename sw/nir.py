@@ -36,6 +36,7 @@ channel, a pool followed by a threshold that makes it an OR. Anything else is re
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DT", "NIRError", "ImportReport", "GraphRun", "artifact_to_graph",
-           "graph_to_artifact", "write_graph", "read_graph", "run_graph", "simulate_graph"]
+           "graph_to_artifact", "write_graph", "read_graph", "read_graph_dict",
+           "graph_from_dict", "run_graph", "simulate_graph"]
 
 #: The time step of the discretisation (snnTorch's ``export_to_nir`` hard-codes 1e-4).
 DT = 1e-4
@@ -304,36 +306,56 @@ def write_graph(graph, path) -> Path:
 
 def read_graph(path):
     """``nir.read``, any failure of the file itself as a :class:`NIRError` naming it."""
-    nir = _nir()
+    return graph_from_dict(read_graph_dict(path), path)
+
+
+def read_graph_dict(path) -> dict:
+    """The graph in a NIR file as nir's plain dict (``nir.serialization.hdf2dict`` of its
+    ``node`` group: numpy arrays, scalars and strings), what ``nir.read`` builds the graph from;
+    a file that is missing or not HDF5 as a :class:`NIRError` naming it."""
+    _nir()
     path = Path(path)
     if not path.is_file():
         raise NIRError(f"{path}: no such file")
     try:
-        # no type check here: the mapping checks every shape itself and names the node
-        return nir.read(str(path), type_check=False)
-    except Exception as exc:  # h5py and nir raise many types on a malformed file
-        raise NIRError(f"{path}: not a readable NIR file ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})",
-                       node=_unreadable_node(path)) from None
-
-
-def _unreadable_node(path) -> str | None:
-    """The first top-level node of a NIR file that nir cannot build on its own (a Conv2d whose
-    weight is not 4-d makes ``nir.read`` fail inside the node's constructor), or None."""
-    try:
         import h5py
         from nir.serialization import hdf2dict
 
-        nir = _nir()
         with h5py.File(path, "r") as f:
-            nodes = f["node"]["nodes"]
-            for name in nodes:
-                try:
-                    nir.dict2NIRNode(hdf2dict(nodes[name]))
-                except Exception:
-                    return str(name)
-    except Exception:
-        return None
+            return hdf2dict(f["node"])
+    except Exception as exc:  # h5py raises many types on a malformed file
+        raise NIRError(f"{path}: not a readable NIR file ({_first_line(exc)})") from None
+
+
+def graph_from_dict(data: dict, source):
+    """The graph of :func:`read_graph_dict`'s dict, built as ``nir.read`` builds it (without
+    its type check: the mapping checks every shape itself and names the node); a failure as a
+    :class:`NIRError` naming ``source`` (the file) and the first node nir cannot build."""
+    nir = _nir()
+    try:
+        if "type_check" in data:
+            raise ValueError("the graph holds a 'type_check' key, which nir.read refuses")
+        # a deep copy: nir's from_dict rewrites the node dicts it is given
+        return nir.dict2NIRNode({**copy.deepcopy(data), "type_check": False})
+    except Exception as exc:  # nir raises many types on a malformed graph
+        raise NIRError(f"{source}: not a readable NIR file ({_first_line(exc)})",
+                       node=_unbuildable_node(data)) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
+
+
+def _unbuildable_node(data) -> str | None:
+    """The first top-level node of a graph dict that nir cannot build on its own (a Conv2d
+    whose weight is not 4-d makes ``nir.read`` fail inside the node's constructor), or None."""
+    nir = _nir()
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
+        try:
+            nir.dict2NIRNode(copy.deepcopy(node))
+        except Exception:
+            return str(name)
     return None
 
 

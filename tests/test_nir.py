@@ -9,6 +9,7 @@ import os
 import nir
 import numpy as np
 import pytest
+from nir_check import files, import_both_ways
 
 from bitspike import cli
 from sw import geometry
@@ -22,15 +23,12 @@ from sw.nir import (
     artifact_to_graph,
     graph_to_artifact,
     read_graph,
+    read_graph_dict,
     run_graph,
     simulate_graph,
     write_graph,
 )
 from sw.randnet import random_artifact, random_conv_artifact, random_inputs
-
-
-def _files(path) -> dict:
-    return {name: (path / name).read_bytes() for name in sorted(os.listdir(path))}
 
 
 def _unit_ok(a) -> bool:
@@ -49,9 +47,8 @@ def test_round_trip_is_byte_identical(tmp_path, seed):
         write_artifact(a, tmp_path / f"a{i}")
         assert cli.main(["nir", "export", str(tmp_path / f"a{i}"), "-o",
                          str(tmp_path / f"m{i}.nir")] + (["--unit-threshold"] if unit else [])) == 0
-        assert cli.main(["nir", "import", str(tmp_path / f"m{i}.nir"), "-o",
-                         str(tmp_path / f"b{i}")]) == 0
-        assert _files(tmp_path / f"a{i}") == _files(tmp_path / f"b{i}"), (i, a.summary())
+        import_both_ways(tmp_path / f"m{i}.nir", tmp_path / f"b{i}")
+        assert files(tmp_path / f"a{i}") == files(tmp_path / f"b{i}"), (i, a.summary())
 
 
 def _euler(graph, x, T):
@@ -239,13 +236,13 @@ def _refused_by_the_command(tmp_path, capsys, g, time_steps, node=None):
         nir.write(str(path), g)
     except Exception:
         return  # nir cannot even write this graph; the mapping's refusal is checked by the caller
-    capsys.readouterr()
-    assert cli.main(["nir", "import", str(path), "-o", str(tmp_path / "art"),
-                     "--time-steps", str(time_steps)]) == 2
-    err = capsys.readouterr().err
-    named = "node '" if node is None else f"node '{node}'"
-    assert err.count("\n") == 1 and err.startswith("error: ") and named in err, err
-    assert not (tmp_path / "art").exists() and os.listdir(tmp_path) == ["g.nir"]
+    for out in (["-o", str(tmp_path / "art"), "--export"], ["-o", str(tmp_path / "m.pt")]):
+        capsys.readouterr()
+        assert cli.main(["nir", "import", str(path), *out, "--time-steps", str(time_steps)]) == 2
+        err = capsys.readouterr().err
+        named = "node '" if node is None else f"node '{node}'"
+        assert err.count("\n") == 1 and err.startswith("error: ") and named in err, err
+        assert os.listdir(tmp_path) == ["g.nir"], out
 
 
 def test_truncated_file_and_missing_time_steps_are_refused(tmp_path, capsys):
@@ -253,14 +250,15 @@ def test_truncated_file_and_missing_time_steps_are_refused(tmp_path, capsys):
     nir.write(str(path), _graph())
     data = path.read_bytes()
     (tmp_path / "cut.nir").write_bytes(data[:len(data) // 2])
-    assert cli.main(["nir", "import", str(tmp_path / "cut.nir"), "-o", str(tmp_path / "a"),
-                     "--time-steps", "4"]) == 2
-    assert "not a readable NIR file" in capsys.readouterr().err
-    assert cli.main(["nir", "import", str(path), "-o", str(tmp_path / "a")]) == 2
-    assert "--time-steps" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists()
+    for export in ([], ["--export"]):
+        assert cli.main(["nir", "import", str(tmp_path / "cut.nir"), "-o", str(tmp_path / "a"),
+                         "--time-steps", "4", *export]) == 2
+        assert "not a readable NIR file" in capsys.readouterr().err
+        assert cli.main(["nir", "import", str(path), "-o", str(tmp_path / "a"), *export]) == 2
+        assert "--time-steps" in capsys.readouterr().err
+        assert not (tmp_path / "a").exists()
     assert cli.main(["nir", "import", str(path), "-o", str(tmp_path / "a"),
-                     "--time-steps", "4"]) == 0
+                     "--time-steps", "4", "--export"]) == 0
     assert load_artifact(tmp_path / "a").summary() == "3-2-2 T=4 input=spike"
 
 
@@ -321,7 +319,7 @@ def test_binarize_reports_the_accuracy_change_and_never_claims_exactness(tmp_pat
     path = tmp_path / "float.nir"
     write_graph(g, path)
     base = ["nir", "import", str(path), "-o", str(tmp_path / "b"), "--time-steps", "4",
-            "--input", "multibit", "--input-bits", "5"]
+            "--input", "multibit", "--input-bits", "5", "--export"]
     assert cli.main(base) == 2
     assert "--binarize" in capsys.readouterr().err
     assert cli.main(base + ["--binarize"]) == 2
@@ -334,6 +332,13 @@ def test_binarize_reports_the_accuracy_change_and_never_claims_exactness(tmp_pat
     x, y = dataset_inputs(b, "digits", "test")
     acc = np.mean(GoldenModel(b).run(x[:120]).predictions == y[:120])
     assert f"bitspike artifact {100 * acc:.2f} %" in out and "(120 samples)" in out, out
+    # the checkpoint records --binarize: it folds into the same binarized artifact
+    assert cli.main(base[:-1] + ["-o", str(tmp_path / "b.pt"), "--binarize", "--dataset",
+                                 "digits", "--limit", "120"]) == 0
+    assert "mapping   APPROXIMATE" in capsys.readouterr().out
+    assert cli.main(["export", str(tmp_path / "b.pt"), "-o", str(tmp_path / "c")]) == 0
+    assert "mapping   APPROXIMATE" in capsys.readouterr().out
+    assert files(tmp_path / "b") == files(tmp_path / "c")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,9 +374,8 @@ def test_conv_round_trip_is_byte_identical(tmp_path, seed):
         assert cli.main(["nir", "export", str(tmp_path / f"a{i}"), "-o",
                          str(tmp_path / f"m{i}.nir"), "--pool", pool]
                         + (["--unit-threshold"] if unit else [])) == 0
-        assert cli.main(["nir", "import", str(tmp_path / f"m{i}.nir"), "-o",
-                         str(tmp_path / f"b{i}")]) == 0
-        assert _files(tmp_path / f"a{i}") == _files(tmp_path / f"b{i}"), (i, a.summary())
+        import_both_ways(tmp_path / f"m{i}.nir", tmp_path / f"b{i}")
+        assert files(tmp_path / f"a{i}") == files(tmp_path / f"b{i}"), (i, a.summary())
 
 
 def test_conv_export_equations_match_golden_without_leak(seed):
@@ -609,7 +613,7 @@ def test_binarize_a_float_conv_graph_reports_the_accuracy_change(tmp_path, capsy
     g.nodes["conv0"].weight = w * rng.uniform(0.5, 1.5, size=w.shape)
     write_graph(g, tmp_path / "f.nir")
     base = ["nir", "import", str(tmp_path / "f.nir"), "-o", str(tmp_path / "b"),
-            "--time-steps", "4", "--input", "multibit", "--input-bits", "5"]
+            "--time-steps", "4", "--input", "multibit", "--input-bits", "5", "--export"]
     assert cli.main(base) == 2
     err = capsys.readouterr().err
     assert "node 'conv0'" in err and "--binarize" in err, err
@@ -648,3 +652,137 @@ def test_flatten_of_the_input_map_gives_a_dense_artifact(seed):
     run = run_graph(g, x, T)
     assert np.array_equal(res.spikes[0].astype(bool), run.spikes["if"]), seed
     assert np.array_equal(np.rint(run.total).astype(np.int64), res.scores), seed
+
+
+# ---------------------------------------------------------------------------------------------
+# The import's checkpoint (sw.nir_checkpoint), which bitspike export folds
+# ---------------------------------------------------------------------------------------------
+
+def _same_value(a, b, where="graph"):
+    """``a`` and ``b`` equal, with the same types and dtypes, all the way down."""
+    assert type(a) is type(b), (where, type(a), type(b))
+    if isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            _same_value(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (np.ndarray, np.generic)):
+        assert a.dtype == b.dtype and np.shape(a) == np.shape(b), where
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
+    else:
+        assert a == b, where
+
+
+def test_checkpoint_gives_back_the_graph_exactly(tmp_path, seed):
+    """The file's graph dict (nir.read's input) comes back from the checkpoint file with every
+    value, type and dtype: float32 and float64 arrays, numpy scalars, the edges' strings."""
+    import torch
+
+    from sw.nir_checkpoint import decode, encode
+
+    rng = np.random.default_rng(seed)
+    g = _foreign_conv_graph(rng, "avg", "threshold")
+    g.nodes["conv1"].weight = g.nodes["conv1"].weight.astype(np.float32)
+    g.metadata = {"dt": np.float64(DT), "name": "x", "steps": np.int32(3)}
+    write_graph(g, tmp_path / "g.nir")
+    data = read_graph_dict(tmp_path / "g.nir")
+    torch.save(encode(data), tmp_path / "g.pt")
+    back = decode(torch.load(tmp_path / "g.pt", weights_only=True))
+    _same_value(data, back)
+    assert back["nodes"]["conv1"]["weight"].dtype == np.float32
+    assert isinstance(back["metadata"]["steps"], np.int32)
+
+
+def test_foreign_graph_checkpoint_folds_into_the_import_artifact(tmp_path, seed):
+    """Graphs from elsewhere with the mapping's options given (time steps, input kind and bits,
+    dt): the checkpoint folds into the artifact ``--export`` writes, and that is the mapping of
+    the graph ``nir.read`` gives (:func:`graph_to_artifact`)."""
+    rng = np.random.default_rng(seed)
+    pool, unit = [("sum", "if"), ("avg", "lif"), ("sum", "threshold")][int(rng.integers(3))]
+    cases = [(_foreign_conv_graph(rng, pool, unit), ["--time-steps", int(rng.integers(1, 9))],
+              dict()),
+             (_graph(), ["--time-steps", 4, "--input", "multibit", "--input-bits", 3,
+                         "--dt", DT], dict(input_kind="multibit", input_bits=3, dt=DT))]
+    for i, (g, options, kw) in enumerate(cases):
+        write_graph(g, tmp_path / f"g{i}.nir")
+        out = import_both_ways(tmp_path / f"g{i}.nir", tmp_path / f"a{i}", options)
+        a, _ = graph_to_artifact(read_graph(tmp_path / f"g{i}.nir"),
+                                 time_steps=int(options[1]), **kw)
+        write_artifact(a, tmp_path / f"direct{i}")
+        assert files(out) == files(tmp_path / f"direct{i}"), (i, a.summary())
+    # and bitspike nir export of the checkpoint is the export of its artifact
+    assert cli.main(["nir", "export", str(tmp_path / "a0.pt"), "-o", str(tmp_path / "c.nir")]) == 0
+    assert cli.main(["nir", "export", str(tmp_path / "a0"), "-o", str(tmp_path / "d.nir")]) == 0
+    _same_value(read_graph_dict(tmp_path / "c.nir"), read_graph_dict(tmp_path / "d.nir"))
+
+
+def _refused(capsys, args, *words):
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and all(w in err for w in words), \
+        err
+    return err
+
+
+def test_checkpoint_refusals(tmp_path, capsys):
+    """Each refusal is one line, exit 2, and writes nothing: an output that is a directory or
+    exists, options of a training export, a checkpoint with a bad field or version, one whose
+    graph no longer maps (naming the node); the readers of a training run refuse it."""
+    import torch
+
+    from sw.train.loop import CheckpointError, load_checkpoint
+
+    write_graph(_graph(), tmp_path / "g.nir")
+    graph = str(tmp_path / "g.nir")
+    ckpt = tmp_path / "m.pt"
+    (tmp_path / "d").mkdir()
+    _refused(capsys, ["nir", "import", graph, "-o", str(tmp_path / "d"), "--time-steps", "4"],
+             "is a directory", "--export")
+    assert cli.main(["nir", "import", graph, "-o", str(ckpt), "--time-steps", "4"]) == 0
+    before = ckpt.read_bytes()
+    _refused(capsys, ["nir", "import", graph, "-o", str(ckpt), "--time-steps", "2"], "exists",
+             "--force")
+    assert ckpt.read_bytes() == before
+    for option, value in (("--frac-bits", "3"), ("--scale-bits", "4"), ("--root", "x")):
+        _refused(capsys, ["export", str(ckpt), "-o", str(tmp_path / "a"), option, value],
+                 option, "NIR import checkpoint")
+    with pytest.raises(CheckpointError, match="a NIR import checkpoint .* 'bitspike export' "
+                                              "folds it"):
+        load_checkpoint(ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    for field, edit, words in (
+            ("import.time_steps", lambda s: s["import"].update(time_steps="4"),
+             ("field 'import.time_steps'", "'4'")),
+            ("import.dt", lambda s: s["import"].update(dt=-1.0), ("field 'import.dt'",)),
+            ("import", lambda s: s["import"].pop("binarize"), ("field 'import'",)),
+            ("version", lambda s: s.update(version=2), ("version 2",)),
+            ("weight", lambda s: s["graph"]["nodes"]["fc"].update(
+                weight=torch.tensor([[1., -0.5, 1], [2, 2, 2]], dtype=torch.float64)),
+             ("node 'fc'", "not ±c"))):
+        bad = {**state, "import": dict(state["import"]),
+               "graph": {**state["graph"], "nodes": {**state["graph"]["nodes"],
+                                                     "fc": dict(state["graph"]["nodes"]["fc"])}}}
+        edit(bad)
+        torch.save(bad, tmp_path / "bad.pt")
+        err = _refused(capsys, ["export", str(tmp_path / "bad.pt"), "-o", str(tmp_path / "a")],
+                       *words)
+        assert field.split(".")[-1] in err, (field, err)
+        _refused(capsys, ["nir", "export", str(tmp_path / "bad.pt"), "-o",
+                          str(tmp_path / "b.nir")], *words)
+    assert sorted(os.listdir(tmp_path)) == ["bad.pt", "d", "g.nir", "m.pt"]
+
+
+def test_a_node_nir_cannot_build_is_named(tmp_path, capsys, seed):
+    """A file whose LIF has parameters of different shapes: nir's own constructor fails
+    (``nir.read`` would raise); the refusal names that node (both outputs), and nothing is
+    written."""
+    import h5py
+
+    write_graph(_foreign_conv_graph(np.random.default_rng(seed)), tmp_path / "g.nir")
+    with h5py.File(tmp_path / "g.nir", "r+") as f:
+        del f["node/nodes/lif2/r"]
+        f["node/nodes/lif2/r"] = np.ones(3)
+    for out in (["-o", str(tmp_path / "a"), "--export"], ["-o", str(tmp_path / "m.pt")]):
+        _refused(capsys, ["nir", "import", str(tmp_path / "g.nir"), *out, "--time-steps", "2"],
+                 "node 'lif2'", "not a readable NIR file")
+    assert os.listdir(tmp_path) == ["g.nir"]

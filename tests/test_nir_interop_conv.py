@@ -150,7 +150,8 @@ def test_snntorch_conv_network_imports_exactly(tmp_path, seed, capsys):
                                   ignore_dims=[0])
         path = tmp_path / f"snn{i}.nir"
         nir.write(str(path), graph)
-        args = ["nir", "import", str(path), "-o", str(tmp_path / f"a{i}"), "--time-steps", str(T)]
+        args = ["nir", "import", str(path), "-o", str(tmp_path / f"a{i}"), "--time-steps", str(T),
+                "--export"]
         if multibit:
             args += ["--input", "multibit", "--input-bits", "4"]
         capsys.readouterr()
@@ -358,7 +359,8 @@ def measure(path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["nir", "export", str(src), "-o", f"{tmp}/m.nir"]) == 0
-            assert cli.main(["nir", "import", f"{tmp}/m.nir", "-o", f"{tmp}/back"]) == 0
+            assert cli.main(["nir", "import", f"{tmp}/m.nir", "-o", f"{tmp}/back",
+                             "--export"]) == 0
         same = sorted(p.name for p in src.iterdir()) == sorted(
             p.name for p in Path(tmp, "back").iterdir()) and all(
             p.read_bytes() == Path(tmp, "back", p.name).read_bytes() for p in src.iterdir())
@@ -407,7 +409,7 @@ def snntorch_digits_conv(out, seed: int) -> None:
                               ignore_dims=[0])
     nir.write(f"{out}.nir", graph)
     assert cli.main(["nir", "import", f"{out}.nir", "-o", str(out), "--time-steps", "4",
-                     "--input", "multibit", "--input-bits", "5", "--force"]) == 0
+                     "--input", "multibit", "--input-bits", "5", "--export", "--force"]) == 0
     a = load_artifact(out)
     x, y = dataset_inputs(a, "digits", "test")
     res = GoldenModel(a).run(x)

@@ -156,8 +156,15 @@ class _Dist:
 # checkpoints
 # ----------------------------------------------------------------------------------------------
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint (a file, or a run directory holding ``checkpoint.pt``)."""
+def load_checkpoint(path, *, nir: bool = False) -> dict:
+    """Read a checkpoint (a file, or a run directory holding ``checkpoint.pt``).
+
+    ``nir``: also accept the checkpoint ``bitspike nir import`` writes (format
+    :data:`sw.nir_checkpoint.FORMAT`, read by :func:`sw.nir_checkpoint.from_file`),
+    for the commands that fold one (``bitspike export``, ``bitspike nir export``); everywhere
+    else it is refused, saying so."""
+    from sw import nir_checkpoint
+
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -168,6 +175,13 @@ def load_checkpoint(path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == nir_checkpoint.FORMAT:
+        if not nir:
+            raise CheckpointError(f"{path}: a NIR import checkpoint (written by 'bitspike nir "
+                                  f"import'), not a training run; 'bitspike export' folds it "
+                                  f"into an artifact")
+        ckpt["path"] = str(path)
+        return nir_checkpoint.from_file(ckpt, path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a bitspike training checkpoint (format "
                               f"{ckpt.get('format') if isinstance(ckpt, dict) else None!r}, "

@@ -1,0 +1,31 @@
+"""The checks of ``bitspike nir import`` that the NIR tests share (tests/test_nir.py and the
+interop tests): an import both ways, through the checkpoint and with ``--export``, gives one
+artifact."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bitspike import cli
+
+
+def files(path) -> dict:
+    """``{name: bytes}`` of every file in the directory ``path`` (an artifact)."""
+    return {name: (Path(path) / name).read_bytes() for name in sorted(os.listdir(path))}
+
+
+def import_both_ways(graph, out, options=()) -> Path:
+    """``bitspike nir import GRAPH -o OUT --export``, and ``nir import`` into a checkpoint
+    (``OUT.pt``) that ``bitspike export`` folds (into ``OUT-ckpt``): the two artifacts are the
+    same, byte for byte. Returns OUT, which holds it."""
+    out = Path(out)
+    options = [str(v) for v in options]
+    ckpt = out.with_name(out.name + ".pt")
+    folded = out.with_name(out.name + "-ckpt")
+    assert cli.main(["nir", "import", str(graph), "-o", str(ckpt), *options]) == 0
+    assert ckpt.is_file(), ckpt
+    assert cli.main(["export", str(ckpt), "-o", str(folded)]) == 0
+    assert cli.main(["nir", "import", str(graph), "-o", str(out), "--export", *options]) == 0
+    assert files(out) == files(folded), graph
+    return out
