@@ -522,6 +522,9 @@ class SampleFeeder(wiring.Component):
         Byte index within the slot for the buffer's read port.
     read_data : In(8)
         The buffer's read data (one cycle after ``read_addr``).
+    read_next : Out(range of sample_bytes)
+        What ``read_addr`` will be in the next cycle (a memory with a registered output
+        addressed one cycle ahead gives its data with the same timing).
     tag_ready : In(1)
         The tag FIFO has room.
     tag_valid : Out(1)
@@ -548,7 +551,8 @@ class SampleFeeder(wiring.Component):
         self._idx_w = max(1, ceil_log2(sample_bytes))
         super().__init__({
             "slot_full": In(1), "slot_seq": In(8), "read_addr": Out(self._idx_w),
-            "read_data": In(8), "tag_ready": In(1), "tag_valid": Out(1), "tag": Out(8),
+            "read_data": In(8), "read_next": Out(self._idx_w), "tag_ready": In(1),
+            "tag_valid": Out(1), "tag": Out(8),
             "release": Out(1), "reset": In(1), "acc_i": Out(in_signature),
         })
 
@@ -557,12 +561,14 @@ class SampleFeeder(wiring.Component):
         beat_bytes = self._beat_bytes
         beat_reg = Signal(8 * beat_bytes)
         ridx = Signal(self._idx_w)
+        ridx_next = Signal(self._idx_w)
         lane = Signal(range(beat_bytes))
         lane_q = Signal(range(beat_bytes))
         load_q = Signal()
         beat = Signal(range(self._beats))
-        m.d.comb += [self.read_addr.eq(ridx),
+        m.d.comb += [self.read_addr.eq(ridx), ridx_next.eq(ridx), self.read_next.eq(ridx_next),
                      self.acc_i.payload.eq(beat_reg[:self._in_width])]
+        m.d.sync += ridx.eq(ridx_next)
         m.d.sync += load_q.eq(0)
         with m.If(load_q):
             with m.Switch(lane_q):
@@ -578,10 +584,12 @@ class SampleFeeder(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.slot_full & self.tag_ready & ~self.reset):
                     m.d.comb += [self.tag_valid.eq(1), self.tag.eq(self.slot_seq)]
-                    m.d.sync += [ridx.eq(0), lane.eq(0), beat.eq(0)]
+                    m.d.comb += ridx_next.eq(0)
+                    m.d.sync += [lane.eq(0), beat.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.sync += [lane_q.eq(lane), load_q.eq(1), ridx.eq(ridx + 1), lane.eq(lane + 1)]
+                m.d.comb += ridx_next.eq(ridx + 1)
+                m.d.sync += [lane_q.eq(lane), load_q.eq(1), lane.eq(lane + 1)]
                 with m.If(lane == beat_bytes - 1):
                     m.d.sync += lane.eq(0)
                     m.next = "LAST"
@@ -753,6 +761,12 @@ class FrameSerializer(wiring.Component):
         m.d.comb += at_last.eq(left == 0)
         empty = ~self.tx.valid
         pick = ss["IDLE"] & (have_reset | have_answer | have_bench | have_result)
+        # The result's take, registered: the same condition as the pick below (IDLE, a result
+        # waiting and nothing before it), computed from what the registers above and IDLE's
+        # will hold, so that ``result.ready`` leaves this block from one flip-flop.
+        idle_next, take_result = Signal(), Signal()
+        m.d.sync += take_result.eq(idle_next & ~self.reset_pending & ~self.answer.valid
+                                   & ~self.bench_pending & self.result.valid & self.tag_valid)
         # A result picked during a run is hashed, not framed.
         hash_pick = ss["IDLE"] & ~have_reset & ~have_answer & ~have_bench & have_result \
             & self.bench_on
@@ -761,8 +775,9 @@ class FrameSerializer(wiring.Component):
         m.d.comb += [self.hashing.eq(ss["HASH"]),
                      bench_crc.start.eq(self.bench_start), bench_crc.data.eq(payload[:8]),
                      bench_crc.valid.eq(hash_byte)]
+        m.d.comb += idle_next.eq(ss["IDLE"] & ~pick | ss["DONE"] & empty | hash_byte & at_last)
         m.d.sync += [
-            ss["IDLE"].eq(ss["IDLE"] & ~pick | ss["DONE"] & empty | hash_byte & at_last),
+            ss["IDLE"].eq(idle_next),
             ss["HASH"].eq(hash_pick | ss["HASH"] & ~at_last),
             ss["SYNC"].eq(pick & ~hash_pick | ss["SYNC"] & ~empty),
             ss["TYPE"].eq(ss["SYNC"] & empty | ss["TYPE"] & ~empty),
@@ -801,10 +816,11 @@ class FrameSerializer(wiring.Component):
                              left.eq(P.BENCH_BYTES - 1), oempty.eq(0), kind_info.eq(0),
                              kind_error.eq(0), kind_bench.eq(1)]
             with m.Elif(have_result):
-                m.d.comb += [self.result.ready.eq(1), self.tag_take.eq(1), load_result.eq(1)]
                 m.d.sync += [otype.eq(P.Response.RESULT), oseq.eq(self.tag),
                              olen.eq(result_len), left.eq(result_len - 1), oempty.eq(0),
                              kind_info.eq(0), kind_error.eq(0), kind_bench.eq(0)]
+        m.d.comb += [self.result.ready.eq(take_result), self.tag_take.eq(take_result),
+                     load_result.eq(take_result)]
         with m.If(empty):
             with m.If(ss["SYNC"]):
                 m.d.sync += emit(P.RESPONSE_SYNC, in_crc=False)
@@ -1006,10 +1022,13 @@ class HostLink(wiring.Component):
             st_wr = store.write_port(granularity=8)
             st_rd = store.read_port(domain="sync")
             # One address for both ports (writes come only between runs, reads only during
-            # one): single-port RAM.
+            # one): single-port RAM. A run reads one cycle ahead (the feeder's next address)
+            # and registers the word, so the RAM's slow output ends in a register and the
+            # feeder sees its byte a cycle after its address, as from the sample buffer.
             st_addr = Signal(len(st_wr.addr) + 1)
-            st_half = Signal()  # the byte of the word being read, a cycle after its address
-            m.d.comb += [st_addr.eq(Mux(running, Cat(feeder.read_addr, fed[:-1] if count_w > 1
+            st_word = Signal(16)  # the word read, registered
+            st_half = Signal()    # which byte of it the feeder reads
+            m.d.comb += [st_addr.eq(Mux(running, Cat(feeder.read_next, fed[:-1] if count_w > 1
                                                      else Const(0, 0)),
                                         Cat(parser.write_addr, stored[:-1] if count_w > 1
                                             else Const(0, 0)))),
@@ -1019,7 +1038,9 @@ class HostLink(wiring.Component):
                                          Mux(st_addr[0], 0b10, 0b01), 0))]
             # No read in a write's cycle (the SPRAM's output holds then: Yosys's no_change).
             m.d.comb += st_rd.en.eq(~st_wr.en.any())
-            m.d.sync += st_half.eq(st_addr[0])
+            st_half_early = Signal()  # the same, in the cycle the RAM reads the word
+            m.d.sync += [st_word.eq(st_rd.data), st_half_early.eq(st_addr[0]),
+                         st_half.eq(st_half_early)]
         with m.If(soft_reset):
             m.d.sync += [stored.eq(0), running.eq(0), counting.eq(0), bench_pending.eq(0),
                          feed_more.eq(0)]
@@ -1078,7 +1099,7 @@ class HostLink(wiring.Component):
                                              full.bit_select(feed_ptr, 1))),
                      feeder.slot_seq.eq(Mux(running, fed, slot_seq[feed_ptr])),
                      rd.addr.eq(Cat(feeder.read_addr, feed_ptr)),
-                     feeder.read_data.eq(Mux(running, st_rd.data.word_select(st_half, 8),
+                     feeder.read_data.eq(Mux(running, st_word.word_select(st_half, 8),
                                              rd.data) if capacity else rd.data),
                      feeder.tag_ready.eq(tags.w_rdy), tags.w_en.eq(feeder.tag_valid),
                      tags.w_data.eq(feeder.tag), feeder.reset.eq(soft_reset),

@@ -179,7 +179,7 @@ def _import(args) -> int:
     else:
         print(f"wrote {out}: a NIR import checkpoint of {artifact.summary()} from {origin}; "
               f"'bitspike export {out} -o ARTIFACT' folds it")
-        _print_mapping(report)
+        print("\n".join(report.lines()))
     if accuracy is not None:
         n, acc_float, acc_int = accuracy
         print(f"  accuracy  {args.dataset} test split ({n} samples): float graph "
@@ -191,14 +191,7 @@ def _import(args) -> int:
 def print_import(out, artifact, report, origin: str) -> None:
     """The lines that say an import's artifact was written: what, from where, how exactly."""
     print(f"wrote {out}: {artifact.summary()} from {origin}")
-    _print_mapping(report)
-
-
-def _print_mapping(report) -> None:
-    print(f"  mapping   {'exact' if report.exact else 'APPROXIMATE'}"
-          f" (fractional bits per layer: {report.frac_bits})")
-    for note in report.notes:
-        print(f"  note      {note}")
+    print("\n".join(report.lines()))
 
 
 def _accuracies(graph, artifact, args):

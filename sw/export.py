@@ -720,7 +720,6 @@ def _export_nir_checkpoint(ckpt, args) -> int:
     the mapping (:func:`sw.nir_checkpoint.fold`), the same artifact ``nir import --export``
     writes."""
     from sw.artifact import write_artifact
-    from sw.cli_nir import print_import
     from sw.nir_checkpoint import fold
 
     for name, default in _TRAINING_OPTIONS.items():
@@ -732,6 +731,7 @@ def _export_nir_checkpoint(ckpt, args) -> int:
             return 2
     artifact, report = fold(ckpt)
     write_artifact(artifact, args.out, overwrite=args.force)
-    print_import(args.out, artifact, report,
-                 f"the NIR import checkpoint {ckpt['path']} (graph {ckpt['source']['path']})")
+    print(f"wrote {args.out}: {artifact.summary()} from the NIR import checkpoint "
+          f"{ckpt['path']} (graph {ckpt['source']['path']})")
+    print("\n".join(report.lines()))
     return 0

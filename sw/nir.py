@@ -377,6 +377,12 @@ class ImportReport:
         self.exact = False
         self.notes.append(note)
 
+    def lines(self) -> list[str]:
+        """The report as the commands print it (``nir import``, ``export`` of its checkpoint)."""
+        return [f"  mapping   {'exact' if self.exact else 'APPROXIMATE'}"
+                f" (fractional bits per layer: {self.frac_bits})",
+                *(f"  note      {note}" for note in self.notes)]
+
 
 def _array(node, name, attr, shape=None):
     value = getattr(node, attr, None)

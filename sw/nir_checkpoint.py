@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "OPTIONS", "make_checkpoint", "write_checkpoint",
-           "from_file", "fold", "encode", "decode"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "OPTIONS", "CheckpointError", "make_checkpoint",
+           "write_checkpoint", "from_file", "fold", "encode", "decode"]
 
 FORMAT = "bitspike-nir-checkpoint"
 FORMAT_VERSION = 1
@@ -42,6 +42,10 @@ FORMAT_VERSION = 1
 OPTIONS = ("time_steps", "input_kind", "input_bits", "dt", "binarize")
 
 _STRINGS, _SCALAR = "__strings__", "__scalar__"
+
+
+class CheckpointError(ValueError):
+    """A NIR import checkpoint's file has a wrong version or field."""
 
 
 def encode(value, where: tuple = ()):
@@ -126,10 +130,8 @@ def write_checkpoint(ckpt: dict, path) -> Path:
 def from_file(ckpt: dict, path) -> dict:
     """``ckpt`` as :func:`make_checkpoint` made it, from the dict ``torch.load`` read from
     ``path`` (tagged :data:`FORMAT`): its version and fields checked, its graph decoded
-    (:func:`decode`); a problem as a :class:`~sw.train.loop.CheckpointError` naming the file
-    and the field."""
-    from sw.train.loop import CheckpointError
-
+    (:func:`decode`); a problem as a :class:`CheckpointError` naming the file and the field
+    (:func:`sw.train.loop.load_checkpoint` raises it as its own)."""
     if ckpt.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: NIR import checkpoint version {ckpt.get('version')!r}; "
                               f"this bitspike reads version {FORMAT_VERSION}")

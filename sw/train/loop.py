@@ -181,7 +181,10 @@ def load_checkpoint(path, *, nir: bool = False) -> dict:
                                   f"import'), not a training run; 'bitspike export' folds it "
                                   f"into an artifact")
         ckpt["path"] = str(path)
-        return nir_checkpoint.from_file(ckpt, path)
+        try:
+            return nir_checkpoint.from_file(ckpt, path)
+        except nir_checkpoint.CheckpointError as exc:
+            raise CheckpointError(str(exc)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a bitspike training checkpoint (format "
                               f"{ckpt.get('format') if isinstance(ckpt, dict) else None!r}, "
