@@ -496,12 +496,14 @@ class SampleFeeder(wiring.Component):
 
     Timing
     ------
-    When the slot it points at is full and the tag FIFO has room, the feeder writes the slot's
-    SEQ to ``tag_*`` and then, per beat, reads the beat's bytes one per cycle (the buffer's
-    read port has one cycle of latency), waits one cycle for the last byte and presents the
-    beat on ``acc_i`` until taken: ``beat_bytes + 2`` cycles per beat plus any wait on
-    ``acc_i.ready``. ``release`` pulses with the sample's last beat taken. ``reset`` returns it
-    to idle at once (a beat being presented is dropped).
+    When the slot it points at is full and the tag FIFO has room (seen in one cycle of IDLE,
+    registered, and acted on in the next: the decision starts from one flip-flop), the feeder
+    writes the slot's SEQ to ``tag_*`` and then, per beat, reads the beat's bytes one per
+    cycle (the buffer's read port has one cycle of latency), waits one cycle for the last byte
+    and presents the beat on ``acc_i`` until taken: ``beat_bytes + 2`` cycles per beat plus
+    any wait on ``acc_i.ready`` (:func:`bitstreams.protocol.feed_cycles`). ``release`` pulses
+    with the sample's last beat taken. ``reset`` returns it to idle at once (a beat being
+    presented is dropped).
 
     Parameters
     ----------
@@ -566,6 +568,8 @@ class SampleFeeder(wiring.Component):
         lane_q = Signal(range(beat_bytes))
         load_q = Signal()
         beat = Signal(range(self._beats))
+        go = Signal()
+        m.d.sync += go.eq(0)
         m.d.comb += [self.read_addr.eq(ridx), ridx_next.eq(ridx), self.read_next.eq(ridx_next),
                      self.acc_i.payload.eq(beat_reg[:self._in_width])]
         m.d.sync += ridx.eq(ridx_next)
@@ -582,9 +586,15 @@ class SampleFeeder(wiring.Component):
 
         with m.FSM(name="feeder"):
             with m.State("IDLE"):
-                with m.If(self.slot_full & self.tag_ready & ~self.reset):
+                # (Index 0 whether a sample starts or not: ``read_next`` follows the state
+                # alone, a short path into the memory's address.)
+                m.d.comb += ridx_next.eq(0)
+                # Neither condition can go away while the feeder idles (only its own release
+                # frees a slot's sample, only its own writes fill the tag FIFO), so the
+                # registered ``go`` still holds; a reset meanwhile is seen at once.
+                m.d.sync += go.eq(self.slot_full & self.tag_ready & ~self.reset)
+                with m.If(go & ~self.reset):
                     m.d.comb += [self.tag_valid.eq(1), self.tag.eq(self.slot_seq)]
-                    m.d.comb += ridx_next.eq(0)
                     m.d.sync += [lane.eq(0), beat.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
@@ -1035,7 +1045,7 @@ class HostLink(wiring.Component):
                          st_wr.addr.eq(st_addr[1:]), st_rd.addr.eq(st_addr[1:]),
                          st_wr.data.eq(Cat(parser.write_data, parser.write_data)),
                          st_wr.en.eq(Mux(parser.write_en & parser.write_bench,
-                                         Mux(st_addr[0], 0b10, 0b01), 0))]
+                                         Mux(parser.write_addr[0], 0b10, 0b01), 0))]
             # No read in a write's cycle (the SPRAM's output holds then: Yosys's no_change).
             m.d.comb += st_rd.en.eq(~st_wr.en.any())
             st_half_early = Signal()  # the same, in the cycle the RAM reads the word

@@ -429,8 +429,9 @@ def results_crc(payloads: Iterable[bytes]) -> int:
 # check them), kept here so that the host client, which needs no Amaranth, can ask them.
 def feed_cycles(info: DeviceInfo) -> int:
     """:class:`bitstreams.link.SampleFeeder`: cycles per sample when the accelerator takes
-    every beat at once: a cycle to claim the slot, then ``beat_bytes + 2`` per beat."""
-    return 1 + info.beats * (info.beat_bytes + 2)
+    every beat at once: two cycles to claim the slot (one to see it full, registered, one to
+    take it), then ``beat_bytes + 2`` per beat."""
+    return 2 + info.beats * (info.beat_bytes + 2)
 
 
 def hash_cycles(info: DeviceInfo) -> int:
