@@ -59,7 +59,8 @@ class Capacity:
 ICE40UP5K = Capacity(
     device="iCE40UP5K", logic=5280, ffs=5280, bram=30, bram_bits=4096,
     bram_shapes=((16, 256), (8, 512), (4, 1024), (2, 2048)), dsp=8,
-    cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"}, spram=4)
+    cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP",
+           "spram": "ICESTORM_SPRAM"}, spram=4)
 
 LFE5U85F = Capacity(
     device="LFE5U-85F", logic=83640, ffs=83640, bram=208, bram_bits=18432,

@@ -267,7 +267,7 @@ def check(capacity: Capacity, family: str, *, estimate: MemoryEstimate | None = 
         stage = "synthesis statistics"
     elif packed is not None:
         names = {"logic": "logic cells", "ff": "flip-flops", "bram": bram_what,
-                 "dsp": "multipliers"}
+                 "dsp": "multipliers", "spram": "single-port RAMs"}
         for role, cell in capacity.cells.items():
             used, avail = packed.get(cell, (0, 0))
             if used > avail:

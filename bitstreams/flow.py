@@ -371,7 +371,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
                      "result_bytes": core.info.result_bytes, "beats": core.info.beats,
                      "beat_bytes": core.info.beat_bytes},
         "cycles_per_inference_ideal": acc.ideal_cycles,
-        "memory_estimate": {"bram": estimate.bram},
+        "memory_estimate": {"bram": estimate.bram, "spram": estimate.spram},
         "synthesis": synthesis,
         "tools": toolset.versions,
         "tool_sources": toolset.source,
@@ -553,6 +553,9 @@ def _utilization(board: Board, synthesis: dict, packed: dict) -> dict:
                             strict=True))
     util["dsp"] = dict(zip(("used", "available"), packed.get(cells["dsp"], (0, cap.dsp)),
                            strict=True))
+    if "spram" in cells:
+        util["spram"] = dict(zip(("used", "available"),
+                                 packed.get(cells["spram"], (0, cap.spram)), strict=True))
     for v in util.values():
         v["percent"] = round(100 * v["used"] / v["available"], 1) if v["available"] else None
     return util

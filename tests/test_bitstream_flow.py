@@ -358,6 +358,9 @@ def test_ice40_build_of_a_small_network_baseline(tmp_path):
         assert 0 <= u[key]["used"] <= u[key]["available"], (key, u[key])
     assert u["logic_cells"]["available"] == 5280 and u["bram"]["available"] == 30
     assert u["bram"]["used"] == report["memory_estimate"]["bram"]
+    # the benchmark store: one SPRAM, as estimated
+    assert u["spram"] == {"used": 1, "available": 4, "percent": 25.0}, u
+    assert report["memory_estimate"]["spram"] == 1
     assert set(report["tools"]) == {"yosys", "nextpnr-ice40", "icepack"}
     assert all(v["achieved"] > 0 for v in report["fmax"].values())
     assert "accelerator:" in summary_table(report)
