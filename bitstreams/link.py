@@ -831,24 +831,18 @@ class FrameSerializer(wiring.Component):
                              kind_info.eq(0), kind_error.eq(0), kind_bench.eq(0)]
         m.d.comb += [self.result.ready.eq(take_result), self.tag_take.eq(take_result),
                      load_result.eq(take_result)]
-        with m.If(empty):
-            with m.If(ss["SYNC"]):
-                m.d.sync += emit(P.RESPONSE_SYNC, in_crc=False)
-                m.d.comb += tx_crc.start.eq(1)
-            with m.If(ss["TYPE"]):
-                m.d.sync += emit(otype)
-            with m.If(ss["SEQ"]):
-                m.d.sync += emit(oseq)
-            with m.If(ss["LEN0"]):
-                m.d.sync += emit(olen[:8])
-            with m.If(ss["LEN1"]):
-                m.d.sync += emit(olen[8:])
-            with m.If(ss["CRC0"]):
-                m.d.sync += emit(ocrc[8:], in_crc=False)
-            with m.If(ss["CRC1"]):
-                m.d.sync += emit(ocrc[:8], in_crc=False)
+        # The byte to send, as an OR of the one-hot states' bytes (a shallow tree; a chain of
+        # ifs would be a priority multiplexer, one LUT level per state).
+        sources = [("SYNC", Const(P.RESPONSE_SYNC, 8)), ("TYPE", otype), ("SEQ", oseq),
+                   ("LEN0", olen[:8]), ("LEN1", olen[8:]), ("PAYLOAD", payload_byte),
+                   ("CRC0", ocrc[8:]), ("CRC1", ocrc[:8])]
+        byte_next = functools.reduce(operator.or_, [Mux(ss[n], v, 0) for n, v in sources])
+        sending = ~(ss["IDLE"] | ss["DONE"] | ss["HASH"])  # the other states send a byte
+        with m.If(empty & sending):
+            m.d.sync += emit(byte_next, in_crc=~(ss["SYNC"] | ss["CRC0"] | ss["CRC1"]))
+        m.d.comb += tx_crc.start.eq(ss["SYNC"] & empty)
         with m.If(emit_payload):
-            m.d.sync += [*emit(payload_byte), left.eq(left - 1)]
+            m.d.sync += left.eq(left - 1)
         with m.If(hash_byte):
             m.d.sync += left.eq(left - 1)
         # One enable and one multiplexer per bit: load a result or shift by a byte (also
