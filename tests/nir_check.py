@@ -1,11 +1,14 @@
 """The checks of ``bitspike nir import`` that the NIR tests share (tests/test_nir.py and the
 interop tests): an import both ways, through the checkpoint and with ``--export``, gives one
-artifact."""
+artifact; the golden model of an imported artifact equals another library's forward."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from bitspike import cli
 
@@ -29,3 +32,19 @@ def import_both_ways(graph, out, options=()) -> Path:
     assert cli.main(["nir", "import", str(graph), "-o", str(out), "--export", *options]) == 0
     assert files(out) == files(folded), graph
     return out
+
+
+def check_golden_matches(artifact, x, ref_spikes, ref_pred, where: str) -> None:
+    """The golden model of ``artifact`` on ``x``: every layer's spikes equal to ``ref_spikes``
+    (bool arrays, sample x step x neuron) and the predictions to ``ref_pred``; the first
+    mismatch is reported with its layer, sample, step and neuron."""
+    from sw.golden import GoldenModel
+
+    res = GoldenModel(artifact).run(x)
+    assert len(res.spikes) == len(ref_spikes), f"{where}: layers"
+    for k, (s, r) in enumerate(zip(res.spikes, ref_spikes, strict=True)):
+        if not np.array_equal(s.astype(bool), r):
+            b, t, j = (int(v[0]) for v in np.nonzero(s.astype(bool) != r))
+            pytest.fail(f"{where}, layer {k}: first mismatch at sample {b}, step {t}, "
+                        f"neuron {j}")
+    assert np.array_equal(res.predictions, ref_pred), f"{where}: predictions"

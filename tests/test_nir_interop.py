@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 import pytest
-from nir_check import files, import_both_ways
+from nir_check import check_golden_matches, files, import_both_ways
 
 from bitspike import cli
 from sw.artifact import Artifact, load_artifact
@@ -123,11 +123,8 @@ def test_snntorch_network_imports_exactly(tmp_path, seed, capsys):
         assert out.count("mapping   exact") == 3, out
         a = load_artifact(tmp_path / f"a{i}")
         ref_spikes, ref_pred = _snntorch_run(net, x, T, torch, snn)
-        res = GoldenModel(a).run(x)
-        assert len(res.spikes) == len(ref_spikes)
-        for k, (s, r) in enumerate(zip(res.spikes, ref_spikes, strict=True)):
-            assert np.array_equal(s.astype(bool), r), (i, k, a.summary())
-        assert np.array_equal(res.predictions, ref_pred), (i, a.summary(), spiking_out)
+        check_golden_matches(a, x, ref_spikes, ref_pred,
+                             f"network {i} ({a.summary()}, spiking out {spiking_out})")
         checked += B
     assert checked >= 200
 

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 import pytest
-from nir_check import import_both_ways
+from nir_check import check_golden_matches, import_both_ways
 
 from bitspike import cli
 from sw.artifact import load_artifact
@@ -154,14 +154,8 @@ def test_norse_network_imports_exactly(tmp_path, seed, capsys, cells, dt, import
             assert out.count("mapping   exact") == 3, out
             a = load_artifact(tmp_path / f"a{i}")
             ref_spikes, ref_pred = _norse_forward(net, x, T, torch, norse)
-            res = GoldenModel(a).run(x)
-            assert len(res.spikes) == len(ref_spikes), a.summary()
-            for k, (s, r) in enumerate(zip(res.spikes, ref_spikes, strict=True)):
-                if not np.array_equal(s.astype(bool), r):
-                    b, t, j = (int(v[0]) for v in np.nonzero(s.astype(bool) != r))
-                    pytest.fail(f"network {i} ({a.summary()}), layer {k}: first mismatch at "
-                                f"sample {b}, step {t}, neuron {j}")
-            assert np.array_equal(res.predictions, ref_pred), (i, a.summary(), spiking_out)
+            check_golden_matches(a, x, ref_spikes, ref_pred,
+                                 f"network {i} ({a.summary()}, spiking out {spiking_out})")
             checked += B
     assert checked >= 200
 

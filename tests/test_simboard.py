@@ -28,6 +28,19 @@ def _small_artifact(build, seed):
     return artifact
 
 
+def _alter_golden_score(monkeypatch, sample):
+    """The golden model's score 0 of ``sample`` one step higher: what a correct board then
+    disagrees with (the tests of the tests)."""
+    run = GoldenModel.run
+
+    def altered(self, x, *args, **kwargs):
+        result = run(self, x, *args, **kwargs)
+        result.scores[sample, 0] += 1
+        return result
+
+    monkeypatch.setattr(GoldenModel, "run", altered)
+
+
 def _sim(build, *extra):
     return cli_main(["run", str(build / "artifact"), "--sim", "--build", str(build / "sim"),
                      *extra])
@@ -56,14 +69,7 @@ def test_run_sim_answers_exactly_and_reports_a_mismatch(request, seed, capsys, m
     # A test of the test: the golden expectation of sample 1 is changed by one score step,
     # so the same (correct) board must now be reported as disagreeing, on that sample and
     # score, with exit status 1.
-    run = GoldenModel.run
-
-    def altered(self, x, *args, **kwargs):
-        result = run(self, x, *args, **kwargs)
-        result.scores[1, 0] += 1
-        return result
-
-    monkeypatch.setattr(GoldenModel, "run", altered)
+    _alter_golden_score(monkeypatch, 1)
     rc = _sim(build, "--simulator", "icarus", "--limit", "2")
     out, err = capsys.readouterr()
     assert rc == 1, (out, err[-3000:])
@@ -109,14 +115,7 @@ def test_run_sim_benchmark_hashes_every_result_at_the_bound(request, seed, capsy
 
     # A test of the test: one golden score changed, so the board's CRC must now disagree
     # with the golden model's (exit status 1).
-    run = GoldenModel.run
-
-    def altered(self, x, *args, **kwargs):
-        result = run(self, x, *args, **kwargs)
-        result.scores[3, 0] += 1
-        return result
-
-    monkeypatch.setattr(GoldenModel, "run", altered)
+    _alter_golden_score(monkeypatch, 3)
     rc = _sim(build, "--simulator", "icarus", "--benchmark", "5")
     out, err = capsys.readouterr()
     assert rc == 1, (out, err[-3000:])
