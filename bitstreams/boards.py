@@ -142,6 +142,7 @@ BOARDS: dict[str, Board] = {
         family="ice40", capacity=ICE40UP5K, oscillator_hz=12e6, clock_hz=48e6,
         baud=3_000_000, reset_button=("button", 0),
         leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp -spram", seeds=4,
+        accelerator={"memory_register": False},
         nextpnr_device=("--up5k", "--package", "sg48"), bench_bytes=32768,
         bench_ram_style="huge"),
     "ulx3s-85f": Board(

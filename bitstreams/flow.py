@@ -624,18 +624,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default --out build/bitstreams/BOARD-core)")
     p.add_argument("--hw-option", action="append", default=[], metavar="NAME=VALUE",
                    help="an hw.Accelerator option over the board's defaults, e.g. "
-                        "weight_memory=block or popcount_stages=3 (repeatable)")
+                        "weight_memory=block, popcount_stages=3 or memory_register=true (repeatable)")
     return p
 
 
 def parse_options(items) -> dict:
-    """``["name=value", ...]`` -> dict, values as int when they look like one."""
+    """``["name=value", ...]`` -> dict, values as int when they look like one and as bool
+    for ``true``/``false``."""
     out = {}
+    flags = {"true": True, "false": False}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
             raise ValueError(f"--hw-option expects NAME=VALUE, not {item!r}")
-        out[name] = int(value) if value.lstrip("-").isdigit() else value
+        out[name] = (int(value) if value.lstrip("-").isdigit()
+                     else flags.get(value.lower(), value))
     return out
 
 

@@ -730,25 +730,23 @@ class FrameSerializer(wiring.Component):
         # (load or shift) in front of its flip-flop, where a byte multiplexer over the result
         # would cost more and keep it held for the whole frame. The result (and its tag) is
         # taken the cycle its frame is picked, which frees the accelerator's output at once.
-        # The INFO payload is constant but for one byte: a small ROM, indexed by the count of
-        # bytes left and registered (a payload byte goes out at most every other cycle, so the
-        # register holds the next byte by then); an error's one byte is its code.
-        payload = Signal(8 * max(result_len, 1))
+        # A BENCH payload (samples, cycles, CRC: final once the answer is pending) is loaded
+        # into the same register when its frame is picked. The INFO payload is constant but
+        # for one byte: a small ROM, indexed by the count of bytes left and registered (a
+        # payload byte goes out at most every other cycle, so the register holds the next byte
+        # by then); an error's one byte is its code.
+        payload = Signal(8 * max(result_len, P.BENCH_BYTES))
         result_bits = Cat(Value.cast(self.result.payload),
-                          Const(0, 8 * result_len - self._out_width))
+                          Const(0, len(payload) - self._out_width))
         info_bytes = [self.lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
                       for k, b in enumerate(info_rom)]
-        # The benchmark CRC runs over the hashed results' bytes; a BENCH payload is indexed
-        # like the INFO one.
+        # The benchmark CRC runs over the hashed results' bytes.
         m.submodules.bench_crc = bench_crc = FrameCRC()
         bench_word = Cat(self.bench_samples, self.bench_cycles, bench_crc.crc)  # little endian
-        bench_bytes = [bench_word[8 * k:8 * (k + 1)] for k in range(P.BENCH_BYTES)]
-        kind_info, kind_error, kind_bench = Signal(), Signal(), Signal()
+        kind_info, kind_error = Signal(), Signal()
         info_byte = Signal(8)
-        m.d.sync += info_byte.eq(Mux(kind_bench, Array(bench_bytes[::-1])[left[:3]],
-                                     Array(info_bytes[::-1])[left]))
-        payload_byte = Mux(kind_info | kind_bench, info_byte,
-                           Mux(kind_error, ocode, payload[:8]))
+        m.d.sync += info_byte.eq(Array(info_bytes[::-1])[left])
+        payload_byte = Mux(kind_info, info_byte, Mux(kind_error, ocode, payload[:8]))
         load_result = Signal()
 
         def emit(value, in_crc=True):
@@ -817,18 +815,17 @@ class FrameSerializer(wiring.Component):
                 with m.If(entry.stored):
                     m.d.sync += [otype.eq(P.Response.STORED), olen.eq(0)]
                 m.d.sync += [oseq.eq(entry.seq), ocode.eq(entry.code), oempty.eq(entry.stored),
-                             kind_info.eq(entry.info), kind_error.eq(~entry.info),
-                             kind_bench.eq(0)]
+                             kind_info.eq(entry.info), kind_error.eq(~entry.info)]
             with m.Elif(have_bench):
                 m.d.comb += self.bench_taken.eq(1)
                 m.d.sync += [otype.eq(P.Response.BENCH), oseq.eq(self.bench_seq),
                              olen.eq(P.BENCH_BYTES),
                              left.eq(P.BENCH_BYTES - 1), oempty.eq(0), kind_info.eq(0),
-                             kind_error.eq(0), kind_bench.eq(1)]
+                             kind_error.eq(0)]
             with m.Elif(have_result):
                 m.d.sync += [otype.eq(P.Response.RESULT), oseq.eq(self.tag),
                              olen.eq(result_len), left.eq(result_len - 1), oempty.eq(0),
-                             kind_info.eq(0), kind_error.eq(0), kind_bench.eq(0)]
+                             kind_info.eq(0), kind_error.eq(0)]
         m.d.comb += [self.result.ready.eq(take_result), self.tag_take.eq(take_result),
                      load_result.eq(take_result)]
         # The byte to send, as an OR of the one-hot states' bytes (a shallow tree; a chain of
@@ -845,10 +842,16 @@ class FrameSerializer(wiring.Component):
             m.d.sync += left.eq(left - 1)
         with m.If(hash_byte):
             m.d.sync += left.eq(left - 1)
-        # One enable and one multiplexer per bit: load a result or shift by a byte (also
-        # under an INFO, STORED, BENCH or error payload, which do not read it).
-        with m.If(load_result | emit_payload | hash_byte):
-            m.d.sync += payload.eq(Mux(load_result, result_bits, payload[8:]))
+        # One enable and a multiplexer per bit: load a result, load a BENCH payload (its low
+        # bits) or shift by a byte (also under an INFO, STORED or error payload, which do not
+        # read it).
+        # (registered, as the result's take is: the enable of every payload bit leaves from
+        # registers; the payload is not read before the frame's PAYLOAD state)
+        load_bench = Signal()
+        m.d.sync += load_bench.eq(self.bench_taken)
+        with m.If(load_result | load_bench | emit_payload | hash_byte):
+            m.d.sync += payload.eq(Mux(load_result, result_bits,
+                                       Mux(load_bench, bench_word, payload[8:])))
         return m
 
 

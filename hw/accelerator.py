@@ -202,6 +202,13 @@ class Accelerator(wiring.Component):
         Synaptic bits per cycle for the default folding.
     weight_memory : {"auto", "block", "logic"}
         Where synthesis should put the weight memories (``ram_style``/``rom_style``).
+    memory_register : bool
+        Register every block-RAM read before any logic (default: for the ECP5, whose block
+        RAM is slow to its output); off (the iCE40 boards), the buffers' chunks, the weight
+        words and a replaying layer's parameters feed logic from the memories' ports, each
+        stage's front a cycle shorter and without flip-flop copies of those words, which cost
+        the iCE40 a logic cell each (:func:`hw.timing.buffer_read_latency`,
+        :func:`hw.timing.weight_read_latency`; the plan's latencies follow).
 
     Members
     -------
@@ -219,17 +226,18 @@ class Accelerator(wiring.Component):
     def __init__(self, artifact: Artifact, folding=None, *, lanes: int | None = None,
                  trace: bool = False, slots: int | None = None, popcount_stages: int = 3,
                  out_depth: int | None = None, budget: int = DEFAULT_BUDGET,
-                 weight_memory: str = "auto"):
+                 weight_memory: str = "auto", memory_register: bool = True):
         if not isinstance(artifact, Artifact):
             raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
         check_bool("trace", trace)
         self.artifact = artifact
         self.plan = make_plan(artifact, folding, lanes=lanes, slots=slots,
                               popcount_stages=popcount_stages, out_depth=out_depth,
-                              budget=budget)
+                              budget=budget, memory_register=memory_register)
         self.folding = self.plan.folding
         self._trace = trace
         self.weight_memory = weight_memory
+        self.memory_register = memory_register
         a, plan = artifact, self.plan
         rows = a.rows_per_sample
         self.adapter = InputAdapter(inputs=a.inputs, bits=a.input.bits, lanes=plan.lanes,
@@ -243,21 +251,24 @@ class Accelerator(wiring.Component):
             if k == 0:
                 buf = SampleBuffer(slots=plan.slots[0], rows=rows, elements=a.inputs,
                                    planes=a.input.bits, write_lanes=plan.lanes,
-                                   read_lanes=f.simd)
+                                   read_lanes=f.simd, memory_register=memory_register)
             else:
                 pf = self.folding.layers[k - 1]
                 buf = SampleBuffer(slots=plan.slots[k], rows=a.time_steps,
-                                   elements=layer.inputs, write_lanes=pf.pe, read_lanes=f.simd)
+                                   elements=layer.inputs, write_lanes=pf.pe, read_lanes=f.simd,
+                                   memory_register=memory_register)
             self.buffers.append(buf)
             if layer.kind in ("lif", "conv"):
                 stage = LIFStage(layer, f, in_slots=plan.slots[k], out_slots=plan.slots[k + 1],
                                  popcount_stages=popcount_stages, trace=trace,
-                                 weight_memory=weight_memory, pool=pool)
+                                 weight_memory=weight_memory, pool=pool,
+                                 memory_register=memory_register)
             else:
                 stage = ReadoutStage(layer, f, in_slots=plan.slots[k],
                                      popcount_stages=popcount_stages,
                                      out_depth=plan.out_depth,
-                                     trace=trace, weight_memory=weight_memory)
+                                     trace=trace, weight_memory=weight_memory,
+                                     memory_register=memory_register)
             self.stages.append(stage)
         members = {
             "i": In(stream.Signature(self.adapter.layout)),

@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw import timing
-from hw.common import check_int, delay
+from hw.common import check_bool, check_int, delay
 from sw import fixedpoint as fx
 
 __all__ = ["BufferWriter", "BufferReader", "SampleBuffer"]
@@ -83,7 +83,8 @@ class BufferReader(wiring.Signature):
         read request).
     """
 
-    def __init__(self, *, slots, rows, chunks, planes, read_lanes):
+    def __init__(self, *, slots, rows, chunks, planes, read_lanes, memory_register=True):
+        self._memory_register = memory_register
         super().__init__({
             "full": In(1), "next_slot": In(_idx(slots)), "take": Out(1),
             "slot": Out(_idx(slots)), "row": Out(_idx(rows)), "chunk": Out(_idx(chunks)),
@@ -94,7 +95,11 @@ class BufferReader(wiring.Signature):
     def read_latency(self) -> int:
         """Cycles from a read address to its ``data`` (:func:`hw.timing.buffer_read_latency`,
         the latency of the :class:`SampleBuffer` behind this side)."""
-        return timing.buffer_read_latency()
+        return timing.buffer_read_latency(self._memory_register)
+
+    @property
+    def memory_register(self) -> bool:
+        return self._memory_register
 
 
 class SampleBuffer(wiring.Component):
@@ -115,7 +120,8 @@ class SampleBuffer(wiring.Component):
 
     **Timing**: a read request in cycle c returns its chunk in cycle c + :attr:`read_latency`
     (3: the memory, a register of its word, then a register of the chunk; a row-layout word
-    is too wide to register whole: its chunk is selected, registered, then delayed;
+    is too wide to register whole: its chunk is selected, registered, then delayed; without
+    ``memory_register`` 2: the memory, then the register of the chunk;
     :func:`hw.timing.buffer_read_latency`). Writes land at
     the end of their cycle; a slot committed in cycle c can be taken from cycle c + 1.
     ``free``/``full`` depend on registers only. Reset empties every slot (the contents stay,
@@ -135,6 +141,10 @@ class SampleBuffer(wiring.Component):
         Elements per write (1..elements).
     read_lanes : int
         Bits per read: elements of one plane (1..elements).
+    memory_register : bool
+        Register the memory's word before the chunk is selected (default; for a block RAM
+        slow to its output, the ECP5's); without, the chunk is selected from the read port's
+        data into the one register.
 
     Members
     -------
@@ -148,8 +158,10 @@ class SampleBuffer(wiring.Component):
     """
 
     def __init__(self, *, slots: int, rows: int, elements: int, planes: int = 1,
-                 write_lanes: int, read_lanes: int):
+                 write_lanes: int, read_lanes: int, memory_register: bool = True):
         timing.check_slots("slots", slots)
+        check_bool("memory_register", memory_register)
+        self._memory_register = memory_register
         check_int("rows", rows, 1, 1024)
         check_int("elements", elements, 1)
         check_int("planes", planes, 1, 16)
@@ -169,7 +181,7 @@ class SampleBuffer(wiring.Component):
             "w": In(BufferWriter(slots=slots, rows=rows, planes=planes, groups=self._groups,
                                  width=write_lanes)),
             "r": In(BufferReader(slots=slots, rows=rows, chunks=self._chunks, planes=planes,
-                                 read_lanes=read_lanes)),
+                                 read_lanes=read_lanes, memory_register=memory_register)),
         })
 
     @property
@@ -190,7 +202,7 @@ class SampleBuffer(wiring.Component):
     @property
     def read_latency(self) -> int:
         """Cycles from a read request to its chunk (:func:`hw.timing.buffer_read_latency`)."""
-        return timing.buffer_read_latency()
+        return timing.buffer_read_latency(self._memory_register)
 
     @property
     def word_width(self) -> int:
@@ -253,6 +265,7 @@ class SampleBuffer(wiring.Component):
             return index
 
         w, r = self.w, self.r
+        reg = int(self._memory_register)   # the word's register, or the row chunk's delay
         if self._chunked:
             per_word = rl // wl
             chunk_of = w.group if per_word == 1 else w.group // per_word
@@ -265,7 +278,7 @@ class SampleBuffer(wiring.Component):
                          rd.addr.eq(raddr)]
             for g in range(per_word):
                 m.d.comb += wr.en[g].eq(w.en & (granule == g))
-            m.d.sync += r.data.eq(delay(m, rd.data, 1, "read_word"))
+            m.d.sync += r.data.eq(delay(m, rd.data, reg, "read_word"))
         elif self._grouped:
             per_word = wl // rl
             waddr = row_index(w.slot, w.row, w.plane)
@@ -275,8 +288,8 @@ class SampleBuffer(wiring.Component):
                 raddr = raddr * self._groups + (r.chunk >> fx.ceil_log2(per_word))
             m.d.comb += [wr.addr.eq(waddr), wr.data.eq(w.data), wr.en.eq(w.en),
                          rd.addr.eq(raddr)]
-            sub = delay(m, r.chunk[:fx.ceil_log2(per_word)], 2, "chunk_in_word")
-            m.d.sync += r.data.eq(delay(m, rd.data, 1, "read_word").word_select(sub, rl))
+            sub = delay(m, r.chunk[:fx.ceil_log2(per_word)], 1 + reg, "chunk_in_word")
+            m.d.sync += r.data.eq(delay(m, rd.data, reg, "read_word").word_select(sub, rl))
         else:
             per_row = self._row_bits // wl
             m.d.comb += [wr.addr.eq(row_index(w.slot, w.row, w.plane)),
@@ -286,5 +299,5 @@ class SampleBuffer(wiring.Component):
                 m.d.comb += wr.en[g].eq(w.en & (w.group == g))
             chunk = delay(m, r.chunk, 1, "chunk")
             picked = rd.data.word_select(chunk, rl) if chunks > 1 else rd.data[:rl]
-            m.d.sync += r.data.eq(delay(m, picked, 1, "read_chunk"))
+            m.d.sync += r.data.eq(delay(m, picked, reg, "read_chunk"))
         return m

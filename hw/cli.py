@@ -33,6 +33,10 @@ class Verilog:
                        help="register stages in every popcount tree (default 3)")
         p.add_argument("--weight-memory", choices=WEIGHT_MEMORY, default="auto",
                        help="where synthesis puts the weights (ram_style/rom_style attribute)")
+        p.add_argument("--no-memory-register", dest="memory_register", action="store_false",
+                       help="feed logic straight from the memories' read ports (one cycle "
+                            "less per stage, no flip-flop copies of the words: the iCE40 "
+                            "boards' choice; default: every block-RAM read registered)")
         p.add_argument("--top", default="bitspike_accel", help="top module name")
         p.add_argument("-o", "--output", required=True, help="output directory")
 
@@ -65,7 +69,7 @@ class Verilog:
                                 lanes=args.lanes, trace=args.trace, slots=args.slots,
                                 popcount_stages=args.popcount_stages,
                                 weight_memory=args.weight_memory, budget=args.budget,
-                                progress=progress)
+                                memory_register=args.memory_register, progress=progress)
                 bar.update(1)
         except (TypeError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

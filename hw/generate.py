@@ -260,7 +260,8 @@ def describe(acc: Accelerator, top: str = "bitspike_accel", *,
         },
         "options": {"lanes": plan.lanes, "trace": acc.trace, "slots": list(plan.slots),
                     "popcount_stages": plan.popcount_stages, "out_depth": plan.out_depth,
-                    "weight_memory": acc.weight_memory},
+                    "weight_memory": acc.weight_memory,
+                    "memory_register": acc.memory_register},
         "memories": [{k: v for k, v in mem.items() if k != "words"}
                      for mem in _memories(acc, top)],
     }
@@ -276,7 +277,7 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
              lanes: int | None = None, trace: bool = False, slots: int | None = None,
              popcount_stages: int = 3, out_depth: int | None = None,
              budget: int = DEFAULT_BUDGET, weight_memory: str = "auto",
-             progress=None) -> dict:
+             memory_register: bool = True, progress=None) -> dict:
     """Write the accelerator's Verilog, memory files and description into ``out_dir``.
 
     Parameters
@@ -288,7 +289,7 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
         Created if missing.
     top : str
         Name of the top Verilog module (an identifier).
-    lanes, trace, slots, popcount_stages, out_depth, budget, weight_memory
+    lanes, trace, slots, popcount_stages, out_depth, budget, weight_memory, memory_register
         :class:`hw.Accelerator` options.
     progress : callable or None
         Called with a short step name before each step (for a progress bar).
@@ -307,7 +308,7 @@ def generate(artifact: Artifact, folding=None, out_dir=".", *, top: str = "bitsp
     step("elaborate")
     acc = Accelerator(artifact, folding, lanes=lanes, trace=trace, slots=slots,
                       popcount_stages=popcount_stages, out_depth=out_depth, budget=budget,
-                      weight_memory=weight_memory)
+                      weight_memory=weight_memory, memory_register=memory_register)
     desc = describe(acc, top, manifest_hash=manifest_digest(artifact))
     memories = _memories(acc, top)
     step("verilog")

@@ -36,7 +36,7 @@ from hw import timing
 from hw.interface import beats_per_sample
 from sw import fixedpoint as fx
 from sw.artifact import Artifact, ConvLayer, LIFLayer, PoolLayer
-from sw.checks import check_int, check_optional_int
+from sw.checks import check_bool, check_int, check_optional_int
 from sw.folding import Folding, LayerFolding
 
 __all__ = ["DEFAULT_BUDGET", "stage_layers", "check_stage_folding", "issue_positions",
@@ -127,16 +127,18 @@ def stage_cycles(layer, folding: LayerFolding, pool: PoolLayer | None = None) ->
     return stage_groups(layer, folding, pool) * timing.group_period(layer, folding)
 
 
-def stage_latency(layer, folding: LayerFolding, popcount_stages: int) -> int:
+def stage_latency(layer, folding: LayerFolding, popcount_stages: int,
+                  memory_register: bool = True) -> int:
     """Cycles from the last cycle of a stage's sample (its last operation, or the end of its
     last group's period) to the sample's output (the commit of its spikes, or its result
     entering the output FIFO): the stage's blocks' latencies (:mod:`hw.timing`, the functions
     the blocks' ``latency`` properties return), summed as the stage sums them."""
-    front = timing.front_latency(layer)
+    front = timing.front_latency(layer, memory_register)
     synapse = timing.synapse_latency(popcount_stages)
     if isinstance(layer, (LIFLayer, ConvLayer)):
         return timing.lif_stage_latency(layer, folding, front=front, synapse=synapse,
-                                        lif=timing.lif_latency(layer.step_gain))
+                                        lif=timing.lif_latency(layer.step_gain),
+                                        memory_register=memory_register)
     return timing.readout_stage_latency(front=front, synapse=synapse,
                                         readout=timing.readout_latency(folding.pe))
 
@@ -257,6 +259,7 @@ class Plan:
     stage_latency: tuple[int, ...]
     popcount_stages: int
     out_depth: int
+    memory_register: bool = True
 
     @property
     def ideal_cycles(self) -> int:
@@ -292,7 +295,7 @@ def _check_derived(name: str, value: int, bounds: tuple[int, int]) -> None:
 
 def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int | None = None,
               slots: int | None = None, popcount_stages: int = 3, out_depth: int | None = None,
-              budget: int = DEFAULT_BUDGET) -> Plan:
+              budget: int = DEFAULT_BUDGET, memory_register: bool = True) -> Plan:
     """Validate the build options and derive the plan (defaults filled in)."""
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
@@ -315,7 +318,8 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
     check_optional_int("out_depth", out_depth, *timing.OUT_DEPTH)
     cycles = tuple(stage_cycles(la, f, pool) for (la, pool), f in
                    zip(stages, folding.layers, strict=True))
-    latency = tuple(stage_latency(la, f, popcount_stages)
+    check_bool("memory_register", memory_register)
+    latency = tuple(stage_latency(la, f, popcount_stages, memory_register)
                     for (la, _), f in zip(stages, folding.layers, strict=True))
     # A conv stage holds its input slot for its address register's cycle more.
     holds = tuple(c + (timing.conv_address_latency() if isinstance(la, ConvLayer) else 0)
@@ -337,4 +341,4 @@ def make_plan(artifact: Artifact, folding: Folding | None = None, *, lanes: int 
     return Plan(folding=folding, lanes=lanes, beats=beats, input_cycles=in_cycles,
                 slots=slot_list,
                 stage_cycles=cycles, stage_latency=latency, popcount_stages=popcount_stages,
-                out_depth=out_depth)
+                out_depth=out_depth, memory_register=memory_register)

@@ -110,8 +110,10 @@ class _StageBase(wiring.Component):
     """The front of a stage: sequencer, input buffer reads, weight memory, synapse array."""
 
     def _setup(self, layer, folding, *, in_slots, popcount_stages, trace, weight_memory,
-               pool=None):
+               memory_register, pool=None):
         timing.check_slots("in_slots", in_slots)
+        check_bool("memory_register", memory_register)
+        self._memory_register = memory_register
         timing.check_popcount_stages(popcount_stages)
         check_bool("trace", trace)
         check_choice("weight_memory", weight_memory, WEIGHT_MEMORY)
@@ -132,7 +134,8 @@ class _StageBase(wiring.Component):
         self.weight_words = pack_weights(layer.weights, folding.simd, folding.pe)
         self._reader = BufferReader(slots=in_slots, rows=self._steps,
                                     chunks=fx.ceil_div(layer.inputs, folding.simd),
-                                    planes=self._planes, read_lanes=folding.simd)
+                                    planes=self._planes, read_lanes=folding.simd,
+                                    memory_register=memory_register)
         return self._reader
 
     def _synapse(self, tag_layout) -> SynapseArray:
@@ -189,11 +192,12 @@ class _StageBase(wiring.Component):
         pre = self._address_latency
         lat = self.front_latency
         # The word reaches the synapse array with the buffer's data: the read port takes one
-        # cycle and one register follows it (the word feeds every popcount tree, so it leaves
-        # from a register); the rest of the front latency delays the narrow address, not the
-        # SIMD·PE-bit word.
-        m.d.comb += wrd.addr.eq(delay(m, weight_addr, lat - 2, "weight_addr"))
-        weights = delay(m, wrd.data, 1, "weight_word")
+        # cycle and, with memory_register, one register follows it (the word then feeds every
+        # popcount tree from a flip-flop; timing.weight_read_latency); the rest of the front
+        # latency delays the narrow address, not the SIMD·PE-bit word.
+        word_latency = timing.weight_read_latency(self._memory_register)
+        m.d.comb += wrd.addr.eq(delay(m, weight_addr, lat - word_latency, "weight_addr"))
+        weights = delay(m, wrd.data, word_latency - 1, "weight_word")
 
         m.d.comb += [
             self.i_buf.row.eq(delay(m, seq.time_step, pre, "read_row")),
@@ -265,6 +269,11 @@ class LIFStage(_StageBase):
         passed as the memory's ``ram_style``/``rom_style`` attribute.
     pool : PoolLayer or None
         A pool layer following a conv layer, fused into this stage's output.
+    memory_register : bool
+        Register block-RAM reads before any logic (:func:`hw.timing.buffer_read_latency`,
+        :func:`hw.timing.weight_read_latency`); off, the input buffer's chunk, the weight word
+        and a replaying layer's parameters feed logic from the memories' ports, one cycle
+        sooner and without flip-flop copies.
 
     Members
     -------
@@ -287,7 +296,7 @@ class LIFStage(_StageBase):
     def __init__(self, layer: LIFLayer | ConvLayer, folding: LayerFolding, *,
                  in_slots: int = 2, out_slots: int = 2, popcount_stages: int = 3,
                  trace: bool = False, weight_memory: str = "auto",
-                 pool: PoolLayer | None = None):
+                 pool: PoolLayer | None = None, memory_register: bool = True):
         _check_layer(layer, folding, (LIFLayer, ConvLayer))
         if pool is not None:
             if not isinstance(pool, PoolLayer):
@@ -298,7 +307,8 @@ class LIFStage(_StageBase):
         timing.check_slots("out_slots", out_slots)
         reader = self._setup(layer, folding, in_slots=in_slots,
                              popcount_stages=popcount_stages, trace=trace,
-                             weight_memory=weight_memory, pool=pool)
+                             weight_memory=weight_memory, memory_register=memory_register,
+                             pool=pool)
         out = pool if pool is not None else layer
         self._out_groups = fx.ceil_div(out.neurons, folding.pe)
         self.rom_words = lif_rom_words(layer, folding.pe)
@@ -344,7 +354,8 @@ class LIFStage(_StageBase):
         synapse array's and the LIF unit's latencies, summed by
         :func:`hw.timing.lif_stage_latency`."""
         return timing.lif_stage_latency(self.layer, self.folding, front=self.front_latency,
-                                        synapse=self.synapse.latency, lif=self.lif.latency)
+                                        synapse=self.synapse.latency, lif=self.lif.latency,
+                                        memory_register=self._memory_register)
 
     def elaborate(self, platform):
         m = Module()
@@ -404,19 +415,27 @@ class LIFStage(_StageBase):
             m.d.comb += [getattr(lif.i.payload.tag, name).eq(getattr(sums.tag, name))
                          for name in tag_fields]
         else:
-            # Replay the group's sums for time steps 0..T-1 (one per cycle).
+            # Replay the group's sums for time steps 0..T-1 (one per cycle). With
+            # memory_register the sums and the parameters read for them are held in registers;
+            # without, the sums are held from the array's output (the registers above go
+            # unused) and the parameters come from the ROM's port, whose address (the array's
+            # output's group) holds for the group's period, at least T cycles.
+            reg = self._memory_register
+            src, src_valid = (sums, sums_valid) if reg else (syn.o.payload, syn.o.valid)
             held = Signal(lif.i_layout, name="held")
             held_end = Signal(name="held_sample_end")
             active = Signal(name="replay_active")
             step = Signal(range(steps), name="replay_step")
-            last_group = (sums.tag.last_group if self._conv
-                          else sums.tag.group == self._groups - 1)
-            with m.If(sums_valid):
-                m.d.sync += [held.current.eq(sums.sums), held.bias.eq(params.bias),
-                             held.threshold.eq(params.threshold),
-                             held.connected.eq(params.connected),
-                             held_end.eq(last_group), active.eq(1), step.eq(0)]
-                m.d.sync += [getattr(held.tag, name).eq(getattr(sums.tag, name))
+            last_group = (src.tag.last_group if self._conv
+                          else src.tag.group == self._groups - 1)
+            replayed = held if reg else params
+            with m.If(src_valid):
+                m.d.sync += [held.current.eq(src.sums), held_end.eq(last_group),
+                             active.eq(1), step.eq(0)]
+                if reg:
+                    m.d.sync += [held.bias.eq(params.bias), held.threshold.eq(params.threshold),
+                                 held.connected.eq(params.connected)]
+                m.d.sync += [getattr(held.tag, name).eq(getattr(src.tag, name))
                              for name in tag_fields]
             with m.Elif(active):
                 m.d.sync += step.eq(step + 1)
@@ -425,9 +444,9 @@ class LIFStage(_StageBase):
             m.d.comb += [
                 lif.i.valid.eq(active),
                 lif.i.payload.current.eq(held.current),
-                lif.i.payload.bias.eq(held.bias),
-                lif.i.payload.threshold.eq(held.threshold),
-                lif.i.payload.connected.eq(held.connected),
+                lif.i.payload.bias.eq(replayed.bias),
+                lif.i.payload.threshold.eq(replayed.threshold),
+                lif.i.payload.connected.eq(replayed.connected),
                 lif.i.payload.time_step.eq(step),
                 lif.i.payload.tag.sample_end.eq(held_end & (step == steps - 1)),
             ]
@@ -503,6 +522,8 @@ class ReadoutStage(_StageBase):
         Add the ``trace`` stream: each group's sums S (one beat per group per sample).
     weight_memory : {"auto", "block", "logic"}
         As for :class:`LIFStage`.
+    memory_register : bool
+        As for :class:`LIFStage`.
 
     Members
     -------
@@ -519,12 +540,12 @@ class ReadoutStage(_StageBase):
 
     def __init__(self, layer: ReadoutLayer, folding: LayerFolding, *, in_slots: int = 2,
                  popcount_stages: int = 3, out_depth: int = 2, trace: bool = False,
-                 weight_memory: str = "auto"):
+                 weight_memory: str = "auto", memory_register: bool = True):
         _check_layer(layer, folding, ReadoutLayer)
         timing.check_out_depth(out_depth)
         reader = self._setup(layer, folding, in_slots=in_slots,
                              popcount_stages=popcount_stages, trace=trace,
-                             weight_memory=weight_memory)
+                             weight_memory=weight_memory, memory_register=memory_register)
         self._out_depth = out_depth
         self.unit = ReadoutUnit(
             folding.pe, classes=layer.neurons, step_gain=layer.step_gain,

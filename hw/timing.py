@@ -25,7 +25,8 @@ from sw.folding import LayerFolding
 
 __all__ = ["SLOTS", "POPCOUNT_STAGES", "OUT_DEPTH", "check_slots", "check_popcount_stages",
            "check_out_depth",
-           "buffer_read_latency", "conv_address_latency", "front_latency", "synapse_latency",
+           "buffer_read_latency", "weight_read_latency", "conv_address_latency",
+           "front_latency", "synapse_latency",
            "has_step_gain", "lif_latency",
            "readout_latency", "PARAMS_READ_LATENCY", "input_cycles_per_beat", "group_period",
            "lif_stage_latency", "readout_stage_latency", "STAGE_START_LATENCY",
@@ -62,14 +63,27 @@ def check_out_depth(value) -> int:
 
 # -- the blocks ------------------------------------------------------------------------------
 
-def buffer_read_latency() -> int:
+def buffer_read_latency(memory_register: bool = True) -> int:
     """:class:`hw.buffer.SampleBuffer`: a read request in cycle c returns its chunk in cycle
     c + 3: the memory's synchronous read port, a register of the whole word (nothing between
     the block RAM's output and a flip-flop: on the ECP5 the DP16KD's clock-to-output alone is
     5.8 ns of an 8 ns cycle at 125 MHz), then a register that also selects the chunk of a
     grouped-layout word; a row-layout word, a whole padded row, is too wide to register: its
-    chunk is selected and registered, then delayed a cycle."""
-    return 3
+    chunk is selected and registered, then delayed a cycle.
+
+    Without ``memory_register`` (the iCE40 at 48 MHz, where a flip-flop fed by a block RAM or
+    another flip-flop is a logic cell of its own) c + 2: the read port, then the register that
+    selects the chunk (a plain copy of a chunked-layout word)."""
+    return 3 if memory_register else 2
+
+
+def weight_read_latency(memory_register: bool = True) -> int:
+    """A stage's weight memory: the read port, then (with ``memory_register``) a register of
+    the SIMD·PE-bit word, which then feeds the popcount trees from a flip-flop; without it the
+    trees take the read port's data (a block RAM's output, or the register of a ROM in
+    logic). The stage delays the word's address so that the word meets the buffer's chunk
+    (:func:`front_latency`)."""
+    return 2 if memory_register else 1
 
 
 def conv_address_latency() -> int:
@@ -79,12 +93,12 @@ def conv_address_latency() -> int:
     return 1
 
 
-def front_latency(layer) -> int:
+def front_latency(layer, memory_register: bool = True) -> int:
     """Cycles from a stage's issue of an operation to its arrival at the synapse array: the
     buffer read (:func:`buffer_read_latency`), after the address register of a conv stage
     (:func:`conv_address_latency`)."""
     extra = conv_address_latency() if isinstance(layer, ConvLayer) else 0
-    return buffer_read_latency() + extra
+    return buffer_read_latency(memory_register) + extra
 
 
 def synapse_latency(popcount_stages: int) -> int:
@@ -156,7 +170,7 @@ def group_period(layer, folding: LayerFolding) -> int:
 
 
 def lif_stage_latency(layer: LIFLayer, folding: LayerFolding, *, front: int, synapse: int,
-                      lif: int) -> int:
+                      lif: int, memory_register: bool = True) -> int:
     """Cycles from a LIF stage's last issue cycle of a sample (its last operation, or the end
     of its last group's period) to the commit of the sample's spikes.
 
@@ -165,13 +179,17 @@ def lif_stage_latency(layer: LIFLayer, folding: LayerFolding, *, front: int, syn
     between them the stage adds :data:`PARAMS_READ_LATENCY`, and a replaying layer the T-step
     replay of its last group, which starts after the group's sums and is counted from the end
     of the group's period (the period idles ``period - operations`` cycles when the replay is
-    the longer part).
+    the longer part). Without ``memory_register`` a replaying layer holds only the sums (taken
+    from the array's output) and reads the parameters from the ROM's port during the replay
+    (its address, the group of the array's output, holds for the group's period, at least T
+    cycles): the replay starts in the cycle after the sums, with no wait for the read.
     """
-    latency = front + synapse + PARAMS_READ_LATENCY + lif
+    latency = front + synapse + lif
     if not _replays(layer):
-        return latency
+        return latency + PARAMS_READ_LATENCY
     idle = group_period(layer, folding) - _operations_per_group(layer, folding)
-    return latency + layer.time_steps - idle
+    wait = PARAMS_READ_LATENCY if memory_register else 0
+    return latency + wait + layer.time_steps - idle
 
 
 def readout_stage_latency(*, front: int, synapse: int, readout: int) -> int:

@@ -25,12 +25,27 @@ from bitstreams.flow import (
     find_tool,
     find_tools,
     main,
+    parse_options,
     summary_table,
     timing_met,
 )
 from bitstreams.pll import ecp5_pll, ice40_pll
 from sw.artifact import manifest_sha256, write_artifact
 from sw.randnet import random_artifact
+
+# -- options -----------------------------------------------------------------------------------
+
+
+def test_hw_options_parse_ints_bools_and_names():
+    assert parse_options(["popcount_stages=2", "memory_register=false",
+                          "weight_memory=block", "trace=True"]) == {
+        "popcount_stages": 2, "memory_register": False, "weight_memory": "block", "trace": True}
+    with pytest.raises(ValueError, match=r"--hw-option expects NAME=VALUE, not 'oops'"):
+        parse_options(["oops"])
+    # the iCE40 boards feed logic from the memories' ports (docs/hardware.md)
+    assert BOARDS["icebreaker"].accelerator["memory_register"] is False
+    assert "memory_register" not in BOARDS["ulx3s-85f"].accelerator
+
 
 # -- PLL ---------------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from hw.formal import (
     internal_signals,
     run,
 )
+from hw.plan import make_plan
 from hw.testing import sample_beats
 from sw.folding import Folding, LayerFolding
 from sw.golden import GoldenModel
@@ -324,6 +325,21 @@ def test_first_output_comes_at_the_planned_latency(name, ready, tmp_path):
     ``ready``."""
     art, dut = _design(name)
     check(latency_spec(dut, ready=ready), name=f"latency-{name}-{ready}", mode="bmc",
+          depth=_latency_depth(dut), workdir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mlp-3-4-3-multibit2", "readout-2-3-gains"])
+def test_without_memory_registers_answers_are_golden_at_the_planned_latency(name, tmp_path):
+    """The iCE40 boards' build (``memory_register=False``: reads feed logic from the memories'
+    ports, a multi-bit layer replays from the ROM's port): every sample answered once, in
+    order, with the golden output, and the first at the plan's (shorter) latency."""
+    art, dut = _design(name, memory_register=False)
+    registered = make_plan(art, dut.folding)
+    assert dut.plan.first_sample_latency < registered.first_sample_latency, dut.plan
+    check(conservation_spec(art, dut), name=f"conservation-noreg-{name}", mode="bmc",
+          depth=_conservation_depth(name, dut), workdir=tmp_path)
+    art, dut = _design(name, memory_register=False)
+    check(latency_spec(dut, ready=1), name=f"latency-noreg-{name}", mode="bmc",
           depth=_latency_depth(dut), workdir=tmp_path)
 
 

@@ -85,9 +85,10 @@ def _check_traces(dut, res, golden, samples):
                 assert beat["sums"][:len(lanes)] == trace.sums[s, lanes].tolist()
 
 
+@pytest.mark.parametrize("memory_register", [True, False])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_accelerator_matches_golden_with_gaps_and_backpressure(name, seed):
-    art, dut = _build(name, seed, trace=True)
+def test_accelerator_matches_golden_with_gaps_and_backpressure(name, memory_register, seed):
+    art, dut = _build(name, seed, trace=True, memory_register=memory_register)
     x = random_inputs(art, 5, seed)
     golden = GoldenModel(art).run(x, record=True)
     res = run_accelerator(dut, x, seed=seed, gaps=0.3, backpressure=0.3)
@@ -95,12 +96,14 @@ def test_accelerator_matches_golden_with_gaps_and_backpressure(name, seed):
     _check_traces(dut, res, golden, len(x))
 
 
+@pytest.mark.parametrize("memory_register", [True, False])
 @pytest.mark.parametrize("name", ["multibit-odd", "spike-two-hidden", "replay-bound",
                                   "default-folding", "one-credit"])
-def test_accelerator_steady_state_meets_the_ideal_bound(name, seed):
+def test_accelerator_steady_state_meets_the_ideal_bound(name, memory_register, seed):
     """With a host that never waits, outputs come exactly ``ideal_cycles`` apart, and the
-    first one the described latency after the first input beat."""
-    art, dut = _build(name, seed)
+    first one the described latency after the first input beat (with and without the
+    memory-read registers, whose latencies the plan follows)."""
+    art, dut = _build(name, seed, memory_register=memory_register)
     x = random_inputs(art, 7, seed)
     res = run_accelerator(dut, x, seed=seed)
     _check_outputs(res, GoldenModel(art).run(x), name)
@@ -234,22 +237,23 @@ LATENCY_NETS = {
 }
 
 
+@pytest.mark.parametrize("memory_register", [True, False])
 @pytest.mark.parametrize("name", sorted(LATENCY_NETS))
-def test_plan_latencies_are_the_sums_of_the_elaborated_blocks(name):
+def test_plan_latencies_are_the_sums_of_the_elaborated_blocks(name, memory_register):
     """Each stage's latency (and the plan's, which the buffer slots, result credits and the
     described first-sample latency use) is its buffer's read latency plus the ``latency`` of
-    the blocks it elaborates, with the stage's own parameter register and (multi-bit LIF) its
-    last group's replay."""
+    the blocks it elaborates, with the stage's own parameter register (a replaying layer's
+    only with ``memory_register``) and (multi-bit LIF) its last group's replay."""
     kwargs, fold = LATENCY_NETS[name]
     art = random_artifact(0, **kwargs)
     seen = set()
     with unused_ok():
-        acc = Accelerator(art, Folding.parse(fold, art))
+        acc = Accelerator(art, Folding.parse(fold, art), memory_register=memory_register)
         for k, (layer, stage, buf) in enumerate(zip(art.layers, acc.stages, acc.buffers,
                                                     strict=True)):
             m = stage.elaborate(None)
             assert m.submodules.synapse is stage.synapse
-            assert stage.front_latency == buf.read_latency == 3
+            assert stage.front_latency == buf.read_latency == (3 if memory_register else 2)
             front = buf.read_latency + stage.synapse.latency
             if layer.kind == "lif":
                 assert m.submodules.lif is stage.lif
@@ -257,6 +261,8 @@ def test_plan_latencies_are_the_sums_of_the_elaborated_blocks(name):
                 if layer.input.kind == "multibit":
                     ops = layer.input.bits * stage.folding.synapse_folds(layer)
                     expected += layer.time_steps - (max(ops, layer.time_steps) - ops)
+                    if not memory_register:
+                        expected -= timing.PARAMS_READ_LATENCY
                 seen.add(("lif", stage.lif.latency, layer.input.kind))
             else:
                 assert m.submodules.unit is stage.unit
@@ -303,10 +309,12 @@ def test_random_networks_run_at_the_bound(seed):
         folding = None if case % 2 else Folding(tuple(
             LayerFolding(int(rng.integers(1, la.inputs + 1)), int(rng.integers(1, la.neurons + 1)))
             for la in art.layers))
-        dut = Accelerator(art, folding)
+        memory_register = bool(rng.integers(2))
+        dut = Accelerator(art, folding, memory_register=memory_register)
         x = random_inputs(art, 6, rng)
         res = run_accelerator(dut, x)
-        where = f"case {case}: {art.summary()} folding {dut.folding}"
+        where = (f"case {case}: {art.summary()} folding {dut.folding} "
+                 f"memory_register={memory_register}")
         _check_outputs(res, GoldenModel(art).run(x), where)
         gaps = np.diff(res["cycles"])[2:].tolist()
         assert gaps == [dut.ideal_cycles] * len(gaps), (where, gaps, dut.plan)

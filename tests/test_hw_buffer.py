@@ -26,11 +26,13 @@ from sw.randnet import random_artifact
     (3, 1, 16, 2, 4, 1),     # grouped, bit-planes
     (2, 1, 6, 1, 6, 2),      # row layout: 6 = 3 x 2, not a power-of-two multiple
 ])
+@pytest.mark.parametrize("memory_register", [True, False])
 def test_sample_buffer_reads_back_what_was_written(slots, rows, elements, planes, wl, rl,
-                                                   seed):
+                                                   memory_register, seed):
     rng = np.random.default_rng(seed)
     dut = SampleBuffer(slots=slots, rows=rows, elements=elements, planes=planes,
-                       write_lanes=wl, read_lanes=rl)
+                       write_lanes=wl, read_lanes=rl, memory_register=memory_register)
+    assert dut.read_latency == dut.r.signature.read_latency == (3 if memory_register else 2)
     per_word = wl // rl
     grouped = wl % rl == 0 and per_word & (per_word - 1) == 0
     assert dut.layout == ("chunked" if rl % wl == 0 else "grouped" if grouped else "row")

@@ -153,10 +153,11 @@ def test_default_folding_of_a_conv_network_is_legal():
 
 
 def _run(request, seed, artifact, folding=None, *, samples=8, simulator="icarus",
-         testcases=TESTCASES, **kw):
+         testcases=TESTCASES, memory_register=True, **kw):
     x = random_inputs(artifact, samples, np.random.default_rng(seed))
     build = build_dir_for(request)
-    desc = generate(artifact, out_dir=build, folding=folding, trace=True)
+    desc = generate(artifact, out_dir=build, folding=folding, trace=True,
+                    memory_register=memory_register)
     return simulate(desc, build / "artifact", x, build_dir=build, simulator=simulator,
                     testcases=testcases, seed=seed, gaps=0.3, backpressure=0.4, trace=True,
                     **kw)
@@ -174,14 +175,18 @@ def _assert_exact(run):
         assert run.steady_cycles == run.ideal_cycles, (run.steady_cycles, run.ideal_cycles)
 
 
-def test_small_conv_network_icarus(request, seed):
-    """A padded 3x3 conv with a fused 2x2 pool, then a stride-2 conv and the readout."""
+@pytest.mark.parametrize("input_kind", ["spike", "multibit"])
+def test_small_conv_network_icarus(request, seed, input_kind):
+    """A padded 3x3 conv with a fused 2x2 pool, then a stride-2 conv and the readout; the
+    multi-bit-input one (its first conv replays its sums T times) without the memory-read
+    registers (the iCE40 boards' build)."""
     require_simulator("icarus")
     art = random_conv_artifact(seed, in_shape=(2, 6, 6), layers=[
         ("conv", 4, 3, 1, 1), ("pool", 2), ("conv", 2, 3, 2, 0), ("readout", 3)],
-        input_kind="spike", time_steps=2)
+        input_kind=input_kind, input_bits=3, time_steps=2)
     run = _run(request, seed, art, Folding((LayerFolding(2, 2), LayerFolding(4, 1),
-                                            LayerFolding(1, 1))))
+                                            LayerFolding(1, 1))),
+               memory_register=input_kind == "spike")
     _assert_exact(run)
     assert run.results["reset_mid_sample"]["dropped_samples"]
 
@@ -231,10 +236,11 @@ def _draw_conv_case(rng, default: bool):
 @pytest.mark.parametrize("index", range(CONV_NETWORKS))
 def test_random_conv_network(request, seed, index):
     """A random conv network (shapes, kernels, strides, paddings, pools, dense layers, input
-    kind, T, reset, leak, gains) under a random legal folding, or the default one."""
+    kind, T, reset, leak, gains) under a random legal folding, or the default one; every other
+    one without the memory-read registers."""
     require_simulator("icarus")
     art, folding = _draw_conv_case(np.random.default_rng(seed), default=index % 4 == 0)
-    _assert_exact(_run(request, seed, art, folding))
+    _assert_exact(_run(request, seed, art, folding, memory_register=index % 2 == 0))
 
 
 def test_random_conv_cases_stay_within_their_cycle_cap(seed):

@@ -99,6 +99,18 @@ def test_cli_verilog_prints_a_table(tmp_path):
     assert desc["input"] == {"kind": "spike", "bits": 1, "inputs": 6, "time_steps": 1,
                              "lanes": 3, "rows": 1, "shape": None, "beats_per_row": 2,
                              "beats_per_sample": 2, "cycles_per_beat": 1, "field": "values"}
+    assert desc["options"]["memory_register"] is True
+    # Without the memory-read registers each stage's front is a cycle shorter, and the
+    # description says so (its latencies are the plan's).
+    res = subprocess.run([sys.executable, "-m", "bitspike", "verilog", str(tmp_path / "art"),
+                          "--folding", "3x2,2x1", "--lanes", "3", "--no-memory-register",
+                          "-o", str(tmp_path / "hw-noreg")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    noreg = json.loads((tmp_path / "hw-noreg" / DESCRIPTION_FILE).read_text())
+    assert noreg["options"]["memory_register"] is False
+    assert [la["latency"] for la in noreg["layers"]] == [la["latency"] - 1
+                                                         for la in desc["layers"]]
     bad = subprocess.run([sys.executable, "-m", "bitspike", "verilog", str(tmp_path / "art"),
                           "--folding", "7x1,2x1", "-o", str(tmp_path / "bad")],
                          capture_output=True, text=True, timeout=300)
