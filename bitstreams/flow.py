@@ -624,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default --out build/bitstreams/BOARD-core)")
     p.add_argument("--hw-option", action="append", default=[], metavar="NAME=VALUE",
                    help="an hw.Accelerator option over the board's defaults, e.g. "
-                        "weight_memory=block, popcount_stages=3 or memory_register=true (repeatable)")
+                        "weight_memory=block, popcount_stages=3 or memory_register=true "
+                        "(repeatable)")
     return p
 
 
