@@ -237,7 +237,6 @@ class Accelerator(wiring.Component):
         self.folding = self.plan.folding
         self._trace = trace
         self.weight_memory = weight_memory
-        self.memory_register = memory_register
         a, plan = artifact, self.plan
         rows = a.rows_per_sample
         self.adapter = InputAdapter(inputs=a.inputs, bits=a.input.bits, lanes=plan.lanes,
@@ -251,24 +250,24 @@ class Accelerator(wiring.Component):
             if k == 0:
                 buf = SampleBuffer(slots=plan.slots[0], rows=rows, elements=a.inputs,
                                    planes=a.input.bits, write_lanes=plan.lanes,
-                                   read_lanes=f.simd, memory_register=memory_register)
+                                   read_lanes=f.simd, memory_register=plan.memory_register)
             else:
                 pf = self.folding.layers[k - 1]
                 buf = SampleBuffer(slots=plan.slots[k], rows=a.time_steps,
                                    elements=layer.inputs, write_lanes=pf.pe, read_lanes=f.simd,
-                                   memory_register=memory_register)
+                                   memory_register=plan.memory_register)
             self.buffers.append(buf)
             if layer.kind in ("lif", "conv"):
                 stage = LIFStage(layer, f, in_slots=plan.slots[k], out_slots=plan.slots[k + 1],
                                  popcount_stages=popcount_stages, trace=trace,
                                  weight_memory=weight_memory, pool=pool,
-                                 memory_register=memory_register)
+                                 memory_register=plan.memory_register)
             else:
                 stage = ReadoutStage(layer, f, in_slots=plan.slots[k],
                                      popcount_stages=popcount_stages,
                                      out_depth=plan.out_depth,
                                      trace=trace, weight_memory=weight_memory,
-                                     memory_register=memory_register)
+                                     memory_register=plan.memory_register)
             self.stages.append(stage)
         members = {
             "i": In(stream.Signature(self.adapter.layout)),
@@ -286,6 +285,11 @@ class Accelerator(wiring.Component):
     @property
     def lanes(self) -> int:
         return self.plan.lanes
+
+    @property
+    def memory_register(self) -> bool:
+        """Whether block-RAM reads are registered before any logic (the plan's option)."""
+        return self.plan.memory_register
 
     @property
     def beats_per_sample(self) -> int:

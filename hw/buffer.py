@@ -97,10 +97,6 @@ class BufferReader(wiring.Signature):
         the latency of the :class:`SampleBuffer` behind this side)."""
         return timing.buffer_read_latency(self._memory_register)
 
-    @property
-    def memory_register(self) -> bool:
-        return self._memory_register
-
 
 class SampleBuffer(wiring.Component):
     """A ring of sample slots with independent write and read widths, in one memory.

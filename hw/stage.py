@@ -388,16 +388,20 @@ class LIFStage(_StageBase):
         m.d.comb += syn.i.payload.tag.eq(delay(m, tag, lat, "op_tag"))
 
         # Neuron parameters of the group whose sums come out of the array; the sums wait in a
-        # register for the read (timing.PARAMS_READ_LATENCY).
+        # register for the read (timing.params_read_wait: not in a replay without
+        # memory_register, which reads the parameters during the replay).
         m.submodules.params = rom = Memory(shape=unsigned(self.rom_layout.size),
                                            depth=len(self.rom_words), init=self.rom_words)
         rom_rd = rom.read_port(domain="sync")
         m.d.comb += rom_rd.addr.eq(syn.o.payload.tag.channel_group if self._conv
                                    else syn.o.payload.tag.group)
         params = data.View(self.rom_layout, rom_rd.data)
-        sums = Signal(syn.o_layout, name="sums")
-        sums_valid = Signal(name="sums_valid")
-        m.d.sync += [sums_valid.eq(syn.o.valid), sums.eq(syn.o.payload)]
+        if timing.params_read_wait(layer, self._memory_register):
+            sums = Signal(syn.o_layout, name="sums")
+            sums_valid = Signal(name="sums_valid")
+            m.d.sync += [sums_valid.eq(syn.o.valid), sums.eq(syn.o.payload)]
+        else:
+            sums, sums_valid = syn.o.payload, syn.o.valid
 
         m.submodules.lif = lif = self.lif
         tag_fields = [name for name in lif.i.payload.tag.shape().members
@@ -417,25 +421,24 @@ class LIFStage(_StageBase):
         else:
             # Replay the group's sums for time steps 0..T-1 (one per cycle). With
             # memory_register the sums and the parameters read for them are held in registers;
-            # without, the sums are held from the array's output (the registers above go
-            # unused) and the parameters come from the ROM's port, whose address (the array's
-            # output's group) holds for the group's period, at least T cycles.
+            # without, the sums are held from the array's output and the parameters come from
+            # the ROM's port, whose address (the array's output's group) holds for the group's
+            # period, at least T cycles.
             reg = self._memory_register
-            src, src_valid = (sums, sums_valid) if reg else (syn.o.payload, syn.o.valid)
             held = Signal(lif.i_layout, name="held")
             held_end = Signal(name="held_sample_end")
             active = Signal(name="replay_active")
             step = Signal(range(steps), name="replay_step")
-            last_group = (src.tag.last_group if self._conv
-                          else src.tag.group == self._groups - 1)
+            last_group = (sums.tag.last_group if self._conv
+                          else sums.tag.group == self._groups - 1)
             replayed = held if reg else params
-            with m.If(src_valid):
-                m.d.sync += [held.current.eq(src.sums), held_end.eq(last_group),
+            with m.If(sums_valid):
+                m.d.sync += [held.current.eq(sums.sums), held_end.eq(last_group),
                              active.eq(1), step.eq(0)]
                 if reg:
                     m.d.sync += [held.bias.eq(params.bias), held.threshold.eq(params.threshold),
                                  held.connected.eq(params.connected)]
-                m.d.sync += [getattr(held.tag, name).eq(getattr(src.tag, name))
+                m.d.sync += [getattr(held.tag, name).eq(getattr(sums.tag, name))
                              for name in tag_fields]
             with m.Elif(active):
                 m.d.sync += step.eq(step + 1)

@@ -28,7 +28,8 @@ __all__ = ["SLOTS", "POPCOUNT_STAGES", "OUT_DEPTH", "check_slots", "check_popcou
            "buffer_read_latency", "weight_read_latency", "conv_address_latency",
            "front_latency", "synapse_latency",
            "has_step_gain", "lif_latency",
-           "readout_latency", "PARAMS_READ_LATENCY", "input_cycles_per_beat", "group_period",
+           "readout_latency", "PARAMS_READ_LATENCY", "params_read_wait",
+           "input_cycles_per_beat", "group_period",
            "lif_stage_latency", "readout_stage_latency", "STAGE_START_LATENCY",
            "output_fifo_latency"]
 
@@ -184,12 +185,19 @@ def lif_stage_latency(layer: LIFLayer, folding: LayerFolding, *, front: int, syn
     (its address, the group of the array's output, holds for the group's period, at least T
     cycles): the replay starts in the cycle after the sums, with no wait for the read.
     """
-    latency = front + synapse + lif
+    latency = front + synapse + params_read_wait(layer, memory_register) + lif
     if not _replays(layer):
-        return latency + PARAMS_READ_LATENCY
+        return latency
     idle = group_period(layer, folding) - _operations_per_group(layer, folding)
-    wait = PARAMS_READ_LATENCY if memory_register else 0
-    return latency + wait + layer.time_steps - idle
+    return latency + layer.time_steps - idle
+
+
+def params_read_wait(layer, memory_register: bool = True) -> int:
+    """Cycles a LIF stage holds the synapse array's sums in a register while its parameter ROM
+    is read for their group (:data:`PARAMS_READ_LATENCY`); none for a replaying layer without
+    ``memory_register``, which replays from the array's output and reads the parameters from
+    the ROM's port during the replay."""
+    return 0 if _replays(layer) and not memory_register else PARAMS_READ_LATENCY
 
 
 def readout_stage_latency(*, front: int, synapse: int, readout: int) -> int:
