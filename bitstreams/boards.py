@@ -110,6 +110,13 @@ class Board:
         SPRAM (Yosys ``-spram``; 32 KB is one or two of its four), block RAM on the ECP5.
     bench_ram_style : str or None
         The store's ``ram_style`` (``"huge"``: SPRAM), None for Yosys' choice.
+    info_rom_style : str
+        The ``rom_style`` of the link's INFO ROM (38 bytes for the digits model): ``"block"``
+        on the iCE40, where in logic it is a multiplexer of up to seven LUT levels in front of
+        its register (the small board build's critical path at 38.5 MHz) and ~25 logic cells,
+        and a block RAM's output is a register; ``"logic"`` on the ECP5, whose LUTs make it
+        one level and whose block RAM's clock-to-output (5.8 ns) would not leave room at
+        125 MHz for the byte's path to the UART.
     """
 
     name: str
@@ -128,6 +135,7 @@ class Board:
     nextpnr_device: tuple = ()
     bench_bytes: int = 0
     bench_ram_style: str | None = None
+    info_rom_style: str = "logic"
 
     def make_platform(self):
         import importlib
@@ -144,7 +152,7 @@ BOARDS: dict[str, Board] = {
         leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp -spram", seeds=4,
         accelerator={"memory_register": False},
         nextpnr_device=("--up5k", "--package", "sg48"), bench_bytes=32768,
-        bench_ram_style="huge"),
+        bench_ram_style="huge", info_rom_style="block"),
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,

@@ -648,6 +648,9 @@ class FrameSerializer(wiring.Component):
         The accelerator's output stream (as seen by the accelerator).
     info : bitstreams.protocol.DeviceInfo
         The INFO payload (its ``lost_answers`` byte comes from ``lost``).
+    info_rom_style : str or None
+        ``rom_style`` of the ROM holding it (``"block"``, ``"logic"``; None: Yosys' choice).
+        Its read is registered either way: in a block RAM's output or after the logic.
 
     Members
     -------
@@ -685,7 +688,9 @@ class FrameSerializer(wiring.Component):
         Bytes to transmit.
     """
 
-    def __init__(self, *, out_signature, info: P.DeviceInfo):
+    def __init__(self, *, out_signature, info: P.DeviceInfo, info_rom_style: str | None = None):
+        self._info_rom_style = check_choice("info_rom_style", info_rom_style,
+                                            (None, "block", "logic"))
         self._out_width = _payload_width(out_signature, "out_signature")
         if not isinstance(info, P.DeviceInfo):
             raise TypeError(f"info must be a DeviceInfo, not {info!r}")
@@ -734,18 +739,29 @@ class FrameSerializer(wiring.Component):
         # into the same register when its frame is picked. The INFO payload is constant but
         # for one byte: a small ROM, indexed by the count of bytes left and registered (a
         # payload byte goes out at most every other cycle, so the register holds the next byte
-        # by then); an error's one byte is its code.
+        # by then; on the iCE40 a block RAM, whose output is that register, where logic puts a
+        # deep multiplexer in front of it); an error's one byte is its code.
         payload = Signal(8 * max(result_len, P.BENCH_BYTES))
         result_bits = Cat(Value.cast(self.result.payload),
                           Const(0, len(payload) - self._out_width))
-        info_bytes = [self.lost if k == P.DeviceInfo.LOST_OFFSET else Const(b, 8)
-                      for k, b in enumerate(info_rom)]
+        # The INFO ROM, last byte first (its address is ``left``), read the cycle after
+        # ``left`` is set; its lost-answers byte is a zero there, and ``lost`` is ORed in.
+        lost_at = info_len - 1 - P.DeviceInfo.LOST_OFFSET
+        m.submodules.info_rom = rom = Memory(
+            shape=8, depth=info_len,
+            init=[0 if k == P.DeviceInfo.LOST_OFFSET else b
+                  for k, b in enumerate(info_rom)][::-1])
+        if self._info_rom_style is not None:
+            rom.attrs["rom_style"] = self._info_rom_style
+        rom_rd = rom.read_port(domain="sync")
+        info_at_lost = Signal()
+        m.d.comb += rom_rd.addr.eq(left)
+        m.d.sync += info_at_lost.eq(left == lost_at)
         # The benchmark CRC runs over the hashed results' bytes.
         m.submodules.bench_crc = bench_crc = FrameCRC()
         bench_word = Cat(self.bench_samples, self.bench_cycles, bench_crc.crc)  # little endian
         kind_info, kind_error = Signal(), Signal()
-        info_byte = Signal(8)
-        m.d.sync += info_byte.eq(Array(info_bytes[::-1])[left])
+        info_byte = rom_rd.data | Mux(info_at_lost, self.lost, 0)
         payload_byte = Mux(kind_info, info_byte, Mux(kind_error, ocode, payload[:8]))
         load_result = Signal()
 
@@ -896,6 +912,8 @@ class HostLink(wiring.Component):
         Depth of the queue of error and INFO answers waiting for the transmitter.
     bench_ram_style : str or None
         ``ram_style`` of the benchmark store (``"huge"``: the iCE40UP5K's SPRAM).
+    info_rom_style : str or None
+        ``rom_style`` of the INFO ROM (:class:`FrameSerializer`).
 
     Members
     -------
@@ -923,7 +941,7 @@ class HostLink(wiring.Component):
 
     def __init__(self, *, in_signature, out_signature, beats: int, info: P.DeviceInfo,
                  timeout_cycles: int, tags: int = 4, answers: int = 4,
-                 bench_ram_style: str | None = None):
+                 bench_ram_style: str | None = None, info_rom_style: str | None = None):
         in_width = _payload_width(in_signature, "in_signature")
         out_width = _payload_width(out_signature, "out_signature")
         for name, value, low in (("beats", beats, 1), ("timeout_cycles", timeout_cycles, 16),
@@ -950,6 +968,7 @@ class HostLink(wiring.Component):
         self._tags = tags
         self._answers = answers
         self._bench_style = bench_ram_style
+        self._info_rom_style = info_rom_style
         super().__init__({
             "rx": In(stream.Signature(8)),
             "rx_error": In(1),
@@ -989,7 +1008,8 @@ class HostLink(wiring.Component):
             in_signature=self.acc_i.signature, beats=self._beats,
             sample_bytes=info.sample_bytes)
         m.submodules.serializer = serializer = FrameSerializer(
-            out_signature=self.acc_o.signature.flip(), info=info)
+            out_signature=self.acc_o.signature.flip(), info=info,
+            info_rom_style=self._info_rom_style)
         m.submodules.tags = tags = ResetInserter(soft_reset)(
             fifo.SyncFIFO(width=8, depth=self._tags))
 

@@ -80,6 +80,8 @@ class LinkTop(wiring.Component):
         :func:`bitstreams.link.bench_capacity` samples.
     bench_ram_style : str or None
         The store's ``ram_style`` (``"huge"``: the iCE40UP5K's SPRAM).
+    info_rom_style : str or None
+        The INFO ROM's ``rom_style`` (:class:`bitstreams.link.FrameSerializer`).
 
     Members
     -------
@@ -98,7 +100,8 @@ class LinkTop(wiring.Component):
 
     def __init__(self, artifact, folding=None, *, clock_hz: float, baud: float = 3_000_000,
                  timeout_s: float = DEFAULT_TIMEOUT_S, accelerator_options: dict | None = None,
-                 bench_bytes: int = 0, bench_ram_style: str | None = None):
+                 bench_bytes: int = 0, bench_ram_style: str | None = None,
+                 info_rom_style: str | None = None):
         import hw
 
         for name, value in (("clock_hz", clock_hz), ("baud", baud), ("timeout_s", timeout_s)):
@@ -131,7 +134,8 @@ class LinkTop(wiring.Component):
         timeout = max(16, int(round(timeout_s * clock_hz)))
         self.link = HostLink(in_signature=in_sig, out_signature=out_sig, beats=beats,
                              info=self.info, timeout_cycles=timeout,
-                             bench_ram_style=bench_ram_style)
+                             bench_ram_style=bench_ram_style,
+                             info_rom_style=info_rom_style)
         super().__init__()
 
     @property
@@ -227,7 +231,8 @@ class BoardTop(wiring.Component):
                             baud=board.baud if baud is None else baud, timeout_s=timeout_s,
                             accelerator_options=accelerator_options,
                             bench_bytes=board.bench_bytes if bench_bytes is None
-                            else bench_bytes, bench_ram_style=board.bench_ram_style)
+                            else bench_bytes, bench_ram_style=board.bench_ram_style,
+                            info_rom_style=board.info_rom_style)
         super().__init__({})
 
     def _clock(self, m, platform):

@@ -726,6 +726,10 @@ def test_frame_serializer_results_and_reset():
     with pytest.raises(ValueError, match=r"info.result_bytes is 5, but out_signature gives 4"):
         FrameSerializer(out_signature=stream.Signature(OUT_LAYOUT),
                         info=P.DeviceInfo(**{**make_info().__dict__, "result_bytes": 5}))
+    with pytest.raises(ValueError, match=r"info_rom_style must be one of None, 'block', "
+                                         r"'logic', not 'huge'"):
+        FrameSerializer(out_signature=stream.Signature(OUT_LAYOUT), info=make_info(),
+                        info_rom_style="huge")
 
 
 # ----------------------------------------------------------------------------------------------
