@@ -40,6 +40,9 @@ def test_gate_forward_and_gradients(shape, stat, moment, alpha, seed):
         if alpha == "learned":
             gate.alpha.copy_(torch.rand(t_steps, generator=gen, dtype=torch.float64) + 0.5)
     x = torch.randn(*shape, generator=gen, dtype=torch.float64) + 0.3
+    # |x| has a kink at 0, and gradcheck's finite differences step 1e-6 to either side: keep
+    # every element 1e-3 away from it (a draw within 1e-6 of 0 failed at seed 2034846639).
+    x = torch.where(x.abs() < 1e-3, torch.copysign(torch.full_like(x, 1e-3), x), x)
     y = gate(x)
     assert y.shape == x.shape
     factor = gate.factor(x)
