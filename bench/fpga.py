@@ -16,7 +16,7 @@ Verilog (samples back to back, every output compared with the golden model). Pri
 
     python bench/fpga.py                     # both boards, all foldings (about 15 minutes)
     python bench/fpga.py --quick             # the boards' default foldings only
-    python bench/fpga.py --boards icebreaker --foldings 64x1,8x1
+    python bench/fpga.py --boards icebreaker --foldings 64x2,16x1
     python bench/fpga.py --link              # end to end over the UART, simulated
 
 ``--link`` instead simulates each board's whole top (UART at the board's rate, host link,
@@ -40,7 +40,7 @@ from sw.atomic import atomic_write_json  # noqa: E402
 
 #: board -> foldings of the digits model (the board's default first)
 FOLDINGS = {
-    "icebreaker": ["64x1,8x1", "32x1,4x1", "64x2,16x1"],
+    "icebreaker": ["64x2,16x1", "64x1,8x1", "32x1,4x1"],
     "ulx3s-85f": ["64x8,64x1", "64x4,32x1", "64x1,8x1"],
 }
 

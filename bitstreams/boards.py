@@ -110,6 +110,13 @@ class Board:
         SPRAM (Yosys ``-spram``; 32 KB is one or two of its four), block RAM on the ECP5.
     bench_ram_style : str or None
         The store's ``ram_style`` (``"huge"``: SPRAM), None for Yosys' choice.
+    block_weights : bool
+        Weight memories go in block RAM whenever the design's memories then fit the device's
+        block RAMs (:func:`bitstreams.fit.choose_weight_memory`), unless an accelerator
+        option names ``weight_memory``. On the iCE40, whose logic cells are the scarce
+        resource: Yosys' costs (a block RAM 64, logic 1/16 per ROM bit) tie a 64 x 128-bit
+        weight ROM between 8 block RAMs and ~512 LUT4s and pick logic; at 64x2,16x1 that
+        was 5,295 packed logic cells (over the UP5K's 5,280) against 4,441 in block RAM.
     info_rom_style : str
         The ``rom_style`` of the link's INFO ROM (38 bytes for the digits model): ``"block"``
         on the iCE40, where in logic it is a multiplexer of up to seven LUT levels in front of
@@ -136,6 +143,7 @@ class Board:
     bench_bytes: int = 0
     bench_ram_style: str | None = None
     info_rom_style: str = "logic"
+    block_weights: bool = False
 
     def make_platform(self):
         import importlib
@@ -149,10 +157,10 @@ BOARDS: dict[str, Board] = {
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40", capacity=ICE40UP5K, oscillator_hz=12e6, clock_hz=48e6,
         baud=3_000_000, reset_button=("button", 0),
-        leds=(("led_g", 0), ("led_r", 0)), budget=128, synth_opts="-dsp -spram", seeds=4,
+        leds=(("led_g", 0), ("led_r", 0)), budget=144, synth_opts="-dsp -spram", seeds=4,
         accelerator={"memory_register": False},
         nextpnr_device=("--up5k", "--package", "sg48"), bench_bytes=32768,
-        bench_ram_style="huge", info_rom_style="block"),
+        bench_ram_style="huge", info_rom_style="block", block_weights=True),
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5", capacity=LFE5U85F, oscillator_hz=25e6, clock_hz=125e6,

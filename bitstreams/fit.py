@@ -26,7 +26,7 @@ from pathlib import Path
 from bitstreams.boards import Capacity
 
 __all__ = ["FitError", "Shortfall", "Memory", "MemoryEstimate", "design_memories",
-           "memory_estimate", "synthesis_usage", "pack_usage", "check"]
+           "memory_estimate", "choose_weight_memory", "synthesis_usage", "pack_usage", "check"]
 
 #: Shape of one SPRAM (iCE40UP5K SB_SPRAM256KA), where ``ram_style = "huge"`` memories go.
 SPRAM_SHAPE = (16, 16384)
@@ -188,6 +188,22 @@ def _costs(mem: Memory, family: str, capacity: Capacity | None = None) -> dict:
     if mem.sync_read and capacity is not None:
         costs["bram"] = _BRAM_COST[family] * bram_blocks(mem.width, mem.depth, capacity)
     return costs
+
+
+def choose_weight_memory(make_design, family: str, capacity: Capacity, *,
+                         block: bool = True):
+    """``(weight_memory, design, estimate)``: ``"block"`` when ``block`` and the memories
+    of ``make_design("block")`` then all fit the block RAMs (every memory Yosys would put
+    there, :attr:`MemoryEstimate.bram`, not only the certain ones), else ``"auto"``
+    (Yosys' choice per memory). ``make_design(weight_memory)`` returns the elaboratable
+    whose memories are counted."""
+    if block:
+        design = make_design("block")
+        estimate = memory_estimate(design_memories(design), family, capacity)
+        if estimate.bram <= capacity.bram:
+            return "block", design, estimate
+    design = make_design("auto")
+    return "auto", design, memory_estimate(design_memories(design), family, capacity)
 
 
 def memory_estimate(memories: list[Memory], family: str, capacity: Capacity

@@ -306,11 +306,34 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     from hw.generate import DESCRIPTION_FILE
 
     options = {**board.accelerator, **(accelerator_options or {})}
-    top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
-                   accelerator_options=options)
+
+    def make_top(weight_memory):
+        return BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
+                        accelerator_options={**options, "weight_memory": weight_memory})
+
+    if "weight_memory" in options:
+        top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
+                       accelerator_options=options)
+        # the board shell around the core has no memories
+        estimate = fit.memory_estimate(fit.design_memories(top.core), board.family,
+                                       board.capacity)
+    else:
+        # the block-RAM rule of the board (Board.block_weights), on the core's memories
+        tops = {}
+
+        def make_core(weight_memory):
+            tops[weight_memory] = make_top(weight_memory)
+            return tops[weight_memory].core
+
+        weight_memory, _, estimate = fit.choose_weight_memory(
+            make_core, board.family, board.capacity, block=board.block_weights)
+        top = tops[weight_memory]
+        if board.block_weights:
+            log(f"  weights in block RAM ({estimate.bram} of {board.capacity.bram} block RAMs "
+                f"in all)" if weight_memory == "block" else
+                f"  weights where Yosys puts them (in block RAM the memories would need more "
+                f"than the {board.capacity.bram} block RAMs)")
     platform = board.make_platform()
-    memories = fit.design_memories(top.core)  # the board shell around it has no memories
-    estimate = fit.memory_estimate(memories, board.family, board.capacity)
     times["elaborate"] = time.perf_counter() - t0
     fit.check(board.capacity, board.family, estimate=estimate)
     toolset = find_tools(board.family, tools)

@@ -274,6 +274,36 @@ def test_rom_constant_columns_are_not_counted():
     assert (mem.width, mem.depth, mem.writable) == (4, 64, False)
 
 
+def test_weight_memories_go_in_block_ram_when_they_fit(seed):
+    """The iCE40 rule (Board.block_weights): block RAM for the weights when every memory
+    then fits the block RAMs, else Yosys' choice; the ECP5 leaves it to Yosys."""
+    from bitstreams.top import LinkTop
+    from sw.folding import Folding
+
+    def chooser(art, folding):
+        def make(weight_memory):
+            return LinkTop(art, Folding.parse(folding, art), clock_hz=48e6,
+                           accelerator_options={"weight_memory": weight_memory})
+        return make
+
+    small = random_artifact(seed, sizes=[64, 32, 10], time_steps=2)
+    choice, design, est = fit.choose_weight_memory(chooser(small, "64x1,8x1"), "ice40",
+                                                   ICE40UP5K)
+    assert choice == "block" and design.accelerator.weight_memory == "block"
+    weights = [(m, kind) for m, kind, _ in est.mapping if m.name.endswith(".weights")]
+    assert weights and all(kind == "bram" for _, kind in weights), weights
+    assert est.bram <= ICE40UP5K.bram
+    # 1024 inputs at 32 neurons a group: the weights alone need more than 30 block RAMs
+    big = random_artifact(seed, sizes=[1024, 256, 10], time_steps=2)
+    choice, design, est = fit.choose_weight_memory(chooser(big, "64x1,32x1"), "ice40",
+                                                   ICE40UP5K)
+    assert choice == "auto" and design.accelerator.weight_memory == "auto"
+    choice, _, _ = fit.choose_weight_memory(chooser(small, "64x1,8x1"), "ecp5", LFE5U85F,
+                                            block=BOARDS["ulx3s-85f"].block_weights)
+    assert choice == "auto"
+    assert BOARDS["icebreaker"].block_weights
+
+
 def test_too_large_network_fails_before_synthesis(tmp_path):
     """A network whose weights need more block RAM than the UP5K has stops at the memory
     estimate, before any tool runs, saying by how much."""
