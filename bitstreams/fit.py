@@ -1,4 +1,6 @@
-"""Will a design fit a device? Three checks, each before the slow step that follows it.
+"""Will a design fit a device? Four checks, each before the slow step that follows it
+(the cell model's, between the first two, is :mod:`bitstreams.cells`; :func:`check` takes
+its estimate).
 
 1. :func:`memory_estimate` (instant, before synthesis): every memory of the elaborated design,
    from its exact shape, mapped the way Yosys' ``memory_libmap`` maps it (the cheapest of
@@ -35,6 +37,10 @@ _BRAM_COST = {"ice40": 64, "ecp5": 128}
 _LUTRAM_COST = {"ecp5": 4}
 #: Block-RAM mappings cheaper than this fraction of the alternative are counted as certain.
 CERTAIN = 0.5
+#: The cell model's estimate stops a build before synthesis only when it exceeds the device
+#: by more than this fraction (the model is within a few per cent of the packed counts it was
+#: calibrated on, bench/cells.py).
+CELL_MARGIN = 0.10
 
 _BRAM_NAME = {"ice40": "SB_RAM40_4K, 4 Kbit", "ecp5": "DP16KD, 18 Kbit"}
 
@@ -145,15 +151,16 @@ def design_memories(elaboratable, platform=None) -> list[Memory]:
             style = memory.attrs.get("ram_style" if writable else "rom_style")
             width = Shape.cast(data.shape).width
             if not writable:
-                # Yosys drops the bit columns of a ROM that hold the same value in every word.
+                # Yosys drops the bit columns of a ROM that hold the same value in every word
+                # (a ROM of one word, or of equal words, is a constant: no memory at all).
                 words = [_const(x) for x in data.init]
-                width = max(1, sum(1 for b in range(width)
-                                   if len({(w >> b) & 1 for w in words}) > 1))
-            out.append(Memory(
-                name=".".join(path) or "top", width=width,
-                depth=data.depth, writable=writable,
-                sync_read=all(p.domain != "comb" for p in memory.read_ports),
-                style=str(style) if style is not None else None))
+                width = sum(1 for b in range(width) if len({(w >> b) & 1 for w in words}) > 1)
+            if width:
+                out.append(Memory(
+                    name=".".join(path) or "top", width=width,
+                    depth=data.depth, writable=writable,
+                    sync_read=all(p.domain != "comb" for p in memory.read_ports),
+                    style=str(style) if style is not None else None))
         for sub, name, _ in frag.subfragments:
             walk(sub, (*path, str(name)))
 
@@ -256,15 +263,23 @@ def pack_usage(report: dict) -> dict:
 
 
 def check(capacity: Capacity, family: str, *, estimate: MemoryEstimate | None = None,
-          synthesis: dict | None = None, packed: dict | None = None) -> None:
+          cells=None, synthesis: dict | None = None, packed: dict | None = None) -> None:
     """Raise :class:`FitError` for every resource the design surely lacks.
 
-    Give one of ``estimate`` (memory estimate), ``synthesis`` (:func:`synthesis_usage`) or
-    ``packed`` (:func:`pack_usage`).
+    Give one of ``estimate`` (memory estimate), ``cells`` (a
+    :class:`bitstreams.cells.CellEstimate`: fails beyond the device by more than
+    :data:`CELL_MARGIN`), ``synthesis`` (:func:`synthesis_usage`) or ``packed``
+    (:func:`pack_usage`).
     """
     bram_what = f"block RAMs ({_BRAM_NAME[family]})"
     short = []
-    if estimate is not None:
+    if cells is not None:
+        if cells.logic_cells > capacity.logic * (1 + CELL_MARGIN):
+            short.append(Shortfall(f"logic cells by the cell model (which is within "
+                                   f"{CELL_MARGIN:.0%} of packed builds)", cells.logic_cells,
+                                   capacity.logic))
+        stage = "cell model"
+    elif estimate is not None:
         if estimate.certain_bram > capacity.bram:
             short.append(Shortfall(bram_what, estimate.certain_bram, capacity.bram))
         if estimate.spram > capacity.spram:

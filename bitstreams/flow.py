@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bitstreams import fit
+from bitstreams import cells, fit
 from bitstreams.boards import BOARDS, BUILD_ROOT, Board, get_board
 from sw.atomic import atomic_write_json
 from sw.checks import check_choice, check_int, is_int, is_real
@@ -359,6 +359,20 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     def resolve(cmd):
         return [toolset.exe.get(cmd[0], cmd[0]), *cmd[1:]]
 
+    # The logic-cell model (bitstreams.cells), where the family has a calibration: a design
+    # far beyond the device stops here, before synthesis.
+    cell_estimate = None
+    model = cells.load_model(board.family)
+    if model is not None:
+        t0 = time.perf_counter()
+        netlist = cells.coarse_netlist((out / "top.il").read_text(), toolset.exe["yosys"], env)
+        cell_estimate = cells.estimate(
+            cells.design_features(netlist, board.family, board.capacity), model)
+        times["cell_model"] = time.perf_counter() - t0
+        log(f"  cell model: about {cell_estimate.logic_cells} of {board.capacity.logic} "
+            f"logic cells")
+        fit.check(board.capacity, board.family, cells=cell_estimate)
+
     step("synthesis")
     times["synthesis"] = _run(resolve(commands[0]), out, "yosys.log", env)
     synthesis = fit.synthesis_usage(fit.load_json(out / "top.stat.json"), board.family)
@@ -395,6 +409,7 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
                      "beat_bytes": core.info.beat_bytes},
         "cycles_per_inference_ideal": acc.ideal_cycles,
         "memory_estimate": {"bram": estimate.bram, "spram": estimate.spram},
+        "cell_estimate": cell_estimate.as_dict() if cell_estimate else None,
         "synthesis": synthesis,
         "tools": toolset.versions,
         "tool_sources": toolset.source,

@@ -1,0 +1,136 @@
+"""The logic-cell model: its features, its calibration, and its estimate of a real board top
+against that build's committed packed count."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from synth_baseline import BASELINES
+
+from bitstreams import cells, fit
+from bitstreams.boards import BOARDS, ICE40UP5K
+from bitstreams.flow import find_tools
+from sw.randnet import random_artifact
+
+
+def _rtlil(component) -> str:
+    from amaranth.back import rtlil
+
+    return rtlil.convert(component, name="top")
+
+
+_PORTS = {"a": In(8), "b": In(8), "s": In(1), "q": Out(20)}
+
+
+class _Tiny(wiring.Component):
+    """An 8-bit multiplexer, an 8-bit XOR and a 4-bit AND, registered, in a submodule."""
+
+    def __init__(self):
+        super().__init__(_PORTS)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = _Inner()
+        m.d.comb += [inner.a.eq(self.a), inner.b.eq(self.b), inner.s.eq(self.s),
+                     self.q.eq(inner.q)]
+        return m
+
+
+class _Inner(wiring.Component):
+    def __init__(self):
+        super().__init__(_PORTS)
+
+    def elaborate(self, platform):
+        m = Module()
+        r = Signal(20)
+        m.d.sync += r.eq(Mux(self.s, self.a, self.b) | ((self.a ^ self.b) << 8)
+                         | ((self.a[:4] & self.b[:4]) << 16))
+        m.d.comb += self.q.eq(r)
+        return m
+
+
+def _yosys():
+    tools = find_tools("ice40")
+    return tools.exe["yosys"], tools.env()
+
+
+def test_features_of_a_small_design_by_block():
+    yosys, env = _yosys()
+    netlist = cells.coarse_netlist(_rtlil(_Tiny()), yosys, {**os.environ, **env})
+    feats = cells.design_features(netlist, "ice40", ICE40UP5K)
+    assert set(feats) == {"inner"}, feats
+    f = feats["inner"]
+    # the multiplexer's 8 bits; the XOR's 8; the AND's 4, and the ORs that merge the three
+    # (constant-zero bits folded by opt_expr)
+    assert f["mux"] == 8 and f["xor"] == 8, f
+    assert f["bit"] >= 4, f
+    assert cells._block("$flatten\\core.\\accelerator.\\stage_fc1.\\lif.$12") == \
+        "core.accelerator.stage_fc1"
+    assert cells._block("$auto$opt_dff.cc:1$7") == "(top)"
+
+
+def test_committed_calibration_matches_its_builds():
+    """The committed weights reproduce every calibration build's packed count within the
+    margin the fit check allows (they were fitted to them: a hand-edited weight or feature
+    list that no longer matches the data fails here)."""
+    data = json.loads(cells.MODEL_FILE.read_text())
+    model = cells.load_model("ice40")
+    assert model is not None and set(model.weights) == set(cells.FEATURES)
+    assert len(model.calibration) >= 8
+    errors = [model.predict(b["features"]) / b["logic_cells"] - 1 for b in model.calibration]
+    assert max(map(abs, errors)) <= fit.CELL_MARGIN, errors
+    # the weights are the least-squares fit of the recorded data
+    from scipy.optimize import nnls
+
+    x = np.array([[b["features"][k] for k in cells.FEATURES] for b in model.calibration],
+                 float)
+    y = np.array([b["logic_cells"] for b in model.calibration], float)
+    refit = nnls(x, y)[0]
+    assert np.allclose(refit, [model.weights[k] for k in cells.FEATURES], rtol=1e-4), refit
+    assert cells.load_model("ecp5") is None and "ecp5" not in data["models"]
+
+
+def test_estimate_of_the_small_board_build_is_within_the_margin_of_its_baseline(tmp_path):
+    """The board top of tests/baselines/board-icebreaker-small.json (a real packed count,
+    committed by the slow flow test), estimated from its RTLIL in a few seconds."""
+    from bitstreams.top import BoardTop
+
+    baseline = json.loads((BASELINES / "board-icebreaker-small.json").read_text())
+    board = BOARDS["icebreaker"]
+    art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
+                          input_kind="multibit", input_bits=4)
+    top = BoardTop(board, art, clock_hz=30e6,
+                   accelerator_options={**board.accelerator, "weight_memory": "block"})
+    plan = board.make_platform().prepare(top, name="top", synth_opts=board.synth_opts)
+    plan.extract(tmp_path)
+    yosys, env = _yosys()
+    netlist = cells.coarse_netlist((tmp_path / "top.il").read_text(), yosys,
+                                   {**os.environ, **env})
+    est = cells.estimate(cells.design_features(netlist, "ice40", ICE40UP5K),
+                         cells.load_model("ice40"))
+    packed = baseline["metrics"]["logic_cells"]
+    print(f"cell model {est.logic_cells}, packed {packed}")
+    assert abs(est.logic_cells / packed - 1) <= fit.CELL_MARGIN, (est.logic_cells, packed)
+    assert est.logic_cells == pytest.approx(sum(est.blocks.values()), abs=len(est.blocks))
+    assert any(b.startswith("core.accelerator.stage_") for b in est.blocks), est.blocks
+
+
+def test_cell_model_check_fails_only_beyond_the_margin():
+    cap = ICE40UP5K
+    within = cells.CellEstimate("ice40", int(cap.logic * (1 + fit.CELL_MARGIN)))
+    fit.check(cap, "ice40", cells=within)
+    beyond = cells.CellEstimate("ice40", int(cap.logic * (1 + fit.CELL_MARGIN)) + 1)
+    with pytest.raises(fit.FitError) as info:
+        fit.check(cap, "ice40", cells=beyond)
+    assert info.value.stage == "cell model"
+    assert str(info.value) == (
+        f"does not fit iCE40UP5K: needs {beyond.logic_cells} logic cells by the cell model "
+        f"(which is within 10% of packed builds), the device has 5280 "
+        f"({beyond.logic_cells - 5280} too many) (found by the cell model, before place and "
+        f"route)")
