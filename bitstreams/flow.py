@@ -246,7 +246,8 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
           seed: int = 1, seeds: int | None = None, clock_hz: float | None = None,
           baud: float | None = None,
           out_dir=None, tools: str = "auto", fit_only: bool = False,
-          accelerator_options: dict | None = None, progress=None, log=print) -> dict:
+          accelerator_options: dict | None = None, progress=None, log=print,
+          target_rate: float | None = None) -> dict:
     """Build ``artifact`` for ``board``; returns the report (also written to report.json).
 
     Parameters
@@ -258,7 +259,11 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         Where the artifact was read from (recorded in the report).
     folding : str, Folding or None
         ``SIMDxPE,...``; None: the board's default (hw's default folding within the board's
-        synaptic budget).
+        synaptic budget); ``"auto"``: :func:`bitstreams.autofold.search` (the fastest folding
+        the fit checks before synthesis pass, or with ``target_rate`` the smallest reaching
+        it).
+    target_rate : float or None
+        With ``folding="auto"``: inferences/s at the board's clock to reach.
     seed : int
         nextpnr's placement seed.
     seeds : int or None
@@ -297,6 +302,22 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         raise ValueError(f"seeds must be an int between 1 and 100, not {seeds!r}")
     step = progress or (lambda name: None)
     times = {}
+    search = None
+    if target_rate is not None and folding != "auto":
+        raise ValueError("--target-rate goes with --folding auto, not with a given folding")
+    if folding == "auto":
+        from bitstreams import autofold
+
+        artifact, artifact_dir, _ = _network(board, artifact, artifact_dir, None, log)
+        t0 = time.perf_counter()
+        goal = (f"the smallest reaching {target_rate:,.0f} inferences/s" if target_rate
+                else "the fastest that fits")
+        log(f"  folding search ({goal}, by the memory estimate and the cell model):")
+        log(f"  {autofold.HEADER}")
+        folding, search = autofold.search(board, artifact, clock_hz=clock_hz, baud=baud,
+                                          accelerator_options=accelerator_options,
+                                          target_rate=target_rate, tools=tools, log=log)
+        times["folding_search"] = time.perf_counter() - t0
     artifact, artifact_dir, folding = _network(board, artifact, artifact_dir, folding, log)
 
     step("elaborate")
@@ -410,6 +431,10 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
         "cycles_per_inference_ideal": acc.ideal_cycles,
         "memory_estimate": {"bram": estimate.bram, "spram": estimate.spram},
         "cell_estimate": cell_estimate.as_dict() if cell_estimate else None,
+        "folding_search": None if search is None else [
+            {"folding": str(c.folding), "cycles": c.cycles, "inferences_per_s": c.rate,
+             "logic_cells": c.logic_cells, "bram": c.bram, "verdict": c.verdict}
+            for c in search],
         "synthesis": synthesis,
         "tools": toolset.versions,
         "tool_sources": toolset.source,
@@ -639,7 +664,11 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(f"{m.name}: {m.run_dir} -> {m.artifact_dir}"
                                     for m in MODELS.values())
                         + "; not with --artifact)")
-    add_folding(p, "the board's (the fastest within its synaptic budget)")
+    add_folding(p, "the board's (the fastest within its synaptic budget); 'auto': the "
+                   "fastest that the fit checks before synthesis pass (iCE40)")
+    p.add_argument("--target-rate", type=float, default=None, metavar="N",
+                   help="with --folding auto: the smallest folding reaching N inferences/s "
+                        "at the board's clock")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     per_board = ", ".join(f"{b.seeds} {b.name}" for b in BOARDS.values())
     p.add_argument("--seeds", type=int, default=None,
@@ -719,6 +748,8 @@ def main(argv=None) -> int:
         seen.append(name)
         bar.set_description(f"{args.board}: {name}")
 
+    if args.target_rate is not None and args.folding is None:
+        args.folding = "auto"  # a rate to reach is a search
     try:
         options = parse_options(args.hw_option)
         report = build(args.board, artifact, artifact_dir=args.artifact, folding=args.folding,
@@ -726,7 +757,7 @@ def main(argv=None) -> int:
                        clock_hz=None if args.clock is None else args.clock * 1e6,
                        baud=args.baud, out_dir=args.out, tools=args.tools,
                        fit_only=args.fit_only, accelerator_options=options,
-                       progress=progress)
+                       progress=progress, target_rate=args.target_rate)
     except fit.FitError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)

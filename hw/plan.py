@@ -40,7 +40,8 @@ from sw.checks import check_bool, check_int, check_optional_int
 from sw.folding import Folding, LayerFolding
 
 __all__ = ["DEFAULT_BUDGET", "stage_layers", "check_stage_folding", "issue_positions",
-           "issue_groups", "stage_groups", "default_folding", "default_lanes", "input_beats",
+           "issue_groups", "stage_groups", "default_folding", "balanced_foldings",
+           "default_lanes", "input_beats",
            "input_cycles", "stage_cycles", "stage_latency", "buffer_slots", "result_credits",
            "Plan", "make_plan"]
 
@@ -186,25 +187,37 @@ def default_folding(artifact: Artifact, budget: int = DEFAULT_BUDGET) -> Folding
     fits the budget wins. With a budget below what even 1x1 folding needs, every layer is
     folded 1x1.
     """
+    check_int("budget", budget, 1)
+    for _, bits, folding in balanced_foldings(artifact):
+        if bits <= budget:
+            return folding
+    return Folding(tuple(LayerFolding(1, 1) for _ in stage_layers(artifact)))
+
+
+def balanced_foldings(artifact: Artifact) -> list[tuple[int, int, Folding]]:
+    """``(cycles, bits, folding)`` for every cycle target of :func:`default_folding`, fewest
+    cycles first: for each target, every layer's cheapest folding that meets it (ties: the
+    larger SIMD); ``cycles`` is the slowest stage's, ``bits`` the folding's ``Σ SIMD·PE``.
+    A folding that several targets give is listed once."""
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {type(artifact).__name__}")
-    check_int("budget", budget, 1)
     stages = stage_layers(artifact)
     options = [_options(layer, pool) for layer, pool in stages]
     targets = sorted({c for opts in options for c, *_ in opts})
+    out, seen = [], set()
     for target in targets:
-        chosen, total = [], 0
+        chosen = []
         for opts in options:
             fits = [o for o in opts if o[0] <= target]
             if not fits:
                 break
-            best = min(fits, key=lambda o: (o[1], o[2]))
-            chosen.append(best[3])
-            total += best[1]
+            chosen.append(min(fits, key=lambda o: (o[1], o[2])))
         else:
-            if total <= budget:
-                return Folding(tuple(chosen))
-    return Folding(tuple(LayerFolding(1, 1) for _ in stages))
+            folding = Folding(tuple(o[3] for o in chosen))
+            if folding not in seen:
+                seen.add(folding)
+                out.append((max(o[0] for o in chosen), sum(o[1] for o in chosen), folding))
+    return out
 
 
 def default_lanes(artifact: Artifact, folding: Folding) -> int:

@@ -134,3 +134,31 @@ def test_cell_model_check_fails_only_beyond_the_margin():
         f"(which is within 10% of packed builds), the device has 5280 "
         f"({beyond.logic_cells - 5280} too many) (found by the cell model, before place and "
         f"route)")
+
+
+def test_folding_search_takes_the_fastest_that_fits_and_says_why_the_others_did_not():
+    from bitstreams import autofold
+    from hw.plan import balanced_foldings
+
+    board = BOARDS["icebreaker"]
+    art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
+                          input_kind="multibit", input_bits=4)
+    lines = []
+    folding, tried = autofold.search(board, art, clock_hz=30e6, log=lines.append)
+    order = [f for _, _, f in balanced_foldings(art)]
+    assert [c.folding for c in tried] == order[:len(tried)]  # fastest first, none skipped
+    assert tried[-1].verdict == "chosen" and tried[-1].folding == folding
+    assert tried[-1].logic_cells <= autofold.ROOM * board.capacity.logic
+    assert all(c.verdict != "chosen" and c.verdict for c in tried[:-1])
+    assert len(lines) == len(tried) and str(folding) in lines[-1]
+    # the smallest folding reaching a rate: the slowest candidate at or above it
+    rates = [(30e6 / c, f) for c, _, f in balanced_foldings(art)]
+    target = rates[len(rates) // 2][0]
+    small, tried = autofold.search(board, art, clock_hz=30e6, target_rate=target,
+                                   log=lambda line: None)
+    reaching = [f for r, f in rates if r >= target]
+    assert small == reaching[-1] and tried[0].rate >= target
+    with pytest.raises(autofold.SearchError, match="no folding reaches"):
+        autofold.search(board, art, clock_hz=30e6, target_rate=1e12, log=lambda line: None)
+    with pytest.raises(ValueError, match="the ecp5 has none"):
+        autofold.search(BOARDS["ulx3s-85f"], art, log=lambda line: None)

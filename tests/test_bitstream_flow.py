@@ -352,6 +352,17 @@ def test_flow_option_errors(tmp_path, capsys):
     assert "simd 9 exceeds its 8 inputs" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"seed must be between 0 and 2\*\*31 - 1, not -1"):
         build("icebreaker", art, seed=-1)
+    assert main(["--board", "icebreaker", "--artifact", str(tmp_path / "a"),
+                 "--folding", "8x1,4x1", "--target-rate", "1000"]) == 2
+    assert (capsys.readouterr().err.splitlines(keepends=True)[-1]
+            == "error: --target-rate goes with --folding auto, not with a given folding\n")
+    assert main(["--board", "ulx3s-85f", "--artifact", str(tmp_path / "a"),
+                 "--target-rate", "1000"]) == 2  # --target-rate implies --folding auto
+    assert ("error: --folding auto needs a calibrated cell model, and the ecp5 has none "
+            "(give --folding)") in capsys.readouterr().err
+    assert main(["--board", "icebreaker", "--artifact", str(tmp_path / "a"),
+                 "--target-rate", "-5"]) == 2
+    assert "--target-rate must be > 0, not -5.0" in capsys.readouterr().err
 
 
 
