@@ -5,8 +5,9 @@ For each board and folding: the whole board top (UART host link + accelerator) i
 accelerator's steady-state cycles per inference are measured in a cocotb simulation of its
 Verilog (samples back to back, every output compared with the golden model). Printed per row:
 
-* LUT4 / FF / BRAM / SPRAM used (iCE40: also logic cells, LUT4 + flip-flop pairs; SPRAM: the
-  UP5K's single-port RAMs, where the link's benchmark store goes; "-" on the ECP5);
+* LUT4 / FF / BRAM / SPRAM used (iCE40: also logic cells, LUT4 + flip-flop pairs, and the
+  cell model's estimate of them made before synthesis with its error, bitstreams/cells.py;
+  SPRAM: the UP5K's single-port RAMs, where the link's benchmark store goes; "-" on the ECP5);
 * Fmax achieved by nextpnr for the design clock, and whether the board's clock is met;
 * cycles per inference (simulation) and the ideal bound of the folding;
 * inferences/s at the achieved Fmax = Fmax / cycles (the accelerator's own rate; the UART
@@ -162,6 +163,7 @@ def main(argv=None) -> int:
             "bram": u["bram"]["used"], "bram_available": u["bram"]["available"],
             "spram": u.get("spram", {}).get("used"),
             "logic_cells": u.get("logic_cells", {}).get("used"),
+            "logic_cells_model": (report.get("cell_estimate") or {}).get("logic_cells"),
             "clock_mhz": report["clock"]["pll_mhz"], "fmax_mhz": fmax,
             "timing_met": report["timing_met"], "seed": report["seed"],
             "cycles": measured, "ideal": ideal, "exact": exact,
@@ -171,8 +173,8 @@ def main(argv=None) -> int:
 
     print(f"default digits model {artifact.summary()}, {sops} synaptic operations per "
           f"inference; {time.perf_counter() - t0:.0f} s")
-    head = (f"{'board':<11} {'folding':<12} {'LUT4':>6} {'LC':>5} {'FF':>6} {'BRAM':>7} "
-            f"{'SPRAM':>5} "
+    head = (f"{'board':<11} {'folding':<12} {'LUT4':>6} {'LC':>5} {'model':>12} {'FF':>6} "
+            f"{'BRAM':>7} {'SPRAM':>5} "
             f"{'Fmax MHz':>9} {'clock':>8} {'cycles':>7} {'ideal':>6} {'inf/s @Fmax':>12} "
             f"{'GSOP/s':>7}")
     print(head)
@@ -182,9 +184,13 @@ def main(argv=None) -> int:
             print(f"{r['board']:<11} {r['folding']:<12} {r['error'][:90]}")
             continue
         lc = "-" if r["logic_cells"] is None else str(r["logic_cells"])
+        est, packed = r["logic_cells_model"], r["logic_cells"]
+        model = ("-" if est is None or packed is None else
+                 f"{est} {100 * (est / packed - 1):+.0f}%")
         spram = "-" if r["spram"] is None else str(r["spram"])
         met = "met" if r["timing_met"] else "NOT met"
-        print(f"{r['board']:<11} {r['folding']:<12} {r['lut4']:>6} {lc:>5} {r['ff']:>6} "
+        print(f"{r['board']:<11} {r['folding']:<12} {r['lut4']:>6} {lc:>5} {model:>12} "
+              f"{r['ff']:>6} "
               f"{r['bram']:>3}/{r['bram_available']:<3} {spram:>5} {r['fmax_mhz']:>9.1f} "
               f"{r['clock_mhz']:>4g} {met:<3} {r['cycles']:>7.1f} {r['ideal']:>6} "
               f"{r['inferences_per_s']:>12,.0f} {r['sops'] / 1e9:>7.2f}")
