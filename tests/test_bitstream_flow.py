@@ -469,12 +469,22 @@ def test_ecp5_build_of_a_small_network_baseline(tmp_path):
 
 @pytest.mark.synth
 @pytest.mark.slow
-def test_logic_overflow_stops_before_place_and_route(tmp_path):
-    """The digits-sized network at a folding too wide for the UP5K's logic: found by
-    synthesis or packing, before placement."""
+def test_logic_overflow_stops_before_place_and_route(tmp_path, monkeypatch):
+    """The digits-sized network at a folding too wide for the UP5K's logic: found by the
+    cell model before synthesis, and without the model by synthesis or packing, before
+    placement."""
     _require_tools("ice40")
     art = random_artifact(0, sizes=[64, 128, 10], time_steps=4, input_kind="multibit",
                           input_bits=5)
+    with pytest.raises(fit.FitError) as info:
+        build("icebreaker", art, folding="64x8,64x1", out_dir=tmp_path / "a")
+    assert info.value.stage == "cell model"
+    (short,) = info.value.shortfalls
+    assert short.needed > 5280 * (1 + fit.CELL_MARGIN) and short.available == 5280
+    assert not (tmp_path / "a" / "yosys.log").exists()  # synthesis never started
+    from bitstreams import cells
+
+    monkeypatch.setattr(cells, "load_model", lambda family: None)
     with pytest.raises(fit.FitError) as info:
         build("icebreaker", art, folding="64x8,64x1", out_dir=tmp_path / "b")
     assert info.value.stage in ("synthesis statistics", "packing step")
