@@ -63,25 +63,10 @@ HEADER = f"{'folding':<16} {'cycles':>7} {'inf/s':>12} {'logic cells':>13} {'BRA
 
 def _judge(board: Board, artifact, folding, *, clock_hz, baud, options, yosys, env):
     """(logic cells, block RAMs, reason or None) of one candidate."""
-    from bitstreams.top import BoardTop
+    from bitstreams.flow import elaborate_top
 
-    def make_core(weight_memory):
-        tops[weight_memory] = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
-                                       accelerator_options={**options,
-                                                            "weight_memory": weight_memory})
-        return tops[weight_memory].core
-
-    tops = {}
-    if "weight_memory" in options:
-        make_core(options["weight_memory"])
-        top = tops[options["weight_memory"]]
-        estimate = fit.memory_estimate(fit.design_memories(top.core), board.family,
-                                       board.capacity)
-    else:
-        choice, _, estimate = fit.choose_weight_memory(make_core, board.family,
-                                                       board.capacity,
-                                                       block=board.block_weights)
-        top = tops[choice]
+    top, estimate, _ = elaborate_top(board, artifact, folding, clock_hz=clock_hz, baud=baud,
+                                     options=options)
     try:
         fit.check(board.capacity, board.family, estimate=estimate)
     except fit.FitError as exc:

@@ -222,6 +222,34 @@ def _run(cmd: list, cwd: Path, log_name: str, env: dict) -> float:
     return time.perf_counter() - t0
 
 
+def elaborate_top(board: Board, artifact, folding, *, clock_hz=None, baud=None,
+                  options: dict) -> tuple:
+    """``(top, memory estimate, weight_memory)``: the :class:`bitstreams.top.BoardTop` a build
+    of ``folding`` makes, with ``options`` (the board's accelerator options and the user's);
+    without a ``weight_memory`` option, the board's block-RAM rule
+    (:func:`bitstreams.fit.choose_weight_memory`, ``Board.block_weights``) picks it and the
+    third item says which (None when the option was given). The estimate is of the core's
+    memories (the board shell around it has none)."""
+    from bitstreams.top import BoardTop
+
+    tops = {}
+
+    def make_core(weight_memory):
+        opts = options if weight_memory is None else {**options, "weight_memory": weight_memory}
+        tops[weight_memory] = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
+                                       accelerator_options=opts)
+        return tops[weight_memory].core
+
+    if "weight_memory" in options:
+        core = make_core(None)
+        return tops[None], fit.memory_estimate(fit.design_memories(core), board.family,
+                                               board.capacity), None
+    weight_memory, _, estimate = fit.choose_weight_memory(make_core, board.family,
+                                                          board.capacity,
+                                                          block=board.block_weights)
+    return tops[weight_memory], estimate, weight_memory
+
+
 def timing_met(fmax: dict) -> bool:
     """True when every constrained clock of a nextpnr report reaches its constraint."""
     checked = [v for v in fmax.values() if v.get("constraint")]
@@ -323,37 +351,17 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
     step("elaborate")
     t0 = time.perf_counter()
     from bitstreams.link import BENCH_STORE_NO_INIT
-    from bitstreams.top import BoardTop, write_description
+    from bitstreams.top import write_description
     from hw.generate import DESCRIPTION_FILE
 
     options = {**board.accelerator, **(accelerator_options or {})}
-
-    def make_top(weight_memory):
-        return BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
-                        accelerator_options={**options, "weight_memory": weight_memory})
-
-    if "weight_memory" in options:
-        top = BoardTop(board, artifact, folding, clock_hz=clock_hz, baud=baud,
-                       accelerator_options=options)
-        # the board shell around the core has no memories
-        estimate = fit.memory_estimate(fit.design_memories(top.core), board.family,
-                                       board.capacity)
-    else:
-        # the block-RAM rule of the board (Board.block_weights), on the core's memories
-        tops = {}
-
-        def make_core(weight_memory):
-            tops[weight_memory] = make_top(weight_memory)
-            return tops[weight_memory].core
-
-        weight_memory, _, estimate = fit.choose_weight_memory(
-            make_core, board.family, board.capacity, block=board.block_weights)
-        top = tops[weight_memory]
-        if board.block_weights:
-            log(f"  weights in block RAM ({estimate.bram} of {board.capacity.bram} block RAMs "
-                f"in all)" if weight_memory == "block" else
-                f"  weights where Yosys puts them (in block RAM the memories would need more "
-                f"than the {board.capacity.bram} block RAMs)")
+    top, estimate, weight_memory = elaborate_top(board, artifact, folding, clock_hz=clock_hz,
+                                                 baud=baud, options=options)
+    if weight_memory is not None and board.block_weights:
+        log(f"  weights in block RAM ({estimate.bram} of {board.capacity.bram} block RAMs "
+            f"in all)" if weight_memory == "block" else
+            f"  weights where Yosys puts them (in block RAM the memories would need more "
+            f"than the {board.capacity.bram} block RAMs)")
     platform = board.make_platform()
     times["elaborate"] = time.perf_counter() - t0
     fit.check(board.capacity, board.family, estimate=estimate)
