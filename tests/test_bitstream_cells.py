@@ -143,8 +143,17 @@ def test_folding_search_takes_the_fastest_that_fits_and_says_why_the_others_did_
     board = BOARDS["icebreaker"]
     art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
                           input_kind="multibit", input_bits=4)
+    from bitstreams.flow import elaborate_top
+
+    yosys, env = _yosys()
+    tools = {"yosys": yosys, "env": {**os.environ, **env}}
+
+    def elaborate(f):
+        return elaborate_top(board, art, f, clock_hz=30e6, options=board.accelerator)
+
     lines = []
-    folding, tried = autofold.search(board, art, clock_hz=30e6, log=lines.append)
+    folding, tried = autofold.search(board, art, elaborate, clock_hz=30e6, log=lines.append,
+                                     **tools)
     order = [f for _, _, f in balanced_foldings(art)]
     assert [c.folding for c in tried] == order[:len(tried)]  # fastest first, none skipped
     assert tried[-1].verdict == "chosen" and tried[-1].folding == folding
@@ -154,11 +163,13 @@ def test_folding_search_takes_the_fastest_that_fits_and_says_why_the_others_did_
     # the smallest folding reaching a rate: the slowest candidate at or above it
     rates = [(30e6 / c, f) for c, _, f in balanced_foldings(art)]
     target = rates[len(rates) // 2][0]
-    small, tried = autofold.search(board, art, clock_hz=30e6, target_rate=target,
-                                   log=lambda line: None)
+    small, tried = autofold.search(board, art, elaborate, clock_hz=30e6, target_rate=target,
+                                   log=lambda line: None, **tools)
     reaching = [f for r, f in rates if r >= target]
     assert small == reaching[-1] and tried[0].rate >= target
     with pytest.raises(autofold.SearchError, match="no folding reaches"):
-        autofold.search(board, art, clock_hz=30e6, target_rate=1e12, log=lambda line: None)
+        autofold.search(board, art, elaborate, clock_hz=30e6, target_rate=1e12,
+                        log=lambda line: None,
+                        **tools)
     with pytest.raises(ValueError, match="the ecp5 has none"):
-        autofold.search(BOARDS["ulx3s-85f"], art, log=lambda line: None)
+        autofold.search(BOARDS["ulx3s-85f"], art, elaborate, log=lambda line: None, **tools)
