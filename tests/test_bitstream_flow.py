@@ -449,6 +449,27 @@ def test_ice40_build_of_a_small_network_baseline(tmp_path):
 
 @pytest.mark.synth
 @pytest.mark.slow
+def test_folding_auto_builds_what_the_search_chose(tmp_path):
+    """``--folding auto`` through the flow: the search's chosen folding is the one built, its
+    candidates are in the report, and the chosen one's estimate holds for the packed build."""
+    _require_tools("ice40")
+    art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
+                          input_kind="multibit", input_bits=4)
+    lines = []
+    report = build("icebreaker", art, folding="auto", clock_hz=30e6, fit_only=True,
+                   out_dir=tmp_path / "b", log=lines.append)
+    search = report["folding_search"]
+    assert search[-1]["verdict"] == "chosen" and report["folding"] == search[-1]["folding"]
+    assert all(c["verdict"] != "chosen" for c in search[:-1])
+    assert [c["cycles"] for c in search] == sorted(c["cycles"] for c in search)
+    assert any(search[-1]["folding"] in line and "chosen" in line for line in lines)
+    packed = report["utilization"]["logic_cells"]["used"]
+    assert abs(search[-1]["logic_cells"] / packed - 1) <= fit.CELL_MARGIN, (search, packed)
+    assert report["cell_estimate"]["logic_cells"] == search[-1]["logic_cells"]
+
+
+@pytest.mark.synth
+@pytest.mark.slow
 def test_ecp5_build_of_a_small_network_baseline(tmp_path):
     _require_tools("ecp5")
     art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
