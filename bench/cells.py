@@ -59,12 +59,8 @@ def packed_cells(build_dir: Path) -> int:
 
 def features_of(build_dir: Path, board) -> dict:
     netlist = cells.coarse_netlist((build_dir / "top.il").read_text())
-    per_block = cells.design_features(netlist, board.family, board.capacity)
-    total = {}
-    for counts in per_block.values():
-        for k, v in counts.items():
-            total[k] = total.get(k, 0) + v
-    return {k: total.get(k, 0) for k in cells.FEATURES}
+    total = cells.total_features(cells.design_features(netlist, board.family, board.capacity))
+    return {k: total[k] for k in cells.FEATURES}
 
 
 def build_cases(out: Path, board) -> list[Path]:

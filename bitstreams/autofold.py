@@ -73,9 +73,7 @@ def _judge(board: Board, folding, elaborate, *, yosys, env):
         plan = board.make_platform().prepare(top, name="top", synth_opts=board.synth_opts)
         plan.extract(tmp)
         rtlil = Path(tmp, "top.il").read_text()
-    model = cells.load_model(board.family)
-    est = cells.estimate(cells.design_features(cells.coarse_netlist(rtlil, yosys, env),
-                                               board.family, board.capacity), model)
+    est = cells.estimate_rtlil(rtlil, board.family, board.capacity, yosys, env)
     limit = ROOM * board.capacity.logic
     if est.logic_cells > limit:
         return est.logic_cells, estimate.bram, (f"over {ROOM:.0%} of the logic cells "

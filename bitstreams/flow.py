@@ -395,13 +395,10 @@ def build(board: Board | str, artifact=None, *, artifact_dir=None, folding=None,
 
     # The logic-cell model (bitstreams.cells), where the family has a calibration: a design
     # far beyond the device stops here, before synthesis.
-    cell_estimate = None
-    model = cells.load_model(board.family)
-    if model is not None:
-        t0 = time.perf_counter()
-        netlist = cells.coarse_netlist((out / "top.il").read_text(), toolset.exe["yosys"], env)
-        cell_estimate = cells.estimate(
-            cells.design_features(netlist, board.family, board.capacity), model)
+    t0 = time.perf_counter()
+    cell_estimate = cells.estimate_rtlil((out / "top.il").read_text(), board.family,
+                                         board.capacity, toolset.exe["yosys"], env)
+    if cell_estimate is not None:
         times["cell_model"] = time.perf_counter() - t0
         log(f"  cell model: about {cell_estimate.logic_cells} of {board.capacity.logic} "
             f"logic cells")

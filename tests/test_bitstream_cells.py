@@ -98,22 +98,22 @@ def test_committed_calibration_matches_its_builds():
 
 def test_estimate_of_the_small_board_build_is_within_the_margin_of_its_baseline(tmp_path):
     """The board top of tests/baselines/board-icebreaker-small.json (a real packed count,
-    committed by the slow flow test), estimated from its RTLIL in a few seconds."""
-    from bitstreams.top import BoardTop
+    committed by the slow flow test), elaborated as the flow does and estimated from its
+    RTLIL in a few seconds."""
+    from bitstreams.flow import elaborate_top
 
     baseline = json.loads((BASELINES / "board-icebreaker-small.json").read_text())
     board = BOARDS["icebreaker"]
     art = random_artifact(np.random.default_rng(7), sizes=[16, 8, 4], time_steps=2,
                           input_kind="multibit", input_bits=4)
-    top = BoardTop(board, art, clock_hz=30e6,
-                   accelerator_options={**board.accelerator, "weight_memory": "block"})
+    top, _, choice = elaborate_top(board, art, None, clock_hz=30e6,
+                                   options=board.accelerator)
+    assert choice == "block"  # as the baseline's build chose
     plan = board.make_platform().prepare(top, name="top", synth_opts=board.synth_opts)
     plan.extract(tmp_path)
     yosys, env = _yosys()
-    netlist = cells.coarse_netlist((tmp_path / "top.il").read_text(), yosys,
-                                   {**os.environ, **env})
-    est = cells.estimate(cells.design_features(netlist, "ice40", ICE40UP5K),
-                         cells.load_model("ice40"))
+    est = cells.estimate_rtlil((tmp_path / "top.il").read_text(), "ice40", ICE40UP5K, yosys,
+                               {**os.environ, **env})
     packed = baseline["metrics"]["logic_cells"]
     print(f"cell model {est.logic_cells}, packed {packed}")
     assert abs(est.logic_cells / packed - 1) <= fit.CELL_MARGIN, (est.logic_cells, packed)
