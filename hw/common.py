@@ -14,6 +14,13 @@ __all__ = ["check_int", "check_bool", "check_choice", "check_step_gain", "delay"
            "layout_json"]
 
 
+def wrap_signed(value: int, width: int) -> int:
+    """``value`` modulo ``2**width`` as a signed ``width``-bit integer (two's complement
+    wrap-around: a constant that only ever enters sums whose results fit ``width`` bits)."""
+    half = 1 << (width - 1)
+    return ((int(value) + half) % (1 << width)) - half
+
+
 def delay(m: Module, value, cycles: int, name: str):
     """``value`` delayed by ``cycles`` register stages (``value`` itself for 0 cycles).
 

@@ -23,12 +23,12 @@ from amaranth.lib.wiring import Out
 
 from hw import timing
 from hw.buffer import BufferReader, BufferWriter
-from hw.common import check_bool, check_choice, delay
+from hw.common import check_bool, check_choice, delay, wrap_signed
 from hw.lif import LIFUnit
 from hw.plan import check_stage_folding, stage_cycles, stage_groups
 from hw.readout import ReadoutUnit
 from hw.sequencer import Sequencer
-from hw.synapse import SynapseArray
+from hw.synapse import SynapseArray, weight_counts
 from hw.window import WindowWalk
 from sw import fixedpoint as fx
 from sw.artifact import ConvLayer, LIFLayer, PoolLayer, ReadoutLayer
@@ -54,10 +54,18 @@ def lif_rom_words(layer: LIFLayer | ConvLayer, pe: int) -> list[int]:
     """The ROM contents, one word per neuron group (a conv layer: per channel group), each a
     :func:`lif_rom_layout` constant (the layout the stage reads the ROM with). Padding lanes
     (beyond the layer's neurons) get B = 0, c = 0 and the largest threshold, so they never
-    fire."""
+    fire.
+
+    The bias field holds ``B_j + c_j * (K_j << F)`` (wrapped to the membrane width), with
+    ``K_j`` the weight count of :func:`hw.synapse.weight_counts`: the synapse array gives
+    ``x_j - K_j``, and ``((x_j - K_j) << F) + B_j + (K_j << F)`` is the drive
+    ``(x_j << F) + B_j`` of docs/arithmetic.md §4, which fits the width, so the wrap-around
+    cancels."""
     w = layer.membrane.width
+    f = layer.membrane.frac
     layout = lif_rom_layout(pe, w)
     never = (1 << (w - 1)) - 1
+    counts = weight_counts(layer.weights, layer.input.bits)
     words = []
     rows = layer.weight_rows
     for g in range(fx.ceil_div(rows, pe)):
@@ -65,11 +73,24 @@ def lif_rom_words(layer: LIFLayer | ConvLayer, pe: int) -> list[int]:
         real = [j for j in lanes if j < rows]
         pad = pe - len(real)
         words.append(layout.const({
-            "bias": [int(layer.bias[j]) for j in real] + [0] * pad,
+            "bias": [wrap_signed(int(layer.bias[j])
+                                 + int(layer.connected[j]) * (counts[j] << f), w)
+                     for j in real] + [0] * pad,
             "threshold": [int(layer.threshold[j]) for j in real] + [never] * pad,
             "connected": sum(int(layer.connected[j]) << p for p, j in enumerate(real)),
         }).as_bits())
     return words
+
+
+def _group_counts(layer, pe: int, factor: int = 1):
+    """The weight counts ``factor * K_j`` (:func:`hw.synapse.weight_counts`) by group of PE
+    rows: (the word layout, one word per group), for a trace-only ROM."""
+    counts = [factor * k for k in weight_counts(layer.weights, layer.input.bits)]
+    width = fx.unsigned_width(max(counts, default=0))
+    layout = data.ArrayLayout(unsigned(width), pe)
+    padded = counts + [0] * (fx.ceil_div(len(counts), pe) * pe - len(counts))
+    return layout, [layout.const(padded[g:g + pe]).as_bits()
+                    for g in range(0, len(padded), pe)]
 
 
 def lif_trace_layout(layer: LIFLayer | ConvLayer, pe: int,
@@ -322,7 +343,8 @@ class LIFStage(_StageBase):
         lif_tag = {"group": group, "slot": slot, "sample_end": unsigned(1)}
         if self._conv:
             lif_tag.update({"out_group": unsigned(fx.ceil_log2(self._out_groups)),
-                            "window_first": unsigned(1), "window_last": unsigned(1)})
+                            "window_first": unsigned(1), "window_last": unsigned(1),
+                            "channel_group": unsigned(fx.ceil_log2(self._nf))})
             self._tag_layout = data.StructLayout({
                 **lif_tag, "time_step": unsigned(fx.ceil_log2(self._steps)),
                 "channel_group": unsigned(fx.ceil_log2(self._nf)), "last_group": unsigned(1)})
@@ -482,12 +504,20 @@ class LIFStage(_StageBase):
             self.o_buf.commit.eq(lif.o.valid & out.tag.sample_end),
         ]
         if self._trace:
+            # The trace's x adds back the weight counts the synapse array leaves out.
+            layout, words = _group_counts(layer, self.folding.pe)
+            m.submodules.trace_counts = krom = Memory(shape=unsigned(layout.size),
+                                                      depth=len(words), init=words)
+            krd = krom.read_port(domain="comb")
+            m.d.comb += krd.addr.eq(out.tag.channel_group if self._conv else out.tag.group)
+            kview = data.View(layout, krd.data)
             m.d.comb += [
                 self.trace.valid.eq(lif.o.valid),
                 self.trace.payload.time_step.eq(out.time_step),
                 self.trace.payload.group.eq(out.tag.group),
                 self.trace.payload.spikes.eq(out.spikes),
-                self.trace.payload.current.eq(out.current),
+                *[self.trace.payload.current[p].eq(out.current[p] + kview[p])
+                  for p in range(self.folding.pe)],
                 self.trace.payload.potential.eq(out.potential),
                 self.trace.payload.membrane.eq(out.membrane),
             ]
@@ -550,11 +580,18 @@ class ReadoutStage(_StageBase):
                              popcount_stages=popcount_stages, trace=trace,
                              weight_memory=weight_memory, memory_register=memory_register)
         self._out_depth = out_depth
+        # The synapse array gives x_j - K_j, so S_j comes out short by K_j * ΣG; the offsets
+        # add A_j * K_j * ΣG back (wrapped to the score width: the scores fit it, so the
+        # wrap-around cancels).
+        gains = sum(int(g) for g in layer.step_gain)
+        counts = weight_counts(layer.weights, layer.input.bits)
+        offset = [wrap_signed(int(c) + int(a) * k * gains, layer.score.width)
+                  for a, c, k in zip(layer.scale, layer.offset, counts, strict=True)]
         self.unit = ReadoutUnit(
             folding.pe, classes=layer.neurons, step_gain=layer.step_gain,
             current_width=self._current_width,
             sum_width=layer.sum_width,
-            score_width=layer.score.width, scale=layer.scale, offset=layer.offset,
+            score_width=layer.score.width, scale=layer.scale, offset=offset,
             direct=self._direct)
         self.result_layout = self.unit.o_layout
         self.trace_layout = self.unit.trace_layout
@@ -627,5 +664,16 @@ class ReadoutStage(_StageBase):
                 out_fifo.r_en.eq(self.o.ready),
             ]
         if self._trace:
-            wiring.connect(m, wiring.flipped(self.trace), unit.trace)
+            # The trace's S adds back the K_j * ΣG the synapse array leaves out.
+            layout, words = _group_counts(self.layer, self.folding.pe,
+                                          sum(int(g) for g in self.layer.step_gain))
+            m.submodules.trace_counts = krom = Memory(shape=unsigned(layout.size),
+                                                      depth=len(words), init=words)
+            krd = krom.read_port(domain="comb")
+            kview = data.View(layout, krd.data)
+            m.d.comb += [krd.addr.eq(unit.trace.payload.group),
+                         self.trace.valid.eq(unit.trace.valid),
+                         self.trace.payload.group.eq(unit.trace.payload.group),
+                         *[self.trace.payload.sums[p].eq(unit.trace.payload.sums[p] + kview[p])
+                           for p in range(self.folding.pe)]]
         return m

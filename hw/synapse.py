@@ -1,17 +1,22 @@
 """The XNOR/popcount synapse array: SIMD input bits x PE neurons per cycle, accumulated over folds.
 
 docs/arithmetic.md §2: for a chunk of input bits ``s`` and a neuron's weight bits ``w``, the
-chunk's share of the synaptic sum is ``2 * popcount(s & w) - popcount(s)``. The array computes
-``a_p = popcount(s & w_p)`` for each of its PE neurons and ``c = popcount(s)`` once (shared),
-accumulates both over the synapse folds (and bit-planes, most significant first, by Horner's
-rule: ``acc = 2 * acc + a`` at the start of each lower plane) and emits
-``x_p = 2 * A_p - C`` when the last fold has gone in. Summing the ``2a - c`` terms or the
-accumulated ``A`` and ``C`` gives the same integer; accumulating ``A`` and ``C`` keeps the
-accumulators unsigned and moves the subtraction out of the per-cycle loop.
+chunk's share of the synaptic sum is ``2 * popcount(s & w) - popcount(s)``, which is also
+``popcount(w) - popcount(s ^ w)``. The array uses the second form: it counts the mismatches
+``d_p = popcount(s ^ w_p)`` of each of its PE neurons, accumulates them over the synapse folds
+(and bit-planes, most significant first, by Horner's rule: ``acc = 2 * acc + d`` at the start
+of each lower plane) and emits ``-D_p`` when the last fold has gone in. The weight counts are
+constants of the artifact: ``x_p = K_p - D_p`` with ``K_p = (2^P - 1) * popcount(w_p)``
+(:func:`weight_counts`), which the stages fold into their parameters (a LIF stage's bias, a
+readout's offset), so no popcount of the inputs is needed: one tree per neuron, none shared.
+Padding (inputs beyond the layer's, a conv window's zero padding) is a 0 bit in ``s`` and, in
+the packed weights beyond the layer's inputs, a 0 bit in ``w``; a padded window position keeps
+its weight bit, which it adds to ``D`` and ``K`` alike.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -20,7 +25,14 @@ from hw import timing
 from hw.common import check_int, delay
 from sw import fixedpoint as fx
 
-__all__ = ["popcount", "popcount_register_levels", "SynapseArray"]
+__all__ = ["popcount", "popcount_register_levels", "weight_counts", "SynapseArray"]
+
+
+def weight_counts(weights, input_bits: int = 1) -> list[int]:
+    """``K_j = (2^P - 1) * popcount(w_j)`` for every row j of a (rows, inputs) weight-bit
+    matrix: the synaptic sum of row j is ``K_j`` less what :class:`SynapseArray` counts."""
+    w = np.asarray(weights, dtype=np.int64)
+    return [int(k) * fx.input_max(input_bits) for k in w.sum(axis=1)]
 
 
 def popcount_register_levels(width: int, stages: int) -> list[int]:
@@ -77,8 +89,8 @@ class SynapseArray(wiring.Component):
     inputs) and the ``pe * simd`` weight bits of one memory word (bit ``p * simd + s`` is the
     weight of neuron p for input s, the layout of :func:`sw.folding.pack_weights`). Operations
     flagged ``first`` start a new sum, ``shift`` starts the next lower bit-plane (the sums so
-    far are doubled first), ``last`` ends it: the PE synaptic sums appear on ``o`` with the
-    operation's ``tag``.
+    far are doubled first), ``last`` ends it: the PE sums ``x_p - K_p`` (minus the mismatch
+    counts; :func:`weight_counts` gives ``K``) appear on ``o`` with the operation's ``tag``.
 
     **Timing**: latency :attr:`latency` = ``popcount_stages + 2`` cycles
     (:func:`hw.timing.synapse_latency`) from an operation with ``last`` on ``i`` to its sums on
@@ -173,23 +185,21 @@ class SynapseArray(wiring.Component):
         counts = []
         for p in range(pe):
             word = op.weights[p * simd:(p + 1) * simd]
-            counts.append(popcount(m, op.spikes & word, stages, f"popcount{p}"))
-        active = popcount(m, op.spikes, stages, "active")
+            counts.append(popcount(m, op.spikes ^ word, stages, f"popcount{p}"))
         valid = delay(m, self.i.valid, stages, "valid")
         first = delay(m, op.first, stages, "first")
         last = delay(m, op.last, stages, "last")
         shift = delay(m, op.shift, stages, "shift")
         tag = delay(m, op.tag, stages, "tag")
 
-        # Accumulate (A_p, C): first -> a; shift -> 2 * acc + a; else acc + a.
+        # Accumulate the mismatches D_p: first -> d; shift -> 2 * acc + d; else acc + d.
         acc = [Signal(self._acc_width, name=f"acc{p}") for p in range(pe)]
-        acc_active = Signal(self._acc_width, name="acc_active")
         done = Signal(name="done")
         done_tag = Signal.like(tag, name="done_tag")
         m.d.sync += done.eq(valid & last)
         with m.If(valid):
             m.d.sync += done_tag.eq(tag)
-            for reg, cnt in [*zip(acc, counts, strict=True), (acc_active, active)]:
+            for reg, cnt in zip(acc, counts, strict=True):
                 with m.If(first):
                     m.d.sync += reg.eq(cnt)
                 with m.Elif(shift):
@@ -197,10 +207,10 @@ class SynapseArray(wiring.Component):
                 with m.Else():
                     m.d.sync += reg.eq(reg + cnt)
 
-        # x_p = 2 * A_p - C, registered.
+        # x_p - K_p = -D_p, registered.
         m.d.sync += self.o.valid.eq(done)
         with m.If(done):
             m.d.sync += self.o.payload.tag.eq(done_tag)
             for p in range(pe):
-                m.d.sync += self.o.payload.sums[p].eq((acc[p] << 1) - acc_active)
+                m.d.sync += self.o.payload.sums[p].eq(-acc[p])
         return m

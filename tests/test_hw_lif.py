@@ -180,8 +180,11 @@ def test_lif_unit_latency_depends_on_gains():
 
 def _old_lif_rom_words(layer, pe):
     """The ROM words as hw.stage built them before the layout did (hand shifts): kept here as
-    an independent statement of the word format."""
+    an independent statement of the word format. The bias field carries the weight count
+    ``K_j << F`` of a connected neuron (the synapse array gives ``x_j - K_j``), modulo 2^W."""
     w = layer.membrane.width
+    f = layer.membrane.frac
+    ones = np.asarray(layer.weights).sum(axis=1) * ((1 << layer.input.bits) - 1)
     mask = (1 << w) - 1
     never = (1 << (w - 1)) - 1
     words = []
@@ -191,6 +194,7 @@ def _old_lif_rom_words(layer, pe):
             j = g * pe + p
             if j < layer.neurons:
                 b, t, c = int(layer.bias[j]), int(layer.threshold[j]), int(layer.connected[j])
+                b += c * (int(ones[j]) << f)
             else:
                 b, t, c = 0, never, 0
             word |= (b & mask) << (p * w)

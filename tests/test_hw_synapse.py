@@ -11,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from hw.synapse import SynapseArray, popcount, popcount_register_levels
+from hw.synapse import SynapseArray, popcount, popcount_register_levels, weight_counts
 from hw.testing import unused_ok, vcd_path
 
 
@@ -59,24 +59,28 @@ def test_popcount_register_levels_spread_over_the_tree():
 
 
 def _reference(ops, simd, pe):
-    """Expected sums of a list of (spikes, weights, first, last, shift) operations."""
+    """Expected outputs of a list of (spikes, weights, first, last, shift) operations: the
+    sums ``2 * popcount(s & w) - popcount(s)`` less the weight counts ``popcount(w)``, both
+    accumulated over the folds and bit-planes (Horner's rule)."""
     out = []
     acc = np.zeros(pe, dtype=np.int64)
     act = 0
+    ones = np.zeros(pe, dtype=np.int64)
     for spikes, weights, first, last, shift in ops:
         s = np.array([(spikes >> i) & 1 for i in range(simd)])
         w = np.array([[(weights >> (p * simd + i)) & 1 for i in range(simd)]
                       for p in range(pe)])
         a = (w & s).sum(axis=1)
         c = int(s.sum())
+        k = w.sum(axis=1)
         if first:
-            acc, act = a.astype(np.int64), c
+            acc, act, ones = a.astype(np.int64), c, k.astype(np.int64)
         elif shift:
-            acc, act = 2 * acc + a, 2 * act + c
+            acc, act, ones = 2 * acc + a, 2 * act + c, 2 * ones + k
         else:
-            acc, act = acc + a, act + c
+            acc, act, ones = acc + a, act + c, ones + k
         if last:
-            out.append((2 * acc - act).tolist())
+            out.append((2 * acc - act - ones).tolist())
     return out
 
 
@@ -86,7 +90,7 @@ def _reference(ops, simd, pe):
     (1, 1, 1, 1, 2),     # degenerate 1x1
     (13, 4, 3, 1, 3),    # odd sizes, one fold, bit-planes
 ])
-def test_synapse_array_sums_equal_the_xnor_popcount_form(simd, pe, planes, chunks, stages,
+def test_synapse_array_sums_equal_the_xnor_popcount_form_less_the_weight_counts(simd, pe, planes, chunks, stages,
                                                          seed):
     rng = np.random.default_rng(seed)
     sums = 6
@@ -157,8 +161,23 @@ def test_synapse_array_latency_is_popcount_stages_plus_two():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    # neuron 0: weights 0001 -> 2*1 - 3 = -1; neuron 1: weights 1111 -> 2*3 - 3 = 3
-    assert seen == [(dut.latency, [-1, 3])]
+    # neuron 0: weights 0001 -> x = 2*1 - 3 = -1, K = 1; neuron 1: weights 1111 -> x = 2*3 - 3
+    # = 3, K = 4; the array gives x - K
+    assert seen == [(dut.latency, [-2, -1])]
+
+
+def test_weight_counts_make_up_the_synaptic_sum(seed):
+    """x_j = K_j - popcount(s ^ w_j) summed over the bit-planes: the identity the array and
+    the stages' folded parameters rest on (docs/arithmetic.md §2)."""
+    rng = np.random.default_rng(seed)
+    for planes in (1, 3, 5):
+        w = rng.integers(0, 2, size=(7, 11))
+        p = rng.integers(0, 1 << planes, size=11)
+        x = ((2 * w - 1) * p).sum(axis=1)
+        mismatches = sum((1 << b) * (((p >> b) & 1) ^ w).sum(axis=1) for b in range(planes))
+        k = np.array(weight_counts(w, planes))
+        assert (k - mismatches == x).all(), f"seed {seed}, planes {planes}"
+    assert weight_counts(np.array([[1, 0, 1], [0, 0, 0]]), 5) == [62, 0]
 
 
 @pytest.mark.parametrize("kwargs,exc,message", [
