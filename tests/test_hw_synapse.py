@@ -90,8 +90,8 @@ def _reference(ops, simd, pe):
     (1, 1, 1, 1, 2),     # degenerate 1x1
     (13, 4, 3, 1, 3),    # odd sizes, one fold, bit-planes
 ])
-def test_synapse_array_sums_equal_the_xnor_popcount_form_less_the_weight_counts(simd, pe, planes, chunks, stages,
-                                                         seed):
+def test_synapse_array_sums_are_the_xnor_popcount_form_less_the_weight_counts(
+        simd, pe, planes, chunks, stages, seed):
     rng = np.random.default_rng(seed)
     sums = 6
     dut = SynapseArray(simd, pe, inputs=simd * chunks, input_bits=planes,
