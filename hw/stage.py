@@ -412,8 +412,12 @@ class LIFStage(_StageBase):
         # Neuron parameters of the group whose sums come out of the array; the sums wait in a
         # register for the read (timing.params_read_wait: not in a replay without
         # memory_register, which reads the parameters during the replay).
+        # (with the weights' memory style: a parameter ROM in logic is a multiplexer tree of
+        # the biases, which the weight counts folded in make as deep as the address allows)
+        attrs = {} if self._weight_memory == "auto" else {"rom_style": self._weight_memory}
         m.submodules.params = rom = Memory(shape=unsigned(self.rom_layout.size),
-                                           depth=len(self.rom_words), init=self.rom_words)
+                                           depth=len(self.rom_words), init=self.rom_words,
+                                           attrs=attrs)
         rom_rd = rom.read_port(domain="sync")
         m.d.comb += rom_rd.addr.eq(syn.o.payload.tag.channel_group if self._conv
                                    else syn.o.payload.tag.group)

@@ -17,7 +17,7 @@ its weight bit, which it adds to ``D`` and ``K`` alike.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -139,7 +139,6 @@ class SynapseArray(wiring.Component):
         self._inputs, self._input_bits = inputs, input_bits
         self._stages = popcount_stages
         bound = fx.synaptic_bound(inputs, input_bits)
-        self._acc_width = fx.unsigned_width(bound)
         self._sum_width = fx.signed_width(bound)
         self.i_layout = data.StructLayout({
             "spikes": unsigned(simd),
@@ -192,25 +191,22 @@ class SynapseArray(wiring.Component):
         shift = delay(m, op.shift, stages, "shift")
         tag = delay(m, op.tag, stages, "tag")
 
-        # Accumulate the mismatches D_p: first -> d; shift -> 2 * acc + d; else acc + d.
-        acc = [Signal(self._acc_width, name=f"acc{p}") for p in range(pe)]
+        # Accumulate the mismatches negated, -D_p (a subtraction per cycle, so the output
+        # needs no negation of its own): first -> -d; shift -> 2 * acc - d; else acc - d.
+        acc = [Signal(signed(self._sum_width), name=f"acc{p}") for p in range(pe)]
         done = Signal(name="done")
         done_tag = Signal.like(tag, name="done_tag")
         m.d.sync += done.eq(valid & last)
         with m.If(valid):
             m.d.sync += done_tag.eq(tag)
             for reg, cnt in zip(acc, counts, strict=True):
-                with m.If(first):
-                    m.d.sync += reg.eq(cnt)
-                with m.Elif(shift):
-                    m.d.sync += reg.eq((reg << 1) + cnt)
-                with m.Else():
-                    m.d.sync += reg.eq(reg + cnt)
+                base = Mux(first, 0, Mux(shift, reg << 1, reg))
+                m.d.sync += reg.eq(base - cnt)
 
         # x_p - K_p = -D_p, registered.
         m.d.sync += self.o.valid.eq(done)
         with m.If(done):
             m.d.sync += self.o.payload.tag.eq(done_tag)
             for p in range(pe):
-                m.d.sync += self.o.payload.sums[p].eq(-acc[p])
+                m.d.sync += self.o.payload.sums[p].eq(acc[p])
         return m
